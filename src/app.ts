@@ -1,0 +1,69 @@
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { LoadedConfig } from './config/loader.js';
+import type { Logger } from './observability/logger.js';
+import { GateMetrics } from './observability/gate-metrics.js';
+import { readPolicyData, UnavailablePolicy, WasmPolicyEngine, type PolicyEvaluator } from './policy/engine.js';
+import { PolicyError } from './policy/types.js';
+import { buildRegistry } from './tools/registry.js';
+import { MemoryTokenBuckets } from './limits/token-bucket.js';
+import { AuditLog } from './audit/audit-log.js';
+import type { GateDeps } from './gate/deps.js';
+import { buildToolCatalogue } from './server/mcp-server.js';
+
+export interface App {
+  readonly deps: GateDeps;
+  readonly catalogue: readonly Tool[];
+  close(): Promise<void>;
+}
+
+/** Policy data from its file, with the config's filesystem settings folded in (the config wins). */
+export function effectivePolicyData(loaded: LoadedConfig): unknown {
+  const data = readPolicyData(loaded.config.policy.data as string) as Record<string, any>;
+  const blocked = loaded.config.filesystem.blocked_extensions;
+  if (blocked) {
+    data.bulwark ??= {};
+    data.bulwark.filesystem = { ...(data.bulwark.filesystem ?? {}), blocked_extensions: blocked.map((e) => e.toLowerCase()) };
+  }
+  return data;
+}
+
+export async function loadPolicyEngine(loaded: LoadedConfig, logger: Logger): Promise<{ policy: PolicyEvaluator; data: unknown }> {
+  let data: unknown = {};
+  try {
+    data = effectivePolicyData(loaded);
+    const policy = await WasmPolicyEngine.load(loaded.config.policy.wasm as string, data, loaded.config.limits.max_policy_input_bytes);
+    logger.info('policy loaded', { wasm: loaded.config.policy.wasm, revision: policy.revision });
+    return { policy, data };
+  } catch (err) {
+    const pe = err instanceof PolicyError ? err : new PolicyError('policy.load_failed', (err as Error).message);
+    // Stay up so /ready and doctor can say what is wrong, but deny every call (fail closed).
+    logger.error('policy failed to load; every call will be denied with policy_error', { reason: pe.reason, error: pe.message });
+    return { policy: new UnavailablePolicy(pe), data };
+  }
+}
+
+function blockedExtensionsOf(data: unknown): string[] {
+  const list = (data as { bulwark?: { filesystem?: { blocked_extensions?: unknown } } })?.bulwark?.filesystem?.blocked_extensions;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase()) : [];
+}
+
+export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
+  const { config } = loaded;
+  const { policy, data } = await loadPolicyEngine(loaded, logger);
+  const audit = await AuditLog.open({ path: config.audit.path, durability: config.audit.durability, batchMs: config.audit.batch_ms });
+  const deps: GateDeps = {
+    config,
+    logger,
+    policy,
+    tools: buildRegistry(),
+    toolEnv: { config, logger, blockedExtensions: blockedExtensionsOf(data) },
+    buckets: new MemoryTokenBuckets(),
+    audit,
+    metrics: new GateMetrics(),
+  };
+  return {
+    deps,
+    catalogue: buildToolCatalogue(deps),
+    close: () => audit.close(),
+  };
+}

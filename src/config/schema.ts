@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+const principal = z.object({
+  id: z.string().min(1).max(128),
+  roles: z.array(z.string().min(1).max(64)).max(32),
+  tier: z.string().min(1).max(64).default('standard'),
+}).strict();
+
+const hostPort = z.string().regex(/^[A-Za-z0-9.\-:[\]]+$/, 'a host name or address');
+
+const tier = z.object({
+  capacity: z.number().int().positive().max(1_000_000),
+  refill_per_s: z.number().positive().max(1_000_000),
+}).strict();
+
+export const configSchema = z.object({
+  server: z.object({
+    transport: z.enum(['stdio', 'http']).default('stdio'),
+    http: z.object({
+      host: hostPort.default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8765),
+      path: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/mcp'),
+      allowed_origins: z.array(z.string().url()).default([]),
+      allowed_hosts: z.array(hostPort).default([]),
+      max_body_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    }).strict().default({}),
+  }).strict().default({}),
+  principals: z.object({
+    stdio: principal.default({ id: 'local-user', roles: ['developer'], tier: 'local' }),
+    /** HTTP callers until API keys arrive: only loopback addresses are accepted. */
+    loopback: principal.default({ id: 'loopback', roles: ['developer'], tier: 'local' }),
+  }).strict().default({}),
+  auth: z.object({
+    http: z.enum(['loopback-only']).default('loopback-only'),
+  }).strict().default({}),
+  limits: z.object({
+    default_tier: z.string().default('standard'),
+    tiers: z.record(z.string(), tier).default({
+      standard: { capacity: 100, refill_per_s: 100 / 3600 },
+      premium: { capacity: 1000, refill_per_s: 1000 / 3600 },
+      burst: { capacity: 10, refill_per_s: 10 / 60 },
+      local: { capacity: 1000, refill_per_s: 200 },
+    }),
+    max_args_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(256 * 1024),
+    max_policy_input_bytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
+  }).strict().default({}),
+  filesystem: z.object({
+    roots: z.array(z.string().min(1)).default([]),
+    max_file_bytes: z.number().int().positive().default(10 * 1024 * 1024),
+    max_result_bytes: z.number().int().positive().default(1024 * 1024),
+    blocked_extensions: z.array(z.string().regex(/^\.[^/\\]+$/, 'an extension with a leading dot')).optional(),
+    max_entries: z.number().int().positive().max(1_000_000).default(1000),
+    max_depth: z.number().int().min(0).max(64).default(8),
+    search: z.object({
+      max_results: z.number().int().positive().max(100_000).default(200),
+      time_budget_ms: z.number().int().positive().max(600_000).default(5000),
+      max_file_bytes: z.number().int().positive().default(1024 * 1024),
+      max_files: z.number().int().positive().default(10_000),
+    }).strict().default({}),
+  }).strict().default({}),
+  database: z.object({ url: z.string().optional() }).passthrough().optional(),
+  apis: z.record(z.string(), z.unknown()).optional(),
+  javascript: z.object({
+    memory_mb: z.number().int().min(8).max(4096).default(64),
+    timeout_ms: z.number().int().min(10).max(600_000).default(2000),
+  }).strict().default({}),
+  execution: z.object({
+    timeout_ms: z.number().int().min(10).max(600_000).default(10_000),
+  }).strict().default({}),
+  policy: z.object({
+    wasm: z.string().optional(),
+    data: z.string().optional(),
+  }).strict().default({}),
+  audit: z.object({
+    backend: z.enum(['file']).default('file'),
+    path: z.string().default('.bulwark/audit.jsonl'),
+    durability: z.enum(['fsync', 'batch', 'async']).default('fsync'),
+    batch_ms: z.number().int().min(1).max(60_000).default(50),
+  }).strict().default({}),
+  observability: z.object({
+    log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  }).strict().default({}),
+}).strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;

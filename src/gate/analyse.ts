@@ -1,0 +1,29 @@
+import { DenialError, deny, fail, pass, type Verdict } from '../errors/denial.js';
+import type { DenialCode } from '../errors/codes.js';
+import type { ToolFamily } from '../tools/types.js';
+import type { GateDeps } from './deps.js';
+import type { Analysed, Validated } from './types.js';
+
+const FAMILY_REJECTION: Record<ToolFamily, DenialCode> = {
+  filesystem: 'path_rejected',
+  database: 'sql_rejected',
+  api: 'url_rejected',
+  javascript: 'invalid_input',
+};
+
+/**
+ * Raw arguments become facts here, once. An analyser that throws something other than a
+ * DenialError could not decide, so the call is refused with the family's rejection code.
+ */
+export async function analyse(call: Validated, deps: GateDeps): Promise<Verdict<Analysed>> {
+  const tool = deps.tools.get(call.tool);
+  if (!tool) return fail(deny('internal_error', 'Tool vanished after validation.', ['gate.tool_missing']));
+  try {
+    const { facts, pinned } = await tool.analyse(call, deps.toolEnv);
+    return pass({ ...call, facts, pinned });
+  } catch (err) {
+    if (err instanceof DenialError) return fail(err.denial);
+    deps.logger.error('analyser failed', { request_id: call.context.requestId, tool: call.tool, error: (err as Error).message });
+    return fail(deny(FAMILY_REJECTION[tool.family], 'The arguments could not be analysed.', ['analysis.failed']));
+  }
+}

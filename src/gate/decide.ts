@@ -1,0 +1,67 @@
+import { deny, fail, pass, type Verdict } from '../errors/denial.js';
+import { PolicyError, type Decision, type Obligations } from '../policy/types.js';
+import { policyInput } from '../policy/input.js';
+import type { ToolFamily } from '../tools/types.js';
+import type { GateDeps } from './deps.js';
+import type { Analysed, Authorised, Caps } from './types.js';
+
+const minted = new WeakSet<object>();
+
+/** The executor's runtime half of the Authorised brand: only values minted below pass. */
+export function isAuthorised(value: object): boolean {
+  return minted.has(value);
+}
+
+function tighten(configured: number, obligation: number | undefined): number {
+  return obligation === undefined ? configured : Math.min(configured, obligation);
+}
+
+function configuredMaxBytes(family: ToolFamily, deps: GateDeps): number {
+  switch (family) {
+    case 'filesystem':
+      return deps.config.filesystem.max_result_bytes;
+    case 'database':
+    case 'api':
+    case 'javascript':
+      return deps.config.filesystem.max_result_bytes;
+    default: {
+      const never: never = family;
+      throw new Error(`unknown family ${String(never)}`);
+    }
+  }
+}
+
+/** Obligations only tighten the configured caps, never loosen them. */
+export function capsFor(family: ToolFamily, o: Obligations, deps: GateDeps): Caps {
+  return {
+    timeoutMs: tighten(deps.config.execution.timeout_ms, o.timeout_ms),
+    maxBytes: tighten(configuredMaxBytes(family, deps), o.max_bytes),
+    ...(o.max_rows === undefined ? {} : { maxRows: o.max_rows }),
+    memoryMb: tighten(deps.config.javascript.memory_mb, o.memory_mb),
+    redactColumns: o.redact_columns ?? [],
+  };
+}
+
+export interface DecideOutput {
+  readonly verdict: Verdict<Authorised>;
+  readonly decision?: Decision;
+}
+
+export function decide(call: Analysed, deps: GateDeps): DecideOutput {
+  const tool = deps.tools.get(call.tool);
+  if (!tool) return { verdict: fail(deny('internal_error', 'Tool vanished after analysis.', ['gate.tool_missing'])) };
+  let decision: Decision;
+  try {
+    decision = deps.policy.decide(policyInput(call));
+  } catch (err) {
+    const reason = err instanceof PolicyError ? err.reason : 'policy.evaluation_failed';
+    deps.logger.error('policy evaluation failed', { request_id: call.context.requestId, reason, error: (err as Error).message });
+    return { verdict: fail(deny('policy_error', 'The policy could not be evaluated, so the call is denied.', [reason])) };
+  }
+  if (!decision.allow) {
+    return { verdict: fail(deny('policy_denied', `The policy denied ${call.tool}.`, decision.reasons)), decision };
+  }
+  const authorised = { ...call, decision: decision as Decision & { allow: true }, caps: capsFor(tool.family, decision.obligations, deps) } as Authorised;
+  minted.add(authorised);
+  return { verdict: pass(authorised), decision };
+}

@@ -1,0 +1,20 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { PolicyEvaluator } from '../policy/engine.js';
+import type { ToolRegistry } from '../tools/registry.js';
+import type { ToolEnv } from '../tools/types.js';
+import type { MemoryTokenBuckets } from '../limits/token-bucket.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { GateMetrics } from '../observability/gate-metrics.js';
+
+/** Everything the gate needs, built once at boot. */
+export interface GateDeps {
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  readonly policy: PolicyEvaluator;
+  readonly tools: ToolRegistry;
+  readonly toolEnv: ToolEnv;
+  readonly buckets: MemoryTokenBuckets;
+  readonly audit: AuditLog;
+  readonly metrics: GateMetrics;
+}

@@ -1,0 +1,104 @@
+import type { Denial } from '../errors/denial.js';
+import type { Decision, Obligations } from '../policy/types.js';
+
+export type TransportKind = 'stdio' | 'http';
+
+export interface Principal {
+  readonly id: string;
+  readonly roles: readonly string[];
+  readonly auth: 'stdio' | 'loopback' | 'api_key' | 'oauth';
+  readonly tier: string;
+}
+
+export interface CallContext {
+  readonly transport: TransportKind;
+  readonly clientIp?: string | undefined;
+  readonly requestId: string;
+  readonly receivedAt: Date;
+  /** Aborted when the client cancels or disconnects. */
+  readonly signal: AbortSignal;
+  /** Present when the client asked for progress: called at a bounded rate by executors. */
+  readonly progress?: ((progress: number, total?: number, message?: string) => void) | undefined;
+}
+
+/** What a transport hands the gate: nothing about it is trusted yet. */
+export interface RawCall {
+  readonly tool: string;
+  readonly args: unknown;
+  readonly context: CallContext;
+}
+
+export interface Authenticated extends RawCall {
+  readonly principal: Principal;
+}
+
+export interface Validated<A = unknown> extends Authenticated {
+  readonly args: A;
+  readonly argsBytes: number;
+}
+
+/** Facts go to the policy and the audit log. */
+export interface Facts {
+  readonly path?: {
+    readonly canonical: string;
+    readonly root: string;
+    readonly kind: 'file' | 'directory';
+    readonly size: number;
+    readonly nlink: number;
+    readonly extension: string;
+  };
+  readonly sql?: Readonly<Record<string, unknown>>;
+  readonly url?: Readonly<Record<string, unknown>>;
+  readonly code?: Readonly<Record<string, unknown>>;
+}
+
+/** What the analyser pinned for the executor and nobody else: e.g. the inode it checked. */
+export type Pinned = Readonly<Record<string, unknown>>;
+
+export interface Analysed<A = unknown> extends Validated<A> {
+  readonly facts: Facts;
+  readonly pinned: Pinned;
+}
+
+/** The caps in force for one call: configured caps tightened by the policy's obligations. */
+export interface Caps {
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly maxRows?: number;
+  readonly memoryMb?: number;
+  readonly redactColumns: readonly string[];
+}
+
+declare const authorisedBrand: unique symbol;
+
+/**
+ * Only gate/decide.ts can mint this (the brand is a type-level proof and decide.ts also registers
+ * each value in a WeakSet the executor checks), so nothing runs without a decision.
+ */
+export interface Authorised<A = unknown> extends Analysed<A> {
+  readonly decision: Decision & { readonly allow: true };
+  readonly caps: Caps;
+  readonly [authorisedBrand]: true;
+}
+
+export interface ToolResult {
+  /** Short human text for `content`. */
+  readonly text: string;
+  /** Machine-readable result for `structuredContent` (matches the tool's output schema). */
+  readonly structured: Readonly<Record<string, unknown>>;
+}
+
+export type OutcomeStatus = 'ok' | 'denied' | 'error' | 'cancelled';
+
+export interface GateOutcome {
+  readonly requestId: string;
+  readonly tool: string;
+  readonly status: OutcomeStatus;
+  readonly result?: ToolResult;
+  readonly denial?: Denial;
+  /** The decision, when the call got that far. */
+  readonly decision?: Decision;
+  readonly obligations?: Obligations;
+  readonly durationMs: number;
+  readonly auditSeq?: number;
+}

@@ -1,0 +1,275 @@
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type LoadedConfig } from './config/loader.js';
+import { PACKAGE_ROOT } from './config/package-paths.js';
+import { createLogger } from './observability/logger.js';
+import { createApp, loadPolicyEngine } from './app.js';
+import { serveStdio } from './transport/stdio.js';
+import { serveHttp } from './transport/http.js';
+import { auditShow, auditTail, auditVerify } from './cli/audit-commands.js';
+import { findOpa, OPA_VERSION } from './cli/opa.js';
+import { authenticate } from './gate/authenticate.js';
+import { validate } from './gate/validate.js';
+import { analyse } from './gate/analyse.js';
+import { decide } from './gate/decide.js';
+import { buildRegistry } from './tools/registry.js';
+import { MemoryTokenBuckets } from './limits/token-bucket.js';
+import { GateMetrics } from './observability/gate-metrics.js';
+import type { GateDeps } from './gate/deps.js';
+import type { AuditLog } from './audit/audit-log.js';
+
+/** Exit codes (documented in README): 0 ok, 1 check failed, 2 usage or config error, 70 internal. */
+const EXIT = { ok: 0, failed: 1, usage: 2, internal: 70 } as const;
+
+const HELP: Record<string, string> = {
+  main: `bulwark — a security-hardened MCP server
+
+Usage: bulwark <command> [options]
+
+Commands:
+  serve                 Serve MCP over stdio (default) or Streamable HTTP (--http)
+  policy build|test|eval  Build the Rego policy to wasm, run opa test, or ask what the gate would decide
+  audit verify|tail|show  Check the hash chain, print the last records, print one record
+  doctor                Check config, policy and audit log, and say what is wrong
+
+Run \`bulwark <command> --help\` for a command's options.
+Exit codes: 0 success; 1 a check failed (audit damaged, doctor found a problem, policy test failed);
+2 usage or configuration error; 70 internal error.
+`,
+  serve: `Usage: bulwark serve [--config FILE] [--root DIR]... [--http [HOST:]PORT]
+
+  --config FILE   YAML configuration (default: embedded defaults)
+  --root DIR      a filesystem root (repeatable; replaces filesystem.roots)
+  --http [H:]P    serve Streamable HTTP on HOST:PORT (default host 127.0.0.1) instead of stdio
+`,
+  policy: `Usage:
+  bulwark policy build                 opa build the Rego in policies/ to policies/policy.wasm
+  bulwark policy test                  opa test policies/ (with coverage)
+  bulwark policy eval --tool NAME [--args JSON] [--config FILE] [--root DIR]... [--roles a,b] [--principal ID] [--json]
+                                       what would the gate decide for this call? (nothing is executed or recorded)
+`,
+  audit: `Usage:
+  bulwark audit verify [PATH] [--json]   exit 0 when the chain is intact, 1 naming the first bad record
+  bulwark audit tail [PATH] [-n N]       print the last N records (default 10)
+  bulwark audit show SEQ [PATH]          print the record with sequence number SEQ
+PATH defaults to the configured audit log (--config FILE, or .bulwark/audit.jsonl).
+`,
+  doctor: `Usage: bulwark doctor [--config FILE] [--root DIR]... [--json]\n`,
+};
+
+function load(values: { config?: string | undefined; root?: string[] | undefined; http?: string | undefined }): LoadedConfig {
+  return loadConfig({ file: values.config, roots: values.root, http: values.http });
+}
+
+async function cmdServe(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, root: { type: 'string', multiple: true }, http: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
+  if (values.help) return help('serve');
+  const loaded = load(values);
+  const logger = createLogger(loaded.config.observability.log_level);
+  const app = await createApp(loaded, logger);
+  logger.info('configuration loaded', { source: loaded.source, roots: loaded.config.filesystem.roots, audit: loaded.config.audit.path });
+  const shutdown = async (signal: string) => {
+    logger.info('shutting down', { signal });
+    await app.close();
+    process.exit(EXIT.ok);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  if (loaded.config.server.transport === 'http') {
+    const h = await serveHttp(app);
+    logger.info('serving MCP over Streamable HTTP', { url: h.url });
+    // Humans start this with `npm start`: tell them how to connect (on stderr, like every log).
+    process.stderr.write(`\nBulwark is listening on ${h.url}\n` +
+      `  Connect an MCP client (Streamable HTTP) to that URL, e.g.\n` +
+      `    npx @modelcontextprotocol/inspector --transport http --server-url ${h.url}\n` +
+      `  Health: ${h.url.replace(/\/mcp$/, '')}/health   Ready: ${h.url.replace(/\/mcp$/, '')}/ready\n` +
+      `  Roots: ${loaded.config.filesystem.roots.join(', ')}   Audit log: ${loaded.config.audit.path}\n\n`);
+    await new Promise(() => undefined);
+  } else {
+    const { closed } = await serveStdio(app);
+    await closed;
+    await app.close();
+  }
+  return EXIT.ok;
+}
+
+function runOpa(args: string[]): number {
+  const opa = findOpa();
+  if (!opa) {
+    process.stderr.write(`bulwark: opa ${OPA_VERSION} not found; run \`bash scripts/toolchain.sh\`\n`);
+    return EXIT.usage;
+  }
+  const r = spawnSync(opa, args, { stdio: 'inherit', cwd: PACKAGE_ROOT });
+  return r.status === 0 ? EXIT.ok : EXIT.failed;
+}
+
+async function cmdPolicy(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h') return help('policy');
+  if (sub === 'build') {
+    const r = spawnSync('bash', [path.join(PACKAGE_ROOT, 'scripts', 'build-policy.sh')], { stdio: 'inherit', cwd: PACKAGE_ROOT });
+    return r.status === 0 ? EXIT.ok : EXIT.failed;
+  }
+  if (sub === 'test') return runOpa(['test', 'policies/', '-v']);
+  if (sub === 'eval') return policyEval(rest);
+  process.stderr.write(`bulwark policy: unknown subcommand ${sub}\n`);
+  return help('policy', EXIT.usage);
+}
+
+async function policyEval(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      tool: { type: 'string' }, args: { type: 'string' }, config: { type: 'string' }, root: { type: 'string', multiple: true },
+      roles: { type: 'string' }, principal: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help || !values.tool) return help('policy', values.help ? EXIT.ok : EXIT.usage);
+  let args: unknown = {};
+  try {
+    args = values.args ? JSON.parse(values.args) : {};
+  } catch {
+    process.stderr.write('bulwark policy eval: --args is not valid JSON\n');
+    return EXIT.usage;
+  }
+  const loaded = load(values);
+  const logger = createLogger('error');
+  const { policy, data } = await loadPolicyEngine(loaded, logger);
+  const deps: GateDeps = {
+    config: loaded.config, logger, policy, tools: buildRegistry(),
+    toolEnv: { config: loaded.config, logger, blockedExtensions: [] }, buckets: new MemoryTokenBuckets(),
+    audit: undefined as unknown as AuditLog, metrics: new GateMetrics(),
+  };
+  void data;
+  const context = { transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal };
+  const who = authenticate({ tool: values.tool, args, context }, deps);
+  if (!who.ok) return printEval({ denial: who.denial }, values.json);
+  const principal = { ...who.value.principal, ...(values.principal ? { id: values.principal } : {}), ...(values.roles ? { roles: values.roles.split(',').filter(Boolean) } : {}) };
+  const v = validate({ ...who.value, principal }, deps);
+  if (!v.ok) return printEval({ principal, denial: v.denial }, values.json);
+  const a = await analyse(v.value, deps);
+  if (!a.ok) return printEval({ principal, denial: a.denial }, values.json);
+  const d = decide(a.value, deps);
+  return printEval({ principal, facts: a.value.facts, decision: d.decision, policy_revision: policy.revision, ...(d.verdict.ok ? {} : { denial: d.verdict.denial }) }, values.json);
+}
+
+function printEval(out: Record<string, unknown>, json: boolean | undefined): number {
+  const allowed = !out.denial;
+  if (json) process.stdout.write(`${JSON.stringify({ allow: allowed, ...out })}\n`);
+  else process.stdout.write(`${allowed ? 'ALLOW' : 'DENY'}\n${JSON.stringify(out, null, 2)}\n`);
+  return allowed ? EXIT.ok : EXIT.failed;
+}
+
+async function cmdAudit(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h') return help('audit');
+  const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, config: { type: 'string' }, n: { type: 'string', short: 'n' }, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  if (values.help) return help('audit');
+  const defaultPath = () => loadConfig({ file: values.config }).config.audit.path;
+  switch (sub) {
+    case 'verify':
+      return auditVerify(positionals[0] ?? defaultPath(), values.json ?? false);
+    case 'tail':
+      return auditTail(positionals[0] ?? defaultPath(), Number(values.n ?? 10));
+    case 'show': {
+      const seq = Number(positionals[0]);
+      if (!Number.isSafeInteger(seq) || seq < 1) {
+        process.stderr.write('bulwark audit show: SEQ must be a positive integer\n');
+        return EXIT.usage;
+      }
+      return auditShow(positionals[1] ?? defaultPath(), seq);
+    }
+    default:
+      process.stderr.write(`bulwark audit: unknown subcommand ${sub}\n`);
+      return help('audit', EXIT.usage);
+  }
+}
+
+async function cmdDoctor(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, root: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true });
+  if (values.help) return help('doctor');
+  const checks: { check: string; ok: boolean; detail: string }[] = [];
+  let loaded: LoadedConfig | undefined;
+  try {
+    loaded = load(values);
+    checks.push({ check: 'config', ok: true, detail: loaded.source });
+  } catch (err) {
+    checks.push({ check: 'config', ok: false, detail: (err as Error).message });
+  }
+  if (loaded) {
+    const { policy } = await loadPolicyEngine(loaded, createLogger('error'));
+    checks.push({ check: 'policy', ok: policy.ready, detail: policy.ready ? `revision ${policy.revision}` : `${(policy as unknown as { error: Error }).error.message} — rebuild with \`bulwark policy build\`` });
+    const dir = path.dirname(loaded.config.audit.path);
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.accessSync(dir, fs.constants.W_OK);
+      checks.push({ check: 'audit', ok: true, detail: `${loaded.config.audit.path} (${loaded.config.audit.durability})` });
+    } catch (err) {
+      checks.push({ check: 'audit', ok: false, detail: `cannot write ${dir}: ${(err as Error).message}` });
+    }
+    for (const root of loaded.config.filesystem.roots) {
+      try {
+        fs.accessSync(root, fs.constants.R_OK | fs.constants.X_OK);
+        checks.push({ check: 'root', ok: true, detail: root });
+      } catch (err) {
+        checks.push({ check: 'root', ok: false, detail: `${root}: ${(err as Error).message}` });
+      }
+    }
+  }
+  const ok = checks.every((c) => c.ok);
+  if (values.json) process.stdout.write(`${JSON.stringify({ ok, checks })}\n`);
+  else for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.check.padEnd(7)} ${c.detail}\n`);
+  return ok ? EXIT.ok : EXIT.failed;
+}
+
+function help(topic: string, code: number = EXIT.ok): number {
+  (code === EXIT.ok ? process.stdout : process.stderr).write(HELP[topic] ?? HELP.main!);
+  return code;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve':
+      return cmdServe(rest);
+    case 'policy':
+      return cmdPolicy(rest);
+    case 'audit':
+      return cmdAudit(rest);
+    case 'doctor':
+      return cmdDoctor(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      return help('main', cmd === undefined ? EXIT.usage : EXIT.ok);
+    case '--version':
+      process.stdout.write('0.1.0\n');
+      return EXIT.ok;
+    default:
+      process.stderr.write(`bulwark: unknown command ${cmd}\n`);
+      return help('main', EXIT.usage);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`bulwark: ${err.message}\n`);
+      process.exit(EXIT.usage);
+    }
+    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`bulwark: ${err.message}\n`);
+      process.exit(EXIT.usage);
+    }
+    process.stderr.write(`bulwark: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(EXIT.internal);
+  },
+);

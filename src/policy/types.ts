@@ -1,0 +1,22 @@
+export interface Obligations {
+  readonly max_bytes?: number;
+  readonly timeout_ms?: number;
+  readonly max_rows?: number;
+  readonly memory_mb?: number;
+  readonly redact_columns?: readonly string[];
+}
+
+export interface Decision {
+  readonly allow: boolean;
+  readonly reasons: readonly string[];
+  readonly obligations: Obligations;
+}
+
+export class PolicyError extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = 'PolicyError';
+    this.reason = reason;
+  }
+}

@@ -1,0 +1,99 @@
+import crypto from 'node:crypto';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { zodToJsonSchema } from 'zod-to-json-schema';
+import type { GateDeps } from '../gate/deps.js';
+import type { CallContext, GateOutcome, TransportKind } from '../gate/types.js';
+import { runGate } from '../gate/run.js';
+import { authenticate } from '../gate/authenticate.js';
+import { UNKNOWN_TOOL_REASON } from '../gate/validate.js';
+import { visibleToolsInput } from '../policy/input.js';
+import { withDenialBranch } from './output-schema.js';
+
+export const SERVER_NAME = 'bulwark';
+export const SERVER_VERSION = '0.1.0';
+
+export interface ConnectionInfo {
+  readonly transport: TransportKind;
+  readonly clientIp?: string | undefined;
+}
+
+/** Tool listings are data: computed once at boot from the registry. */
+export function buildToolCatalogue(deps: GateDeps): Tool[] {
+  return [...deps.tools.values()].map((t) => ({
+    name: t.name,
+    title: t.annotations.title,
+    description: t.description,
+    inputSchema: zodToJsonSchema(t.input, { target: 'jsonSchema7', $refStrategy: 'none' }) as Tool['inputSchema'],
+    outputSchema: withDenialBranch(t.outputSchema) as Tool['outputSchema'],
+    annotations: { ...t.annotations },
+  }));
+}
+
+export function outcomeToResult(outcome: GateOutcome): CallToolResult {
+  if (outcome.result && !outcome.denial) {
+    return { content: [{ type: 'text', text: outcome.result.text }], structuredContent: { ...outcome.result.structured } };
+  }
+  const d = outcome.denial;
+  if (!d) throw new Error('gate outcome without result or denial');
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `${d.code}: ${d.message}${d.reasons.length ? ` (${d.reasons.join(', ')})` : ''}` }],
+    structuredContent: { error: { code: d.code, message: d.message, reasons: [...d.reasons], request_id: outcome.requestId, ...(d.detail ?? {}) } },
+  };
+}
+
+/**
+ * The low-level SDK Server with our own handlers: the high-level McpServer would validate input
+ * before authentication and rate limiting, and would turn every thrown error into a tool result.
+ */
+export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue: readonly Tool[]): Server {
+  const server = new Server(
+    { name: SERVER_NAME, version: SERVER_VERSION },
+    { capabilities: { tools: { listChanged: false } }, instructions: 'Bulwark gates every tool call: denials come back as tool results with isError and structuredContent.error.code.' },
+  );
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    const ctx = contextFor(conn, new AbortController().signal);
+    const who = authenticate({ tool: '', args: {}, context: ctx }, deps);
+    if (!who.ok) return { tools: [] };
+    try {
+      const visible = new Set(deps.policy.visibleTools(visibleToolsInput(who.value.principal, catalogue.map((t) => t.name))));
+      return { tools: catalogue.filter((t) => visible.has(t.name)) };
+    } catch (err) {
+      // Listing fails closed too: show nothing rather than everything.
+      deps.logger.error('visible_tools evaluation failed', { error: (err as Error).message });
+      return { tools: [] };
+    }
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const progressToken = request.params._meta?.progressToken;
+    const ctx = contextFor(conn, extra.signal, progressToken === undefined ? undefined : progressSender(extra.sendNotification, progressToken));
+    const outcome = await runGate({ tool: request.params.name, args: request.params.arguments, context: ctx }, deps);
+    if (outcome.denial?.reasons.includes(UNKNOWN_TOOL_REASON)) {
+      // The spec makes an unknown tool a protocol error, not a tool result (it is still audited).
+      throw new McpError(ErrorCode.InvalidParams, outcome.denial.message);
+    }
+    return outcomeToResult(outcome);
+  });
+
+  return server;
+}
+
+function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallContext['progress']): CallContext {
+  return { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress };
+}
+
+type SendNotification = Parameters<Parameters<Server['setRequestHandler']>[1]>[1]['sendNotification'];
+
+/** Progress at most every 100 ms: a long search must not flood the client. */
+function progressSender(send: SendNotification, token: string | number): CallContext['progress'] {
+  let last = 0;
+  return (progress, total, message) => {
+    const now = Date.now();
+    if (now - last < 100) return;
+    last = now;
+    void send({ method: 'notifications/progress', params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) } }).catch(() => undefined);
+  };
+}

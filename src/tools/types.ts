@@ -1,0 +1,45 @@
+import type { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { Authorised, Facts, Pinned, ToolResult, Validated } from '../gate/types.js';
+
+export type ToolFamily = 'filesystem' | 'database' | 'api' | 'javascript';
+
+export interface ToolAnnotations {
+  readonly title: string;
+  readonly readOnlyHint: boolean;
+  readonly destructiveHint: boolean;
+  readonly idempotentHint: boolean;
+  readonly openWorldHint: boolean;
+}
+
+export interface ToolEnv {
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  /** Lower-case extensions with a dot, from the policy data and the config: search skips them. */
+  readonly blockedExtensions: readonly string[];
+}
+
+export interface AnalysisResult {
+  readonly facts: Facts;
+  readonly pinned: Pinned;
+}
+
+/**
+ * A tool is data plus two functions. The gate owns the order; a tool supplies its schema, its
+ * analyser (raw arguments to facts, throwing DenialError to refuse) and its executor, which only
+ * accepts an Authorised call.
+ */
+export interface ToolDefinition<A = any> {
+  readonly name: string;
+  readonly family: ToolFamily;
+  readonly description: string;
+  readonly annotations: ToolAnnotations;
+  readonly input: z.ZodType<A, z.ZodTypeDef, unknown>;
+  /** JSON Schema for outputs (`structuredContent`). */
+  readonly outputSchema: Readonly<Record<string, unknown>>;
+  analyse(call: Validated<A>, env: ToolEnv): Promise<AnalysisResult>;
+  execute(call: Authorised<A>, env: ToolEnv): Promise<ToolResult>;
+  /** Arguments as the audit log keeps them (defaults to all of them): strip what must not be stored. */
+  auditArgs?(args: A): Record<string, unknown>;
+}
