@@ -13,7 +13,7 @@ function argsBytes(args: unknown): number {
 export function validate(call: Authenticated, deps: GateDeps): Verdict<Validated> {
   const tool = deps.tools.get(call.tool);
   if (!tool) return fail(deny('invalid_input', `Unknown tool: ${JSON.stringify(call.tool).slice(0, 80)}`, [UNKNOWN_TOOL_REASON]));
-  const raw = call.args ?? {};
+  const raw = call.args === undefined ? {} : call.args;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     return fail(deny('invalid_input', 'Tool arguments must be a JSON object.', ['input.not_object']));
   }

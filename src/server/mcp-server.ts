@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import { z } from 'zod';
+import { ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import type { GateDeps } from '../gate/deps.js';
 import type { CallContext, GateOutcome, TransportKind } from '../gate/types.js';
@@ -67,10 +69,16 @@ export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue:
     }
   });
 
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const progressToken = request.params._meta?.progressToken;
+  // Registered on Protocol, past Server's own tools/call wrapper: that wrapper rejects malformed
+  // params before our code runs, so the call would leave no audit record. Here every tools/call
+  // reaches the gate, whose validate stage refuses it with a typed denial and records it.
+  Protocol.prototype.setRequestHandler.call(server, LenientCallToolRequest, async (request: z.infer<typeof LenientCallToolRequest>, extra: RequestExtra) => {
+    const params = (request.params !== null && typeof request.params === 'object' && !Array.isArray(request.params) ? request.params : {}) as Record<string, unknown>;
+    const meta = params._meta as { progressToken?: unknown } | undefined;
+    const progressToken = typeof meta?.progressToken === 'string' || typeof meta?.progressToken === 'number' ? meta.progressToken : undefined;
     const ctx = contextFor(conn, extra.signal, progressToken === undefined ? undefined : progressSender(extra.sendNotification, progressToken));
-    const outcome = await runGate({ tool: request.params.name, args: request.params.arguments, context: ctx }, deps);
+    const name = typeof params.name === 'string' ? params.name : JSON.stringify(params.name ?? null);
+    const outcome = await runGate({ tool: name, args: params.arguments, context: ctx }, deps);
     if (outcome.denial?.reasons.includes(UNKNOWN_TOOL_REASON)) {
       // The spec makes an unknown tool a protocol error, not a tool result (it is still audited).
       throw new McpError(ErrorCode.InvalidParams, outcome.denial.message);
@@ -85,7 +93,10 @@ function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallCo
   return { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress };
 }
 
-type SendNotification = Parameters<Parameters<Server['setRequestHandler']>[1]>[1]['sendNotification'];
+type RequestExtra = Parameters<Parameters<Server['setRequestHandler']>[1]>[1];
+type SendNotification = RequestExtra['sendNotification'];
+
+const LenientCallToolRequest = z.object({ method: z.literal('tools/call'), params: z.unknown() }).passthrough();
 
 /** Progress at most every 100 ms: a long search must not flood the client. */
 function progressSender(send: SendNotification, token: string | number): CallContext['progress'] {

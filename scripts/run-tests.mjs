@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// `npm test`: the policy suite (opa), then every tap test file, then one closing line
+// `N passed, M failed` that CI reads. tap's own closing line is not in a form CI reads.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+
+function run(cmd, argv, opts = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], ...opts });
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      process.stdout.write(c);
+    });
+    child.on('close', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+let passed = 0;
+let failed = 0;
+
+if (!args.length || args.includes('--policy')) {
+  const r = await run('bash', ['scripts/test-policy.sh']);
+  const m = /opa-tests: (\d+) passed, (\d+) failed/.exec(r.out);
+  if (m) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  if (r.code !== 0 && (!m || Number(m[2]) === 0)) failed += 1;
+}
+
+function testFiles(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? testFiles(path.join(dir, e.name)) : e.name.endsWith('.test.js') ? [path.join(dir, e.name)] : []);
+}
+
+const explicit = args.filter((a) => !a.startsWith('--'));
+const files = explicit.length ? explicit : testFiles(path.join(root, 'dist', 'test')).map((f) => path.relative(root, f)).sort();
+if (!args.includes('--policy') || explicit.length) {
+  if (!files.length) {
+    console.error('no compiled tests under dist/test: run `npm run build` first');
+    failed += 1;
+  } else {
+    // Coverage is off on purpose: tap's TS coverage needs its loader; we test the emitted JS.
+    const r = await run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--timeout=300', '--reporter=tap', ...files]);
+    const summary = [...r.out.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].pop();
+    if (summary) {
+      const total = Number(summary[1]);
+      const pass = Number(summary[2] ?? 0);
+      passed += pass;
+      failed += total - pass;
+    } else {
+      failed += 1;
+    }
+    if (r.code !== 0 && (!summary || Number(summary[1]) === Number(summary[2] ?? 0))) failed += 1;
+  }
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
