@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: the policy suite (opa), then every tap test file, then one closing line
 // `N passed, M failed` that CI reads. tap's own closing line is not in a form CI reads.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,26 @@ function run(cmd, argv, opts = {}) {
 
 let passed = 0;
 let failed = 0;
+
+// Real services for the tests that claim to test them: a throwaway PostgreSQL and Redis on
+// loopback, started here and stopped at the end (only what we started).
+const servicesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-services-'));
+const started = await run('bash', ['scripts/services.sh', 'start', servicesDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+const serviceEnv = {};
+if (started.code === 0) {
+  for (const line of fs.readFileSync(path.join(servicesDir, 'env'), 'utf8').split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) serviceEnv[m[1]] = m[2];
+  }
+} else {
+  console.error('could not start PostgreSQL/Redis for the tests (see above)');
+  failed += 1;
+}
+const stopServices = () => spawnSync('bash', ['scripts/services.sh', 'stop', servicesDir], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+process.on('exit', () => {
+  stopServices();
+  fs.rmSync(servicesDir, { recursive: true, force: true });
+});
 
 if (!args.length || args.includes('--policy')) {
   const r = await run('bash', ['scripts/test-policy.sh']);
@@ -48,7 +69,7 @@ if (!args.includes('--policy') || explicit.length) {
     failed += 1;
   } else {
     // Coverage is off on purpose: tap's TS coverage needs its loader; we test the emitted JS.
-    const r = await run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--timeout=300', '--reporter=tap', ...files]);
+    const r = await run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--timeout=300', '--reporter=tap', ...files], { env: { ...process.env, ...serviceEnv, BULWARK_TEST_SERVICES: started.code === 0 ? '1' : '0' } });
     const summary = [...r.out.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].pop();
     if (summary) {
       const total = Number(summary[1]);

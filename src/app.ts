@@ -8,6 +8,7 @@ import { buildRegistry } from './tools/registry.js';
 import { MemoryTokenBuckets } from './limits/token-bucket.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { GateDeps } from './gate/deps.js';
+import type { ToolEnv } from './tools/types.js';
 import { buildToolCatalogue } from './server/mcp-server.js';
 
 export interface App {
@@ -42,9 +43,15 @@ export async function loadPolicyEngine(loaded: LoadedConfig, logger: Logger): Pr
   }
 }
 
-function blockedExtensionsOf(data: unknown): string[] {
-  const list = (data as { bulwark?: { filesystem?: { blocked_extensions?: unknown } } })?.bulwark?.filesystem?.blocked_extensions;
+function stringListOf(data: unknown, key: 'blocked_extensions' | 'blocked_names'): string[] {
+  const list = (data as { bulwark?: { filesystem?: Record<string, unknown> } })?.bulwark?.filesystem?.[key];
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase()) : [];
+}
+
+/** The policy's data also tells executors what to skip inside an allowed directory. */
+export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown): ToolEnv {
+  const ext = stringListOf(data, 'blocked_extensions').map((e) => (e.startsWith('.') ? e : `.${e}`));
+  return { config: loaded.config, logger, blockedExtensions: ext, blockedNames: stringListOf(data, 'blocked_names') };
 }
 
 export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
@@ -56,7 +63,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     logger,
     policy,
     tools: buildRegistry(),
-    toolEnv: { config, logger, blockedExtensions: blockedExtensionsOf(data) },
+    toolEnv: toolEnvFor(loaded, logger, data),
     buckets: new MemoryTokenBuckets(),
     audit,
     metrics: new GateMetrics(),

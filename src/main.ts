@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/loader.js';
 import { PACKAGE_ROOT } from './config/package-paths.js';
 import { createLogger } from './observability/logger.js';
-import { createApp, loadPolicyEngine } from './app.js';
+import { createApp, loadPolicyEngine, toolEnvFor } from './app.js';
 import { serveStdio } from './transport/stdio.js';
 import { serveHttp } from './transport/http.js';
 import { auditShow, auditTail, auditVerify } from './cli/audit-commands.js';
@@ -141,10 +141,9 @@ async function policyEval(argv: string[]): Promise<number> {
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   const deps: GateDeps = {
     config: loaded.config, logger, policy, tools: buildRegistry(),
-    toolEnv: { config: loaded.config, logger, blockedExtensions: [] }, buckets: new MemoryTokenBuckets(),
+    toolEnv: toolEnvFor(loaded, logger, data), buckets: new MemoryTokenBuckets(),
     audit: undefined as unknown as AuditLog, metrics: new GateMetrics(),
   };
-  void data;
   const context = { transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal };
   const who = authenticate({ tool: values.tool, args, context }, deps);
   if (!who.ok) return printEval({ denial: who.denial }, values.json);

@@ -23,6 +23,7 @@ export interface SearchRequest {
   readonly maxBytes: number;
   readonly deadline: number;
   readonly blockedExtensions: ReadonlySet<string>;
+  readonly blockedNames?: ReadonlySet<string>;
   readonly onProgress?: ((filesScanned: number) => void) | undefined;
 }
 
@@ -37,7 +38,7 @@ export interface SearchResult {
   readonly path: string;
   readonly matches: SearchMatch[];
   readonly files_scanned: number;
-  readonly skipped: { binary: number; too_large: number; hardlinked: number; blocked_extension: number; changed: number };
+  readonly skipped: { binary: number; too_large: number; hardlinked: number; blocked_extension: number; blocked_name: number; changed: number };
   readonly truncated: boolean;
   readonly truncated_reason?: 'max_results' | 'time_budget' | 'max_files' | 'max_bytes';
 }
@@ -75,10 +76,11 @@ export function compileMatcher(query: string, regex: boolean, caseSensitive: boo
 
 export function searchPinned(req: SearchRequest): SearchResult {
   const matcher = compileMatcher(req.query, req.regex, req.caseSensitive);
+  const blockedNames = req.blockedNames ?? new Set<string>();
   const { fd } = openPinned(req.pin);
   const glob = req.pattern ? picomatch(req.pattern, { dot: req.includeHidden }) : undefined;
   const matches: SearchMatch[] = [];
-  const skipped = { binary: 0, too_large: 0, hardlinked: 0, blocked_extension: 0, changed: 0 };
+  const skipped = { binary: 0, too_large: 0, hardlinked: 0, blocked_extension: 0, blocked_name: 0, changed: 0 };
   let filesScanned = 0;
   let bytesOut = 0;
   let truncatedReason: SearchResult['truncated_reason'];
@@ -86,12 +88,17 @@ export function searchPinned(req: SearchRequest): SearchResult {
     walk(fd, {
       maxDepth: req.maxDepth,
       includeHidden: req.includeHidden,
+      descend: (e) => !blockedNames.has(e.name.toLowerCase()),
       visit: (e) => {
         if (Date.now() > req.deadline) {
           truncatedReason = 'time_budget';
           return false;
         }
         if (e.kind !== 'file') return true;
+        if (blockedNames.has(e.name.toLowerCase())) {
+          skipped.blocked_name++;
+          return true;
+        }
         if (glob && !glob(e.rel)) return true;
         if (req.blockedExtensions.has(path.extname(e.name).toLowerCase())) {
           skipped.blocked_extension++;

@@ -18,6 +18,8 @@ export interface WalkOptions {
   readonly includeHidden: boolean;
   /** Return false to stop the whole walk (a cap or a deadline was reached). */
   readonly visit: (entry: WalkEntry) => boolean;
+  /** Return false to keep the walk out of a directory (it was still visited). */
+  readonly descend?: (entry: WalkEntry) => boolean;
 }
 
 function kindOf(st: fs.Stats): EntryKind {
@@ -44,7 +46,7 @@ export function walk(dirFd: number, opts: WalkOptions, depth = 1, prefix = ''): 
     }
     const entry: WalkEntry = { rel: prefix ? `${prefix}/${name}` : name, name, kind: kindOf(stat), stat, dirFd };
     if (!opts.visit(entry)) return false;
-    if (entry.kind === 'directory' && depth < opts.maxDepth) {
+    if (entry.kind === 'directory' && depth < opts.maxDepth && (opts.descend?.(entry) ?? true)) {
       let child: number;
       try {
         child = openChild(dirFd, name, true);

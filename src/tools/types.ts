@@ -18,6 +18,8 @@ export interface ToolEnv {
   readonly logger: Logger;
   /** Lower-case extensions with a dot, from the policy data and the config: search skips them. */
   readonly blockedExtensions: readonly string[];
+  /** Lower-case names (any path segment) the policy blocks, e.g. `.ssh`, `id_rsa`: search skips them. */
+  readonly blockedNames: readonly string[];
 }
 
 export interface AnalysisResult {

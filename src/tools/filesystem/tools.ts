@@ -169,6 +169,7 @@ export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>> = {
       maxBytes: call.caps.maxBytes,
       deadline: Date.now() + Math.min(s.time_budget_ms, call.caps.timeoutMs),
       blockedExtensions: new Set(env.blockedExtensions),
+      blockedNames: new Set(env.blockedNames),
     });
     const lines = r.matches.map((m) => `${m.path}:${m.line}:${m.column}: ${m.text}`);
     if (r.truncated) lines.push(`… truncated (${r.truncated_reason})`);
