@@ -36,11 +36,15 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
   let result: ToolResult | undefined;
   let denial: Denial | undefined;
 
+  const stageMs: Partial<Record<StageName, number>> = {};
   const guard = async <T>(stage: StageName, fn: () => Verdict<T> | Promise<Verdict<T>>): Promise<T | undefined> => {
     let v: Verdict<T>;
+    const t0 = performance.now();
     try {
       v = await fn();
+      stageMs[stage] = performance.now() - t0;
     } catch (err) {
+      stageMs[stage] = performance.now() - t0;
       deps.metrics.count(stage, 'error');
       deps.logger.error('gate stage threw', { stage, request_id: raw.context.requestId, error: (err as Error).message });
       denial = deny('internal_error', 'An internal error stopped the call; it was denied.', [`gate.${stage}_failed`]);
@@ -88,8 +92,10 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     durationMs,
   };
   let auditSeq: number | undefined;
+  const recordStart = performance.now();
   try {
     auditSeq = (await appendRecord(record, deps)).seq;
+    stageMs.record = performance.now() - recordStart;
     deps.metrics.count('record', 'pass');
   } catch (err) {
     deps.metrics.count('record', 'error');
@@ -105,7 +111,8 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     ...(result ? { result } : {}),
     ...(denial ? { denial } : {}),
     ...(decision ? { decision, obligations: decision.obligations } : {}),
-    durationMs,
+    durationMs: performance.now() - started,
+    stageMs,
     ...(auditSeq === undefined ? {} : { auditSeq }),
   };
 }

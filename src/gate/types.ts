@@ -100,5 +100,7 @@ export interface GateOutcome {
   readonly decision?: Decision;
   readonly obligations?: Obligations;
   readonly durationMs: number;
+  /** Milliseconds spent in each stage that ran (for benchmarks and slow-call logs). */
+  readonly stageMs: Readonly<Partial<Record<'authenticate' | 'rate_limit' | 'validate' | 'analyse' | 'decide' | 'execute' | 'record', number>>>;
   readonly auditSeq?: number;
 }

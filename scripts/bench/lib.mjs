@@ -1,0 +1,34 @@
+// Shared helpers for the benchmarks: percentiles in the unit asked for, and a temp workspace.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const dist = (p) => path.join(ROOT, 'dist', p);
+
+export function summarise(samplesMs, unit = 'ms') {
+  const s = [...samplesMs].sort((a, b) => a - b);
+  const k = unit === 'us' ? 1000 : 1;
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))] * k;
+  const round = (x) => Math.round(x * 1000) / 1000;
+  return { n: s.length, unit, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), max: round(s[s.length - 1] * k), mean: round((s.reduce((a, b) => a + b, 0) / s.length) * k) };
+}
+
+/** A workspace with one small file and a config for it; durability is the caller's. */
+export function workspace(durability) {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-')));
+  const root = path.join(dir, 'data');
+  fs.mkdirSync(root);
+  // 94 bytes, like the reference measurement in FACTS.md.
+  fs.writeFileSync(path.join(root, 'small.txt'), 'x'.repeat(93) + '\n');
+  const config = path.join(dir, 'bulwark.yaml');
+  fs.writeFileSync(config, stringify({
+    filesystem: { roots: [root] },
+    audit: { path: path.join(dir, 'audit.jsonl'), durability },
+    limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+    observability: { log_level: 'error' },
+  }));
+  return { dir, root, config, file: path.join(root, 'small.txt'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// `npm run bench`: one JSON document on stdout. BENCH_QUICK=1 shrinks every loop for a smoke run.
+import os from 'node:os';
+import { benchGate } from './gate.mjs';
+import { benchPolicy } from './policy.mjs';
+import { benchStdioRead } from './stdio-read.mjs';
+
+const quick = process.env.BENCH_QUICK === '1';
+const out = {
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, quick },
+  budgets: {
+    gate_overhead_ms: { p50: 0.3, p99: 1.5 },
+    policy_decide_us: { p50: 20, p99: 100 },
+    read_file_stdio_median_ratio: 1.5,
+  },
+};
+out.policy = await benchPolicy(quick ? { samples: 2000, soak: 20000 } : {});
+out.gate = [];
+for (const durability of ['batch', 'fsync', 'async']) out.gate.push(await benchGate({ durability, calls: quick ? 500 : 5000 }));
+out.stdio_read_file = await benchStdioRead({ rounds: quick ? 200 : 2000 });
+process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
