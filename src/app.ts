@@ -6,7 +6,9 @@ import { readPolicyData, UnavailablePolicy, WasmPolicyEngine, type PolicyEvaluat
 import { PolicyError } from './policy/types.js';
 import { buildRegistry } from './tools/registry.js';
 import { MemoryTokenBuckets } from './limits/token-bucket.js';
+import path from 'node:path';
 import { AuditLog } from './audit/audit-log.js';
+import { auditOptionsFromConfig } from './audit/config.js';
 import type { GateDeps } from './gate/deps.js';
 import type { ToolEnv } from './tools/types.js';
 import { buildToolCatalogue } from './server/mcp-server.js';
@@ -57,7 +59,8 @@ export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown):
 export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
   const { config } = loaded;
   const { policy, data } = await loadPolicyEngine(loaded, logger);
-  const audit = await AuditLog.open({ path: config.audit.path, durability: config.audit.durability, batchMs: config.audit.batch_ms });
+  const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
+  const audit = await AuditLog.open(auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)));
   const deps: GateDeps = {
     config,
     logger,

@@ -9,7 +9,7 @@ import { createLogger } from './observability/logger.js';
 import { createApp, loadPolicyEngine, toolEnvFor } from './app.js';
 import { serveStdio } from './transport/stdio.js';
 import { serveHttp } from './transport/http.js';
-import { auditShow, auditTail, auditVerify } from './cli/audit-commands.js';
+import { AUDIT_HELP, runAuditCli } from './cli/audit-commands.js';
 import { findOpa, OPA_VERSION } from './cli/opa.js';
 import { authenticate } from './gate/authenticate.js';
 import { validate } from './gate/validate.js';
@@ -32,7 +32,8 @@ Usage: bulwark <command> [options]
 Commands:
   serve                 Serve MCP over stdio (default) or Streamable HTTP (--http)
   policy build|test|eval  Build the Rego policy to wasm, run opa test, or ask what the gate would decide
-  audit verify|tail|show  Check the hash chain, print the last records, print one record
+  audit verify|tail|show|export|prove|keygen
+                        Check the log (chain, checkpoints), read it, prove inclusion, make keys
   doctor                Check config, policy and audit log, and say what is wrong
 
 Run \`bulwark <command> --help\` for a command's options.
@@ -51,12 +52,7 @@ Exit codes: 0 success; 1 a check failed (audit damaged, doctor found a problem, 
   bulwark policy eval --tool NAME [--args JSON] [--config FILE] [--root DIR]... [--roles a,b] [--principal ID] [--json]
                                        what would the gate decide for this call? (nothing is executed or recorded)
 `,
-  audit: `Usage:
-  bulwark audit verify [PATH] [--json]   exit 0 when the chain is intact, 1 naming the first bad record
-  bulwark audit tail [PATH] [-n N]       print the last N records (default 10)
-  bulwark audit show SEQ [PATH]          print the record with sequence number SEQ
-PATH defaults to the configured audit log (--config FILE, or .bulwark/audit.jsonl).
-`,
+  audit: AUDIT_HELP,
   doctor: `Usage: bulwark doctor [--config FILE] [--root DIR]... [--json]\n`,
 };
 
@@ -164,28 +160,8 @@ function printEval(out: Record<string, unknown>, json: boolean | undefined): num
 }
 
 async function cmdAudit(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h') return help('audit');
-  const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, config: { type: 'string' }, n: { type: 'string', short: 'n' }, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
-  if (values.help) return help('audit');
-  const defaultPath = () => loadConfig({ file: values.config }).config.audit.path;
-  switch (sub) {
-    case 'verify':
-      return auditVerify(positionals[0] ?? defaultPath(), values.json ?? false);
-    case 'tail':
-      return auditTail(positionals[0] ?? defaultPath(), Number(values.n ?? 10));
-    case 'show': {
-      const seq = Number(positionals[0]);
-      if (!Number.isSafeInteger(seq) || seq < 1) {
-        process.stderr.write('bulwark audit show: SEQ must be a positive integer\n');
-        return EXIT.usage;
-      }
-      return auditShow(positionals[1] ?? defaultPath(), seq);
-    }
-    default:
-      process.stderr.write(`bulwark audit: unknown subcommand ${sub}\n`);
-      return help('audit', EXIT.usage);
-  }
+  // Verbs, options and help live in src/cli/audit-commands.ts; the config gives the defaults.
+  return runAuditCli(argv, (file) => ({ config: loadConfig({ file }).config, baseDir: file ? path.dirname(path.resolve(file)) : process.cwd() }));
 }
 
 async function cmdDoctor(argv: string[]): Promise<number> {

@@ -66,8 +66,10 @@ t.test('the chain: seq from 1, prev links, hash over the stored bytes, resumes a
 const TAMPERS: [string, (ls: string[]) => string, string, number][] = [
   ['a byte changed', (ls) => { ls[4] = ls[4]!.replace('"read_file"', '"read_filf"'); return ls.join('\n') + '\n'; }, 'modified', 5],
   ['a record deleted', (ls) => { ls.splice(6, 1); return ls.join('\n') + '\n'; }, 'deleted', 7],
-  ['two records swapped', (ls) => { [ls[2], ls[3]] = [ls[3]!, ls[2]!]; return ls.join('\n') + '\n'; }, 'deleted', 3],
-  ['a record duplicated', (ls) => { ls.splice(5, 0, ls[4]!); return ls.join('\n') + '\n'; }, 'reordered', 6],
+  // A swap is named as such (seq 4 arrives before seq 3, and seq 3 follows), not as a deletion.
+  ['two records swapped', (ls) => { [ls[2], ls[3]] = [ls[3]!, ls[2]!]; return ls.join('\n') + '\n'; }, 'reordered', 3],
+  // A copy of record 5 placed after it is an inserted record (identical hash), not a reordering.
+  ['a record duplicated', (ls) => { ls.splice(5, 0, ls[4]!); return ls.join('\n') + '\n'; }, 'inserted', 6],
   ['the last record torn', (ls) => ls.join('\n').slice(0, -20), 'truncated', 10],
   ['garbage inserted', (ls) => { ls.splice(3, 0, '{"hello":"world"}'); return ls.join('\n') + '\n'; }, 'malformed', 4],
   ['a record re-hashed after an edit', (ls) => {
@@ -78,7 +80,8 @@ const TAMPERS: [string, (ls: string[]) => string, string, number][] = [
     const body = canonicalJson(rec);
     ls[4] = `${body.slice(0, -1)},"hash":"${chainHash(rec.prev, body)}"}`;
     return ls.join('\n') + '\n';
-  }, 'inserted', 6],
+    // The bad record is the edited one (line 5), found because line 6 still chains from the original.
+  }, 'modified', 5],
 ];
 
 for (const [label, tamper, kind, line] of TAMPERS) {
@@ -98,13 +101,30 @@ for (const [label, tamper, kind, line] of TAMPERS) {
   });
 }
 
-t.test('the server refuses to chain over a torn log', async (t) => {
+t.test('a torn last record is set aside at start-up and the chain resumes from the last intact one', async (t) => {
   const sb = makeSandbox();
   t.teardown(sb.cleanup);
   const file = path.join(sb.dir, 'torn.jsonl');
   await writeLog(file, 3);
   fs.appendFileSync(file, '{"partial":');
-  await t.rejects(AuditLog.open({ path: file, durability: 'fsync', batchMs: 10 }), AuditUnavailableError);
+  const warnings: string[] = [];
+  const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 10, onWarning: (m) => warnings.push(m) });
+  const a = await log.append({ request_id: 'after', tool: 'read_file' });
+  await log.close();
+  t.equal(a.seq, 5, 'seq 4 is the recovery record, the next call gets 5');
+  t.match(warnings.join('\n'), /torn/, 'recovery is reported');
+  const ls = lines(file);
+  t.equal(ls.length, 5);
+  const rec = JSON.parse(unsealLine(ls[3]!)!.body);
+  t.equal(rec.event, 'audit.recovery');
+  t.equal(rec.recovery.action, 'set_aside');
+  t.equal(rec.recovery.bytes, '{"partial":'.length);
+  const aside = fs.readdirSync(sb.dir).filter((f) => f.startsWith('torn.jsonl.torn-'));
+  t.equal(aside.length, 1, 'the torn bytes are kept beside the log');
+  t.equal(fs.readFileSync(path.join(sb.dir, aside[0]!), 'utf8'), '{"partial":', 'byte for byte');
+  t.equal(rec.recovery.set_aside, aside[0]);
+  t.equal((await verifyFile(file)).ok, true, 'nothing chained over the torn bytes');
+  t.ok(AuditUnavailableError, 'still exported');
 });
 
 t.test('a failed audit write withholds the result (disk full)', async (t) => {

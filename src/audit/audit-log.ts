@@ -1,17 +1,39 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { canonicalJson } from './canonical-json.js';
-import { chainHash, GENESIS_PREV, sealLine, unsealLine } from './chain.js';
+import { canonicalJson, MAX_LINE_BYTES, parseStrict } from './canonical-json.js';
+import { chainHashFast, GENESIS_PREV, leafHashOfLine, sealLine, unsealLine } from './chain.js';
+import { lastUsableCheckpoint, makeCheckpointLine, type CheckpointOptions, type DurableState } from './checkpoint.js';
+import { acquireLock, firstLine, lastLine, logPaths, readManifest, scanLines, segmentName, syncDir, writeManifest, type LogPaths, type Manifest } from './files.js';
+import { Frontier, leafHash } from './merkle.js';
 
 export const AUDIT_RECORD_VERSION = 1;
 
 export type Durability = 'fsync' | 'batch' | 'async';
+
+export type { CheckpointOptions } from './checkpoint.js';
+
+export interface RotationOptions {
+  /** Start a new segment once the active one reaches this many bytes. */
+  readonly maxBytes?: number | undefined;
+  /** … or once it is this old (checked on append and once a second). */
+  readonly maxAgeMs?: number | undefined;
+}
 
 export interface AuditLogOptions {
   readonly path: string;
   readonly durability: Durability;
   /** `batch`: the longest a written record waits for its fdatasync. */
   readonly batchMs: number;
+  readonly backend?: 'file' | 'postgres' | undefined;
+  /** PostgreSQL backend: connection URL and stream name (one chain per stream). */
+  readonly postgresUrl?: string | undefined;
+  readonly stream?: string | undefined;
+  readonly checkpoint?: CheckpointOptions | undefined;
+  readonly rotation?: RotationOptions | undefined;
+  readonly maxLineBytes?: number | undefined;
+  /** Recovery and checkpoint-sink problems are reported here (the app passes its logger). */
+  readonly onWarning?: ((message: string, detail: Record<string, unknown>) => void) | undefined;
 }
 
 export class AuditUnavailableError extends Error {
@@ -21,74 +43,231 @@ export class AuditUnavailableError extends Error {
   }
 }
 
-interface Pending {
-  readonly line: string;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-}
-
 export interface Appended {
   readonly seq: number;
   readonly hash: string;
 }
 
-/** Reads the last intact record of an existing log so the chain resumes from it. */
-function resumePoint(file: string): { seq: number; prev: string } {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { seq: 0, prev: GENESIS_PREV };
-    throw err;
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size === 0) return { seq: 0, prev: GENESIS_PREV };
-    // Records are bounded in length, so the last one sits in the final window.
-    const window = Math.min(size, 1024 * 1024);
-    const buf = Buffer.alloc(window);
-    fs.readSync(fd, buf, 0, window, size - window);
-    const text = buf.toString('utf8');
-    if (!text.endsWith('\n')) {
-      throw new AuditUnavailableError(`${file} ends in a torn record (a crash mid-write?); run \`bulwark audit verify ${file}\` and move the log aside before starting`);
+/** What the gate needs from an audit backend. */
+export interface AuditLog {
+  /** False once a write failed or the log was closed: the gate then withholds every result. */
+  readonly writable: boolean;
+  readonly lastSeq: number;
+  /**
+   * Seal the record (v, seq, ts, prev, hash) and resolve when it is as durable as the mode
+   * promises. Throws AuditUnavailableError if it cannot be recorded (the caller withholds the
+   * result) and CanonicalJsonError if the fields cannot be hashed reproducibly (nothing is written).
+   */
+  append(fields: Record<string, unknown>): Promise<Appended>;
+  close(): Promise<void>;
+}
+
+export const AuditLog = {
+  async open(opts: AuditLogOptions): Promise<AuditLog> {
+    if (opts.backend === 'postgres') {
+      const { PostgresAuditLog } = await import('./postgres-log.js');
+      return PostgresAuditLog.open(opts);
     }
-    const lines = text.slice(0, -1).split('\n');
-    const last = lines[lines.length - 1] ?? '';
-    const sealed = unsealLine(last);
-    const seq = sealed ? (JSON.parse(sealed.body) as { seq?: unknown }).seq : undefined;
-    if (!sealed || typeof seq !== 'number') throw new AuditUnavailableError(`${file}: the last record is not a sealed audit record; run \`bulwark audit verify\``);
-    return { seq, prev: sealed.hash };
-  } finally {
-    fs.closeSync(fd);
+    return FileAuditLog.open(opts);
+  },
+};
+
+/** Seal fields into a stored line (without newline); throws CanonicalJsonError before any state changes. */
+export function sealRecord(fields: Record<string, unknown>, seq: number, prev: string, maxLineBytes: number, now = new Date()): { line: string; hash: string } {
+  // The suffix `,"hash":"<64 hex>"}` replaces one byte: the body may use the rest of the bound.
+  const body = canonicalJson({ ...fields, v: AUDIT_RECORD_VERSION, seq, ts: now.toISOString(), prev }, maxLineBytes - 74);
+  const hash = chainHashFast(prev, body);
+  return { line: sealLine(body, hash), hash };
+}
+
+interface Pending {
+  readonly line: string;
+  readonly seq: number;
+  readonly hash: string;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface Recovery {
+  readonly action: 'set_aside' | 'completed';
+  readonly segment: string;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly set_aside?: string;
+}
+
+function parseRecordLine(line: string): { seq: number; prev: string; hash: string; body: string } | undefined {
+  const s = unsealLine(line);
+  if (!s) return undefined;
+  try {
+    const rec = parseStrict(s.body) as { seq?: unknown; prev?: unknown };
+    if (typeof rec.seq !== 'number' || typeof rec.prev !== 'string') return undefined;
+    return { seq: rec.seq, prev: rec.prev, hash: s.hash, body: s.body };
+  } catch {
+    return undefined;
   }
 }
 
 /**
- * Append-only, hash-chained JSONL. One writer per file; records are sealed in call order and
- * written with O_APPEND. In `fsync` mode a call resolves only after fdatasync, and every record
- * that arrived while a sync was running shares the next one (group commit). After any write
- * failure the log refuses all further appends: a gap in the chain must never be papered over.
+ * A torn last record (the process died mid-write) is set aside: its bytes go to
+ * `<segment>.torn-<ts>` and the segment is cut back to its last complete line, so the chain
+ * resumes from the last intact record and nothing is chained over or silently dropped. A tail
+ * that is in fact a complete record lacking only its newline is completed instead.
  */
-export class AuditLog {
+function recoverTail(p: LogPaths, end: number, tail: Buffer, last: { seq: number; hash: string } | undefined): Recovery {
+  const sha256 = crypto.createHash('sha256').update(tail).digest('hex');
+  const text = tail.toString('utf8');
+  const rec = Buffer.from(text, 'utf8').equals(tail) ? parseRecordLine(text) : undefined;
+  const expectSeq = last ? last.seq + 1 : undefined;
+  if (rec && (expectSeq === undefined || rec.seq === expectSeq) && (!last || rec.prev === last.hash) && chainHashFast(rec.prev, rec.body) === rec.hash) {
+    const fd = fs.openSync(p.active, 'a');
+    try {
+      fs.writeSync(fd, '\n');
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return { action: 'completed', segment: path.basename(p.active), offset: end, bytes: tail.length, sha256 };
+  }
+  const aside = `${p.active}.torn-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const fd = fs.openSync(aside, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, tail);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.truncateSync(p.active, end);
+  const afd = fs.openSync(p.active, 'r+');
+  try {
+    fs.fdatasyncSync(afd);
+  } finally {
+    fs.closeSync(afd);
+  }
+  syncDir(p.dir);
+  return { action: 'set_aside', segment: path.basename(p.active), offset: end, bytes: tail.length, sha256, set_aside: path.basename(aside) };
+}
+
+/**
+ * Append-only, hash-chained JSONL in segments. One writer per log (a lock file). Records are
+ * sealed in call order and written with O_APPEND. In `fsync` mode a call resolves only after
+ * fdatasync, and every record that arrived while a sync was running shares the next one (group
+ * commit); `batch` syncs at most every batchMs; `async` does not wait. After any write failure the
+ * log refuses all further appends: a gap in the chain must never be papered over.
+ *
+ * With checkpoints on, the writer keeps the Merkle frontier over the written records (one leaf
+ * hash and on average one node hash per record) and signs a checkpoint over durable records only,
+ * so a crash cannot leave a checkpoint that the log on disk falls short of.
+ */
+export class FileAuditLog implements AuditLog {
   private seq: number;
   private prev: string;
+  private writtenSeq: number;
+  private writtenHash: string;
   private queue: Pending[] = [];
   private flushing = false;
   private failure: Error | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
+  private tick: NodeJS.Timeout | undefined;
   private dirty = false;
   private closed = false;
+  private durable: DurableState;
+  private lastCheckpoint: { size: number; at: number };
+  private checkpointWrites: Promise<void> = Promise.resolve();
+  private cpHandles: fs.promises.FileHandle[] = [];
+  private activeOpenedAt = Date.now();
+  private readonly maxLine: number;
 
-  private constructor(private readonly fh: fs.promises.FileHandle, private readonly opts: AuditLogOptions, start: { seq: number; prev: string }) {
+  private constructor(
+    private fh: fs.promises.FileHandle,
+    private readonly opts: AuditLogOptions,
+    private readonly paths: LogPaths,
+    private manifest: Manifest,
+    private activeBytes: number,
+    private readonly frontier: Frontier | undefined,
+    private readonly releaseLock: () => void,
+    start: { seq: number; prev: string },
+    cpSize: number,
+  ) {
     this.seq = start.seq;
     this.prev = start.prev;
+    this.writtenSeq = start.seq;
+    this.writtenHash = start.prev;
+    this.maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+    this.durable = { size: start.seq, head: start.prev, frontier: frontier?.snapshot() ?? [], seg: manifest.active_first_seq, offset: activeBytes };
+    this.lastCheckpoint = { size: cpSize, at: Date.now() };
   }
 
-  static async open(opts: AuditLogOptions): Promise<AuditLog> {
-    await fs.promises.mkdir(path.dirname(opts.path), { recursive: true, mode: 0o700 });
-    const start = resumePoint(opts.path);
-    const fh = await fs.promises.open(opts.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
-    return new AuditLog(fh, opts, start);
+  static async open(opts: AuditLogOptions): Promise<FileAuditLog> {
+    const p = logPaths(opts.path);
+    await fs.promises.mkdir(p.dir, { recursive: true, mode: 0o700 });
+    const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+    const release = acquireLock(p.lock);
+    try {
+      let manifest = readManifest(p);
+      const activeExists = fs.existsSync(p.active);
+      // A rotation that crashed between writing the manifest and renaming the active segment.
+      const lastSeg = manifest?.segments[manifest.segments.length - 1];
+      if (manifest && lastSeg && activeExists && !fs.existsSync(path.join(p.dir, lastSeg.file))) {
+        const first = firstLine(p.active, maxLine);
+        const rec = first && parseRecordLine(first.toString('utf8'));
+        if (rec && rec.seq === lastSeg.first_seq) {
+          fs.renameSync(p.active, path.join(p.dir, lastSeg.file));
+          syncDir(p.dir);
+        }
+      }
+      let recovery: Recovery | undefined;
+      let last: { seq: number; hash: string } | undefined;
+      let firstRec: { seq: number; prev: string } | undefined;
+      if (fs.existsSync(p.active) && fs.statSync(p.active).isFile()) {
+        const ll = lastLine(p.active, maxLine);
+        if (ll.line) {
+          const rec = parseRecordLine(ll.line.toString('utf8'));
+          if (!rec) throw new AuditUnavailableError(`${p.active}: the last complete line is not a sealed audit record; run \`bulwark audit verify ${p.active}\``);
+          last = { seq: rec.seq, hash: rec.hash };
+        }
+        if (ll.tail) {
+          recovery = recoverTail(p, ll.end, ll.tail, last);
+          if (recovery.action === 'completed') {
+            const rec = parseRecordLine(ll.tail.toString('utf8'));
+            if (rec) last = { seq: rec.seq, hash: rec.hash };
+          }
+        }
+        const fl = firstLine(p.active, maxLine);
+        const f = fl && parseRecordLine(fl.toString('utf8'));
+        if (fl && !f) throw new AuditUnavailableError(`${p.active}: the first line is not a sealed audit record; run \`bulwark audit verify ${p.active}\``);
+        if (f) firstRec = { seq: f.seq, prev: f.prev };
+      }
+      if (!manifest) {
+        manifest = { v: 1, stream: opts.stream ?? 'default', active: path.basename(p.active), active_first_seq: firstRec?.seq ?? 1, active_prev: firstRec?.prev ?? GENESIS_PREV, segments: [] };
+        writeManifest(p, manifest);
+      } else if (firstRec && (firstRec.seq !== manifest.active_first_seq || firstRec.prev !== manifest.active_prev)) {
+        throw new AuditUnavailableError(`${p.active} does not continue the segments in ${p.manifest}; run \`bulwark audit verify ${p.active}\``);
+      }
+      const start = last ? { seq: last.seq, prev: last.hash } : { seq: manifest.active_first_seq - 1, prev: manifest.active_prev };
+
+      let frontier: Frontier | undefined;
+      let cpSize = 0;
+      if (opts.checkpoint) {
+        const rebuilt = rebuildFrontier(p, manifest, opts.checkpoint, start.seq, opts.onWarning);
+        frontier = rebuilt?.frontier;
+        cpSize = rebuilt?.cpSize ?? 0;
+      }
+      const fh = await fs.promises.open(p.active, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
+      const bytes = (await fh.stat()).size;
+      const log = new FileAuditLog(fh, opts, p, manifest, bytes, frontier, release, start, cpSize);
+      await log.openCheckpointSinks();
+      log.startTimer();
+      if (recovery) {
+        opts.onWarning?.('audit log: recovered a torn last record at start-up', { ...recovery });
+        await log.append({ event: 'audit.recovery', recovery });
+      }
+      return log;
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   get lastSeq(): number {
@@ -99,20 +278,19 @@ export class AuditLog {
     return !this.failure && !this.closed;
   }
 
-  /**
-   * Seal the record now (seq, ts, prev, hash) and resolve when it is as durable as the mode
-   * promises. Throws AuditUnavailableError if it cannot be recorded; the caller withholds the result.
-   */
+  /** The segment files, manifest and checkpoints this log writes. */
+  get files(): LogPaths {
+    return this.paths;
+  }
+
   async append(fields: Record<string, unknown>): Promise<Appended> {
     if (this.failure) throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
     if (this.closed) throw new AuditUnavailableError('audit log is closed');
     const seq = this.seq + 1;
-    const body = canonicalJson({ ...fields, v: AUDIT_RECORD_VERSION, seq, ts: new Date().toISOString(), prev: this.prev });
-    const hash = chainHash(this.prev, body);
+    const { line, hash } = sealRecord(fields, seq, this.prev, this.maxLine);
     this.seq = seq;
     this.prev = hash;
-    const line = `${sealLine(body, hash)}\n`;
-    const done = new Promise<void>((resolve, reject) => this.queue.push({ line, resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => this.queue.push({ line: `${line}\n`, seq, hash, resolve, reject }));
     void this.flush();
     if (this.opts.durability === 'async') {
       done.catch(() => undefined);
@@ -122,29 +300,58 @@ export class AuditLog {
     return { seq, hash };
   }
 
+  private fail(err: Error, pending: Pending[]): void {
+    this.failure = err;
+    const e = new AuditUnavailableError(`audit write failed: ${err.message}`);
+    for (const p of [...pending, ...this.queue]) p.reject(e);
+    this.queue = [];
+  }
+
   private async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.queue.length) {
+      while (this.queue.length && !this.failure) {
         const batch = this.queue;
         this.queue = [];
         try {
-          await this.fh.write(batch.map((p) => p.line).join(''));
-          if (this.opts.durability === 'fsync') await this.fh.datasync();
-          else this.scheduleSync();
+          const text = batch.map((p) => p.line).join('');
+          await this.fh.write(text);
+          this.activeBytes += Buffer.byteLength(text);
+          if (this.frontier) for (const p of batch) this.frontier.appendHash(leafHashOfLine(p.line.slice(0, -1)));
+          const tail = batch[batch.length - 1] as Pending;
+          this.writtenSeq = tail.seq;
+          this.writtenHash = tail.hash;
+          if (this.opts.durability === 'fsync') {
+            await this.fh.datasync();
+            this.markDurable();
+          } else {
+            this.scheduleSync();
+          }
         } catch (err) {
-          this.failure = err as Error;
-          const e = new AuditUnavailableError(`audit write failed: ${(err as Error).message}`);
-          for (const p of [...batch, ...this.queue]) p.reject(e);
-          this.queue = [];
+          this.fail(err as Error, batch);
           return;
         }
         for (const p of batch) p.resolve();
+        this.maybeCheckpoint(false);
+        try {
+          await this.maybeRotate();
+        } catch (err) {
+          this.fail(err as Error, []);
+          return;
+        }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  private current(): DurableState {
+    return { size: this.writtenSeq, head: this.writtenHash, frontier: this.frontier?.snapshot() ?? [], seg: this.manifest.active_first_seq, offset: this.activeBytes };
+  }
+
+  private markDurable(state: DurableState = this.current()): void {
+    if (state.size >= this.durable.size) this.durable = state;
   }
 
   private scheduleSync(): void {
@@ -152,13 +359,107 @@ export class AuditLog {
     if (this.syncTimer) return;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
-      if (!this.dirty || this.failure) return;
+      if (!this.dirty || this.failure || this.closed) return;
       this.dirty = false;
-      this.fh.datasync().catch((err: Error) => {
-        this.failure = err;
+      const target = this.current();
+      const fh = this.fh;
+      fh.datasync().then(() => {
+        this.markDurable(target);
+        this.maybeCheckpoint(false);
+      }, (err: Error) => {
+        // A handle that rotation or close replaced was synced by them before closing.
+        if (fh === this.fh && !this.closed) this.failure = err;
       });
     }, this.opts.batchMs);
     this.syncTimer.unref();
+  }
+
+  private startTimer(): void {
+    const cp = this.opts.checkpoint;
+    const rot = this.opts.rotation;
+    if (!cp && !rot?.maxAgeMs) return;
+    const every = Math.max(10, Math.min(cp?.everyMs ?? 1000, 1000));
+    this.tick = setInterval(() => {
+      this.maybeCheckpoint(false);
+      if (rot?.maxAgeMs && !this.flushing && !this.closed && Date.now() - this.activeOpenedAt >= rot.maxAgeMs) void this.rotateNow();
+    }, every);
+    this.tick.unref();
+  }
+
+  private async rotateNow(): Promise<void> {
+    if (this.flushing || this.failure || this.closed) return;
+    this.flushing = true;
+    try {
+      await this.maybeRotate();
+    } catch (err) {
+      this.fail(err as Error, []);
+    } finally {
+      this.flushing = false;
+    }
+    if (this.queue.length) void this.flush();
+  }
+
+  private async openCheckpointSinks(): Promise<void> {
+    const cp = this.opts.checkpoint;
+    if (!cp) return;
+    const files = [this.paths.checkpoints, ...(cp.mirrorPath ? [path.resolve(cp.mirrorPath)] : [])];
+    for (const f of files) {
+      await fs.promises.mkdir(path.dirname(f), { recursive: true, mode: 0o700 });
+      this.cpHandles.push(await fs.promises.open(f, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600));
+    }
+  }
+
+  /** Sign when due: `everyRecords` new durable records, or `everyMs` since the last checkpoint. */
+  private maybeCheckpoint(force: boolean): void {
+    const cp = this.opts.checkpoint;
+    if (!cp || !this.frontier) return;
+    const d = this.durable;
+    if (d.size <= this.lastCheckpoint.size) return;
+    const due = force || d.size - this.lastCheckpoint.size >= cp.everyRecords || Date.now() - this.lastCheckpoint.at >= cp.everyMs;
+    if (!due) return;
+    this.lastCheckpoint = { size: d.size, at: Date.now() };
+    const line = `${JSON.stringify(makeCheckpointLine(cp, d))}\n`;
+    this.checkpointWrites = this.checkpointWrites.then(async () => {
+      for (const [i, h] of this.cpHandles.entries()) {
+        try {
+          await h.write(line);
+          await h.datasync();
+        } catch (err) {
+          this.opts.onWarning?.('audit checkpoint could not be written', { sink: i === 0 ? this.paths.checkpoints : cp.mirrorPath, error: (err as Error).message });
+        }
+      }
+    });
+  }
+
+  private async maybeRotate(): Promise<void> {
+    const rot = this.opts.rotation;
+    if (!rot || this.activeBytes === 0) return;
+    const bySize = rot.maxBytes !== undefined && this.activeBytes >= rot.maxBytes;
+    const byAge = rot.maxAgeMs !== undefined && Date.now() - this.activeOpenedAt >= rot.maxAgeMs;
+    if (!bySize && !byAge) return;
+    // Everything written so far becomes durable and signed before the segment is sealed.
+    await this.fh.datasync();
+    this.markDurable();
+    this.maybeCheckpoint(true);
+    const name = segmentName(this.paths, this.manifest.active_first_seq);
+    const entry = {
+      file: name,
+      first_seq: this.manifest.active_first_seq,
+      last_seq: this.writtenSeq,
+      prev: this.manifest.active_prev,
+      last_hash: this.writtenHash,
+      bytes: this.activeBytes,
+    };
+    const next: Manifest = { ...this.manifest, active_first_seq: this.writtenSeq + 1, active_prev: this.writtenHash, segments: [...this.manifest.segments, entry as never] };
+    // Manifest first, then the rename: open() completes a rename that a crash interrupted.
+    writeManifest(this.paths, next);
+    await this.fh.close();
+    fs.renameSync(this.paths.active, path.join(this.paths.dir, name));
+    syncDir(this.paths.dir);
+    this.fh = await fs.promises.open(this.paths.active, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    this.manifest = next;
+    this.activeBytes = 0;
+    this.activeOpenedAt = Date.now();
   }
 
   async close(): Promise<void> {
@@ -166,7 +467,66 @@ export class AuditLog {
     while (this.flushing || this.queue.length) await new Promise((r) => setImmediate(r));
     this.closed = true;
     if (this.syncTimer) clearTimeout(this.syncTimer);
-    if (!this.failure) await this.fh.datasync().catch(() => undefined);
-    await this.fh.close();
+    if (this.tick) clearInterval(this.tick);
+    if (!this.failure) {
+      try {
+        await this.fh.datasync();
+        this.markDurable();
+        this.maybeCheckpoint(true);
+      } catch {
+        // The failure is already reported to the callers.
+      }
+    }
+    await this.checkpointWrites;
+    for (const h of this.cpHandles) await h.close().catch(() => undefined);
+    await this.fh.close().catch(() => undefined);
+    this.releaseLock();
   }
+}
+
+/**
+ * The Merkle frontier at the log's end, for checkpoints: from the last usable checkpoint (its
+ * frontier folds to its signed root) plus the records after it, or from the first record.
+ */
+function rebuildFrontier(
+  p: LogPaths,
+  manifest: Manifest,
+  cp: CheckpointOptions,
+  size: number,
+  warn: AuditLogOptions['onWarning'],
+): { frontier: Frontier; cpSize: number } | undefined {
+  const segments = [...manifest.segments.map((s) => ({ file: path.join(p.dir, s.file), first: s.first_seq })), { file: p.active, first: manifest.active_first_seq }];
+  let frontier = new Frontier();
+  let startIdx = 0;
+  let startOffset = 0;
+  let cpSize = 0;
+  const usable = lastUsableCheckpoint(p.checkpoints, cp.signer);
+  if (usable && usable.cp.size <= size && usable.cp.raw.seg !== undefined && usable.cp.raw.offset !== undefined) {
+    const idx = segments.findIndex((s) => s.first === usable.cp.raw.seg);
+    if (idx >= 0) {
+      frontier = usable.frontier;
+      startIdx = idx;
+      startOffset = usable.cp.raw.offset;
+      cpSize = usable.cp.size;
+    }
+  }
+  if (startIdx === 0 && startOffset === 0 && (segments[0]?.first ?? 1) !== 1) {
+    warn?.('audit checkpoints disabled: the first segments are gone and no checkpoint covers them', { manifest: p.manifest });
+    return undefined;
+  }
+  for (let i = startIdx; i < segments.length; i++) {
+    const s = segments[i] as { file: string };
+    if (!fs.existsSync(s.file)) {
+      warn?.('audit checkpoints disabled: a segment is missing', { segment: s.file });
+      return undefined;
+    }
+    scanLines(s.file, (buf, start, end) => {
+      frontier.appendHash(leafHash(buf.subarray(start, end)));
+    }, i === startIdx ? startOffset : 0);
+  }
+  if (frontier.size !== size) {
+    warn?.('audit checkpoints disabled: the records on disk do not match the last checkpoint', { expected: size, found: frontier.size });
+    return undefined;
+  }
+  return { frontier, cpSize };
 }

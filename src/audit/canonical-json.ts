@@ -2,8 +2,8 @@
  * Deterministic JSON following RFC 8785 (JCS) rules: object keys sorted by UTF-16 code units,
  * ECMAScript number formatting, no insignificant white space. Values that cannot be hashed
  * reproducibly are refused instead of being quietly changed: non-finite numbers, integers beyond
- * 2^53, lone surrogates, excessive depth. (JSON.parse has already collapsed duplicate keys in
- * anything parsed; objects built in code cannot have them.)
+ * 2^53, lone surrogates, excessive depth, and (with a bound) excessive length. Objects built in
+ * code cannot hold duplicate keys; text read back goes through parseStrict, which refuses them.
  */
 export class CanonicalJsonError extends Error {
   constructor(readonly reason: string, message: string) {
@@ -13,6 +13,12 @@ export class CanonicalJsonError extends Error {
 }
 
 export const MAX_DEPTH = 64;
+
+/**
+ * The longest stored line (the sealed record, without its newline). A bound keeps verification
+ * and recovery windows finite; the gate retries a record that is too long without its arguments.
+ */
+export const MAX_LINE_BYTES = 64 * 1024;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -71,8 +77,63 @@ function write(value: unknown, depth: number, out: string[]): void {
   }
 }
 
-export function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown, maxBytes = Infinity): string {
   const out: string[] = [];
   write(value, 0, out);
-  return out.join('');
+  const text = out.join('');
+  // Cheap bound first (a UTF-16 unit is at most 3 UTF-8 bytes), exact count only near the limit.
+  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
+    throw new CanonicalJsonError('too_long', `serialised record is longer than ${maxBytes} bytes`);
+  }
+  return text;
+}
+
+/**
+ * JSON.parse that refuses what canonical JSON cannot represent: duplicate keys (JSON.parse keeps
+ * the last one silently), unsafe integers, lone surrogates, nesting deeper than MAX_DEPTH. Used
+ * to read records back, so a line with two "seq" keys cannot mean one thing to us and another to
+ * a different parser.
+ */
+export function parseStrict(text: string): unknown {
+  const value = JSON.parse(text) as unknown;
+  // Re-serialising and comparing catches unsafe integers, lone surrogates and depth via
+  // canonicalJson; duplicate keys need a scan, because the parsed object already lost them.
+  checkDuplicateKeys(text);
+  canonicalJson(value);
+  return value;
+}
+
+function checkDuplicateKeys(text: string): void {
+  // A small tokenizer over already-valid JSON: a stack of key sets, one per open object.
+  const stack: (Set<string> | null)[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (j < n) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c) j += 2;
+        else if (d === 0x22) break;
+        else j++;
+      }
+      const raw = text.slice(i, j + 1);
+      i = j + 1;
+      while (i < n && (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x09 || text.charCodeAt(i) === 0x0a || text.charCodeAt(i) === 0x0d)) i++;
+      if (text.charCodeAt(i) === 0x3a /* : */) {
+        const keys = stack[stack.length - 1];
+        const key = JSON.parse(raw) as string;
+        if (keys) {
+          if (keys.has(key)) throw new CanonicalJsonError('duplicate_key', `duplicate key ${JSON.stringify(key)}`);
+          keys.add(key);
+        }
+      }
+      continue;
+    }
+    if (c === 0x7b /* { */) stack.push(new Set());
+    else if (c === 0x5b /* [ */) stack.push(null);
+    else if (c === 0x7d || c === 0x5d) stack.pop();
+    i++;
+  }
 }

@@ -30,3 +30,16 @@ export function unsealLine(line: string): { body: string; hash: string } | undef
 export function sha256Hex(data: string | Uint8Array): string {
   return crypto.createHash('sha256').update(data).digest('hex');
 }
+
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string }).hash;
+
+/** chainHash in one native call when the runtime has crypto.hash (Node ≥ 20.12). */
+export function chainHashFast(prev: string, body: string): string {
+  return oneShot ? oneShot('sha256', prev + body, 'hex') : chainHash(prev, body);
+}
+
+/** RFC 9162 leaf hash of a stored line, as hex-free bytes: SHA-256(0x00 ‖ line). */
+export function leafHashOfLine(line: string): Buffer {
+  const h = (crypto as unknown as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
+  return h ? h('sha256', `\u0000${line}`, 'buffer') : crypto.createHash('sha256').update(Buffer.from([0])).update(line, 'utf8').digest();
+}

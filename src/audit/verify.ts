@@ -1,85 +1,447 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
-import readline from 'node:readline';
-import { chainHash, GENESIS_PREV, unsealLine } from './chain.js';
+import path from 'node:path';
+import { canonicalJson, MAX_LINE_BYTES, parseStrict } from './canonical-json.js';
+import { chainHash, GENESIS_PREV, HASH_SUFFIX_LENGTH, unsealLine } from './chain.js';
+import { loadCheckpoints, type LoadedCheckpoint } from './checkpoint.js';
+import { logPaths, ManifestError, readManifest, scanLines, segmentFilesOnDisk, type Manifest } from './files.js';
+import { Frontier, leafHash } from './merkle.js';
+import { trusted, type NoteVerifier } from './note.js';
 
-export type DamageKind = 'malformed' | 'modified' | 'deleted' | 'reordered' | 'inserted' | 'truncated';
+export type DamageKind =
+  | 'malformed'
+  | 'modified'
+  | 'deleted'
+  | 'reordered'
+  | 'inserted'
+  | 'truncated'
+  | 'bad_signature'
+  | 'missing_segment'
+  | 'rollback';
 
 export interface VerifyProblem {
-  readonly line: number;
-  readonly seq?: number;
   readonly kind: DamageKind;
+  /** The segment file (or `postgres:<stream>`) and the 1-based line in it. */
+  readonly segment: string;
+  readonly line: number;
+  readonly seq?: number | undefined;
   readonly message: string;
+  /** For damage shown by a checkpoint: which one, and the seq range it leaves in doubt. */
+  readonly checkpoint?: { readonly file: string; readonly line: number; readonly size: number } | undefined;
+  readonly range?: { readonly from: number; readonly to: number } | undefined;
 }
 
 export interface VerifyReport {
   readonly ok: boolean;
   readonly path: string;
   readonly records: number;
+  readonly first_seq: number;
   readonly last_seq: number;
   readonly last_hash: string;
-  readonly problem?: VerifyProblem;
+  readonly segments: readonly string[];
+  readonly checkpoints: {
+    readonly total: number;
+    readonly matched: number;
+    readonly latest_size: number;
+    readonly signatures: 'verified' | 'not_checked';
+    readonly sources: readonly string[];
+  };
+  readonly merkle_root?: string | undefined;
+  readonly partial: boolean;
+  readonly warnings: readonly string[];
+  readonly problem?: VerifyProblem | undefined;
+}
+
+export interface VerifyOptions {
+  /** Verifier keys (note format); without them checkpoints are compared but signatures are not checked. */
+  readonly publicKeys?: readonly NoteVerifier[] | undefined;
+  /** More checkpoint files (mirrors): a log rolled back together with its own checkpoints still shows. */
+  readonly mirrors?: readonly string[] | undefined;
+  /** Check only records in [from, to] (segments before `from` are skipped; nothing after `to` is required). */
+  readonly from?: number | undefined;
+  readonly to?: number | undefined;
+  /** Also recompute the Merkle root at every checkpoint (the chain head alone already binds the records). */
+  readonly merkle?: boolean | undefined;
+  /** Parse every record: valid canonical JSON, top-level seq and prev as expected, no duplicate keys. */
+  readonly strict?: boolean | undefined;
+  readonly maxLineBytes?: number | undefined;
+}
+
+const HASH_KEY = Buffer.from(',"hash":"');
+const SEQ_KEY = Buffer.from(',"seq":');
+const HS = HASH_SUFFIX_LENGTH;
+const hashHex: (b: Uint8Array) => string = typeof (crypto as { hash?: unknown }).hash === 'function'
+  ? (b) => (crypto as unknown as { hash(a: string, d: Uint8Array, e: 'hex'): string }).hash('sha256', b, 'hex')
+  : (b) => crypto.createHash('sha256').update(b).digest('hex');
+
+/** A source of lines in order: the segments of a file log, or the rows of a PostgreSQL stream. */
+export interface Segment {
+  readonly name: string;
+  readonly first_seq: number;
+  readonly prev: string;
+  /** For sealed (rotated) segments: what the manifest says the segment ends with. */
+  readonly last_seq?: number | undefined;
+  readonly last_hash?: string | undefined;
+  readonly exists: boolean;
+  /** Feeds lines to the sink; returns the bytes after the last newline, if any. */
+  scan(sink: (buf: Buffer, start: number, end: number, lineNo: number) => boolean | void): Promise<{ tail?: Buffer | undefined }>;
+  /** Lines [from, from+count) as strings, for classifying damage. */
+  lines(from: number, count: number): Promise<string[]>;
+}
+
+interface CheckpointRef {
+  readonly cp: LoadedCheckpoint;
+  readonly mirror: boolean;
+}
+
+class Found extends Error {
+  constructor(readonly problem: VerifyProblem) {
+    super(problem.message);
+  }
 }
 
 /**
- * Stream the log and stop at the first damage. Each line's hash is recomputed over the exact bytes
- * stored (never a re-serialisation), each `prev` must be the hash of the line before it, and seq
- * must count up by one from 1.
+ * The walk over all records: the hash chain over the exact stored bytes, seq counting up by one,
+ * and each checkpoint's chain head (and Merkle root) at its size. Stops at the first damage and
+ * names it.
  */
-export async function verifyFile(file: string): Promise<VerifyReport> {
-  const size = fs.statSync(file).size;
-  let endsWithNewline = true;
-  if (size > 0) {
-    const fd = fs.openSync(file, 'r');
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, size - 1);
-    fs.closeSync(fd);
-    endsWithNewline = b[0] === 0x0a;
-  }
-  const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let lineNo = 0;
-  let prev = GENESIS_PREV;
-  let expectedSeq = 1;
-  let lastSeq = 0;
-  const report = (problem: VerifyProblem): VerifyReport => {
-    rl.close();
-    return { ok: false, path: file, records: lineNo - 1, last_seq: lastSeq, last_hash: prev, problem };
+export async function verifySegments(label: string, segments: readonly Segment[], sources: { file: string; mirror: boolean }[], opts: VerifyOptions, extraWarnings: string[] = []): Promise<VerifyReport> {
+  const warnings = [...extraWarnings];
+  const keys = opts.publicKeys ?? [];
+  const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+  const cps: CheckpointRef[] = [];
+  let firstProblem: VerifyProblem | undefined;
+  const setProblem = (p: VerifyProblem) => {
+    firstProblem ??= p;
   };
-  let pendingLast: string | undefined;
-  for await (const line of rl) {
-    lineNo++;
-    pendingLast = line;
-    const sealed = unsealLine(line);
-    let rec: { seq?: unknown; prev?: unknown } | undefined;
+  for (const src of sources) {
+    const loaded = loadCheckpoints(src.file, keys);
+    for (const pr of loaded.problems) setProblem({ kind: 'bad_signature', segment: path.basename(src.file), line: pr.line, message: pr.message, checkpoint: { file: src.file, line: pr.line, size: 0 } });
+    for (const cp of loaded.checkpoints) {
+      if (keys.length && !trusted(cp)) {
+        const bad = cp.signatures.find((s) => s.valid === false);
+        setProblem({
+          kind: 'bad_signature',
+          segment: path.basename(src.file),
+          line: cp.line,
+          seq: cp.size,
+          message: bad ? `checkpoint at size ${cp.size} has a signature by ${bad.name} that does not verify` : `checkpoint at size ${cp.size} is signed by no trusted key (${cp.signatures.map((s) => s.name).join(', ')})`,
+          checkpoint: { file: src.file, line: cp.line, size: cp.size },
+        });
+        continue;
+      }
+      cps.push({ cp, mirror: src.mirror });
+    }
+  }
+  if (!keys.length && cps.length) warnings.push('checkpoint signatures were not checked: pass --public-key (or configure audit.checkpoint.public_keys)');
+  cps.sort((a, b) => a.cp.size - b.cp.size);
+  const merkle = opts.merkle === true || cps.some((c) => !c.cp.chainHead);
+
+  const from = opts.from ?? 1;
+  const to = opts.to ?? Infinity;
+  let startIdx = 0;
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i] as Segment;
+    if (s.first_seq <= from) startIdx = i;
+  }
+  const partial = startIdx > 0 || to !== Infinity;
+  if (partial && merkle) warnings.push('a partial range cannot check Merkle roots; only chain heads are compared');
+  const useMerkle = merkle && !partial;
+
+  let P = segments[startIdx]?.prev ?? GENESIS_PREV;
+  let E = segments[startIdx]?.first_seq ?? 1;
+  const firstSeq = E;
+  let count = 0;
+  let matched = 0;
+  let lastGood = E - 1;
+  const frontier = useMerkle ? new Frontier() : undefined;
+  let cpIdx = 0;
+  while (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size < E) cpIdx++;
+  const scratch = Buffer.allocUnsafe(64 + maxLine + 1);
+  scratch.write(P, 0, 'latin1');
+  const strict = opts.strict === true;
+  const segNames = segments.map((s) => s.name);
+
+  const position = (seq: number): { segment: string; line: number } => {
+    let k = 0;
+    for (let i = 0; i < segments.length; i++) if ((segments[i] as Segment).first_seq <= seq) k = i;
+    const s = segments[k] as Segment;
+    return { segment: s.name, line: seq - s.first_seq + 1 };
+  };
+
+  const checkCheckpoints = (): void => {
+    while (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size === E - 1) {
+      const { cp } = cps[cpIdx] as CheckpointRef;
+      cpIdx++;
+      const headOk = !cp.chainHead || cp.chainHead === P;
+      const rootOk = !frontier || frontier.root().equals(cp.root);
+      if (headOk && rootOk) {
+        matched++;
+        lastGood = cp.size;
+        continue;
+      }
+      const pos = position(lastGood + 1);
+      throw new Found({
+        kind: 'modified',
+        ...pos,
+        seq: lastGood + 1,
+        message: `the log does not match the checkpoint signed at size ${cp.size} (${headOk ? 'Merkle root' : 'chain head'} differs): a record in seq ${lastGood + 1}..${cp.size} was rewritten and the chain after it recomputed`,
+        checkpoint: { file: cp.file, line: cp.line, size: cp.size },
+        range: { from: lastGood + 1, to: cp.size },
+      });
+    }
+  };
+
+  try {
+    if (firstProblem) throw new Found(firstProblem);
+    for (let si = startIdx; si < segments.length; si++) {
+      const seg = segments[si] as Segment;
+      if (!seg.exists) throw new Found({ kind: 'missing_segment', segment: seg.name, line: 0, seq: seg.first_seq, message: `segment ${seg.name} (from seq ${seg.first_seq}) is missing` });
+      if (seg.first_seq > E) {
+        throw new Found({ kind: 'missing_segment', segment: seg.name, line: 1, seq: seg.first_seq, message: `records ${E}..${seg.first_seq - 1} are in no segment: a segment is missing from the manifest` });
+      }
+      if (seg.first_seq !== E || seg.prev !== P) {
+        throw new Found({ kind: 'modified', segment: seg.name, line: 1, seq: seg.first_seq, message: `segment ${seg.name} does not continue the one before it (the manifest says seq ${seg.first_seq} after ${E - 1})` });
+      }
+      let anomaly: { lineNo: number; text: Buffer } | undefined;
+      let lines = 0;
+      let stoppedAtTo = false;
+      const { tail } = await seg.scan((buf, start, end, lineNo) => {
+        if (E > to) {
+          stoppedAtTo = true;
+          return false;
+        }
+        const len = end - start;
+        if (len <= HS || len > maxLine || buf[end - 1] !== 0x7d || buf[end - 2] !== 0x22 || buf.compare(HASH_KEY, 0, 9, end - HS, end - HS + 9) !== 0) {
+          anomaly = { lineNo, text: Buffer.from(buf.subarray(start, end)) };
+          return false;
+        }
+        const stored = buf.toString('latin1', end - 66, end - 2);
+        const bl = len - HS;
+        buf.copy(scratch, 64, start, start + bl);
+        scratch[64 + bl] = 0x7d;
+        if (hashHex(scratch.subarray(0, 65 + bl)) !== stored) {
+          anomaly = { lineNo, text: Buffer.from(buf.subarray(start, end)) };
+          return false;
+        }
+        const si2 = buf.lastIndexOf(SEQ_KEY, end - HS);
+        let seq = -1;
+        if (si2 >= start) {
+          seq = 0;
+          for (let j = si2 + 7; j < end; j++) {
+            const c = buf[j] as number;
+            if (c < 0x30 || c > 0x39) break;
+            seq = seq * 10 + (c - 0x30);
+          }
+        }
+        if (seq !== E || (strict && !strictOk(buf.toString('utf8', start, end), E, P))) {
+          anomaly = { lineNo, text: Buffer.from(buf.subarray(start, end)) };
+          return false;
+        }
+        if (frontier) frontier.appendHash(leafHash(buf.subarray(start, end)));
+        P = stored;
+        scratch.write(P, 0, 'latin1');
+        E++;
+        count++;
+        lines = lineNo;
+        if (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size === E - 1) checkCheckpoints();
+        return true;
+      });
+      if (anomaly) throw new Found(await classify(segments, si, anomaly.lineNo, anomaly.text.toString('utf8'), E, P));
+      if (stoppedAtTo) break;
+      if (tail && E <= to) {
+        throw new Found({ kind: 'truncated', segment: seg.name, line: lines + 1, seq: E, message: `the last record is incomplete (${tail.length} bytes without a line break): a crash mid-write or a cut` });
+      }
+      if (seg.last_seq !== undefined && E <= to) {
+        if (E - 1 < seg.last_seq) {
+          throw new Found({ kind: 'truncated', segment: seg.name, line: lines + 1, seq: E, message: `segment ${seg.name} ends at seq ${E - 1} but the manifest says it holds records up to ${seg.last_seq}` });
+        }
+        if (seg.last_hash && seg.last_hash !== P) {
+          throw new Found({ kind: 'modified', segment: seg.name, line: lines, seq: E - 1, message: `segment ${seg.name} does not end with the hash the manifest recorded at rotation` });
+        }
+      }
+    }
+    // Checkpoints beyond the end: the log lost records it had when they were signed.
+    if (to === Infinity) {
+      const beyond = cps.slice(cpIdx).filter((c) => c.cp.size > E - 1);
+      const local = beyond.find((c) => !c.mirror);
+      const mirrored = beyond.find((c) => c.mirror);
+      const last = segments[segments.length - 1];
+      const where = last ? { segment: last.name, line: Math.max(E - last.first_seq + 1, 1) } : { segment: label, line: 1 };
+      if (local) {
+        throw new Found({ kind: 'truncated', ...where, seq: E, message: `the log ends at seq ${E - 1}, but a checkpoint signed at size ${local.cp.size} covers records up to ${local.cp.size}: ${local.cp.size - (E - 1)} record(s) missing at the end`, checkpoint: { file: local.cp.file, line: local.cp.line, size: local.cp.size }, range: { from: E, to: local.cp.size } });
+      }
+      if (mirrored) {
+        throw new Found({ kind: 'rollback', ...where, seq: E, message: `the log and its own checkpoints end at seq ${E - 1}, but the mirrored checkpoint ${mirrored.cp.file}:${mirrored.cp.line} was signed at size ${mirrored.cp.size}: the whole log was rolled back`, checkpoint: { file: mirrored.cp.file, line: mirrored.cp.line, size: mirrored.cp.size }, range: { from: E, to: mirrored.cp.size } });
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Found)) throw err;
+    return report(err.problem);
+  }
+  return report(undefined);
+
+  function report(problem: VerifyProblem | undefined): VerifyReport {
+    return {
+      ok: !problem,
+      path: label,
+      records: count,
+      first_seq: firstSeq,
+      last_seq: E - 1,
+      last_hash: P,
+      segments: segNames,
+      checkpoints: { total: cps.length, matched, latest_size: cps.length ? (cps[cps.length - 1] as CheckpointRef).cp.size : 0, signatures: keys.length ? 'verified' : 'not_checked', sources: sources.map((s) => s.file) },
+      ...(frontier && !problem ? { merkle_root: frontier.root().toString('base64') } : {}),
+      partial,
+      warnings,
+      ...(problem ? { problem } : {}),
+    };
+  }
+}
+
+function strictOk(line: string, seq: number, prev: string): boolean {
+  const s = unsealLine(line);
+  if (!s) return false;
+  try {
+    const rec = parseStrict(s.body) as { seq?: unknown; prev?: unknown; v?: unknown };
+    return rec.seq === seq && rec.prev === prev && typeof rec.v === 'number' && canonicalJson(rec) === s.body;
+  } catch {
+    return false;
+  }
+}
+
+interface Parsed {
+  readonly seq: number;
+  readonly prev: string;
+  readonly hash: string;
+  readonly selfConsistent: boolean;
+}
+
+function parseLine(line: string): Parsed | undefined {
+  const s = unsealLine(line);
+  if (!s) return undefined;
+  try {
+    const rec = parseStrict(s.body) as { seq?: unknown; prev?: unknown };
+    if (typeof rec.seq !== 'number' || typeof rec.prev !== 'string') return undefined;
+    return { seq: rec.seq, prev: rec.prev, hash: s.hash, selfConsistent: chainHash(rec.prev, s.body) === s.hash };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What kind of damage is at this line? The fast walk only knows that the line is not the record
+ * that should come next; here the line and its neighbours are parsed to say why.
+ */
+async function classify(segments: readonly Segment[], si: number, lineNo: number, text: string, E: number, P: string): Promise<VerifyProblem> {
+  const seg = segments[si] as Segment;
+  const at = (line: number, seq: number | undefined, kind: DamageKind, message: string): VerifyProblem => ({ kind, segment: seg.name, line, seq, message });
+  const r = parseLine(text);
+  if (!r) return at(lineNo, undefined, 'malformed', 'not a sealed audit record');
+  if (!r.selfConsistent) return at(lineNo, r.seq, 'modified', 'the record does not match its hash');
+  if (r.seq === E) {
+    if (r.prev === P) return at(lineNo, r.seq, 'modified', 'the record is not in canonical form or its fields disagree with the chain');
+    // The record itself is intact but names another predecessor: the one before it was rewritten
+    // (and re-hashed), or this record was forged onto a chain it does not belong to.
+    if (lineNo > 1) return at(lineNo - 1, E - 1, 'modified', `the record was rewritten and its hash recomputed: the next record (line ${lineNo}) still chains from the original`);
+    return at(lineNo, r.seq, 'modified', 'the first record of the segment does not chain from the end of the previous one');
+  }
+  if (r.seq > E) {
+    const ahead = await seg.lines(lineNo + 1, 1000);
+    const back = ahead.findIndex((l) => parseLine(l)?.seq === E);
+    if (back >= 0) return at(lineNo, r.seq, 'reordered', `expected seq ${E}, found ${r.seq}; seq ${E} comes ${back + 1} line(s) later`);
+    return at(lineNo, r.seq, 'deleted', `expected seq ${E}, found ${r.seq}: ${r.seq - E} record(s) missing before this line`);
+  }
+  // r.seq < E: a record with this seq was already accepted.
+  let k = 0;
+  for (let i = 0; i < segments.length; i++) if ((segments[i] as Segment).first_seq <= r.seq) k = i;
+  const ks = segments[k] as Segment;
+  const accLine = r.seq - ks.first_seq + 1;
+  const acc = parseLine((await ks.lines(accLine, 1))[0] ?? '');
+  if (acc && acc.hash === r.hash) return at(lineNo, r.seq, 'inserted', `a copy of the record at ${ks.name} line ${accLine} (seq ${r.seq})`);
+  if (acc && acc.prev === r.prev) {
+    // Two records claim the same predecessor: the one the chain continues from is genuine.
+    const next = parseLine((await seg.lines(lineNo + 1, 1))[0] ?? '');
+    if (next && next.prev === r.hash) {
+      return { kind: 'inserted', segment: ks.name, line: accLine, seq: r.seq, message: `a forged record with seq ${r.seq} was inserted here; the genuine one follows at ${seg.name} line ${lineNo} and the chain continues from it` };
+    }
+    return at(lineNo, r.seq, 'inserted', `a second record with seq ${r.seq} chaining from the same predecessor (forged)`);
+  }
+  return at(lineNo, r.seq, 'reordered', `expected seq ${E}, found ${r.seq}`);
+}
+
+function fileSegment(file: string, name: string, first: number, prev: string, last?: { seq: number; hash: string }): Segment {
+  const exists = fs.existsSync(file);
+  return {
+    name,
+    first_seq: first,
+    prev,
+    last_seq: last?.seq,
+    last_hash: last?.hash,
+    exists,
+    async scan(sink) {
+      const r = scanLines(file, (buf, start, end, lineNo) => sink(buf, start, end, lineNo));
+      return { tail: r.stopped ? undefined : r.tail };
+    },
+    async lines(from, count) {
+      const out: string[] = [];
+      scanLines(file, (buf, start, end, lineNo) => {
+        if (lineNo >= from) out.push(buf.toString('utf8', start, end));
+        return out.length < count;
+      });
+      return out;
+    },
+  };
+}
+
+/** The segments of a file log in order, from its manifest (or the single file when there is none). */
+export function fileSegments(target: string): { segments: Segment[]; warnings: string[]; problem?: VerifyProblem; active: string; manifest?: Manifest } {
+  let active = target;
+  if (target.endsWith('.manifest.json')) {
     try {
-      rec = sealed ? (JSON.parse(sealed.body) as { seq?: unknown; prev?: unknown }) : undefined;
+      active = path.join(path.dirname(target), String((JSON.parse(fs.readFileSync(target, 'utf8')) as { active?: unknown }).active ?? 'audit.jsonl'));
     } catch {
-      rec = undefined;
+      active = target.replace(/\.manifest\.json$/, '.jsonl');
     }
-    if (!sealed || !rec || typeof rec.seq !== 'number' || typeof rec.prev !== 'string') {
-      // A damaged final line without its newline is what a crash mid-write leaves.
-      const torn = !endsWithNewline && lineNo > 0;
-      return report({ line: lineNo, kind: torn ? 'truncated' : 'malformed', message: torn ? 'the last record is incomplete' : 'not a sealed audit record' });
-    }
-    const seq = rec.seq;
-    if (chainHash(rec.prev, sealed.body) !== sealed.hash) {
-      return report({ line: lineNo, seq, kind: 'modified', message: 'the record does not match its hash' });
-    }
-    if (seq > expectedSeq) {
-      return report({ line: lineNo, seq, kind: 'deleted', message: `expected seq ${expectedSeq}, found ${seq}: ${seq - expectedSeq} record(s) missing before this line` });
-    }
-    if (seq < expectedSeq) {
-      return report({ line: lineNo, seq, kind: 'reordered', message: `expected seq ${expectedSeq}, found ${seq}` });
-    }
-    if (rec.prev !== prev) {
-      return report({ line: lineNo, seq, kind: 'inserted', message: 'prev does not match the hash of the record before it (a record was replaced or inserted)' });
-    }
-    prev = sealed.hash;
-    lastSeq = seq;
-    expectedSeq = seq + 1;
   }
-  void pendingLast;
-  if (!endsWithNewline && lineNo > 0) {
-    return { ok: false, path: file, records: lineNo - 1, last_seq: lastSeq, last_hash: prev, problem: { line: lineNo, seq: lastSeq, kind: 'truncated', message: 'the last record has no terminating newline' } };
+  const p = logPaths(active);
+  const warnings: string[] = [];
+  let manifest: Manifest | undefined;
+  try {
+    manifest = readManifest(p);
+  } catch (err) {
+    if (!(err instanceof ManifestError)) throw err;
+    return { segments: [], warnings, active, problem: { kind: 'missing_segment', segment: path.basename(p.manifest), line: 0, message: err.message } };
   }
-  return { ok: true, path: file, records: lineNo, last_seq: lastSeq, last_hash: prev };
+  const onDisk = segmentFilesOnDisk(p);
+  for (const f of fs.existsSync(p.dir) ? fs.readdirSync(p.dir) : []) {
+    if (f.startsWith(`${path.basename(p.active)}.torn-`)) warnings.push(`${f}: bytes of a torn record set aside by recovery`);
+  }
+  if (!manifest) {
+    const segs = [fileSegment(p.active, path.basename(p.active), 1, GENESIS_PREV)];
+    if (onDisk.length) {
+      return { segments: segs, warnings, active, problem: { kind: 'missing_segment', segment: path.basename(p.manifest), line: 0, message: `rotated segments (${onDisk.join(', ')}) exist but the manifest ${path.basename(p.manifest)} is missing` } };
+    }
+    return { segments: segs, warnings, active };
+  }
+  const listed = new Set(manifest.segments.map((s) => s.file));
+  const segments = manifest.segments.map((s) => fileSegment(path.join(p.dir, s.file), s.file, s.first_seq, s.prev, { seq: s.last_seq, hash: s.last_hash }));
+  segments.push(fileSegment(p.active, path.basename(p.active), manifest.active_first_seq, manifest.active_prev));
+  const unlisted = onDisk.filter((f) => !listed.has(f));
+  if (unlisted.length) warnings.push(`segment file(s) not in the manifest: ${unlisted.join(', ')}`);
+  return { segments, warnings, active, manifest };
+}
+
+/** Verify a file log: its segments, its checkpoints file and any mirrors. */
+export async function verifyFile(target: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const { segments, warnings, problem, active } = fileSegments(target);
+  const p = logPaths(active);
+  if (problem && !segments.length) {
+    return { ok: false, path: active, records: 0, first_seq: 1, last_seq: 0, last_hash: GENESIS_PREV, segments: [], checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] }, partial: false, warnings, problem };
+  }
+  const sources = [{ file: p.checkpoints, mirror: false }, ...(opts.mirrors ?? []).map((f) => ({ file: path.resolve(f), mirror: true }))];
+  const r = await verifySegments(active, segments, sources, opts, warnings);
+  if (problem && r.ok) return { ...r, ok: false, problem };
+  if (problem && r.problem && problem.kind === 'missing_segment') return { ...r, problem };
+  return r;
 }

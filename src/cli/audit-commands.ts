@@ -1,50 +1,433 @@
 import fs from 'node:fs';
-import readline from 'node:readline';
-import { verifyFile } from '../audit/verify.js';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Config } from '../config/schema.js';
 import { unsealLine } from '../audit/chain.js';
+import { loadCheckpoints, type LoadedCheckpoint } from '../audit/checkpoint.js';
+import { mirrorsFromConfig, verifiersFromConfig } from '../audit/config.js';
+import { logPaths } from '../audit/files.js';
+import { generateKey, loadVerifier, type NoteVerifier } from '../audit/note.js';
+import { buildConsistencyProof, buildInclusionProof, checkConsistency, checkInclusion, type ConsistencyProof, type InclusionProof } from '../audit/proofs.js';
+import { fileSegments, verifyFile, type Segment, type VerifyReport } from '../audit/verify.js';
 
-export async function auditVerify(file: string, json: boolean): Promise<number> {
-  if (!fs.existsSync(file)) {
-    process.stderr.write(`bulwark audit verify: ${file} does not exist\n`);
-    return 2;
-  }
-  const r = await verifyFile(file);
-  if (json) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else if (r.ok) process.stdout.write(`OK: ${r.records} records, chain intact, last seq ${r.last_seq}, head ${r.last_hash}\n`);
-  else {
-    const p = r.problem!;
-    process.stdout.write(`DAMAGED: ${file} line ${p.line}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${p.kind}: ${p.message}\n` +
-      `${r.records} records before it verified; last good seq ${r.last_seq}\n`);
-  }
-  return r.ok ? 0 : 1;
+const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export const AUDIT_HELP = `Usage:
+  bulwark audit verify [PATH|POSTGRES_URL] [--public-key K]... [--mirror FILE]... [--from SEQ] [--to SEQ]
+                       [--merkle] [--strict] [--stream NAME] [--json]
+        exit 0 when intact; 1 naming the first bad record (segment, line, seq) and the damage:
+        modified, inserted, deleted, reordered, truncated, malformed, bad_signature,
+        missing_segment, rollback
+  bulwark audit verify --inclusion PROOF.json [--public-key K]...
+  bulwark audit verify --consistency OLD NEW [PATH] [--public-key K]...
+        OLD, NEW: checkpoint notes (files), or one proof file from \`audit prove --consistency\`
+  bulwark audit prove SEQ [PATH] [--checkpoint SIZE]     inclusion proof (JSON) under a signed checkpoint
+  bulwark audit prove --consistency OLD_SIZE NEW_SIZE [PATH]
+  bulwark audit tail [PATH] [-n N]                        print the last N records (default 10)
+  bulwark audit show SEQ [PATH]                           print the record with sequence number SEQ
+  bulwark audit export [PATH] [--since T] [--until T] [--format jsonl|csv]
+        T: a seq number or an RFC 3339 time (ts); --until is inclusive
+  bulwark audit keygen --out DIR [--name NAME]            Ed25519 checkpoint key pair (NAME.key 0600, NAME.pub)
+PATH defaults to the configured audit log (--config FILE, or .bulwark/audit.jsonl); with
+audit.backend postgres, to the configured postgres_url and stream. K is a verifier key
+(NAME+KEYID+BASE64) or a file holding one; configured audit.checkpoint.public_keys are used too.
+`;
+
+export type ConfigLoader = (file: string | undefined) => { config: Config; baseDir: string };
+
+interface Target {
+  readonly kind: 'file' | 'postgres';
+  readonly where: string;
+  readonly stream: string;
 }
 
-async function* records(file: string): AsyncGenerator<{ line: string; rec: Record<string, unknown> }> {
-  const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-  for await (const line of rl) {
-    const s = unsealLine(line);
-    if (!s) continue;
-    yield { line, rec: JSON.parse(s.body) as Record<string, unknown> };
+const OPTIONS = {
+  json: { type: 'boolean' },
+  config: { type: 'string' },
+  n: { type: 'string', short: 'n' },
+  help: { type: 'boolean', short: 'h' },
+  'public-key': { type: 'string', multiple: true },
+  mirror: { type: 'string', multiple: true },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  merkle: { type: 'boolean' },
+  strict: { type: 'boolean' },
+  stream: { type: 'string' },
+  inclusion: { type: 'string' },
+  consistency: { type: 'string' },
+  checkpoint: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  format: { type: 'string' },
+  out: { type: 'string' },
+  name: { type: 'string' },
+} as const;
+
+class UsageError extends Error {}
+
+function positiveInt(v: string | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what} must be a positive integer`);
+  return n;
+}
+
+export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(AUDIT_HELP);
+    return EXIT.ok;
+  }
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
+  try {
+    parsed = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`bulwark audit ${sub}: ${(err as Error).message}\n`);
+    return EXIT.usage;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(AUDIT_HELP);
+    return EXIT.ok;
+  }
+  let cfg: { config: Config; baseDir: string } | undefined;
+  const config = () => (cfg ??= loadConfig(values.config));
+  const keys = (): NoteVerifier[] => {
+    const given = (values['public-key'] ?? []).map((k) => loadVerifier(k));
+    let configured: NoteVerifier[] = [];
+    try {
+      configured = values.config || !given.length ? verifiersFromConfig(config().config.audit, config().baseDir) : [];
+    } catch (err) {
+      if (values.config) throw err;
+    }
+    return [...given, ...configured];
+  };
+  const target = (p: string | undefined): Target => {
+    if (p && /^postgres(ql)?:\/\//.test(p)) return { kind: 'postgres', where: p, stream: values.stream ?? 'default' };
+    if (p) return { kind: 'file', where: path.resolve(p), stream: values.stream ?? 'default' };
+    const a = config().config.audit;
+    if (a.backend === 'postgres') {
+      if (!a.postgres_url) throw new UsageError('audit.backend is postgres but audit.postgres_url is not set');
+      return { kind: 'postgres', where: a.postgres_url, stream: values.stream ?? a.stream };
+    }
+    return { kind: 'file', where: a.path, stream: a.stream };
+  };
+  try {
+    switch (sub) {
+      case 'verify':
+        if (values.inclusion) return verifyInclusionCmd(values.inclusion, keys(), values.json ?? false);
+        if (values.consistency) return await verifyConsistencyCmd(values.consistency, positionals, keys(), values.json ?? false, target);
+        return await verifyCmd(target(positionals[0]), {
+          keys: keys(),
+          mirrors: [...(values.mirror ?? []), ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), []))],
+          from: positiveInt(values.from, '--from'),
+          to: positiveInt(values.to, '--to'),
+          merkle: values.merkle ?? false,
+          strict: values.strict ?? false,
+          json: values.json ?? false,
+        });
+      case 'prove': {
+        if (values.consistency) {
+          const oldSize = positiveInt(values.consistency, '--consistency OLD_SIZE') as number;
+          const newSize = positiveInt(positionals[0], 'NEW_SIZE');
+          if (!newSize) throw new UsageError('usage: bulwark audit prove --consistency OLD_SIZE NEW_SIZE [PATH]');
+          return await proveConsistencyCmd(target(positionals[1]), oldSize, newSize);
+        }
+        const seq = positiveInt(positionals[0], 'SEQ');
+        if (!seq) throw new UsageError('usage: bulwark audit prove SEQ [PATH] [--checkpoint SIZE]');
+        return await proveCmd(target(positionals[1]), seq, positiveInt(values.checkpoint, '--checkpoint'));
+      }
+      case 'tail':
+        return await tailCmd(target(positionals[0]), positiveInt(values.n ?? '10', '-n') as number);
+      case 'show': {
+        const seq = positiveInt(positionals[0], 'SEQ');
+        if (!seq) throw new UsageError('SEQ must be a positive integer');
+        return await showCmd(target(positionals[1]), seq);
+      }
+      case 'export':
+        return await exportCmd(target(positionals[0]), values.since, values.until, values.format ?? 'jsonl');
+      case 'keygen':
+        return keygenCmd(values.out, values.name ?? 'bulwark-audit');
+      default:
+        process.stderr.write(`bulwark audit: unknown subcommand ${sub}\n${AUDIT_HELP}`);
+        return EXIT.usage;
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bulwark audit ${sub}: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    throw err;
   }
 }
 
-export async function auditTail(file: string, n: number): Promise<number> {
-  const last: string[] = [];
-  for await (const { line } of records(file)) {
-    last.push(line);
-    if (last.length > n) last.shift();
+function safe<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
   }
-  for (const l of last) process.stdout.write(`${l}\n`);
-  return 0;
 }
 
-export async function auditShow(file: string, seq: number): Promise<number> {
-  for await (const { line, rec } of records(file)) {
-    if (rec.seq === seq) {
-      process.stdout.write(`${line}\n`);
-      return 0;
+async function segmentsOf(t: Target): Promise<{ segments: Segment[]; checkpoints: string[]; close: () => Promise<void> }> {
+  if (t.kind === 'file') {
+    if (!fs.existsSync(t.where)) throw new UsageError(`${t.where} does not exist`);
+    const { segments } = fileSegments(t.where);
+    return { segments, checkpoints: [logPaths(t.where).checkpoints], close: async () => undefined };
+  }
+  const { connect, postgresSegment, postgresCheckpointLines } = await import('../audit/postgres-log.js');
+  const sql = connect(t.where);
+  const tmp = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'bulwark-audit-'));
+  const cpFile = path.join(tmp, 'checkpoints.jsonl');
+  fs.writeFileSync(cpFile, await postgresCheckpointLines(sql, t.stream), { mode: 0o600 });
+  return {
+    segments: [postgresSegment(sql, t.stream)],
+    checkpoints: [cpFile],
+    close: async () => {
+      await sql.end({ timeout: 5 });
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+function printReport(r: VerifyReport, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (r.ok) {
+    const cps = r.checkpoints.total ? `; ${r.checkpoints.matched}/${r.checkpoints.total} checkpoint(s) matched (signatures ${r.checkpoints.signatures.replace('_', ' ')})` : '; no checkpoints';
+    process.stdout.write(`OK: ${r.records} records in ${r.segments.length} segment(s), chain intact, last seq ${r.last_seq}, head ${r.last_hash}${cps}${r.partial ? ' (partial range)' : ''}\n`);
+    return;
+  }
+  const p = r.problem!;
+  process.stdout.write(`DAMAGED: ${p.segment} line ${p.line}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${p.kind}: ${p.message}\n` +
+    `${r.records} records before it verified; last good seq ${r.last_seq}\n`);
+}
+
+async function verifyCmd(t: Target, o: { keys: NoteVerifier[]; mirrors: string[]; from?: number | undefined; to?: number | undefined; merkle: boolean; strict: boolean; json: boolean }): Promise<number> {
+  const opts = { publicKeys: o.keys, mirrors: o.mirrors, from: o.from, to: o.to, merkle: o.merkle, strict: o.strict };
+  let r: VerifyReport;
+  if (t.kind === 'postgres') {
+    const { verifyPostgres } = await import('../audit/postgres-log.js');
+    r = await verifyPostgres(t.where, t.stream, opts);
+  } else {
+    if (!fs.existsSync(t.where) && !fs.existsSync(logPaths(t.where).manifest)) {
+      process.stderr.write(`bulwark audit verify: ${t.where} does not exist\n`);
+      return EXIT.usage;
+    }
+    r = await verifyFile(t.where, opts);
+  }
+  printReport(r, o.json);
+  return r.ok ? EXIT.ok : EXIT.failed;
+}
+
+function readJsonOrNote(file: string): { proof?: InclusionProof | ConsistencyProof; note?: string } {
+  const text = fs.readFileSync(file, 'utf8');
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) {
+    const obj = JSON.parse(trimmed) as Record<string, unknown>;
+    if (obj.type === 'inclusion' || obj.type === 'consistency') return { proof: obj as unknown as InclusionProof };
+    if (typeof obj.note === 'string') return { note: obj.note };
+    if (typeof obj.checkpoint === 'string') return { note: obj.checkpoint };
+    throw new UsageError(`${file}: not a proof or checkpoint`);
+  }
+  return { note: text };
+}
+
+function verifyInclusionCmd(file: string, keys: NoteVerifier[], json: boolean): number {
+  const { proof } = readJsonOrNote(file);
+  if (!proof || proof.type !== 'inclusion') throw new UsageError(`${file} is not an inclusion proof (from \`bulwark audit prove SEQ\`)`);
+  const c = checkInclusion(proof, keys);
+  if (json) process.stdout.write(`${JSON.stringify(c)}\n`);
+  else process.stdout.write(`${c.ok ? 'OK' : 'FAILED'}: ${c.message}\n`);
+  if (c.ok && !c.signed && !json) process.stderr.write('warning: no signed checkpoint was checked (give --public-key)\n');
+  return c.ok ? EXIT.ok : EXIT.failed;
+}
+
+async function verifyConsistencyCmd(oldArg: string, positionals: string[], keys: NoteVerifier[], json: boolean, target: (p: string | undefined) => Target): Promise<number> {
+  const first = readJsonOrNote(oldArg);
+  let proof: ConsistencyProof;
+  if (first.proof) {
+    if (first.proof.type !== 'consistency') throw new UsageError(`${oldArg} is not a consistency proof`);
+    proof = first.proof;
+  } else {
+    const newArg = positionals[0];
+    if (!newArg) throw new UsageError('usage: bulwark audit verify --consistency OLD NEW [PATH]');
+    const { readCheckpointNote } = await import('../audit/note.js');
+    const oldNote = first.note as string;
+    const newNote = readJsonOrNote(newArg).note;
+    if (!newNote) throw new UsageError(`${newArg} is not a checkpoint note`);
+    const o = readCheckpointNote(oldNote, keys);
+    const n = readCheckpointNote(newNote, keys);
+    if (o.size > n.size) throw new UsageError(`OLD (size ${o.size}) is larger than NEW (size ${n.size})`);
+    // The proof hashes come from the log; the verdict rests on the two signed roots.
+    const src = await segmentsOf(target(positionals[1]));
+    try {
+      proof = await buildConsistencyProof(src.segments, o.size, n.size, oldNote, newNote);
+    } finally {
+      await src.close();
     }
   }
-  process.stderr.write(`bulwark audit show: no record with seq ${seq}\n`);
-  return 1;
+  const c = checkConsistency(proof, keys);
+  if (json) process.stdout.write(`${JSON.stringify(c)}\n`);
+  else process.stdout.write(`${c.ok ? 'OK' : 'FAILED'}: ${c.message}\n`);
+  return c.ok ? EXIT.ok : EXIT.failed;
+}
+
+function checkpointsOf(files: string[]): LoadedCheckpoint[] {
+  return files.flatMap((f) => loadCheckpoints(f, []).checkpoints).sort((a, b) => a.size - b.size);
+}
+
+async function proveCmd(t: Target, seq: number, size: number | undefined): Promise<number> {
+  const src = await segmentsOf(t);
+  try {
+    const cps = checkpointsOf(src.checkpoints);
+    const cp = size !== undefined ? cps.find((c) => c.size === size) : cps.find((c) => c.size >= seq);
+    if (size !== undefined && !cp) throw new UsageError(`no checkpoint with tree size ${size}`);
+    let treeSize = cp?.size;
+    if (treeSize === undefined) {
+      // No signed checkpoint covers the record yet: prove against the log as it stands (unsigned).
+      const r = t.kind === 'file' ? await verifyFile(t.where) : undefined;
+      treeSize = r?.last_seq ?? seq;
+      process.stderr.write(`warning: no signed checkpoint covers seq ${seq} yet; the proof is against the unsigned size ${treeSize}\n`);
+    }
+    if (seq > treeSize) throw new UsageError(`seq ${seq} is beyond tree size ${treeSize}`);
+    const proof = await buildInclusionProof(src.segments, seq, treeSize, cp?.note ?? null);
+    process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
+    return EXIT.ok;
+  } finally {
+    await src.close();
+  }
+}
+
+async function proveConsistencyCmd(t: Target, oldSize: number, newSize: number): Promise<number> {
+  if (oldSize > newSize) throw new UsageError('OLD_SIZE must not exceed NEW_SIZE');
+  const src = await segmentsOf(t);
+  try {
+    const cps = checkpointsOf(src.checkpoints);
+    const proof = await buildConsistencyProof(src.segments, oldSize, newSize, cps.find((c) => c.size === oldSize)?.note ?? null, cps.find((c) => c.size === newSize)?.note ?? null);
+    process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
+    return EXIT.ok;
+  } finally {
+    await src.close();
+  }
+}
+
+async function forEachRecord(t: Target, fn: (line: string, rec: Record<string, unknown>) => boolean | void): Promise<void> {
+  const src = await segmentsOf(t);
+  try {
+    let stop = false;
+    for (const seg of src.segments) {
+      if (stop) break;
+      if (!seg.exists) continue;
+      await seg.scan((buf, start, end) => {
+        const line = buf.toString('utf8', start, end);
+        const s = unsealLine(line);
+        if (!s) return true;
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(s.body) as Record<string, unknown>;
+        } catch {
+          return true;
+        }
+        if (fn(line, rec) === false) {
+          stop = true;
+          return false;
+        }
+        return true;
+      });
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+async function tailCmd(t: Target, n: number): Promise<number> {
+  const last: string[] = [];
+  await forEachRecord(t, (line) => {
+    last.push(line);
+    if (last.length > n) last.shift();
+  });
+  for (const l of last) process.stdout.write(`${l}\n`);
+  return EXIT.ok;
+}
+
+async function showCmd(t: Target, seq: number): Promise<number> {
+  let found: string | undefined;
+  await forEachRecord(t, (line, rec) => {
+    if (rec.seq === seq) {
+      found = line;
+      return false;
+    }
+    return true;
+  });
+  if (found === undefined) {
+    process.stderr.write(`bulwark audit show: no record with seq ${seq}\n`);
+    return EXIT.failed;
+  }
+  process.stdout.write(`${found}\n`);
+  return EXIT.ok;
+}
+
+function bound(v: string | undefined, what: string): { seq?: number; time?: number } | undefined {
+  if (v === undefined) return undefined;
+  if (/^[0-9]+$/.test(v)) return { seq: Number(v) };
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`${what}: expected a seq number or an RFC 3339 time, got ${JSON.stringify(v)}`);
+  return { time: t };
+}
+
+const CSV_COLUMNS = ['seq', 'ts', 'request_id', 'transport', 'principal', 'tool', 'allow', 'status', 'code', 'duration_ms', 'args_sha256', 'result_sha256', 'policy_revision', 'hash'] as const;
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let s = typeof v === 'string' ? v : JSON.stringify(v);
+  // A cell that a spreadsheet would run as a formula is prefixed (CSV injection).
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+async function exportCmd(t: Target, since: string | undefined, until: string | undefined, format: string): Promise<number> {
+  if (format !== 'jsonl' && format !== 'csv') throw new UsageError('--format must be jsonl or csv');
+  const lo = bound(since, '--since');
+  const hi = bound(until, '--until');
+  if (format === 'csv') process.stdout.write(`${CSV_COLUMNS.join(',')}\n`);
+  await forEachRecord(t, (line, rec) => {
+    const seq = rec.seq as number;
+    const ts = Date.parse(String(rec.ts));
+    if (lo?.seq !== undefined && seq < lo.seq) return true;
+    if (lo?.time !== undefined && ts < lo.time) return true;
+    if (hi?.seq !== undefined && seq > hi.seq) return false;
+    if (hi?.time !== undefined && ts > hi.time) return true;
+    if (format === 'jsonl') {
+      process.stdout.write(`${line}\n`);
+      return true;
+    }
+    const principal = rec.principal as { id?: string } | null;
+    const decision = rec.decision as { allow?: boolean } | null;
+    const outcome = (rec.outcome ?? {}) as Record<string, unknown>;
+    const hash = unsealLine(line)?.hash;
+    const row = [seq, rec.ts, rec.request_id, rec.transport, principal?.id, rec.tool ?? rec.event, decision?.allow, outcome.status, outcome.code, outcome.duration_ms, rec.args_sha256, outcome.result_sha256, rec.policy_revision, hash];
+    process.stdout.write(`${row.map(csvCell).join(',')}\n`);
+    return true;
+  });
+  return EXIT.ok;
+}
+
+function keygenCmd(out: string | undefined, name: string): number {
+  if (!out) throw new UsageError('--out DIR is required');
+  const key = generateKey(name);
+  fs.mkdirSync(out, { recursive: true, mode: 0o700 });
+  const priv = path.join(out, `${name}.key`);
+  const pub = path.join(out, `${name}.pub`);
+  // wx: never overwrite an existing key (a lost signing key cannot be recovered).
+  fs.writeFileSync(priv, `${key.encodedPrivate}\n`, { mode: 0o600, flag: 'wx' });
+  fs.chmodSync(priv, 0o600);
+  fs.writeFileSync(pub, `${key.encoded}\n`, { mode: 0o644, flag: 'wx' });
+  process.stdout.write(`private key: ${priv} (mode 0600; set audit.checkpoint.private_key to this file)\n` +
+    `public key:  ${pub}\nverifier key: ${key.encoded}\n` +
+    `add the verifier key to audit.checkpoint.public_keys; keep old ones listed after a rotation.\n`);
+  return EXIT.ok;
 }

@@ -72,10 +72,28 @@ export const configSchema = z.object({
     data: z.string().optional(),
   }).strict().default({}),
   audit: z.object({
-    backend: z.enum(['file']).default('file'),
+    backend: z.enum(['file', 'postgres']).default('file'),
     path: z.string().default('.bulwark/audit.jsonl'),
     durability: z.enum(['fsync', 'batch', 'async']).default('fsync'),
     batch_ms: z.number().int().min(1).max(60_000).default(50),
+    /** One hash chain per stream (the PostgreSQL backend; also the checkpoint origin). */
+    stream: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, ".", "_", "-"').default('default'),
+    postgres_url: z.string().min(1).optional(),
+    max_line_bytes: z.number().int().min(4096).max(1024 * 1024).default(64 * 1024),
+    rotation: z.object({
+      max_bytes: z.number().int().min(4096).optional(),
+      max_age_s: z.number().int().min(1).optional(),
+    }).strict().optional(),
+    checkpoint: z.object({
+      /** Signer key (note format), or a file holding it; without it no checkpoints are written. */
+      private_key: z.string().min(1).optional(),
+      /** Verifier keys (note format) or files; keep old keys listed after a key rotation. */
+      public_keys: z.array(z.string().min(1)).default([]),
+      every_records: z.number().int().min(1).max(1_000_000).default(1000),
+      every_ms: z.number().int().min(10).max(3_600_000).default(1000),
+      mirror_path: z.string().min(1).optional(),
+      origin: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
+    }).strict().optional(),
   }).strict().default({}),
   observability: z.object({
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),

@@ -1,0 +1,51 @@
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { AuditLogOptions } from './audit-log.js';
+import { loadSigner, loadVerifier, type NoteVerifier } from './note.js';
+
+export type AuditConfig = Config['audit'];
+
+const KEY_STRING = /^(PRIVATE\+KEY\+|[^\s+/]+\+[0-9a-f]{8}\+)/;
+
+/** A key file path relative to the config file's folder; a key given inline stays as it is. */
+function resolveKeySpec(spec: string, baseDir: string): string {
+  return KEY_STRING.test(spec.trim()) ? spec : path.resolve(baseDir, spec);
+}
+
+export function defaultOrigin(stream: string): string {
+  return `bulwark/audit/${stream}`;
+}
+
+/** The AuditLog options a config asks for (keys are loaded here, so a bad key fails at boot). */
+export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWarning?: AuditLogOptions['onWarning']): AuditLogOptions {
+  const cp = audit.checkpoint;
+  return {
+    path: audit.path,
+    durability: audit.durability,
+    batchMs: audit.batch_ms,
+    backend: audit.backend,
+    postgresUrl: audit.postgres_url,
+    stream: audit.stream,
+    maxLineBytes: audit.max_line_bytes,
+    rotation: audit.rotation ? { maxBytes: audit.rotation.max_bytes, maxAgeMs: audit.rotation.max_age_s === undefined ? undefined : audit.rotation.max_age_s * 1000 } : undefined,
+    checkpoint: cp?.private_key
+      ? {
+          signer: loadSigner(resolveKeySpec(cp.private_key, baseDir)),
+          everyRecords: cp.every_records,
+          everyMs: cp.every_ms,
+          mirrorPath: cp.mirror_path ? path.resolve(baseDir, cp.mirror_path) : undefined,
+          origin: cp.origin ?? defaultOrigin(audit.stream),
+        }
+      : undefined,
+    onWarning,
+  };
+}
+
+/** Keys a verifier trusts: audit.checkpoint.public_keys (old keys stay listed after a rotation). */
+export function verifiersFromConfig(audit: AuditConfig, baseDir: string): NoteVerifier[] {
+  return (audit.checkpoint?.public_keys ?? []).map((k) => loadVerifier(resolveKeySpec(k, baseDir)));
+}
+
+export function mirrorsFromConfig(audit: AuditConfig, baseDir: string): string[] {
+  return audit.checkpoint?.mirror_path ? [path.resolve(baseDir, audit.checkpoint.mirror_path)] : [];
+}

@@ -1,0 +1,282 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { AuditUnavailableError, sealRecord, type Appended, type AuditLog, type AuditLogOptions } from './audit-log.js';
+import { canonicalJson, MAX_LINE_BYTES } from './canonical-json.js';
+import { GENESIS_PREV } from './chain.js';
+import { makeCheckpointLine } from './checkpoint.js';
+import { Frontier, leafHash } from './merkle.js';
+import { readCheckpointNote } from './note.js';
+import os from 'node:os';
+import { verifySegments, type Segment, type VerifyOptions, type VerifyReport } from './verify.js';
+
+/** sql/audit-postgres.sql in the package (dist/src/audit → three levels up). */
+export const AUDIT_POSTGRES_SQL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'sql', 'audit-postgres.sql');
+
+/** Advisory-lock namespace for audit streams (the first key of the two-key form). */
+const LOCK_CLASS = 0x42_57_41; // "BWA"
+
+interface Pending {
+  readonly fields: Record<string, unknown>;
+  readonly resolve: (a: Appended) => void;
+  readonly reject: (err: Error) => void;
+}
+
+type Sql = postgres.Sql<Record<string, never>>;
+
+export function connect(url: string): Sql {
+  return postgres(url, { max: 2, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 30 }) as unknown as Sql;
+}
+
+/** Apply sql/audit-postgres.sql (as an administrator, once). */
+export async function installPostgresSchema(url: string): Promise<void> {
+  const sql = connect(url);
+  try {
+    await sql.unsafe(fs.readFileSync(AUDIT_POSTGRES_SQL, 'utf8'));
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * The audit log in PostgreSQL, for several replicas writing one chain per stream. Each flush is
+ * one transaction that takes a transaction-scoped advisory lock for the stream, reads the head,
+ * seals the queued records onto it and inserts them: concurrent appenders in this process share
+ * the transaction (group commit), other processes wait for the lock, so the chain stays one
+ * line. A trigger re-checks every insert (seq, prev, hash) and refuses UPDATE, DELETE, TRUNCATE.
+ * A call resolves after COMMIT whatever the durability mode: the seq comes from the database.
+ */
+export class PostgresAuditLog implements AuditLog {
+  private queue: Pending[] = [];
+  private flushing = false;
+  private failure: Error | undefined;
+  private closed = false;
+  private seq = 0;
+  private sinceCheckpoint = 0;
+  private lastCheckpointAt = Date.now();
+  private tick: NodeJS.Timeout | undefined;
+  private checkpointing: Promise<void> = Promise.resolve();
+  private readonly maxLine: number;
+
+  private constructor(private readonly sql: Sql, private readonly opts: AuditLogOptions, private readonly stream: string) {
+    this.maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+  }
+
+  static async open(opts: AuditLogOptions): Promise<PostgresAuditLog> {
+    if (!opts.postgresUrl) throw new AuditUnavailableError('audit.backend is postgres but audit.postgres_url is not set');
+    const sql = connect(opts.postgresUrl);
+    const stream = opts.stream ?? 'default';
+    const log = new PostgresAuditLog(sql, opts, stream);
+    try {
+      const [head] = await sql`SELECT seq FROM bulwark_audit WHERE stream = ${stream} ORDER BY seq DESC LIMIT 1`;
+      log.seq = head ? Number(head.seq) : 0;
+    } catch (err) {
+      await sql.end({ timeout: 5 });
+      throw new AuditUnavailableError(`audit PostgreSQL backend unavailable (apply sql/audit-postgres.sql and grant bulwark_audit_writer): ${(err as Error).message}`);
+    }
+    if (opts.checkpoint) {
+      const every = Math.max(10, Math.min(opts.checkpoint.everyMs, 1000));
+      log.tick = setInterval(() => log.maybeCheckpoint(false), every);
+      log.tick.unref();
+    }
+    return log;
+  }
+
+  get writable(): boolean {
+    return !this.failure && !this.closed;
+  }
+
+  /** The highest seq this process has written or seen. */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  async append(fields: Record<string, unknown>): Promise<Appended> {
+    if (this.failure) throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
+    if (this.closed) throw new AuditUnavailableError('audit log is closed');
+    // Refuse what cannot be hashed reproducibly now, before it joins a transaction with others
+    // (seq, ts, prev and v add well under 300 bytes).
+    canonicalJson(fields, this.maxLine - 400);
+    const done = new Promise<Appended>((resolve, reject) => this.queue.push({ fields, resolve, reject }));
+    void this.flush();
+    return done;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length && !this.failure) {
+        const batch = this.queue;
+        this.queue = [];
+        let sealed: Appended[];
+        try {
+          sealed = await this.sql.begin(async (tx) => {
+            await tx`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${this.stream}))`;
+            const [head] = await tx`SELECT seq, hash FROM bulwark_audit WHERE stream = ${this.stream} ORDER BY seq DESC LIMIT 1`;
+            let seq = head ? Number(head.seq) : 0;
+            let prev = head ? String(head.hash) : GENESIS_PREV;
+            const rows = batch.map((p) => {
+              seq += 1;
+              const { line, hash } = sealRecord(p.fields, seq, prev, this.maxLine);
+              const row = { stream: this.stream, seq, line, prev, hash };
+              prev = hash;
+              return row;
+            });
+            await tx`INSERT INTO bulwark_audit ${tx(rows, 'stream', 'seq', 'line', 'prev', 'hash')}`;
+            return rows.map((r) => ({ seq: r.seq, hash: r.hash }));
+          }) as unknown as Appended[];
+        } catch (err) {
+          // A lost connection or a refused insert: nothing of this batch is recorded. The log
+          // stays failed so the gate withholds results rather than guess what was written.
+          this.failure = err as Error;
+          const e = new AuditUnavailableError(`audit write failed: ${(err as Error).message}`);
+          for (const p of [...batch, ...this.queue]) p.reject(e);
+          this.queue = [];
+          return;
+        }
+        batch.forEach((p, i) => p.resolve(sealed[i] as Appended));
+        this.seq = Math.max(this.seq, (sealed[sealed.length - 1] as Appended).seq);
+        this.sinceCheckpoint += sealed.length;
+        this.maybeCheckpoint(false);
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private maybeCheckpoint(force: boolean): void {
+    const cp = this.opts.checkpoint;
+    if (!cp || this.sinceCheckpoint === 0) return;
+    if (!force && this.sinceCheckpoint < cp.everyRecords && Date.now() - this.lastCheckpointAt < cp.everyMs) return;
+    this.sinceCheckpoint = 0;
+    this.lastCheckpointAt = Date.now();
+    this.checkpointing = this.checkpointing.then(() => this.checkpoint()).catch((err: Error) => {
+      this.opts.onWarning?.('audit checkpoint could not be written', { stream: this.stream, error: err.message });
+    });
+  }
+
+  /** Under the stream lock: extend the last checkpoint's frontier with the rows after it, sign, insert. */
+  private async checkpoint(): Promise<void> {
+    const cp = this.opts.checkpoint;
+    if (!cp) return;
+    await this.sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${this.stream}))`;
+      const [last] = await tx`SELECT size, note, frontier FROM bulwark_audit_checkpoint WHERE stream = ${this.stream} ORDER BY size DESC LIMIT 1`;
+      let frontier = new Frontier();
+      if (last) {
+        const f = Frontier.fromState(Number(last.size), (last.frontier as string[]).map((b) => Buffer.from(b, 'base64')));
+        // Only a frontier that folds to the signed root is trusted; otherwise start over.
+        if (f.root().equals(readCheckpointNote(String(last.note), []).root)) frontier = f;
+      }
+      let head = '';
+      await tx`SELECT seq, line, hash FROM bulwark_audit WHERE stream = ${this.stream} AND seq > ${frontier.size} ORDER BY seq`.cursor(1000, (rows) => {
+        for (const r of rows) {
+          if (Number(r.seq) !== frontier.size + 1) throw new Error(`stream ${this.stream} has a gap at seq ${frontier.size + 1}`);
+          frontier.appendHash(leafHash(Buffer.from(String(r.line), 'utf8')));
+          head = String(r.hash);
+        }
+      });
+      if (!head) return;
+      const line = makeCheckpointLine(cp, { size: frontier.size, head, frontier: frontier.snapshot() });
+      await tx`INSERT INTO bulwark_audit_checkpoint (stream, size, note, frontier) VALUES (${this.stream}, ${line.size}, ${line.note}, ${tx.array([...line.frontier])}) ON CONFLICT DO NOTHING`;
+      if (cp.mirrorPath) {
+        await fs.promises.mkdir(path.dirname(path.resolve(cp.mirrorPath)), { recursive: true, mode: 0o700 });
+        await fs.promises.appendFile(cp.mirrorPath, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.flushing || this.queue.length) await new Promise((r) => setImmediate(r));
+    this.closed = true;
+    if (this.tick) clearInterval(this.tick);
+    if (!this.failure) this.maybeCheckpoint(true);
+    await this.checkpointing;
+    await this.sql.end({ timeout: 5 });
+  }
+}
+
+/** The stream as one segment for the verifier; rows in seq order (the primary key). */
+export function postgresSegment(sql: Sql, stream: string): Segment {
+  const name = `postgres:${stream}`;
+  // Line numbers are row positions in seq order (they equal seq while nothing is missing).
+  const feed = async (fromRow: number, sink: (buf: Buffer, start: number, end: number, lineNo: number) => boolean | void): Promise<void> => {
+    let lineNo = fromRow;
+    let stop = false;
+    await sql`SELECT line FROM bulwark_audit WHERE stream = ${stream} ORDER BY seq OFFSET ${fromRow - 1}`.cursor(5000, (rows) => {
+      const buf = Buffer.from(`${rows.map((r) => String(r.line)).join('\n')}\n`, 'utf8');
+      let start = 0;
+      for (;;) {
+        const nl = buf.indexOf(0x0a, start);
+        if (nl < 0) break;
+        if (sink(buf, start, nl, lineNo) === false) {
+          stop = true;
+          return sql.CLOSE;
+        }
+        lineNo++;
+        start = nl + 1;
+      }
+      return undefined;
+    });
+    void stop;
+  };
+  return {
+    name,
+    first_seq: 1,
+    prev: GENESIS_PREV,
+    exists: true,
+    async scan(sink) {
+      await feed(1, sink);
+      return {};
+    },
+    async lines(from, count) {
+      const out: string[] = [];
+      await feed(from, (buf, start, end) => {
+        out.push(buf.toString('utf8', start, end));
+        return out.length < count;
+      });
+      return out;
+    },
+  };
+}
+
+/** Checkpoints of a stream, written to a temporary checkpoints file for the verifier. */
+export async function postgresCheckpointLines(sql: Sql, stream: string): Promise<string> {
+  const rows = await sql`SELECT size, note, frontier FROM bulwark_audit_checkpoint WHERE stream = ${stream} ORDER BY size`;
+  return rows.map((r) => `${JSON.stringify({ note: String(r.note), size: Number(r.size), frontier: r.frontier as string[] })}\n`).join('');
+}
+
+/** A URL fit to print: the password is never shown. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres:(unparseable url)';
+  }
+}
+
+export async function verifyPostgres(url: string, stream: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const sql = connect(url);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-verify-'));
+  try {
+    const cpFile = path.join(dir, `${stream.replace(/[^A-Za-z0-9_-]/g, '_')}.checkpoints.jsonl`);
+    fs.writeFileSync(cpFile, await postgresCheckpointLines(sql, stream), { mode: 0o600 });
+    const sources = [{ file: cpFile, mirror: false }, ...(opts.mirrors ?? []).map((f) => ({ file: path.resolve(f), mirror: true }))];
+    const r = await verifySegments(`${redactUrl(url)}#${stream}`, [postgresSegment(sql, stream)], sources, opts);
+    // The temporary file is not where the checkpoints live: name the table instead.
+    const fix = (f: string) => (f === cpFile ? `postgres:bulwark_audit_checkpoint#${stream}` : f);
+    return {
+      ...r,
+      checkpoints: { ...r.checkpoints, sources: r.checkpoints.sources.map(fix) },
+      ...(r.problem ? { problem: { ...r.problem, segment: r.problem.segment === path.basename(cpFile) ? 'bulwark_audit_checkpoint' : r.problem.segment, ...(r.problem.checkpoint ? { checkpoint: { ...r.problem.checkpoint, file: fix(r.problem.checkpoint.file) } } : {}) } } : {}),
+    };
+  } finally {
+    await sql.end({ timeout: 5 });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
