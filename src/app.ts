@@ -11,6 +11,7 @@ import { AuditLog } from './audit/audit-log.js';
 import { auditOptionsFromConfig } from './audit/config.js';
 import type { GateDeps } from './gate/deps.js';
 import type { ToolEnv } from './tools/types.js';
+import { createPools, type Pools } from './execution/pools.js';
 import { buildToolCatalogue } from './server/mcp-server.js';
 
 export interface App {
@@ -51,9 +52,9 @@ function stringListOf(data: unknown, key: 'blocked_extensions' | 'blocked_names'
 }
 
 /** The policy's data also tells executors what to skip inside an allowed directory. */
-export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown): ToolEnv {
+export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown, pools: Pools): ToolEnv {
   const ext = stringListOf(data, 'blocked_extensions').map((e) => (e.startsWith('.') ? e : `.${e}`));
-  return { config: loaded.config, logger, blockedExtensions: ext, blockedNames: stringListOf(data, 'blocked_names') };
+  return { config: loaded.config, logger, blockedExtensions: ext, blockedNames: stringListOf(data, 'blocked_names'), pools };
 }
 
 export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
@@ -61,12 +62,13 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   const audit = await AuditLog.open(auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)));
+  const pools = await createPools(config, logger);
   const deps: GateDeps = {
     config,
     logger,
     policy,
     tools: buildRegistry(),
-    toolEnv: toolEnvFor(loaded, logger, data),
+    toolEnv: toolEnvFor(loaded, logger, data, pools),
     buckets: new MemoryTokenBuckets(),
     audit,
     metrics: new GateMetrics(),
@@ -74,6 +76,9 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   return {
     deps,
     catalogue: buildToolCatalogue(deps),
-    close: () => audit.close(),
+    close: async () => {
+      await pools.close();
+      await audit.close();
+    },
   };
 }

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type LoadedConfig } from './config/loader.js';
 import { PACKAGE_ROOT } from './config/package-paths.js';
 import { createLogger } from './observability/logger.js';
 import { createApp, loadPolicyEngine, toolEnvFor } from './app.js';
+import { NO_POOLS } from './execution/pools.js';
 import { serveStdio } from './transport/stdio.js';
 import { serveHttp } from './transport/http.js';
 import { AUDIT_HELP, runAuditCli } from './cli/audit-commands.js';
@@ -137,7 +138,7 @@ async function policyEval(argv: string[]): Promise<number> {
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   const deps: GateDeps = {
     config: loaded.config, logger, policy, tools: buildRegistry(),
-    toolEnv: toolEnvFor(loaded, logger, data), buckets: new MemoryTokenBuckets(),
+    toolEnv: toolEnvFor(loaded, logger, data, NO_POOLS), buckets: new MemoryTokenBuckets(),
     audit: undefined as unknown as AuditLog, metrics: new GateMetrics(),
   };
   const context = { transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal };

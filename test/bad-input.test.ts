@@ -3,6 +3,7 @@ import t from 'tap';
 import { BIN, makeSandbox, readAudit } from './helpers/fixtures.js';
 import { inProcessGate } from './helpers/gate.js';
 import { stdioClient } from './helpers/clients.js';
+import { cleanChildEnv } from './helpers/child-env.js';
 
 t.test('wrong types, missing fields, unknown fields, oversized arguments: invalid_input, audited', async (t) => {
   const sb = makeSandbox({ limits: { max_args_bytes: 2048, tiers: { local: { capacity: 1000, refill_per_s: 1000 } }, default_tier: 'local' } });
@@ -57,7 +58,7 @@ t.test('arguments that cannot be hashed reproducibly are recorded without them',
 t.test('malformed JSON-RPC over stdio does not kill the server', async (t) => {
   const sb = makeSandbox();
   t.teardown(sb.cleanup);
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', sb.configPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', sb.configPath], { stdio: ['pipe', 'pipe', 'pipe'], env: cleanChildEnv() });
   t.teardown(() => child.kill());
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));

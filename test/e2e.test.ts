@@ -16,7 +16,7 @@ t.test('stdio: list, read, typed denial, audit chain verifies', async (t) => {
 
   const { tools } = await client.listTools();
   const names = tools.map((x) => x.name).sort();
-  t.same(names, ['file_info', 'list_directory', 'read_file', 'search_files']);
+  t.same(names, ['file_info', 'list_directory', 'read_file', 'run_javascript', 'search_files']);
   for (const tool of tools) t.ok(tool.annotations?.readOnlyHint, `${tool.name} is annotated read-only`);
 
   const ok = await client.callTool({ name: 'read_file', arguments: { path: path.join(sb.root, 'hello.txt') } });

@@ -75,7 +75,8 @@ for (const [label, mutate] of [
       t.equal(o.denial?.code, 'policy_error', `${tool} denied`);
       t.equal(o.result, undefined);
     }
-    // Over stdio too, and nothing is listed.
+    // Over stdio too, and nothing is listed (one writer per audit log: close ours first).
+    await gate.close();
     const { client, close } = await stdioClient(['--config', sb.configPath]);
     t.teardown(close);
     t.same((await client.listTools()).tools, []);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import { benchGate } from './gate.mjs';
 import { benchPolicy } from './policy.mjs';
 import { benchStdioRead } from './stdio-read.mjs';
+import { benchSandbox } from './sandbox.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -12,10 +13,13 @@ const out = {
     gate_overhead_ms: { p50: 0.3, p99: 1.5 },
     policy_decide_us: { p50: 20, p99: 100 },
     read_file_stdio_median_ratio: 1.5,
+    run_javascript_warm_ms: { p50: 2 },
+    worker_round_trip_ms: { p50: 0.2 },
   },
 };
 out.policy = await benchPolicy(quick ? { samples: 2000, soak: 20000 } : {});
 out.gate = [];
 for (const durability of ['batch', 'fsync', 'async']) out.gate.push(await benchGate({ durability, calls: quick ? 500 : 5000 }));
 out.stdio_read_file = await benchStdioRead({ rounds: quick ? 200 : 2000 });
+out.sandbox = await benchSandbox({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

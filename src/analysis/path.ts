@@ -62,6 +62,8 @@ function rejectMalformed(requested: string): void {
 function kindOf(st: fs.Stats): PathKind {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'directory';
+  // realpath just resolved every link, so a link here was swapped in between the two calls.
+  if (st.isSymbolicLink()) refuse('path_rejected', 'The path changed while it was checked.', ['path.changed_after_check']);
   if (st.isFIFO()) refuse('path_rejected', 'The path is a FIFO.', ['path.special_file', 'path.fifo']);
   if (st.isSocket()) refuse('path_rejected', 'The path is a socket.', ['path.special_file', 'path.socket']);
   if (st.isCharacterDevice() || st.isBlockDevice()) refuse('path_rejected', 'The path is a device.', ['path.special_file', 'path.device']);

@@ -13,6 +13,13 @@ const tier = z.object({
   refill_per_s: z.number().positive().max(1_000_000),
 }).strict();
 
+/** A pool of disposable worker processes: warm size, bounded queue, V8 heap cap per worker. */
+const pool = z.object({
+  size: z.number().int().min(1).max(64),
+  max_queue: z.number().int().min(0).max(10_000),
+  heap_mb: z.number().int().min(32).max(16_384),
+}).strict();
+
 export const configSchema = z.object({
   server: z.object({
     transport: z.enum(['stdio', 'http']).default('stdio'),
@@ -63,9 +70,13 @@ export const configSchema = z.object({
   javascript: z.object({
     memory_mb: z.number().int().min(8).max(4096).default(64),
     timeout_ms: z.number().int().min(10).max(600_000).default(2000),
+    max_code_bytes: z.number().int().min(16).max(1024 * 1024).default(64 * 1024),
+    max_output_bytes: z.number().int().min(64).max(16 * 1024 * 1024).default(64 * 1024),
   }).strict().default({}),
   execution: z.object({
     timeout_ms: z.number().int().min(10).max(600_000).default(10_000),
+    filesystem_pool: pool.default({ size: 2, max_queue: 64, heap_mb: 256 }),
+    javascript_pool: pool.default({ size: 2, max_queue: 16, heap_mb: 512 }),
   }).strict().default({}),
   policy: z.object({
     wasm: z.string().optional(),

@@ -86,6 +86,15 @@ export interface ToolResult {
   readonly text: string;
   /** Machine-readable result for `structuredContent` (matches the tool's output schema). */
   readonly structured: Readonly<Record<string, unknown>>;
+  /** What running it cost, reported to the client in `_meta` and kept in the audit record. */
+  readonly metrics?: ExecutionMetrics;
+}
+
+export interface ExecutionMetrics {
+  readonly duration_ms: number;
+  readonly cpu_ms: number;
+  readonly heap_bytes: number;
+  readonly output_bytes: number;
 }
 
 export type OutcomeStatus = 'ok' | 'denied' | 'error' | 'cancelled';

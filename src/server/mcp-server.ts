@@ -34,7 +34,11 @@ export function buildToolCatalogue(deps: GateDeps): Tool[] {
 
 export function outcomeToResult(outcome: GateOutcome): CallToolResult {
   if (outcome.result && !outcome.denial) {
-    return { content: [{ type: 'text', text: outcome.result.text }], structuredContent: { ...outcome.result.structured } };
+    return {
+      content: [{ type: 'text', text: outcome.result.text }],
+      structuredContent: { ...outcome.result.structured },
+      _meta: { 'bulwark/request_id': outcome.requestId, ...(outcome.result.metrics ? { 'bulwark/metrics': { ...outcome.result.metrics } } : {}) },
+    };
   }
   const d = outcome.denial;
   if (!d) throw new Error('gate outcome without result or denial');

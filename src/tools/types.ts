@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Authorised, Facts, Pinned, ToolResult, Validated } from '../gate/types.js';
+import type { Pools } from '../execution/pools.js';
 
 export type ToolFamily = 'filesystem' | 'database' | 'api' | 'javascript';
 
@@ -20,6 +21,8 @@ export interface ToolEnv {
   readonly blockedExtensions: readonly string[];
   /** Lower-case names (any path segment) the policy blocks, e.g. `.ssh`, `id_rsa`: search skips them. */
   readonly blockedNames: readonly string[];
+  /** Worker pools: tool code runs there, never on the server's event loop. */
+  readonly pools: Pools;
 }
 
 export interface AnalysisResult {

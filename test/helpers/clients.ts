@@ -3,9 +3,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { BIN } from './fixtures.js';
+import { cleanChildEnv } from './child-env.js';
 
 export async function stdioClient(args: string[], env: Record<string, string> = {}): Promise<{ client: Client; stderr: () => string; close: () => Promise<void> }> {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'serve', ...args], env: { ...process.env, ...env } as Record<string, string>, stderr: 'pipe' });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'serve', ...args], env: cleanChildEnv(env), stderr: 'pipe' });
   let err = '';
   transport.stderr?.on('data', (c: Buffer) => {
     err += c.toString();
@@ -25,7 +26,7 @@ export interface HttpServerProcess {
 
 /** Start `bulwark serve --http 127.0.0.1:0` and read the URL it prints. */
 export async function startHttpServer(args: string[]): Promise<HttpServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--http', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--http', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanChildEnv() });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 20_000);

@@ -3,6 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { unwrapSpawnHook } from './child-env.js';
+
+// Every test spawns servers or sandbox workers; none of them may inherit tap's spawn hook.
+unwrapSpawnHook();
 
 /** dist/test/helpers → the package root. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -35,11 +39,12 @@ export function makeSandbox(extraConfig: Record<string, unknown> = {}): Sandbox 
   const auditPath = path.join(dir, 'audit', 'audit.jsonl');
   const configPath = path.join(dir, 'bulwark.yaml');
   const config = {
-    filesystem: { roots: [root] },
     audit: { path: auditPath },
     limits: { tiers: { local: { capacity: 100000, refill_per_s: 100000 } }, default_tier: 'local' },
     observability: { log_level: 'warn' },
     ...extraConfig,
+    // Deep-merge the filesystem section so a test can set caps without losing its root.
+    filesystem: { roots: [root], ...((extraConfig.filesystem as Record<string, unknown> | undefined) ?? {}) },
   };
   fs.writeFileSync(configPath, stringify(config));
   return { dir, root, outside, auditPath, configPath, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };

@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config/loader.js';
 import { createApp, type App } from '../../src/app.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { runGate } from '../../src/gate/run.js';
+import { unwrapSpawnHook } from './child-env.js';
 import type { GateOutcome, TransportKind } from '../../src/gate/types.js';
 
 export interface InProcessGate {
@@ -13,6 +14,7 @@ export interface InProcessGate {
 
 /** The real gate, in this process, on a config file (policy wasm, audit log and all). */
 export async function inProcessGate(configPath: string, overrides: { roots?: string[] } = {}): Promise<InProcessGate> {
+  unwrapSpawnHook();
   const loaded = loadConfig({ file: configPath, roots: overrides.roots });
   const app = await createApp(loaded, createLogger('error'));
   return {

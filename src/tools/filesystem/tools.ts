@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { analysePath, type PathPin } from '../../analysis/path.js';
 import { refuse } from '../../errors/denial.js';
-import { readPinnedFile } from '../../../sandbox/fs/read-file.js';
-import { listPinnedDirectory } from '../../../sandbox/fs/list-directory.js';
-import { searchPinned, compileMatcher } from '../../../sandbox/fs/search-files.js';
-import { infoPinned } from '../../../sandbox/fs/file-info.js';
+import type { ReadResult } from '../../../sandbox/fs/read-file.js';
+import type { ListResult } from '../../../sandbox/fs/list-directory.js';
+import { compileMatcher, type SearchResult } from '../../../sandbox/fs/search-files.js';
+import type { InfoResult } from '../../../sandbox/fs/file-info.js';
 import type { AnalysisResult, ToolDefinition, ToolEnv } from '../types.js';
-import type { Validated } from '../../gate/types.js';
+import type { Authorised, ExecutionMetrics, Validated } from '../../gate/types.js';
 
 // Length caps sit above the analyser's own (4096-byte paths) so that an over-long path reaches the
 // analyser and is refused as `path_rejected`, not lost as a schema error.
@@ -30,6 +30,26 @@ function pinOf(pinned: Readonly<Record<string, unknown>>): PathPin {
 
 function canonicalOf(call: { facts: { path?: { canonical: string } } }): string {
   return call.facts.path?.canonical as string;
+}
+
+/** Run one filesystem op in a permission-confined worker, under the call's time cap. */
+async function inWorker<T>(env: ToolEnv, call: Authorised, op: string, payload: unknown): Promise<{ value: T; metrics: ExecutionMetrics }> {
+  const r = await env.pools.filesystem.run<T>(op, payload, {
+    timeoutMs: call.caps.timeoutMs,
+    signal: call.context.signal,
+    onProgress: call.context.progress,
+  });
+  const output_bytes = Buffer.byteLength(JSON.stringify(r.value));
+  return { value: r.value, metrics: { duration_ms: round(r.metrics.duration_ms), cpu_ms: round(r.metrics.cpu_ms), heap_bytes: r.metrics.heap_bytes, output_bytes } };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** Budgets inside the worker end a little before the kill switch, so a long walk returns truncated results instead of being killed. */
+function budgetFor(call: Authorised, ms: number): number {
+  return Math.max(1, Math.min(ms, call.caps.timeoutMs - Math.min(250, call.caps.timeoutMs / 4)));
 }
 
 const readFileInput = z.object({
@@ -58,7 +78,7 @@ export const readFileTool: ToolDefinition<z.output<typeof readFileInput>> = {
     return pathFacts(call.args.path, env, 'file', env.config.filesystem.max_file_bytes);
   },
   async execute(call, env) {
-    const r = readPinnedFile({
+    const { value: r, metrics } = await inWorker<ReadResult>(env, call, 'read', {
       pin: pinOf(call.pinned),
       canonical: canonicalOf(call),
       maxFileBytes: env.config.filesystem.max_file_bytes,
@@ -73,7 +93,7 @@ export const readFileTool: ToolDefinition<z.output<typeof readFileInput>> = {
     const text = r.encoding === 'none'
       ? `${r.path}: binary file, ${r.size} bytes, ${r.mime}, sha256 ${r.sha256}. Ask for encoding "base64" to get the bytes.`
       : r.content;
-    return { text, structured: { ...r } };
+    return { text, structured: { ...r }, metrics };
   },
 };
 
@@ -107,18 +127,18 @@ export const listDirectoryTool: ToolDefinition<z.output<typeof listInput>> = {
   async execute(call, env) {
     const fsCfg = env.config.filesystem;
     const depth = Math.min(call.args.depth ?? (call.args.recursive ? fsCfg.max_depth : 1), fsCfg.max_depth);
-    const r = listPinnedDirectory({
+    const { value: r, metrics } = await inWorker<ListResult>(env, call, 'list', {
       pin: pinOf(call.pinned),
       canonical: canonicalOf(call),
       depth: Math.max(depth, 1),
       pattern: call.args.pattern,
       includeHidden: call.args.include_hidden,
       maxEntries: Math.min(call.args.max_entries ?? fsCfg.max_entries, fsCfg.max_entries),
-      deadline: Date.now() + call.caps.timeoutMs,
+      budgetMs: budgetFor(call, call.caps.timeoutMs),
     });
     const lines = r.entries.map((e) => `${e.kind === 'directory' ? '[DIR] ' : e.kind === 'symlink' ? '[LINK]' : e.kind === 'other' ? '[OTHER]' : '[FILE]'} ${e.path}`);
     if (r.truncated) lines.push(`… truncated (${r.truncated_reason})`);
-    return { text: lines.join('\n') || '(empty)', structured: { ...r } };
+    return { text: lines.join('\n') || '(empty)', structured: { ...r }, metrics };
   },
 };
 
@@ -154,7 +174,7 @@ export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>> = {
   },
   async execute(call, env) {
     const s = env.config.filesystem.search;
-    const r = searchPinned({
+    const { value: r, metrics } = await inWorker<SearchResult>(env, call, 'search', {
       pin: pinOf(call.pinned),
       canonical: canonicalOf(call),
       query: call.args.query,
@@ -167,13 +187,13 @@ export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>> = {
       maxFileBytes: s.max_file_bytes,
       maxFiles: s.max_files,
       maxBytes: call.caps.maxBytes,
-      deadline: Date.now() + Math.min(s.time_budget_ms, call.caps.timeoutMs),
-      blockedExtensions: new Set(env.blockedExtensions),
-      blockedNames: new Set(env.blockedNames),
+      budgetMs: budgetFor(call, s.time_budget_ms),
+      blockedExtensions: [...env.blockedExtensions],
+      blockedNames: [...env.blockedNames],
     });
     const lines = r.matches.map((m) => `${m.path}:${m.line}:${m.column}: ${m.text}`);
     if (r.truncated) lines.push(`… truncated (${r.truncated_reason})`);
-    return { text: lines.join('\n') || `No matches in ${r.files_scanned} files.`, structured: { ...r } };
+    return { text: lines.join('\n') || `No matches in ${r.files_scanned} files.`, structured: { ...r }, metrics };
   },
 };
 
@@ -197,8 +217,8 @@ export const fileInfoTool: ToolDefinition<z.output<typeof infoInput>> = {
     return pathFacts(call.args.path, env, 'any');
   },
   async execute(call, env) {
-    const r = infoPinned(pinOf(call.pinned), canonicalOf(call), env.config.filesystem.max_file_bytes);
-    return { text: JSON.stringify(r, null, 2), structured: { ...r } };
+    const { value: r, metrics } = await inWorker<InfoResult>(env, call, 'info', { pin: pinOf(call.pinned), canonical: canonicalOf(call), maxFileBytes: env.config.filesystem.max_file_bytes });
+    return { text: JSON.stringify(r, null, 2), structured: { ...r }, metrics };
   },
 };
 

@@ -1,0 +1,40 @@
+/**
+ * Entry point of a JavaScript worker: a disposable child process (permission model, no file
+ * access beyond its own code) hosting one isolated-vm isolate per call. isolated-vm's memory limit
+ * does not contain every bomb (a growing Map can take the whole process down), so the process is
+ * the outer boundary and the parent replaces it when it dies.
+ */
+import type IvmModule from 'isolated-vm';
+import { serveTasks } from '../pool/child-runtime.js';
+import { newIsolate, runScript, type ScriptRequest } from './run-script.js';
+
+// A spare isolate is made while idle so a call does not pay isolate start-up.
+let spare: { isolate: IvmModule.Isolate; memoryMb: number } | undefined;
+let defaultMemoryMb = 64;
+
+function refill(): void {
+  if (spare) return;
+  setImmediate(() => {
+    if (!spare) spare = { isolate: newIsolate(defaultMemoryMb), memoryMb: defaultMemoryMb };
+  });
+}
+
+serveTasks(
+  {
+    run: (p: ScriptRequest) => {
+      defaultMemoryMb = p.memoryMb;
+      let isolate: IvmModule.Isolate | undefined;
+      if (spare && spare.memoryMb === p.memoryMb && !spare.isolate.isDisposed) isolate = spare.isolate;
+      else spare?.isolate.dispose();
+      spare = undefined;
+      return runScript(p, isolate);
+    },
+    warm: (p: { memoryMb: number }) => {
+      defaultMemoryMb = p.memoryMb;
+      refill();
+      return true;
+    },
+  },
+  { onIdle: refill },
+);
+refill();

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import { PACKAGE_ROOT } from '../config/package-paths.js';
+import type { Logger } from '../observability/logger.js';
+import { ProcessPool, type PoolStats } from '../../sandbox/pool/process-pool.js';
+import { containingRoot } from '../analysis/path.js';
+
+export interface Pools {
+  readonly filesystem: ProcessPool;
+  readonly javascript: ProcessPool;
+  stats(): PoolStats[];
+  close(): Promise<void>;
+}
+
+/** For `policy eval`: analysis and decision only; anything that tries to execute is refused. */
+export const NO_POOLS: Pools = (() => {
+  const refusing = { run: () => Promise.reject(new Error('execution is disabled here')), stats: () => undefined, close: async () => undefined } as unknown as ProcessPool;
+  return { filesystem: refusing, javascript: refusing, stats: () => [], close: async () => undefined };
+})();
+
+const SANDBOX_DIST = path.join(PACKAGE_ROOT, 'dist', 'sandbox');
+
+/** What every worker must read to load itself: its compiled code and its dependencies. */
+function codeReadFlags(): string[] {
+  // No file entries here: in Node 20 a single-file entry also lets "/" be opened (dist/ carries
+  // its own package.json for that reason; see scripts/write-dist-package.mjs).
+  return [
+    `--allow-fs-read=${path.join(PACKAGE_ROOT, 'dist')}/*`,
+    `--allow-fs-read=${path.join(PACKAGE_ROOT, 'node_modules')}/*`,
+  ];
+}
+
+/**
+ * Filesystem workers may read the roots and nothing else (but their own code and
+ * /proc/self/fd, the door the descriptor-relative opens go through). A root nested in another
+ * is covered by it; listing both trips an assertion in Node 20's permission tree.
+ */
+export function filesystemWorkerFlags(config: Readonly<Config>): string[] {
+  const roots = [...config.filesystem.roots].sort((a, b) => a.length - b.length);
+  const outer: string[] = [];
+  for (const r of roots) if (!containingRoot(r, outer)) outer.push(r);
+  return [
+    '--experimental-permission',
+    ...codeReadFlags(),
+    ...outer.map((r) => `--allow-fs-read=${r === '/' ? '/*' : `${r}/*`}`),
+    '--allow-fs-read=/proc/self/fd/*',
+    `--max-old-space-size=${config.execution.filesystem_pool.heap_mb}`,
+  ];
+}
+
+/**
+ * JavaScript workers read only their own code; the isolate inside has no Node API at all.
+ * isolated-vm needs --no-node-snapshot on Node 20 and, under the permission model, --allow-addons.
+ */
+export function javascriptWorkerFlags(config: Readonly<Config>): string[] {
+  return [
+    '--experimental-permission',
+    '--allow-addons',
+    ...codeReadFlags(),
+    '--no-node-snapshot',
+    `--max-old-space-size=${config.execution.javascript_pool.heap_mb}`,
+  ];
+}
+
+export async function createPools(config: Readonly<Config>, logger: Logger): Promise<Pools> {
+  const onChildLog = (pool: string) => (line: string) => logger.warn('worker stderr', { pool, line: line.slice(0, 500) });
+  const filesystem = new ProcessPool({
+    name: 'filesystem',
+    entry: path.join(SANDBOX_DIST, 'fs', 'worker.js'),
+    execArgv: filesystemWorkerFlags(config),
+    size: config.execution.filesystem_pool.size,
+    maxQueue: config.execution.filesystem_pool.max_queue,
+    onChildLog: onChildLog('filesystem'),
+  });
+  const javascript = new ProcessPool({
+    name: 'javascript',
+    entry: path.join(SANDBOX_DIST, 'js', 'worker.js'),
+    execArgv: javascriptWorkerFlags(config),
+    size: config.execution.javascript_pool.size,
+    maxQueue: config.execution.javascript_pool.max_queue,
+    onChildLog: onChildLog('javascript'),
+  });
+  for (const p of [filesystem, javascript]) {
+    p.on('exit', (e: { pid: number; code: number | null; signal: string | null; reason: string }) => {
+      if (e.reason !== 'close') logger.warn('worker replaced', { pool: p === filesystem ? 'filesystem' : 'javascript', ...e });
+    });
+  }
+  await Promise.all([filesystem.start(), javascript.start()]);
+  return {
+    filesystem,
+    javascript,
+    stats: () => [filesystem.stats(), javascript.stats()],
+    close: async () => {
+      await Promise.all([filesystem.close(), javascript.close()]);
+    },
+  };
+}
