@@ -177,6 +177,9 @@ export class FileAuditLog implements AuditLog {
   private checkpointWrites: Promise<void> = Promise.resolve();
   private cpHandles: fs.promises.FileHandle[] = [];
   private activeOpenedAt = Date.now();
+  /** Bumped whenever the active handle is retired (rotation), so a late sync error on it is ignored. */
+  private generation = 0;
+  private rotating = false;
   private readonly maxLine: number;
 
   private constructor(
@@ -360,15 +363,20 @@ export class FileAuditLog implements AuditLog {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
       if (!this.dirty || this.failure || this.closed) return;
+      if (this.rotating) {
+        // Rotation syncs and swaps the handle; try again on the new one.
+        this.scheduleSync();
+        return;
+      }
       this.dirty = false;
       const target = this.current();
-      const fh = this.fh;
-      fh.datasync().then(() => {
+      const gen = this.generation;
+      this.fh.datasync().then(() => {
         this.markDurable(target);
         this.maybeCheckpoint(false);
       }, (err: Error) => {
-        // A handle that rotation or close replaced was synced by them before closing.
-        if (fh === this.fh && !this.closed) this.failure = err;
+        // A handle that rotation or close retired was synced by them before it was closed.
+        if (gen === this.generation && !this.closed && !this.failure) this.fail(err, []);
       });
     }, this.opts.batchMs);
     this.syncTimer.unref();
@@ -453,10 +461,16 @@ export class FileAuditLog implements AuditLog {
     const next: Manifest = { ...this.manifest, active_first_seq: this.writtenSeq + 1, active_prev: this.writtenHash, segments: [...this.manifest.segments, entry as never] };
     // Manifest first, then the rename: open() completes a rename that a crash interrupted.
     writeManifest(this.paths, next);
-    await this.fh.close();
-    fs.renameSync(this.paths.active, path.join(this.paths.dir, name));
-    syncDir(this.paths.dir);
-    this.fh = await fs.promises.open(this.paths.active, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    this.generation++;
+    this.rotating = true;
+    try {
+      await this.fh.close();
+      fs.renameSync(this.paths.active, path.join(this.paths.dir, name));
+      syncDir(this.paths.dir);
+      this.fh = await fs.promises.open(this.paths.active, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    } finally {
+      this.rotating = false;
+    }
     this.manifest = next;
     this.activeBytes = 0;
     this.activeOpenedAt = Date.now();
@@ -516,6 +530,7 @@ function rebuildFrontier(
   }
   for (let i = startIdx; i < segments.length; i++) {
     const s = segments[i] as { file: string };
+    if (s.file === p.active && !fs.existsSync(s.file)) continue;
     if (!fs.existsSync(s.file)) {
       warn?.('audit checkpoints disabled: a segment is missing', { segment: s.file });
       return undefined;

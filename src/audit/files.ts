@@ -79,7 +79,9 @@ export interface Manifest {
   readonly segments: readonly SegmentEntry[];
 }
 
-export class ManifestError extends Error {}
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
 
 export function readManifest(p: LogPaths): Manifest | undefined {
   let text: string;
@@ -127,7 +129,9 @@ export function syncDir(dir: string): void {
   }
 }
 
-export class LockError extends Error {}
+export class LockError extends Error {
+  override name = 'LockError';
+}
 
 function alive(pid: number): boolean {
   try {
