@@ -1,0 +1,127 @@
+// SQL analysis latency (DESIGN.md §8: simple p50 ≤ 250 µs, 20-line analytical p50 ≤ 4 ms), with
+// each parser's share: hygiene scan, libpg-query (parse + JSON), the tree walk (+ fingerprint), and
+// node-sql-parser (the second opinion). Measured uncached (every sample parses), plus the cached path
+// (an identical text seen before: only the per-call checks run).
+//
+// Standalone: `npx tsc -p . && node scripts/bench/sql.mjs` prints the JSON. BENCH_QUICK=1 shrinks it.
+import { pathToFileURL } from 'node:url';
+import { dist, summarise } from './lib.mjs';
+
+const { analyseSql, initSqlAnalysis } = await import(dist('src/analysis/sql.js'));
+
+export const SIMPLE = 'SELECT id, name FROM users WHERE id = $1';
+
+export const ANALYTICAL_20 = `WITH monthly AS (
+  SELECT c.region, date_trunc('month', o.created_at) AS month,
+         sum(o.total) AS revenue, count(DISTINCT o.customer_id) AS buyers
+  FROM orders o
+  JOIN customers c ON c.id = o.customer_id
+  WHERE o.created_at >= $1 AND o.status = 'paid'
+  GROUP BY c.region, date_trunc('month', o.created_at)
+), ranked AS (
+  SELECT region, month, revenue, buyers,
+         rank() OVER (PARTITION BY month ORDER BY revenue DESC) AS r,
+         lag(revenue) OVER (PARTITION BY region ORDER BY month) AS prev_revenue
+  FROM monthly
+)
+SELECT region, month, revenue, buyers, r,
+       CASE WHEN prev_revenue IS NULL THEN NULL
+            ELSE round((revenue - prev_revenue) / nullif(prev_revenue, 0) * 100, 1) END AS growth_pct
+FROM ranked
+WHERE r <= 10
+ORDER BY month DESC, r
+LIMIT 100`;
+
+function block(i) {
+  return `  m${i} AS (
+    SELECT c.region, p.category, date_trunc('week', o.created_at) AS week,
+           sum(oi.quantity * oi.unit_price) AS gross_${i}, count(*) AS lines_${i},
+           avg(oi.unit_price) AS avg_price_${i}, max(o.created_at) AS last_order_${i},
+           sum(CASE WHEN o.status = 'refunded' THEN oi.quantity * oi.unit_price ELSE 0 END) AS refunded_${i},
+           string_agg(DISTINCT p.sku, ',' ORDER BY p.sku) AS skus_${i}
+    FROM orders o
+    JOIN order_items oi ON oi.order_id = o.id
+    JOIN products p ON p.id = oi.product_id
+    LEFT JOIN customers c ON c.id = o.customer_id
+    WHERE o.created_at >= $1 AND o.created_at < $2 AND p.category IN ('a${i}', 'b${i}', 'c${i}')
+      AND EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.id AND s.shipped_at IS NOT NULL)
+    GROUP BY c.region, p.category, date_trunc('week', o.created_at)
+    HAVING sum(oi.quantity) > ${i}
+  )`;
+}
+
+function reportOf(blocks) {
+  return `WITH\n${blocks.join(',\n')}\nSELECT * FROM m0${blocks.slice(1).map((_, k) => ` JOIN m${k + 1} USING (region, category, week)`).join('')}\nORDER BY week DESC\nLIMIT 500`;
+}
+
+/** A realistic report just under 10 KB: weekly CTEs joined together. */
+export const TEN_KB = (() => {
+  const blocks = [];
+  while (reportOf([...blocks, block(blocks.length)]).length <= 10_240) blocks.push(block(blocks.length));
+  return reportOf(blocks);
+})();
+
+/** The most expensive text the default limits accept: a select list just under the 4,096-token cap. */
+export const WORST_ACCEPTED = `SELECT ${Array.from({ length: 2040 }, (_, i) => `c${i}`).join(', ')} FROM t`;
+
+function measure(sql, samples, opts) {
+  const warm = Math.max(20, Math.floor(samples / 5));
+  for (let i = 0; i < warm; i++) analyseSql(sql, { ...opts, cache: false });
+  const total = [];
+  const libpg = [];
+  const walk = [];
+  const nsp = [];
+  const hygiene = [];
+  let facts;
+  for (let i = 0; i < samples; i++) {
+    const timings = {};
+    const t0 = performance.now();
+    facts = analyseSql(sql, { ...opts, cache: false, timings }).facts;
+    total.push(performance.now() - t0);
+    libpg.push(timings.libpgQuery);
+    walk.push(timings.walk);
+    nsp.push(timings.nodeSqlParser);
+    hygiene.push(timings.hygiene);
+  }
+  // The cached path: the same text again (parse, walk and agreement reused; options re-checked).
+  analyseSql(sql, opts);
+  const cached = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    analyseSql(sql, opts);
+    cached.push(performance.now() - t0);
+  }
+  const p50 = (xs) => summarise(xs, 'us').p50;
+  const totalP50 = p50(total);
+  const share = (xs) => Math.round((p50(xs) / totalP50) * 1000) / 10;
+  return {
+    bytes: Buffer.byteLength(sql),
+    lines: sql.split('\n').length,
+    agreement: facts.agreement,
+    uncached_us: summarise(total, 'us'),
+    stages_p50_us: { hygiene: p50(hygiene), libpg_query: p50(libpg), walk_and_fingerprint: p50(walk), node_sql_parser: p50(nsp) },
+    share_of_p50_pct: { libpg_query: share(libpg), node_sql_parser: share(nsp), hygiene_and_walk: share([...hygiene.map((h, i) => h + walk[i])]) },
+    cached_us: summarise(cached, 'us'),
+  };
+}
+
+export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {}) {
+  await initSqlAnalysis();
+  const n = (full) => (quick ? Math.max(30, Math.floor(full / 20)) : full);
+  const simple = measure(SIMPLE, n(5000), {});
+  const analytical = measure(ANALYTICAL_20, n(1000), {});
+  const tenKb = measure(TEN_KB, n(150), {});
+  const worst = measure(WORST_ACCEPTED, quick ? 5 : 20, {});
+  return {
+    budgets: { simple_p50_us: 250, analytical_20_line_p50_us: 4000 },
+    within_budget: { simple: simple.uncached_us.p50 <= 250, analytical_20_line: analytical.uncached_us.p50 <= 4000 },
+    simple,
+    analytical_20_line: analytical,
+    ten_kb: tenKb,
+    worst_accepted_by_default_limits: worst,
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.stdout.write(`${JSON.stringify(await benchSql(), null, 2)}\n`);
+}

@@ -1,0 +1,129 @@
+import NodeSqlParser from 'node-sql-parser';
+import type { WalkResult } from './sql-walk.js';
+
+/**
+ * The second opinion: node-sql-parser 5.4 (PostgreSQL dialect) parses the same text, and must see
+ * one SELECT touching the same relations and calling the same functions as libpg-query's tree.
+ *
+ * Comparison rules (both sides normalised the same way):
+ * - relations: every table reference as written, CTE references included (node-sql-parser lists
+ *   those as tables too), as lower-case `schema::name` with `null` for an unqualified name; the sets
+ *   must be equal. Comparing as written (no search_path resolution) is deliberate: both parsers read
+ *   the same text, so any difference is a difference in how they read it.
+ * - functions: lower-case last name component; the sets must be equal after removing, on both
+ *   sides, the names that one parser writes as syntax and the other as a call (EXTRACT, TRIM,
+ *   SUBSTRING ... FROM, AT TIME ZONE, SIMILAR TO, CURRENT_DATE-like keywords, EXISTS/ANY/ALL,
+ *   ROLLUP/CUBE). Those are all keywords the grammar fixes, never a function an attacker can name, and
+ *   the allow-list check on libpg-query's tree still applies to them.
+ */
+
+const OPTIONS = { database: 'postgresql' } as const;
+const parser = new NodeSqlParser.Parser();
+
+/** Names left out of the function comparison on both sides (see above). */
+export const SYNTAX_FUNCTION_NAMES: ReadonlySet<string> = new Set([
+  'all', 'any', 'btrim', 'cube', 'current_catalog', 'current_date', 'current_role', 'current_schema',
+  'current_time', 'current_timestamp', 'current_user', 'exists', 'extract', 'grouping', 'is_normalized',
+  'localtime', 'localtimestamp', 'ltrim', 'normalize', 'overlaps', 'overlay', 'pg_collation_for',
+  'position', 'rollup', 'rtrim', 'session_user', 'similar_to_escape', 'some', 'substring',
+  'system_user', 'timezone', 'trim', 'user',
+]);
+
+export type SecondOpinion =
+  | { readonly status: 'agree'; readonly ms: number }
+  /** node-sql-parser could not parse the text (it lacks some PostgreSQL syntax). */
+  | { readonly status: 'unparsed'; readonly detail: string; readonly ms: number }
+  | { readonly status: 'disagree'; readonly detail: string; readonly ms: number };
+
+type Obj = Record<string, unknown>;
+
+function nameOf(node: Obj): string | null {
+  const n = node.name;
+  if (typeof n === 'string') return n;
+  if (typeof n === 'object' && n !== null && Array.isArray((n as Obj).name)) {
+    const parts = (n as Obj).name as unknown[];
+    const last = parts[parts.length - 1];
+    if (typeof last === 'object' && last !== null && typeof (last as Obj).value === 'string') return (last as Obj).value as string;
+  }
+  return null;
+}
+
+/** Function names anywhere in node-sql-parser's AST (iterative: its trees can be deep). */
+function nspFunctions(ast: unknown): Set<string> | string {
+  const out = new Set<string>();
+  const stack: unknown[] = [ast];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x !== 'object' || x === null || seen.has(x)) continue;
+    seen.add(x);
+    if (Array.isArray(x)) {
+      for (const v of x) stack.push(v);
+      continue;
+    }
+    const node = x as Obj;
+    if (node.type === 'function' || node.type === 'aggr_func' || node.type === 'window_func') {
+      const name = nameOf(node);
+      if (name === null) return `a ${String(node.type)} without a readable name`;
+      const lower = name.toLowerCase();
+      if (!SYNTAX_FUNCTION_NAMES.has(lower)) out.add(lower);
+    }
+    for (const k in node) stack.push(node[k]);
+  }
+  return out;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+function describe(a: ReadonlySet<string>, b: ReadonlySet<string>): string {
+  const onlyA = [...a].filter((x) => !b.has(x)).sort();
+  const onlyB = [...b].filter((x) => !a.has(x)).sort();
+  return `libpg-query only: [${onlyA.join(', ')}], node-sql-parser only: [${onlyB.join(', ')}]`;
+}
+
+export function secondOpinion(text: string, walk: WalkResult): SecondOpinion {
+  const t0 = performance.now();
+  let result: { tableList: string[]; ast: unknown };
+  try {
+    result = parser.parse(text, OPTIONS) as unknown as { tableList: string[]; ast: unknown };
+  } catch (err) {
+    const detail = err instanceof Error ? err.message.slice(0, 200) : String(err).slice(0, 200);
+    return { status: 'unparsed', detail, ms: performance.now() - t0 };
+  }
+  const ms = performance.now() - t0;
+  const disagree = (detail: string): SecondOpinion => ({ status: 'disagree', detail, ms });
+
+  const asts = (Array.isArray(result.ast) ? result.ast : [result.ast]).filter((a) => a !== null && a !== undefined);
+  if (asts.length !== 1) return disagree(`node-sql-parser sees ${asts.length} statements`);
+  const ast = asts[0] as Obj;
+  if (ast.type !== 'select') return disagree(`node-sql-parser sees a ${String(ast.type)} statement`);
+  const into = ast.into as Obj | null | undefined;
+  if (into !== null && into !== undefined && Object.values(into).some((v) => v !== null && v !== undefined)) {
+    return disagree('node-sql-parser sees SELECT INTO');
+  }
+
+  const nspTables = new Set<string>();
+  for (const entry of Array.isArray(result.tableList) ? result.tableList : []) {
+    const [verb, schema, table] = String(entry).split('::');
+    if (verb !== 'select') return disagree(`node-sql-parser sees a ${String(verb)} of ${String(table)}`);
+    nspTables.add(`${String(schema).toLowerCase()}::${String(table).toLowerCase()}`);
+  }
+  const pgTables = new Set(walk.rangeVars.map((r) => `${(r.schema ?? 'null').toLowerCase()}::${r.name.toLowerCase()}`));
+  if (!sameSet(pgTables, nspTables)) return disagree(`relations differ: ${describe(pgTables, nspTables)}`);
+
+  const nspFns = nspFunctions(ast);
+  if (typeof nspFns === 'string') return disagree(nspFns);
+  const pgFns = new Set<string>();
+  for (const f of walk.functions) {
+    // Attribute notation is a column or field reference to node-sql-parser; compared as calls only.
+    if (f.form === 'attribute') continue;
+    const lower = f.name.toLowerCase();
+    if (!SYNTAX_FUNCTION_NAMES.has(lower)) pgFns.add(lower);
+  }
+  if (!sameSet(pgFns, nspFns)) return disagree(`functions differ: ${describe(pgFns, nspFns)}`);
+  return { status: 'agree', ms };
+}

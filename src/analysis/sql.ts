@@ -1,0 +1,489 @@
+import * as nodeCrypto from 'node:crypto';
+import { loadModule, parseSync } from 'libpg-query';
+import { DenialError, refuse } from '../errors/denial.js';
+import { secondOpinion } from './sql-agree.js';
+import { checkSqlHygiene, DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_SQL_DEPTH, DEFAULT_MAX_SQL_TOKENS, type LexicalHazard, type SqlScan } from './sql-hygiene.js';
+import { SqlWalker, type FunctionRef, type NameRef, type WalkResult } from './sql-walk.js';
+
+export { DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_SQL_DEPTH, DEFAULT_MAX_SQL_TOKENS } from './sql-hygiene.js';
+export { REG_TYPES } from './sql-walk.js';
+
+/**
+ * SQL analysis for `query_database`: raw text → facts, once.
+ *
+ *   hygiene (length, control characters, nesting depth, token count; sql-hygiene.ts)
+ *   → libpg-query, the PostgreSQL 17 parser: exactly one statement
+ *   → the walk over its tree (sql-walk.ts): a SELECT, only SELECTs inside, no INTO / locking, no reg*
+ *     casts, only known node kinds; collects relations (scope-aware CTE resolution) and functions,
+ *     including PostgreSQL's attribute-notation calls (`(x).f` is `f(x)`, `t.f` is `f(t)`)
+ *   → the caller's options: function allow-list, system catalogs
+ *   → agreement (sql-agree.ts): node-sql-parser must see the same one SELECT, relations and functions
+ *   → facts for the policy, and the exact text the executor must run.
+ *
+ * The only tolerated disagreement: node-sql-parser *fails to parse* a text that libpg-query accepts
+ * and that passes every rule (it lacks GROUPING SETS, FETCH FIRST, WITH ORDINALITY, VALUES, TABLE,
+ * SUBSTRING(... FROM ...), FILTER on most aggregates, CURRENT_USER, ...). That is tolerated only when
+ * the text is *lexically plain*: the hygiene scanner found none of the constructs on which SQL lexers
+ * disagree (backslash in a string, E'' or U&'' escapes, dollar quotes, nested comments, non-ASCII
+ * outside quotes, stray backslash or $). Parser differentials that matter for security — one side
+ * seeing a string, comment or statement boundary where the other sees code, like
+ * `SELECT '\' ; DROP TABLE users; -- '` — are lexical: in a lexically plain text every token boundary
+ * is unambiguous, so a parse failure there is a grammar-coverage gap, not a differential. Even then
+ * the scanner still cross-checks libpg-query: one statement, and every relation and function name
+ * must appear as an identifier token outside strings and comments. `agreement: 'strict'` turns the
+ * tolerance off; the facts say which kind of agreement a query got (`agreement: 'both' | 'lexical'`).
+ *
+ * Assumptions the executor must make true (see sqlSessionSettings): standard_conforming_strings = on
+ * (libpg-query lexes with it on), and search_path = pg_catalog, <defaultSchema>, pg_temp (unqualified
+ * names are reported as <defaultSchema>.name, and unqualified pg_* names also as pg_catalog.name).
+ */
+
+/**
+ * Functions allowed by default: side-effect-free built-ins for analytical queries. This list is the
+ * source for the policy's `database.functions` (policies/data.json holds a subset, which the test
+ * suite checks). Entries are PostgreSQL's folded names: a bare entry allows the unqualified call and
+ * the pg_catalog-qualified one; a `schema.name` entry allows exactly that qualified call.
+ *
+ * Deliberately absent: everything pg_* (pg_sleep, pg_read_file, pg_ls_dir, pg_stat_file,
+ * pg_terminate_backend, pg_cancel_backend, pg_advisory_lock..., pg_notify, pg_reload_conf, ...),
+ * lo_*, dblink*, set_config, current_setting (reads server settings), version (fingerprints the
+ * server), txid_* / pg_current_xact_id (assigns or exposes transaction ids), nextval/setval,
+ * query_to_xml/table_to_xml/cursor_to_xml (run SQL given as text), ts_stat (runs SQL given as text),
+ * xml functions, current_user & co (identity disclosure; add them if you want them).
+ *
+ * generate_series is allowed: it has no side effects and adds no power that a recursive CTE or a
+ * cross join does not already give; the CPU, memory and temp-file cost of any SELECT is bounded by
+ * the executor's statement timeout, worker kill and temp_file_limit, not by the analyser.
+ */
+export const DEFAULT_SQL_FUNCTIONS: readonly string[] = Object.freeze([
+  // aggregates
+  'any_value', 'array_agg', 'avg', 'bit_and', 'bit_or', 'bool_and', 'bool_or', 'corr', 'count', 'covar_pop',
+  'covar_samp', 'every', 'json_agg', 'json_object_agg', 'jsonb_agg', 'jsonb_object_agg', 'max', 'min', 'mode',
+  'percentile_cont', 'percentile_disc', 'regr_avgx', 'regr_avgy', 'regr_count', 'regr_intercept', 'regr_r2',
+  'regr_slope', 'stddev', 'stddev_pop', 'stddev_samp', 'string_agg', 'sum', 'var_pop', 'var_samp', 'variance',
+  // window functions
+  'cume_dist', 'dense_rank', 'first_value', 'lag', 'last_value', 'lead', 'nth_value', 'ntile', 'percent_rank',
+  'rank', 'row_number',
+  // conditional (reported for COALESCE, NULLIF, GREATEST, LEAST, GROUPING)
+  'coalesce', 'greatest', 'grouping', 'least', 'nullif', 'num_nonnulls', 'num_nulls',
+  // math
+  'abs', 'cbrt', 'ceil', 'ceiling', 'degrees', 'div', 'exp', 'floor', 'gcd', 'lcm', 'ln', 'log', 'log10', 'mod', 'pi',
+  'power', 'radians', 'random', 'round', 'sign', 'sqrt', 'trunc', 'width_bucket',
+  // strings (btrim/ltrim/rtrim are TRIM(...); similar_to_escape is SIMILAR TO)
+  'ascii', 'bit_length', 'btrim', 'char_length', 'character_length', 'chr', 'concat', 'concat_ws', 'format',
+  'initcap', 'left', 'length', 'lower', 'lpad', 'ltrim', 'md5', 'normalize', 'is_normalized', 'octet_length',
+  'overlay', 'position', 'regexp_count', 'regexp_like', 'regexp_match', 'regexp_matches', 'regexp_replace',
+  'regexp_split_to_array', 'regexp_split_to_table', 'regexp_substr', 'repeat', 'replace', 'reverse', 'right',
+  'rpad', 'rtrim', 'similar_to_escape', 'split_part', 'starts_with', 'string_to_array', 'strpos', 'substr',
+  'substring', 'to_hex', 'translate', 'trim', 'upper',
+  // date and time (timezone is AT TIME ZONE; current_date & co are the SQL keywords)
+  'age', 'clock_timestamp', 'current_date', 'current_time', 'current_timestamp', 'date_bin', 'date_part',
+  'date_trunc', 'extract', 'isfinite', 'justify_days', 'justify_hours', 'justify_interval', 'localtime',
+  'localtimestamp', 'make_date', 'make_interval', 'make_time', 'make_timestamp', 'make_timestamptz', 'now',
+  'overlaps', 'statement_timestamp', 'timezone', 'to_char', 'to_date', 'to_number', 'to_timestamp',
+  'transaction_timestamp',
+  // json
+  'array_to_json', 'json_array_elements', 'json_array_elements_text', 'json_array_length', 'json_build_array',
+  'json_build_object', 'json_each', 'json_each_text', 'json_extract_path', 'json_extract_path_text',
+  'json_object_keys', 'json_to_record', 'json_to_recordset', 'json_typeof', 'jsonb_array_elements',
+  'jsonb_array_elements_text', 'jsonb_array_length', 'jsonb_build_array', 'jsonb_build_object', 'jsonb_each',
+  'jsonb_each_text', 'jsonb_extract_path', 'jsonb_extract_path_text', 'jsonb_object_keys', 'jsonb_path_exists',
+  'jsonb_path_match', 'jsonb_path_query', 'jsonb_path_query_array', 'jsonb_path_query_first', 'jsonb_pretty',
+  'jsonb_set', 'jsonb_strip_nulls', 'jsonb_to_record', 'jsonb_to_recordset', 'jsonb_typeof', 'row_to_json',
+  'to_json', 'to_jsonb',
+  // TABLESAMPLE BERNOULLI / SYSTEM (sampling methods are functions too)
+  'bernoulli', 'system',
+  // arrays and set-returning
+  'array_append', 'array_cat', 'array_length', 'array_lower', 'array_position', 'array_positions',
+  'array_prepend', 'array_remove', 'array_to_string', 'array_upper', 'cardinality', 'generate_series', 'unnest',
+].sort());
+
+/** Every reason code the analyser can give (all with denial code `sql_rejected` unless noted). */
+export const SQL_REASON_CODES = {
+  'sql.not_text': 'The query is not a string.',
+  'sql.empty': 'The query is empty or only comments.',
+  'sql.too_long': 'The query is longer than maxBytes (UTF-8).',
+  'sql.control_character': 'The query contains a control character other than tab, CR, LF (C0, DEL, C1, bidi controls).',
+  'sql.invalid_unicode': 'The query contains a lone UTF-16 surrogate.',
+  'sql.too_deep': 'Parentheses/brackets nest deeper than maxDepth, or the parse tree deeper than maxTreeDepth.',
+  'sql.too_complex': 'More than maxTokens lexical tokens, or more than maxNodes parse tree nodes.',
+  'sql.parse_error': 'PostgreSQL\'s parser (libpg-query) rejects the text.',
+  'sql.multi_statement': 'More than one statement.',
+  'sql.not_select': 'A statement other than SELECT, at the top or inside (data-modifying WITH, ...).',
+  'sql.select_into': 'SELECT INTO (creates a table).',
+  'sql.locking_clause': 'FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE.',
+  'sql.reg_cast': 'A cast to a reg* type (regproc, regclass, ...): a catalog lookup by name.',
+  'sql.function_not_allowed': 'A function outside the allow-list: a call anywhere, a TABLESAMPLE method, or an attribute-notation call ((x).f, t.f).',
+  'sql.catalog_not_allowed': 'A system catalog relation (pg_* schema or name, information_schema) while allowCatalogs is off.',
+  'sql.construct_not_allowed': 'A construct the analyser does not allow (XMLTABLE, JSON_TABLE, SQL/JSON and XML expressions, an unknown node kind).',
+  'sql.identifier_unsupported': 'A three-part name, or an identifier containing "." or "*", that facts cannot represent unambiguously.',
+  'sql.parser_disagreement': 'node-sql-parser reads the text differently, or cannot parse a text with lexical hazards.',
+  'sql.parser_unavailable': 'libpg-query is not loaded or failed (denial code `unavailable`).',
+} as const;
+
+export type SqlReasonCode = keyof typeof SQL_REASON_CODES;
+
+export interface SqlOptions {
+  /** UTF-8 byte cap on the text. Default 16 KiB. */
+  readonly maxBytes?: number;
+  /** Cap on nesting of ( and [ outside quotes and comments. Default 64. */
+  readonly maxDepth?: number;
+  /** Cap on lexical tokens (operator characters count one each). Default 4,096. */
+  readonly maxTokens?: number;
+  /** Cap on the depth of libpg-query's tree as walked. Default 200. */
+  readonly maxTreeDepth?: number;
+  /** Cap on the nodes of libpg-query's tree as walked. Default 10,000. */
+  readonly maxNodes?: number;
+  /** Function allow-list (PostgreSQL's folded names). Default DEFAULT_SQL_FUNCTIONS. */
+  readonly functions?: readonly string[];
+  /** Allow relations in pg_* schemas, information_schema, and unqualified pg_* names. Default false. */
+  readonly allowCatalogs?: boolean;
+  /** The schema unqualified names resolve to (must match the executor's search_path). Default 'public'. */
+  readonly defaultSchema?: string;
+  /** 'lexical' (default) tolerates a node-sql-parser parse failure on lexically plain text; 'strict' never does. */
+  readonly agreement?: 'strict' | 'lexical';
+  /** Reuse the parse, walk and agreement of an identical text (default true). */
+  readonly cache?: boolean;
+  /** Filled with per-stage milliseconds when given (benchmarks). */
+  readonly timings?: SqlTimings;
+}
+
+export interface SqlTimings {
+  hygiene: number;
+  libpgQuery: number;
+  walk: number;
+  nodeSqlParser: number;
+  total: number;
+  cached: boolean;
+}
+
+export interface SqlFacts {
+  readonly statements: 1;
+  readonly kind: 'select';
+  /** Relations read, lower-case "schema.table", sorted; CTE names excluded. */
+  readonly tables: readonly string[];
+  /** Functions called, lower-case, sorted; pg_catalog-qualified calls reported by their bare name. */
+  readonly functions: readonly string[];
+  /** Column names referenced (unresolved: last name part), lower-case, sorted; '*' for a star. */
+  readonly columns: readonly string[];
+  /** Highest $n parameter; the executor must bind exactly this many. */
+  readonly params: number;
+  /** The top-level LIMIT / FETCH FIRST when it is a constant. */
+  readonly limit?: number;
+  /** 'sqlt1:' + sha256 of libpg-query's tree without locations and constant values (not pg_query's fingerprint). */
+  readonly fingerprint: string;
+  /** 'both': node-sql-parser agreed; 'lexical': it could not parse a lexically plain text (see above). */
+  readonly agreement: 'both' | 'lexical';
+}
+
+export interface SqlAnalysis {
+  readonly facts: SqlFacts;
+  /** The exact text that was analysed: the executor runs this string, unchanged. */
+  readonly text: string;
+  /** Relations with their exact (case-preserved) names, CTEs excluded. */
+  readonly relations: readonly NameRef[];
+  /** Functions with their exact names. */
+  readonly calls: readonly FunctionRef[];
+}
+
+const DEFAULT_MAX_TREE_DEPTH = 200;
+const DEFAULT_MAX_NODES = 10_000;
+const CACHE_SIZE = 512;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_$]{0,62}$/;
+
+const defaultFunctionSet: ReadonlySet<string> = new Set(DEFAULT_SQL_FUNCTIONS);
+const functionSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+let loaded = false;
+let broken = false;
+
+/** Load libpg-query's WebAssembly module; call once at start-up, before analyseSql. */
+export async function initSqlAnalysis(): Promise<void> {
+  await loadModule();
+  loaded = true;
+  if (!canaryOk()) {
+    broken = true;
+    throw new Error('libpg-query loaded but does not parse a canary query');
+  }
+}
+
+export function sqlAnalysisReady(): boolean {
+  return loaded && !broken;
+}
+
+/** Session settings the executor must apply so that the server reads the text as the analyser did. */
+export function sqlSessionSettings(opts: Pick<SqlOptions, 'defaultSchema'> = {}): Readonly<Record<string, string>> {
+  const schema = defaultSchemaOf(opts);
+  return { standard_conforming_strings: 'on', search_path: `pg_catalog, ${schema}, pg_temp` };
+}
+
+function defaultSchemaOf(opts: Pick<SqlOptions, 'defaultSchema'>): string {
+  const schema = opts.defaultSchema ?? 'public';
+  if (!SCHEMA_NAME.test(schema)) throw new TypeError(`defaultSchema must be a plain lower-case identifier, got ${JSON.stringify(schema)}`);
+  return schema;
+}
+
+function canaryOk(): boolean {
+  try {
+    const tree = parseSync('SELECT a FROM b WHERE c = 1');
+    return tree?.stmts?.length === 1 && tree.stmts[0]?.stmt?.SelectStmt?.fromClause?.[0]?.RangeVar?.relname === 'b';
+  } catch {
+    return false;
+  }
+}
+
+function unavailable(message: string): never {
+  return refuse('unavailable', message, ['sql.parser_unavailable']);
+}
+
+interface Parsed {
+  readonly walk: WalkResult;
+  readonly scan: SqlScan;
+  readonly fingerprint: string;
+  readonly limit: number | undefined;
+  /** Computed on first need, then reused. */
+  agreement?: { readonly kind: 'both' | 'lexical' } | { readonly kind: 'deny'; readonly message: string; readonly detail: Record<string, unknown> };
+}
+
+/** A small LRU of successful parses, keyed by the exact text (analysis is a pure function of it). */
+const cache = new Map<string, Parsed>();
+
+export function clearSqlAnalysisCache(): void {
+  cache.clear();
+}
+
+function parseTree(text: string): { stmts: { stmt: unknown }[]; version: number } {
+  try {
+    const tree = parseSync(text);
+    if (typeof tree !== 'object' || tree === null) throw new TypeError('libpg-query returned no tree');
+    return { stmts: Array.isArray(tree.stmts) ? tree.stmts : [], version: Number(tree.version) };
+  } catch (err) {
+    if (err instanceof Error && err.name === 'SqlError') {
+      const details = (err as Error & { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
+      const position = details?.cursorPosition;
+      return refuse('sql_rejected', `The SQL query does not parse: ${err.message}.`, ['sql.parse_error'], position === undefined ? undefined : { position });
+    }
+    // Anything else is the parser failing (a JS stack overflow reading a very deep tree, a wasm
+    // trap). Check that it still works before blaming the input; a broken parser fails closed.
+    if (!canaryOk()) {
+      broken = true;
+      return unavailable('The SQL parser failed and is no longer usable.');
+    }
+    if (err instanceof RangeError) {
+      return refuse('sql_rejected', 'The SQL query is nested too deeply to analyse.', ['sql.too_deep']);
+    }
+    return refuse('sql_rejected', 'The SQL parser could not read the query.', ['sql.parse_error']);
+  }
+}
+
+const STRIP_KEYS = new Set(['location', 'stmt_location', 'stmt_len', 'name_location']);
+
+function fingerprintOf(version: number, stmt: unknown): string {
+  const json = JSON.stringify({ v: version, stmt }, (key, value) => {
+    if (STRIP_KEYS.has(key)) return undefined;
+    if (key === 'A_Const') return '?';
+    return value;
+  });
+  // crypto.hash (one-shot, faster) exists from Node 20.12; package.json allows 20.11.
+  const hex = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash('sha256', json, 'hex') : nodeCrypto.createHash('sha256').update(json).digest('hex');
+  return 'sqlt1:' + hex;
+}
+
+function constantLimit(select: Record<string, unknown>): number | undefined {
+  if (select.limitOption !== 'LIMIT_OPTION_COUNT' && select.limitOption !== 'LIMIT_OPTION_WITH_TIES') return undefined;
+  const count = select.limitCount as Record<string, Record<string, unknown>> | undefined;
+  const c = count?.A_Const;
+  if (c === undefined || c.isnull === true) return undefined;
+  const ival = c.ival as Record<string, unknown> | undefined;
+  if (ival === undefined) return undefined;
+  return typeof ival.ival === 'number' ? ival.ival : 0;
+}
+
+function parseAndWalk(text: string, scan: SqlScan, maxTreeDepth: number, maxNodes: number, timings: SqlTimings | undefined): Parsed {
+  let t = timings ? performance.now() : 0;
+  const tree = parseTree(text);
+  if (timings) {
+    const now = performance.now();
+    timings.libpgQuery = now - t;
+    t = now;
+  }
+  if (tree.stmts.length === 0) refuse('sql_rejected', 'The SQL query is empty or only comments.', ['sql.empty']);
+  if (tree.stmts.length > 1) {
+    refuse('sql_rejected', `Exactly one statement is allowed; PostgreSQL sees ${tree.stmts.length}.`, ['sql.multi_statement'], { statements: tree.stmts.length });
+  }
+  const stmt = tree.stmts[0]?.stmt;
+  const walk = new SqlWalker({ maxTreeDepth, maxNodes }).walkStatement(stmt);
+  const select = (stmt as { SelectStmt: Record<string, unknown> }).SelectStmt;
+  const parsed: Parsed = { walk, scan, fingerprint: fingerprintOf(tree.version, stmt), limit: constantLimit(select) };
+  if (timings) timings.walk = performance.now() - t;
+  return parsed;
+}
+
+function functionSetOf(list: readonly string[] | undefined): ReadonlySet<string> {
+  if (list === undefined || list === DEFAULT_SQL_FUNCTIONS) return defaultFunctionSet;
+  if (!Array.isArray(list)) throw new TypeError('functions must be an array of strings');
+  // Only a frozen list can be memoised: a caller may change its own array between calls.
+  if (!Object.isFrozen(list)) return new Set(list);
+  let set = functionSets.get(list);
+  if (set === undefined) {
+    set = new Set(list);
+    functionSets.set(list, set);
+  }
+  return set;
+}
+
+function functionAllowed(f: FunctionRef, allowed: ReadonlySet<string>): boolean {
+  if (f.schema === null) return allowed.has(f.name);
+  if (f.schema === 'pg_catalog') return allowed.has(f.name) || allowed.has(`pg_catalog.${f.name}`);
+  return allowed.has(`${f.schema}.${f.name}`);
+}
+
+/** pg_* schemas and information_schema; case-insensitive, so a look-alike user schema is refused too. */
+function isCatalogSchema(schema: string): boolean {
+  const lower = schema.toLowerCase();
+  return lower.startsWith('pg_') || lower === 'information_schema';
+}
+
+/** PostgreSQL truncates identifiers to 63 bytes; the scanner keeps what was written. */
+function identifierWritten(name: string, identifiers: ReadonlySet<string>): boolean {
+  if (identifiers.has(name)) return true;
+  if (Buffer.byteLength(name) < 63) return false;
+  for (const id of identifiers) {
+    if (id.length >= name.length && id.startsWith(name) && Buffer.byteLength(id) > 63) return true;
+  }
+  return false;
+}
+
+function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | undefined): NonNullable<Parsed['agreement']> {
+  const { walk, scan } = parsed;
+  // The scanner's independent reading: one statement, and every name libpg-query found written as
+  // an identifier outside strings and comments.
+  if (scan.statements !== 1) {
+    return { kind: 'deny', message: `The lexical scan sees ${scan.statements} statements where PostgreSQL sees 1.`, detail: { scanner_statements: scan.statements } };
+  }
+  for (const r of walk.rangeVars) {
+    for (const part of r.schema === null ? [r.name] : [r.schema, r.name]) {
+      if (!identifierWritten(part, scan.identifiers)) {
+        return { kind: 'deny', message: `The relation name ${part} is not written as an identifier in the text.`, detail: { name: part } };
+      }
+    }
+  }
+  for (const f of walk.functions) {
+    if (f.form === 'syntax') continue;
+    for (const part of f.schema === null ? [f.name] : [f.schema, f.name]) {
+      if (!identifierWritten(part, scan.identifiers)) {
+        return { kind: 'deny', message: `The function name ${part} is not written as an identifier in the text.`, detail: { name: part } };
+      }
+    }
+  }
+  const opinion = secondOpinion(text, walk);
+  if (timings) timings.nodeSqlParser = opinion.ms;
+  if (opinion.status === 'agree') return { kind: 'both' };
+  if (opinion.status === 'disagree') {
+    return { kind: 'deny', message: `The two SQL parsers read the query differently (${opinion.detail}).`, detail: { second_opinion: 'disagree' } };
+  }
+  if (scan.hazards.size > 0) {
+    const hazards = [...scan.hazards].sort() as LexicalHazard[];
+    return {
+      kind: 'deny',
+      message: `node-sql-parser cannot parse the query and it contains constructs SQL lexers disagree on (${hazards.join(', ')}).`,
+      detail: { second_opinion: 'unparsed', hazards },
+    };
+  }
+  return { kind: 'lexical' };
+}
+
+/**
+ * Analyse one SQL text. Returns the facts and the exact text to execute, or throws DenialError
+ * (`sql_rejected` with one reason from SQL_REASON_CODES; `unavailable` if the parser is not loaded
+ * or broke). Any other exception would be a bug.
+ */
+export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
+  const timings = opts.timings;
+  const t0 = timings ? performance.now() : 0;
+  if (timings) Object.assign(timings, { hygiene: 0, libpgQuery: 0, walk: 0, nodeSqlParser: 0, total: 0, cached: false });
+  if (!loaded) unavailable('The SQL parser is not loaded (call initSqlAnalysis at start-up).');
+  if (broken) unavailable('The SQL parser failed earlier and is no longer usable.');
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_SQL_BYTES;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_SQL_DEPTH;
+  const maxTokens = opts.maxTokens ?? DEFAULT_MAX_SQL_TOKENS;
+  const maxTreeDepth = opts.maxTreeDepth ?? DEFAULT_MAX_TREE_DEPTH;
+  const maxNodes = opts.maxNodes ?? DEFAULT_MAX_NODES;
+  const defaultSchema = defaultSchemaOf(opts);
+  const useCache = opts.cache !== false;
+
+  let parsed = useCache && typeof text === 'string' && text.length <= maxBytes ? cache.get(text) : undefined;
+  if (parsed !== undefined) {
+    // A cached parse passed hygiene and the walk under some limits; re-check this call's limits.
+    if (parsed.scan.bytes > maxBytes) refuse('sql_rejected', `The SQL query is longer than ${maxBytes} bytes.`, ['sql.too_long'], { max_bytes: maxBytes });
+    if (parsed.scan.depth > maxDepth) refuse('sql_rejected', `The SQL query nests parentheses or brackets deeper than ${maxDepth}.`, ['sql.too_deep'], { max_depth: maxDepth });
+    if (parsed.scan.tokens > maxTokens) refuse('sql_rejected', `The SQL query has more than ${maxTokens} tokens.`, ['sql.too_complex'], { max_tokens: maxTokens });
+    if (parsed.walk.depth > maxTreeDepth) refuse('sql_rejected', `The SQL query's parse tree is nested deeper than ${maxTreeDepth} levels.`, ['sql.too_deep'], { max_tree_depth: maxTreeDepth });
+    if (parsed.walk.nodes > maxNodes) refuse('sql_rejected', `The SQL query's parse tree has more than ${maxNodes} nodes.`, ['sql.too_complex'], { max_nodes: maxNodes });
+    cache.delete(text);
+    cache.set(text, parsed);
+    if (timings) timings.cached = true;
+  } else {
+    const scan = checkSqlHygiene(text, { maxBytes, maxDepth, maxTokens });
+    if (timings) timings.hygiene = performance.now() - t0;
+    parsed = parseAndWalk(text, scan, maxTreeDepth, maxNodes, timings);
+    if (useCache) {
+      cache.set(text, parsed);
+      if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    }
+  }
+  const { walk } = parsed;
+
+  // Relations: unqualified names resolve through search_path = pg_catalog, <defaultSchema>: an
+  // unqualified pg_* name may be a catalog (every pg_catalog relation is named pg_*), so it is
+  // reported under both schemas and the policy must allow both.
+  const tables = new Set<string>();
+  const catalogs: string[] = [];
+  for (const r of walk.relations) {
+    const candidates = r.schema !== null ? [`${r.schema}.${r.name}`] : r.name.startsWith('pg_') ? [`pg_catalog.${r.name}`, `${defaultSchema}.${r.name}`] : [`${defaultSchema}.${r.name}`];
+    if (r.schema !== null ? isCatalogSchema(r.schema) : r.name.toLowerCase().startsWith('pg_')) catalogs.push(candidates[0] as string);
+    for (const c of candidates) tables.add(c.toLowerCase());
+  }
+  if (catalogs.length > 0 && opts.allowCatalogs !== true) {
+    refuse('sql_rejected', `System catalogs are not allowed (${catalogs.sort().join(', ')}).`, ['sql.catalog_not_allowed'], { tables: catalogs.map((c) => c.toLowerCase()) });
+  }
+
+  const allowed = functionSetOf(opts.functions);
+  const functions = new Set<string>();
+  for (const f of walk.functions) {
+    const shown = f.schema === null || f.schema === 'pg_catalog' ? f.name : `${f.schema}.${f.name}`;
+    if (!functionAllowed(f, allowed)) {
+      const message = f.form === 'attribute'
+        ? `The attribute-notation reference .${shown} may call the function ${shown}, which is not allowed (PostgreSQL reads (x).${shown} as ${shown}(x)).`
+        : `The function ${shown} is not allowed.`;
+      refuse('sql_rejected', message, ['sql.function_not_allowed'], { function: shown, form: f.form });
+    }
+    functions.add(shown.toLowerCase());
+  }
+
+  if (parsed.agreement === undefined) parsed.agreement = decideAgreement(text, parsed, timings);
+  const agreement = parsed.agreement;
+  if (agreement.kind === 'deny') refuse('sql_rejected', agreement.message, ['sql.parser_disagreement'], agreement.detail);
+  if (opts.agreement === 'strict' && agreement.kind !== 'both') {
+    refuse('sql_rejected', 'node-sql-parser cannot parse the query, and strict agreement is required.', ['sql.parser_disagreement'], { second_opinion: 'unparsed' });
+  }
+
+  const facts: SqlFacts = {
+    statements: 1,
+    kind: 'select',
+    tables: [...tables].sort(),
+    functions: [...functions].sort(),
+    columns: walk.columns,
+    params: walk.params,
+    ...(parsed.limit === undefined ? {} : { limit: parsed.limit }),
+    fingerprint: parsed.fingerprint,
+    agreement: agreement.kind,
+  };
+  if (timings) timings.total = performance.now() - t0;
+  return { facts, text, relations: walk.relations, calls: walk.functions };
+}
+
+/** True when `err` is the analyser's refusal (as opposed to a bug). */
+export function isSqlDenial(err: unknown): err is DenialError {
+  return err instanceof DenialError;
+}
