@@ -22,9 +22,28 @@ export const MAX_LINE_BYTES = 64 * 1024;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** Strings that JSON writes as they are: no quote, backslash, control character or surrogate. */
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/** Object keys repeat from record to record: keep their serialised form. */
+const keyCache = new Map<string, string>();
+
+function key(k: string): string {
+  let out = keyCache.get(k);
+  if (out === undefined) {
+    out = str(k);
+    if (keyCache.size < 4096) keyCache.set(k, out);
+  }
+  return out;
+}
+
 function str(s: string): string {
-  if (LONE_SURROGATE.test(s)) throw new CanonicalJsonError('lone_surrogate', 'string contains a lone surrogate');
-  return JSON.stringify(s);
+  if (PLAIN.test(s)) return `"${s}"`;
+  const out = JSON.stringify(s);
+  // Well-formed JSON.stringify escapes a lone surrogate as \udXXX; only then run the exact test
+  // (a literal backslash followed by "ud" also lands here, and passes it).
+  if (out.includes('\\ud') && LONE_SURROGATE.test(s)) throw new CanonicalJsonError('lone_surrogate', 'string contains a lone surrogate');
+  return out;
 }
 
 function num(n: number): string {
@@ -34,43 +53,40 @@ function num(n: number): string {
   return JSON.stringify(n);
 }
 
-function write(value: unknown, depth: number, out: string[]): void {
+function write(value: unknown, depth: number): string {
   if (depth > MAX_DEPTH) throw new CanonicalJsonError('too_deep', `nesting deeper than ${MAX_DEPTH}`);
-  if (value === null) {
-    out.push('null');
-    return;
-  }
+  if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
-      out.push(value ? 'true' : 'false');
-      return;
+      return value ? 'true' : 'false';
     case 'number':
-      out.push(num(value));
-      return;
+      return num(value);
     case 'string':
-      out.push(str(value));
-      return;
+      return str(value);
     case 'object': {
       if (Array.isArray(value)) {
-        out.push('[');
-        value.forEach((v, i) => {
-          if (i) out.push(',');
-          write(v === undefined ? null : v, depth + 1, out);
-        });
-        out.push(']');
-        return;
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i) out += ',';
+          const v: unknown = value[i];
+          out += write(v === undefined ? null : v, depth + 1);
+        }
+        return `${out}]`;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError('not_plain', 'only plain objects can be serialised');
-      const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
-      out.push('{');
-      keys.forEach((k, i) => {
-        if (i) out.push(',');
-        out.push(str(k), ':');
-        write((value as Record<string, unknown>)[k], depth + 1, out);
-      });
-      out.push('}');
-      return;
+      const obj = value as Record<string, unknown>;
+      // Default sort compares UTF-16 code units, as RFC 8785 §3.2.3 asks.
+      const keys = Object.keys(obj).sort();
+      let out = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        out += `${first ? '' : ','}${key(k)}:${write(v, depth + 1)}`;
+        first = false;
+      }
+      return `${out}}`;
     }
     default:
       throw new CanonicalJsonError('unsupported_type', `cannot serialise a ${typeof value}`);
@@ -78,9 +94,7 @@ function write(value: unknown, depth: number, out: string[]): void {
 }
 
 export function canonicalJson(value: unknown, maxBytes = Infinity): string {
-  const out: string[] = [];
-  write(value, 0, out);
-  const text = out.join('');
+  const text = write(value, 0);
   // Cheap bound first (a UTF-16 unit is at most 3 UTF-8 bytes), exact count only near the limit.
   if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
     throw new CanonicalJsonError('too_long', `serialised record is longer than ${maxBytes} bytes`);
