@@ -12,6 +12,21 @@ import { auditOptionsFromConfig } from './audit/config.js';
 import type { GateDeps } from './gate/deps.js';
 import type { ToolEnv } from './tools/types.js';
 import { createPools, type Pools } from './execution/pools.js';
+import { initSqlAnalysis, sqlSessionSettings } from './analysis/sql.js';
+import { PgExecutor } from './tools/database/pg-executor.js';
+import { EmbeddedExecutor } from './tools/database/embedded-executor.js';
+import { policyInput } from './policy/input.js';
+import type { Authorised } from './gate/types.js';
+
+/** The same question describe_table asks the policy, for one table: used to filter list_tables. */
+function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string): boolean {
+  try {
+    const input = policyInput({ ...call, tool: 'describe_table', args: { table }, facts: { sql: { statements: 1, kind: 'describe', tables: [table], functions: [] } } });
+    return policy.decide(input).allow;
+  } catch {
+    return false;
+  }
+}
 import { buildToolCatalogue } from './server/mcp-server.js';
 
 export interface App {
@@ -63,12 +78,26 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   const audit = await AuditLog.open(auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)));
   const pools = await createPools(config, logger);
+  await initSqlAnalysis().catch((err: Error) => logger.error('the SQL parser failed to load; database calls will be refused', { error: err.message }));
+  const session = sqlSessionSettings({ defaultSchema: config.database.default_schema });
+  const database = config.database.url
+    ? new PgExecutor({
+        url: config.database.url,
+        maxConnections: config.database.pool.max,
+        idleTimeoutS: config.database.pool.idle_timeout_s,
+        maxLifetimeS: config.database.pool.max_lifetime_s,
+        connectTimeoutS: config.database.pool.connect_timeout_s,
+        session,
+      })
+    : config.database.embedded
+      ? new EmbeddedExecutor(logger, session.search_path as string)
+      : undefined;
   const deps: GateDeps = {
     config,
     logger,
     policy,
     tools: buildRegistry(),
-    toolEnv: toolEnvFor(loaded, logger, data, pools),
+    toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table) },
     buckets: new MemoryTokenBuckets(),
     audit,
     metrics: new GateMetrics(),
@@ -78,6 +107,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     catalogue: buildToolCatalogue(deps),
     close: async () => {
       await pools.close();
+      await database?.close();
       await audit.close();
     },
   };

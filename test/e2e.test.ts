@@ -16,8 +16,16 @@ t.test('stdio: list, read, typed denial, audit chain verifies', async (t) => {
 
   const { tools } = await client.listTools();
   const names = tools.map((x) => x.name).sort();
-  t.same(names, ['file_info', 'list_directory', 'read_file', 'run_javascript', 'search_files']);
-  for (const tool of tools) t.ok(tool.annotations?.readOnlyHint, `${tool.name} is annotated read-only`);
+  for (const n of ['file_info', 'list_directory', 'read_file', 'search_files', 'query_database', 'list_tables', 'describe_table', 'run_javascript']) t.ok(names.includes(n), `${n} is listed`);
+  for (const tool of tools) {
+    t.equal(typeof tool.annotations?.readOnlyHint, 'boolean', `${tool.name} declares readOnlyHint`);
+    t.equal(typeof tool.annotations?.destructiveHint, 'boolean', `${tool.name} declares destructiveHint`);
+    t.equal(typeof tool.annotations?.openWorldHint, 'boolean', `${tool.name} declares openWorldHint`);
+    t.ok(tool.outputSchema, `${tool.name} has an output schema`);
+  }
+  for (const tool of tools.filter((x) => ['read_file', 'list_directory', 'search_files', 'file_info', 'query_database'].includes(x.name))) {
+    t.equal(tool.annotations?.readOnlyHint, true, `${tool.name} is read-only`);
+  }
 
   const ok = await client.callTool({ name: 'read_file', arguments: { path: path.join(sb.root, 'hello.txt') } });
   t.notOk(ok.isError);

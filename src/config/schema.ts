@@ -50,6 +50,16 @@ export const configSchema = z.object({
     }),
     max_args_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(256 * 1024),
     max_policy_input_bytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
+    /** Where the API tools keep rate buckets: this process, or Redis shared by every replica. */
+    store: z.enum(['memory', 'redis']).default('memory'),
+    /** redis://[:password@]host:port[/db], usually `${REDIS_URL}`; never logged. */
+    redis_url: z.string().min(1).optional(),
+    redis_prefix: z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/).default('bulwark:'),
+    /** The API response cache: a bounded in-memory LRU, optionally backed by Redis. */
+    api_cache: z.object({
+      max_bytes: z.number().int().min(0).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+      store: z.enum(['memory', 'redis']).default('memory'),
+    }).strict().default({}),
   }).strict().default({}),
   filesystem: z.object({
     roots: z.array(z.string().min(1)).default([]),
@@ -65,8 +75,60 @@ export const configSchema = z.object({
       max_files: z.number().int().positive().default(10_000),
     }).strict().default({}),
   }).strict().default({}),
-  database: z.object({ url: z.string().optional() }).passthrough().optional(),
-  apis: z.record(z.string(), z.unknown()).optional(),
+  database: z.object({
+    /** postgres://… of a SELECT-only role (see sql/database-readonly-role.sql); usually `${DATABASE_URL}`. */
+    url: z.string().min(1).optional(),
+    pool: z.object({
+      max: z.number().int().min(1).max(100).default(4),
+      idle_timeout_s: z.number().int().min(1).default(30),
+      max_lifetime_s: z.number().int().min(10).default(1800),
+      connect_timeout_s: z.number().int().min(1).default(5),
+    }).strict().default({}),
+    max_rows: z.number().int().positive().max(1_000_000).default(1000),
+    max_result_bytes: z.number().int().positive().default(4 * 1024 * 1024),
+    max_sql_bytes: z.number().int().min(64).max(1024 * 1024).default(16 * 1024),
+    statement_timeout_ms: z.number().int().min(10).max(600_000).default(5000),
+    lock_timeout_ms: z.number().int().min(1).max(60_000).default(1000),
+    default_schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public'),
+    /** Function allow-list for the analyser; defaults to the built-in list of safe functions. */
+    functions: z.array(z.string().regex(/^[a-z_][a-z0-9_]*$/)).optional(),
+    allow_catalogs: z.boolean().default(false),
+    /** Without a url: run the database tools on an embedded PGlite with demo data (a superuser; see SECURITY.md). */
+    embedded: z.boolean().default(true),
+  }).strict().default({}),
+  /** Named upstreams for call_api (src/tools/api/): the model names one and gives a path under it. */
+  apis: z.record(
+    z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'an upstream name (letters, digits, "_", ".", "-")'),
+    z.object({
+      base_url: z.string().url(),
+      /** Sent on every request; values are secrets (`${ENV}`): never logged, returned or audited. */
+      headers: z.record(
+        z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'an HTTP header name'),
+        z.string().max(8192).regex(/^[^\r\n\0]*$/, 'a header value without CR, LF or NUL'),
+      ).default({}),
+      methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'])).min(1).default(['GET', 'HEAD']),
+      path_prefixes: z.array(z.string().regex(/^\//, 'a path starting with "/"')).min(1).default(['/']),
+      timeout_ms: z.number().int().min(10).max(600_000).default(10_000),
+      retries: z.number().int().min(0).max(10).default(2),
+      retry_backoff_ms: z.number().int().min(1).max(60_000).default(100),
+      /** Per principal on this upstream: a tier name or a bucket; default: the principal's tier. */
+      rate: z.union([z.string().min(1), tier]).optional(),
+      /** One bucket shared by every principal on this upstream (the upstream's own quota). */
+      rate_total: tier.optional(),
+      cache_ttl_s: z.number().int().min(0).max(86_400).default(0),
+      max_response_bytes: z.number().int().min(1).max(256 * 1024 * 1024).default(1024 * 1024),
+      /** May reach loopback, private, link-local and unique-local addresses. */
+      internal: z.boolean().default(false),
+      /** When set, every resolved address must also be inside one of these ranges. */
+      allowed_cidrs: z.array(z.string().min(1)).optional(),
+      follow_redirects: z.number().int().min(0).max(10).default(0),
+      breaker: z.object({
+        failures: z.number().int().min(1).max(1000).default(5),
+        cooldown_ms: z.number().int().min(10).max(3_600_000).default(30_000),
+      }).strict().default({}),
+      max_connections: z.number().int().min(1).max(1024).default(16),
+    }).strict(),
+  ).optional(),
   javascript: z.object({
     memory_mb: z.number().int().min(8).max(4096).default(64),
     timeout_ms: z.number().int().min(10).max(600_000).default(2000),

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { PACKAGE_ROOT } from '../config/package-paths.js';
@@ -21,13 +22,20 @@ export const NO_POOLS: Pools = (() => {
 const SANDBOX_DIST = path.join(PACKAGE_ROOT, 'dist', 'sandbox');
 
 /** What every worker must read to load itself: its compiled code and its dependencies. */
-function codeReadFlags(): string[] {
+export function codeReadFlags(): string[] {
   // No file entries here: in Node 20 a single-file entry also lets "/" be opened (dist/ carries
   // its own package.json for that reason; see scripts/write-dist-package.mjs).
-  return [
-    `--allow-fs-read=${path.join(PACKAGE_ROOT, 'dist')}/*`,
-    `--allow-fs-read=${path.join(PACKAGE_ROOT, 'node_modules')}/*`,
-  ];
+  // Modules load by their real path: a symlinked node_modules (pnpm, a shared checkout) must be
+  // allowed where it really is.
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  return [...new Set([path.join(PACKAGE_ROOT, 'dist'), real(path.join(PACKAGE_ROOT, 'dist')), path.join(PACKAGE_ROOT, 'node_modules'), real(path.join(PACKAGE_ROOT, 'node_modules'))])]
+    .map((p) => `--allow-fs-read=${p}/*`);
 }
 
 /**

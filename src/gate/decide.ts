@@ -21,6 +21,7 @@ function configuredMaxBytes(family: ToolFamily, deps: GateDeps): number {
     case 'filesystem':
       return deps.config.filesystem.max_result_bytes;
     case 'database':
+      return deps.config.database.max_result_bytes;
     case 'api':
     case 'javascript':
       return deps.config.filesystem.max_result_bytes;

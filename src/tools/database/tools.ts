@@ -1,0 +1,174 @@
+import { z } from 'zod';
+import { analyseSql, DEFAULT_SQL_FUNCTIONS } from '../../analysis/sql.js';
+import { refuse } from '../../errors/denial.js';
+import type { Authorised } from '../../gate/types.js';
+import type { ToolDefinition, ToolEnv } from '../types.js';
+import type { DatabaseExecutor, QueryCaps, QueryResult } from './pg-executor.js';
+
+const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
+const REDACTED = '[REDACTED]';
+
+function executor(env: ToolEnv): DatabaseExecutor {
+  if (!env.database) refuse('unavailable', 'No database is configured (database.url).', ['db.not_configured']);
+  return env.database;
+}
+
+function capsFor(call: Authorised, env: ToolEnv, asked?: number): QueryCaps {
+  const db = env.config.database;
+  return {
+    maxRows: Math.min(db.max_rows, call.caps.maxRows ?? db.max_rows, asked ?? Infinity),
+    maxBytes: Math.min(db.max_result_bytes, call.caps.maxBytes),
+    timeoutMs: Math.min(db.statement_timeout_ms, call.caps.timeoutMs),
+    lockTimeoutMs: db.lock_timeout_ms,
+  };
+}
+
+/** The policy's `redact_columns` obligation, applied to every row before it leaves the server. */
+function redact(r: QueryResult, columns: readonly string[]): { result: QueryResult; redacted: string[] } {
+  if (!columns.length) return { result: r, redacted: [] };
+  const set = new Set(columns.map((c) => c.toLowerCase()));
+  const hit = r.columns.map((c) => c.name).filter((n) => set.has(n.toLowerCase()));
+  if (!hit.length) return { result: r, redacted: [] };
+  const rows = r.rows.map((row) => {
+    const out = { ...row };
+    for (const n of hit) if (n in out) out[n] = REDACTED;
+    return out;
+  });
+  return { result: { ...r, rows }, redacted: hit };
+}
+
+function table(text: string, r: QueryResult): string {
+  if (!r.rows.length) return `(no rows)${r.truncated ? ` — truncated (${r.truncated_reason})` : ''}`;
+  const names = r.columns.map((c) => c.name);
+  const lines = [names.join('\t'), ...r.rows.slice(0, 50).map((row) => names.map((n) => JSON.stringify(row[n] ?? null)).join('\t'))];
+  if (r.rows.length > 50) lines.push(`… ${r.rows.length - 50} more rows in structuredContent`);
+  if (r.truncated) lines.push(`… truncated (${r.truncated_reason})`);
+  void text;
+  return lines.join('\n');
+}
+
+const param = z.union([z.string().max(65_536), z.number(), z.boolean(), z.null()]);
+
+const queryInput = z.object({
+  sql: z.string().min(1).max(10 * 1024 * 1024).describe('One SELECT statement. Use $1, $2, … with `params` for values.'),
+  params: z.array(param).max(100).default([]),
+  max_rows: z.number().int().positive().optional(),
+}).strict();
+
+const RESULT_SCHEMA = {
+  type: 'object',
+  properties: {
+    columns: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'integer' } } } },
+    rows: { type: 'array', items: { type: 'object' } },
+    row_count: { type: 'integer' }, truncated: { type: 'boolean' }, truncated_reason: { type: 'string' },
+    duration_ms: { type: 'number' }, redacted_columns: { type: 'array', items: { type: 'string' } }, fingerprint: { type: 'string' },
+  },
+  required: ['columns', 'rows', 'row_count', 'truncated'],
+} as const;
+
+export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
+  name: 'query_database',
+  family: 'database',
+  description: 'Run one read-only SELECT on the configured PostgreSQL database. The text is parsed by the PostgreSQL parser; only SELECTs over allowed tables and functions run, in a READ ONLY transaction that is rolled back, with row, byte and time caps. Pass values as $1… parameters.',
+  annotations: { title: 'Query database', ...READ_ONLY },
+  input: queryInput,
+  outputSchema: RESULT_SCHEMA,
+  async analyse(call, env) {
+    const db = env.config.database;
+    // Raw text (up to the schema's generous cap) goes to hygiene first, which refuses long text fast.
+    const a = analyseSql(call.args.sql, {
+      maxBytes: db.max_sql_bytes,
+      functions: db.functions ?? DEFAULT_SQL_FUNCTIONS,
+      defaultSchema: db.default_schema,
+      allowCatalogs: db.allow_catalogs,
+    });
+    if (a.facts.params !== call.args.params.length) {
+      refuse('invalid_input', `The query uses ${a.facts.params} parameter(s) but ${call.args.params.length} were given.`, ['sql.param_count']);
+    }
+    return { facts: { sql: { ...a.facts } }, pinned: { text: a.text } };
+  },
+  async execute(call, env) {
+    const text = call.pinned.text as string;
+    const r = await executor(env).query(text, call.args.params, capsFor(call, env, call.args.max_rows), call.context.signal);
+    const { result, redacted } = redact(r, call.caps.redactColumns);
+    const fingerprint = (call.facts.sql as { fingerprint?: string }).fingerprint;
+    return {
+      text: table(text, result),
+      structured: { ...result, redacted_columns: redacted, fingerprint },
+      metrics: { duration_ms: result.duration_ms, cpu_ms: 0, heap_bytes: 0, output_bytes: Buffer.byteLength(JSON.stringify(result.rows)) },
+    };
+  },
+  auditArgs: (args) => ({ sql: args.sql.length > 16_384 ? `${args.sql.slice(0, 16_384)}…` : args.sql, params_count: args.params.length, max_rows: args.max_rows ?? null }),
+};
+
+const TABLE_NAME = /^[a-z_][a-z0-9_$]{0,62}\.[a-z_][a-z0-9_$]{0,62}$/;
+
+const listInput = z.object({ schema: z.string().regex(/^[a-z_][a-z0-9_$]{0,62}$/).optional() }).strict();
+
+export const listTablesTool: ToolDefinition<z.output<typeof listInput>> = {
+  name: 'list_tables',
+  family: 'database',
+  description: 'List the tables and views this principal may read, with row estimates.',
+  annotations: { title: 'List tables', ...READ_ONLY },
+  input: listInput,
+  outputSchema: { type: 'object', properties: { tables: { type: 'array', items: { type: 'object' } } }, required: ['tables'] },
+  async analyse() {
+    return { facts: {}, pinned: {} };
+  },
+  async execute(call, env) {
+    const r = await executor(env).query(
+      `select n.nspname as schema, c.relname as name, case c.relkind when 'r' then 'table' when 'v' then 'view' when 'm' then 'materialized_view' when 'p' then 'partitioned_table' when 'f' then 'foreign_table' end as kind,
+              greatest(c.reltuples, 0)::bigint as row_estimate
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r','v','m','p','f') and n.nspname not in ('pg_catalog','information_schema','pg_toast')
+          and ($1::text is null or n.nspname = $1::text)
+        order by 1, 2`,
+      [call.args.schema ?? null],
+      { ...capsFor(call, env), maxRows: 10_000 },
+      call.context.signal,
+    );
+    // Filtered by the same policy that decides queries: a table is listed only if this
+    // principal could describe it.
+    const may = env.mayReadTable ?? (() => true);
+    const tables = r.rows.filter((t) => may(call, `${String(t.schema)}.${String(t.name)}`.toLowerCase()));
+    return { text: tables.map((t) => `${t.schema}.${t.name} (${t.kind}, ~${t.row_estimate} rows)`).join('\n') || '(no tables)', structured: { tables } };
+  },
+};
+
+const describeInput = z.object({ table: z.string().min(3).max(130).describe('schema.table') }).strict();
+
+export const describeTableTool: ToolDefinition<z.output<typeof describeInput>> = {
+  name: 'describe_table',
+  family: 'database',
+  description: 'Columns of one table this principal may read: types, nullability, defaults, and a row estimate.',
+  annotations: { title: 'Describe table', ...READ_ONLY },
+  input: describeInput,
+  outputSchema: { type: 'object', properties: { table: { type: 'string' }, columns: { type: 'array', items: { type: 'object' } }, row_estimate: { type: 'integer' } }, required: ['table', 'columns'] },
+  async analyse(call, env) {
+    const name = call.args.table.toLowerCase().includes('.') ? call.args.table.toLowerCase() : `${env.config.database.default_schema}.${call.args.table.toLowerCase()}`;
+    if (!TABLE_NAME.test(name)) refuse('sql_rejected', 'A table is named as schema.table with plain identifiers.', ['sql.bad_table_name']);
+    return { facts: { sql: { statements: 1, kind: 'describe', tables: [name], functions: [] } }, pinned: { table: name } };
+  },
+  async execute(call, env) {
+    const [schema, name] = (call.pinned.table as string).split('.') as [string, string];
+    const r = await executor(env).query(
+      `select a.attname as name, pg_catalog.format_type(a.atttypid, a.atttypmod) as type, not a.attnotnull as nullable,
+              pg_catalog.pg_get_expr(d.adbin, d.adrelid) as default, greatest(c.reltuples, 0)::bigint as row_estimate
+         from pg_catalog.pg_attribute a
+         join pg_catalog.pg_class c on c.oid = a.attrelid
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
+        order by a.attnum`,
+      [schema, name],
+      { ...capsFor(call, env), maxRows: 2000 },
+      call.context.signal,
+    );
+    if (!r.rows.length) refuse('tool_error', `No table ${schema}.${name}.`, ['db.no_such_table']);
+    const columns = r.rows.map(({ row_estimate: _r, ...c }) => c);
+    const rowEstimate = Number(r.rows[0]?.row_estimate ?? 0);
+    return { text: columns.map((c) => `${c.name} ${c.type}${c.nullable ? '' : ' not null'}${c.default ? ` default ${c.default}` : ''}`).join('\n'), structured: { table: `${schema}.${name}`, columns, row_estimate: rowEstimate } };
+  },
+};
+
+export const databaseTools = [queryDatabaseTool, listTablesTool, describeTableTool] as const;
