@@ -374,13 +374,14 @@ url_facts_ok if {
 	is_object(uf)
 	is_string(uf.upstream)
 	is_string(uf.method)
+	is_string(uf.path)
 }
 
 url_denials(_) := {"policy.facts_invalid"} if not url_facts_ok
 
 url_denials(roles) := {r | some r in checks; r != ""} if {
 	url_facts_ok
-	checks := [upstream_not_allowed(roles), method_not_allowed(roles)]
+	checks := [upstream_not_allowed(roles), method_not_allowed(roles), path_not_allowed(roles), path_denied]
 } else := {"policy.internal_error"} if url_facts_ok
 
 upstream_not_allowed(roles) := "" if {
@@ -394,6 +395,84 @@ method_not_allowed(roles) := "" if {
 	some r in roles
 	method in data.bulwark.api.methods[r]
 } else := "url.method_not_allowed"
+
+# Paths. The analyser hands over a canonical path relative to the upstream's base
+# URL (no dot segments, no empty segments, unreserved characters decoded); a path
+# of any other shape is refused here too, so a rule below can never be sidestepped
+# by spelling. A granting role that grants the upstream restricts its paths when
+# api.paths[role] lists prefixes for that upstream (or for "*"); permissions are
+# the union over granting roles, so the call passes when one of them allows it.
+path_not_allowed(roles) := "" if {
+	path_shape_ok
+	path_allowed(roles)
+} else := "url.path_not_allowed"
+
+path_shape_ok if {
+	startswith(uf.path, "/")
+	padded := concat("", [uf.path, "/"])
+	not contains(padded, "/../")
+	not contains(padded, "/./")
+	not contains(uf.path, "//")
+	not contains(uf.path, "\\")
+}
+
+# No granting role grants the upstream: upstream_not_allowed reports it.
+path_allowed(roles) if not upstream_granted_by_any(roles)
+
+path_allowed(roles) if {
+	some r in roles
+	upstream_granted(r)
+	not role_restricts_paths(r)
+}
+
+path_allowed(roles) if {
+	some r in roles
+	upstream_granted(r)
+	some u in [uf.upstream, "*"]
+	some p in data.bulwark.api.paths[r][u]
+	path_under(uf.path, p)
+}
+
+upstream_granted_by_any(roles) if {
+	some r in roles
+	upstream_granted(r)
+}
+
+upstream_granted(r) if {
+	some u in [uf.upstream, "*"]
+	u in data.bulwark.api.upstreams[r]
+}
+
+role_restricts_paths(r) if {
+	some u in [uf.upstream, "*"]
+	is_array(data.bulwark.api.paths[r][u])
+}
+
+# Prefixes match whole segments: "/repos" covers "/repos" and "/repos/x", not
+# "/reposx"; "/repos/" covers only what is below it; "/" covers everything.
+path_under(_, "/")
+
+path_under(path, p) if path == p
+
+path_under(path, p) if {
+	endswith(p, "/")
+	startswith(path, p)
+}
+
+path_under(path, p) if {
+	not endswith(p, "/")
+	startswith(path, concat("", [p, "/"]))
+}
+
+# api.denied_paths ({"<upstream>" or "*": [prefixes]}, lower-case) wins over every
+# grant, admin included. Matched case-insensitively: for a deny list the safe
+# direction is to match more.
+path_denied := "url.path_denied" if {
+	path := lower(uf.path)
+	some u in [uf.upstream, "*"]
+	some p in data.bulwark.api.denied_paths[u]
+	path_under(path, p)
+} else := ""
 
 # ---------------------------------------------------------------------------
 # JavaScript

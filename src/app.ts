@@ -28,6 +28,7 @@ function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string):
   }
 }
 import { buildToolCatalogue } from './server/mcp-server.js';
+import { ApiRuntime } from './tools/api/runtime.js';
 
 export interface App {
   readonly deps: GateDeps;
@@ -75,6 +76,8 @@ export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown, 
 export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
   const { config } = loaded;
   const { policy, data } = await loadPolicyEngine(loaded, logger);
+  // Upstream configuration errors surface here, before anything is opened.
+  const api = ApiRuntime.create(config, logger);
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   const audit = await AuditLog.open(auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)));
   const pools = await createPools(config, logger);
@@ -97,7 +100,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     logger,
     policy,
     tools: buildRegistry(),
-    toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table) },
+    toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table), api },
     buckets: new MemoryTokenBuckets(),
     audit,
     metrics: new GateMetrics(),
@@ -107,6 +110,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     catalogue: buildToolCatalogue(deps),
     close: async () => {
       await pools.close();
+      await api.close();
       await database?.close();
       await audit.close();
     },

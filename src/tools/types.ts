@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Authorised, Facts, Pinned, ToolResult, Validated } from '../gate/types.js';
 import type { Pools } from '../execution/pools.js';
+import type { ApiRuntime } from './api/runtime.js';
 import type { DatabaseExecutor } from './database/pg-executor.js';
 
 export type ToolFamily = 'filesystem' | 'database' | 'api' | 'javascript';
@@ -24,6 +25,8 @@ export interface ToolEnv {
   readonly blockedNames: readonly string[];
   /** Worker pools: tool code runs there, never on the server's event loop. */
   readonly pools: Pools;
+  /** The API gateway's shared state (pinned pools, breakers, rate store, cache); built in createApp. */
+  readonly api?: ApiRuntime | undefined;
   /** PostgreSQL at `database.url`, or the embedded demo database when none is configured. */
   readonly database?: DatabaseExecutor | undefined;
   /** Asks the policy whether this call's principal may read a table (list_tables filters with it). */
