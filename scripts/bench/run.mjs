@@ -5,6 +5,9 @@ import { benchGate } from './gate.mjs';
 import { benchPolicy } from './policy.mjs';
 import { benchStdioRead } from './stdio-read.mjs';
 import { benchSandbox } from './sandbox.mjs';
+import { benchSql } from './sql.mjs';
+import { benchAudit } from './audit.mjs';
+import { benchDatabase } from './database.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -22,4 +25,7 @@ out.gate = [];
 for (const durability of ['batch', 'fsync', 'async']) out.gate.push(await benchGate({ durability, calls: quick ? 500 : 5000 }));
 out.stdio_read_file = await benchStdioRead({ rounds: quick ? 200 : 2000 });
 out.sandbox = await benchSandbox({ quick });
+out.sql = await benchSql({ quick });
+out.audit = await benchAudit({ quick });
+out.database = await benchDatabase({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

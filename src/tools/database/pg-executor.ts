@@ -103,13 +103,14 @@ export class PgExecutor implements DatabaseExecutor {
     signal?.addEventListener('abort', onAbort, { once: true });
     let clean = false;
     try {
-      await conn`begin transaction isolation level repeatable read read only`;
-      // SET LOCAL ends with the transaction. It takes no bound parameters, so the values are
-      // integers we computed (never text from the call); set_config is revoked from the role.
+      // One round trip for BEGIN and the SET LOCALs (they end with the transaction). This is the
+      // only simple-protocol text we send, and it is ours: a constant with integers we computed,
+      // never text from the call (that goes only through the extended protocol below).
       const ms = (n: number) => String(Math.max(1, Math.floor(n)));
-      await conn.unsafe(`set local statement_timeout = ${ms(caps.timeoutMs)}`, [], { prepare: false });
-      await conn.unsafe(`set local lock_timeout = ${ms(caps.lockTimeoutMs)}`, [], { prepare: false });
-      await conn.unsafe(`set local idle_in_transaction_session_timeout = ${ms(caps.timeoutMs + 1000)}`, [], { prepare: false });
+      await conn.unsafe(
+        `begin transaction isolation level repeatable read read only; set local statement_timeout = ${ms(caps.timeoutMs)}; ` +
+          `set local lock_timeout = ${ms(caps.lockTimeoutMs)}; set local idle_in_transaction_session_timeout = ${ms(caps.timeoutMs + 1000)}`,
+      );
       const rows: Record<string, unknown>[] = [];
       let columns: { name: string; type: number }[] = [];
       let bytes = 0;
