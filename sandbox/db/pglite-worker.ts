@@ -8,6 +8,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { serveTasks } from '../pool/child-runtime.js';
 import { DEMO_SEED_SQL } from './demo-seed.js';
 import { mapDatabaseError } from '../../src/tools/database/errors.js';
+import { jsonSafe } from '../../src/tools/database/json-safe.js';
 
 interface QueryPayload {
   readonly text: string;
@@ -17,12 +18,6 @@ interface QueryPayload {
   readonly searchPath: string;
 }
 
-function jsonSafe(v: unknown): unknown {
-  if (v instanceof Date) return v.toISOString();
-  if (v instanceof Uint8Array) return { base64: Buffer.from(v).toString('base64') };
-  if (typeof v === 'bigint') return v.toString();
-  return v;
-}
 
 const pg = await PGlite.create();
 await pg.exec(DEMO_SEED_SQL);

@@ -1,6 +1,7 @@
 import postgres from 'postgres';
 import { refuse } from '../../errors/denial.js';
 import { mapDatabaseError } from './errors.js';
+import { jsonSafe } from './json-safe.js';
 
 export interface PgExecutorOptions {
   readonly url: string;
@@ -30,13 +31,6 @@ export interface QueryResult {
 
 type Param = string | number | boolean | null;
 
-/** JSON-safe values: bigint and numeric come back as strings from postgres.js already; Buffers as base64. */
-function jsonSafe(v: unknown): unknown {
-  if (v instanceof Date) return v.toISOString();
-  if (Buffer.isBuffer(v)) return { base64: v.toString('base64') };
-  if (typeof v === 'bigint') return v.toString();
-  return v;
-}
 
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'EPIPE', 'ENOTFOUND']);
 
