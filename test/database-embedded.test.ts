@@ -2,6 +2,9 @@ import t from 'tap';
 import { makeSandbox } from './helpers/fixtures.js';
 import { inProcessGate } from './helpers/gate.js';
 
+// PGlite boots in seconds, twice here (the runaway query kills its worker): allow for a loaded machine.
+t.setTimeout(240_000);
+
 // With no database URL the tools run on the embedded PGlite: same analysis, same policy, same
 // wrapper; a runaway query is stopped by killing its worker.
 t.test('the embedded database answers query_database with zero setup', async (t) => {
