@@ -101,7 +101,7 @@ export async function attempt(req: AttemptRequest): Promise<AttemptResponse> {
     });
     try {
       const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > req.maxBytes) throw new AttemptError('too_large', `the response declares ${declared} bytes`);
+      if (req.method !== 'HEAD' && Number.isFinite(declared) && declared > req.maxBytes) throw new AttemptError('too_large', `the response declares ${declared} bytes`);
       const chunks: Buffer[] = [];
       let total = 0;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {

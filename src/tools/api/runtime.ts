@@ -143,6 +143,9 @@ export class ApiRuntime {
   async close(): Promise<void> {
     await this.pools.close();
     await this.rate.close();
-    if (this.redis) await this.redis.quit().catch(() => this.redis?.disconnect());
+    if (!this.redis) return;
+    // QUIT waits for a reply: on a connection that is not up, just drop it.
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis?.disconnect());
+    else this.redis.disconnect();
   }
 }

@@ -38,7 +38,7 @@ const JSON_PARSE_MAX_BYTES = 1024 * 1024;
 const JSON_MAX_DEPTH = 64;
 /** Response headers a caller may see (values scrubbed of secrets); the rest stay with the gateway. */
 const RETURNED_HEADERS = [
-  'content-type', 'content-length', 'content-language', 'etag', 'last-modified', 'cache-control', 'expires', 'date',
+  'content-type', 'content-language', 'etag', 'last-modified', 'cache-control', 'expires', 'date',
   'location', 'retry-after', 'link', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id',
 ];
 const USER_AGENT = 'bulwark/0.1 (+MCP gateway)';
@@ -311,13 +311,18 @@ async function withRetries(rt: ApiRuntime, up: Upstream, signal: AbortSignal, re
     ...(req.body ? { 'content-type': req.body.contentType } : {}),
   };
   const pathAndQuery = `${req.fullPath}${req.query ? `?${req.query}` : ''}`;
-  for (let i = 0; ; i++) {
+  let next = 0;
+  let sent = 0;
+  let failedOver = 0;
+  for (let i = 0; ; ) {
     const remaining = deadline - performance.now();
     if (remaining <= 0) throw new AttemptError('timeout', 'the call ran out of time');
-    // Rotate through the checked addresses: a retry after a connection failure tries the next one.
-    const address = req.addresses[i % req.addresses.length] as string;
+    // Rotate through the checked addresses (all of them passed the same check).
+    const address = req.addresses[next % req.addresses.length] as string;
+    next += 1;
     const pool = rt.pools.get(up.target, address, { connections: up.spec.max_connections, connectTimeoutMs: Math.min(up.spec.timeout_ms, 10_000) });
     stats.upstreamRequests += 1;
+    sent += 1;
     const t0 = performance.now();
     let failure: AttemptError | undefined;
     let res: AttemptResponse | undefined;
@@ -327,17 +332,25 @@ async function withRetries(rt: ApiRuntime, up: Upstream, signal: AbortSignal, re
     } catch (err) {
       failure = err instanceof AttemptError ? err : new AttemptError('network', (err as Error).message);
     }
+    // A refused connection sent nothing: fail over to the next checked address (any method, no
+    // backoff), once per address, before this counts as a failed attempt.
+    if (failure?.kind === 'connect' && failedOver < req.addresses.length - 1) {
+      failedOver += 1;
+      continue;
+    }
+    failedOver = 0;
+    i += 1;
     const retryable = failure ? failure.kind === 'timeout' || failure.kind === 'connect' || failure.kind === 'network' : RETRY_STATUS.has((res as AttemptResponse).status);
-    if (!retryable || i + 1 >= maxAttempts) {
+    if (!retryable || i >= maxAttempts) {
       if (failure) throw failure;
-      return { res: res as AttemptResponse, attempts: i + 1 };
+      return { res: res as AttemptResponse, attempts: sent };
     }
     // Exponential backoff with full jitter, never past the deadline.
-    const ceiling = Math.min(MAX_BACKOFF_MS, up.spec.retry_backoff_ms * 2 ** i);
+    const ceiling = Math.min(MAX_BACKOFF_MS, up.spec.retry_backoff_ms * 2 ** (i - 1));
     const delay = Math.floor(rt.random() * ceiling);
     if (performance.now() + delay >= deadline) {
       if (failure) throw failure;
-      return { res: res as AttemptResponse, attempts: i + 1 };
+      return { res: res as AttemptResponse, attempts: sent };
     }
     stats.retries += 1;
     try {
