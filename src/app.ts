@@ -29,6 +29,8 @@ function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string):
 }
 import { buildToolCatalogue } from './server/mcp-server.js';
 import { ApiRuntime } from './tools/api/runtime.js';
+import { AuthRuntime } from './auth/runtime.js';
+import { instrumentAudit, Metrics } from './observability/metrics.js';
 
 export interface App {
   readonly deps: GateDeps;
@@ -95,6 +97,9 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     : config.database.embedded
       ? new EmbeddedExecutor(logger, session.search_path as string)
       : undefined;
+  const gateMetrics = new GateMetrics();
+  const prom = new Metrics(pools, () => gateMetrics.snapshot());
+  const auth = new AuthRuntime(config, configDir, logger);
   const deps: GateDeps = {
     config,
     logger,
@@ -102,13 +107,16 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     tools: buildRegistry(),
     toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table), api },
     buckets: new MemoryTokenBuckets(),
-    audit,
-    metrics: new GateMetrics(),
+    audit: instrumentAudit(audit, prom),
+    metrics: gateMetrics,
+    auth,
+    prom,
   };
   return {
     deps,
     catalogue: buildToolCatalogue(deps),
     close: async () => {
+      auth.close();
       await pools.close();
       await api.close();
       await database?.close();

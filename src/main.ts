@@ -11,6 +11,8 @@ import { NO_POOLS } from './execution/pools.js';
 import { serveStdio } from './transport/stdio.js';
 import { serveHttp } from './transport/http.js';
 import { AUDIT_HELP, runAuditCli } from './cli/audit-commands.js';
+import { KEYS_HELP, runKeysCli } from './cli/keys-commands.js';
+import type { HttpServerHandle } from './transport/http.js';
 import { findOpa, OPA_VERSION } from './cli/opa.js';
 import { authenticate } from './gate/authenticate.js';
 import { validate } from './gate/validate.js';
@@ -35,6 +37,8 @@ Commands:
   policy build|test|eval  Build the Rego policy to wasm, run opa test, or ask what the gate would decide
   audit verify|tail|show|export|prove|keygen
                         Check the log (chain, checkpoints), read it, prove inclusion, make keys
+  keys create|list|revoke
+                        Manage API keys for HTTP (auth.http: api_key)
   doctor                Check config, policy and audit log, and say what is wrong
 
 Run \`bulwark <command> --help\` for a command's options.
@@ -54,6 +58,7 @@ Exit codes: 0 success; 1 a check failed (audit damaged, doctor found a problem, 
                                        what would the gate decide for this call? (nothing is executed or recorded)
 `,
   audit: AUDIT_HELP,
+  keys: KEYS_HELP,
   doctor: `Usage: bulwark doctor [--config FILE] [--root DIR]... [--json]\n`,
 };
 
@@ -68,8 +73,15 @@ async function cmdServe(argv: string[]): Promise<number> {
   const logger = createLogger(loaded.config.observability.log_level);
   const app = await createApp(loaded, logger);
   logger.info('configuration loaded', { source: loaded.source, roots: loaded.config.filesystem.roots, audit: loaded.config.audit.path });
+  let httpHandle: HttpServerHandle | undefined;
+  let stopping = false;
   const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info('shutting down', { signal });
+    // Stop accepting, let in-flight calls finish (and be recorded) up to 10 s, then close the
+    // audit log (final checkpoint) and the pools.
+    await httpHandle?.close(10_000).catch((err: Error) => logger.error('http close failed', { error: err.message }));
     await app.close();
     process.exit(EXIT.ok);
   };
@@ -77,6 +89,7 @@ async function cmdServe(argv: string[]): Promise<number> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   if (loaded.config.server.transport === 'http') {
     const h = await serveHttp(app);
+    httpHandle = h;
     logger.info('serving MCP over Streamable HTTP', { url: h.url });
     // Humans start this with `npm start`: tell them how to connect (on stderr, like every log).
     process.stderr.write(`\nBulwark is listening on ${h.url}\n` +
@@ -165,6 +178,10 @@ async function cmdAudit(argv: string[]): Promise<number> {
   return runAuditCli(argv, (file) => ({ config: loadConfig({ file }).config, baseDir: file ? path.dirname(path.resolve(file)) : process.cwd() }));
 }
 
+async function cmdKeys(argv: string[]): Promise<number> {
+  return runKeysCli(argv, (file) => ({ config: loadConfig({ file }).config, baseDir: file ? path.dirname(path.resolve(file)) : process.cwd() }));
+}
+
 async function cmdDoctor(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, root: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true });
   if (values.help) return help('doctor');
@@ -216,6 +233,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdPolicy(rest);
     case 'audit':
       return cmdAudit(rest);
+    case 'keys':
+      return cmdKeys(rest);
     case 'doctor':
       return cmdDoctor(rest);
     case undefined:

@@ -38,7 +38,40 @@ export const configSchema = z.object({
     loopback: principal.default({ id: 'loopback', roles: ['developer'], tier: 'local' }),
   }).strict().default({}),
   auth: z.object({
-    http: z.enum(['loopback-only']).default('loopback-only'),
+    /**
+     * `loopback-only`: HTTP serves loopback peers as principals.loopback (the embedded demo).
+     * `api_key`: every /mcp and /metrics request needs `Authorization: Bearer` — an API key, or a
+     * JWT from auth.oauth when configured — and non-loopback peers may connect.
+     */
+    http: z.enum(['loopback-only', 'api_key']).default('loopback-only'),
+    /** The API key store (relative to the config file). */
+    keys_file: z.string().min(1).default('.bulwark/keys.json'),
+    /** How long a verified key is trusted without argon2 (an HMAC proof in memory). */
+    proof_ttl_s: z.number().int().min(0).max(3600).default(60),
+    /** How often at most the key store's mtime is checked (revocation bound = this + one request). */
+    reload_check_ms: z.number().int().min(50).max(60_000).default(1000),
+    lockout: z.object({
+      threshold: z.number().int().min(1).max(1000).default(5),
+      base_s: z.number().min(0.01).max(3600).default(1),
+      max_s: z.number().min(0.01).max(86_400).default(900),
+      forget_s: z.number().min(1).max(86_400).default(900),
+    }).strict().default({}),
+    /** The protected resource identifier for RFC 9728 metadata (default: this server's /mcp URL). */
+    resource: z.string().url().optional(),
+    oauth: z.object({
+      issuer: z.string().url(),
+      audience: z.string().min(1),
+      jwks_file: z.string().min(1).optional(),
+      jwks_url: z.string().url().optional(),
+      /** Claim holding roles: an array of strings, or a space-separated string (`scope`). */
+      roles_claim: z.string().min(1).default('roles'),
+      /** Claim naming the principal. */
+      principal_claim: z.string().min(1).default('sub'),
+      tier: z.string().min(1).max(64).default('standard'),
+      clock_skew_s: z.number().int().min(0).max(300).default(30),
+      algorithms: z.array(z.string().min(2)).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
+      scopes_supported: z.array(z.string().min(1)).optional(),
+    }).strict().refine((o) => (o.jwks_file === undefined) !== (o.jwks_url === undefined), 'exactly one of jwks_file or jwks_url').optional(),
   }).strict().default({}),
   limits: z.object({
     default_tier: z.string().default('standard'),

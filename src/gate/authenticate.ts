@@ -2,10 +2,13 @@ import { deny, fail, pass, type Verdict } from '../errors/denial.js';
 import type { GateDeps } from './deps.js';
 import type { Authenticated, RawCall } from './types.js';
 import { isLoopback } from '../transport/loopback.js';
+import { requestAuth } from '../auth/runtime.js';
 
 /**
  * stdio: the process was launched by the local user, so the configured local principal is the caller.
- * HTTP: until API keys land, only loopback clients are served, as the configured loopback principal.
+ * HTTP with `auth.http: api_key`: the transport verified the bearer (API key or JWT) before the
+ * body was read and runs the request inside `requestAuth`; the principal comes from there only.
+ * HTTP with `auth.http: loopback-only`: loopback clients are the configured loopback principal.
  */
 export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticated> {
   const { principals } = deps.config;
@@ -13,9 +16,14 @@ export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticat
     const p = principals.stdio;
     return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'stdio', tier: p.tier } });
   }
+  if (deps.config.auth.http === 'api_key') {
+    const who = requestAuth.getStore();
+    if (who) return pass({ ...call, principal: who.principal });
+    return fail(deny('unauthenticated', 'This server requires a bearer token (API key or access token).', ['auth.missing']));
+  }
   if (call.context.clientIp && isLoopback(call.context.clientIp)) {
     const p = principals.loopback;
     return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'loopback', tier: p.tier } });
   }
-  return fail(deny('unauthenticated', 'HTTP accepts only loopback clients until API keys are configured.', ['auth.not_loopback']));
+  return fail(deny('unauthenticated', 'HTTP accepts only loopback clients unless auth.http is api_key.', ['auth.not_loopback']));
 }

@@ -6,6 +6,8 @@ import type { ToolEnv } from '../tools/types.js';
 import type { MemoryTokenBuckets } from '../limits/token-bucket.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GateMetrics } from '../observability/gate-metrics.js';
+import type { AuthRuntime } from '../auth/runtime.js';
+import type { Metrics } from '../observability/metrics.js';
 
 /** Everything the gate needs, built once at boot. */
 export interface GateDeps {
@@ -17,4 +19,8 @@ export interface GateDeps {
   readonly buckets: MemoryTokenBuckets;
   readonly audit: AuditLog;
   readonly metrics: GateMetrics;
+  /** Bearer authentication for HTTP (absent in tools that build deps without a server). */
+  readonly auth?: AuthRuntime;
+  /** Prometheus series (absent outside a server). */
+  readonly prom?: Metrics;
 }

@@ -5,12 +5,21 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import type { App } from '../app.js';
 import { createMcpServer } from '../server/mcp-server.js';
 import { isLoopback } from './loopback.js';
+import crypto from 'node:crypto';
+import { requestAuth, type AuthResult } from '../auth/runtime.js';
+import { auditFields } from '../audit/record.js';
+import { deny } from '../errors/denial.js';
+import type { Principal } from '../gate/types.js';
 
 export interface HttpServerHandle {
   readonly server: http.Server;
   readonly url: string;
-  close(): Promise<void>;
+  /** Stop accepting, let in-flight requests finish up to `deadlineMs`, then drop what is left. */
+  close(deadlineMs?: number): Promise<void>;
 }
+
+/** The pseudo tool name of an audit record for a request refused before any tool was named. */
+export const AUTH_AUDIT_TOOL = 'http:authenticate';
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -65,8 +74,62 @@ export function defaultAllowedHosts(host: string, port: number): string[] {
 export async function serveHttp(app: App): Promise<HttpServerHandle> {
   const cfg = app.deps.config.server.http;
   const logger = app.deps.logger;
+  const auth = app.deps.auth;
+  const bearerRequired = app.deps.config.auth.http === 'api_key';
+  if (bearerRequired && !auth) throw new Error('auth.http is api_key but no authenticator was built');
   let allowedHosts = new Set(cfg.allowed_hosts);
   const allowedOrigins = new Set(cfg.allowed_origins.map((o) => new URL(o).origin));
+  let inflight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+
+  const resourceOf = (req: http.IncomingMessage): string => app.deps.config.auth.resource ?? `http://${req.headers.host ?? 'localhost'}${cfg.path}`;
+  const metadataUrlOf = (req: http.IncomingMessage): string => {
+    const r = new URL(resourceOf(req));
+    // RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.
+    return `${r.origin}/.well-known/oauth-protected-resource${r.pathname === '/' ? '' : r.pathname}`;
+  };
+
+  /** Bearer check for a protected endpoint; answers 401/429 itself and returns undefined on refusal. */
+  const requireBearer = async (req: http.IncomingMessage, res: http.ServerResponse, peer: string, requestId: string): Promise<Principal | undefined> => {
+    const r: AuthResult = await auth!.authenticate(req.headers.authorization, peer);
+    app.deps.prom?.authOutcomes.inc({ outcome: r.ok ? 'ok' : r.status === 429 ? 'locked' : 'refused', reason: r.ok ? r.principal.auth : r.reason });
+    if (r.ok) return r.principal;
+    logger.warn('authentication refused', { request_id: requestId, client_ip: peer, reason: r.reason, key_id: r.keyId ?? null, status: r.status });
+    if (r.status === 429) {
+      // Locked subjects are not audited one by one: the lock exists so failures cost nothing.
+      app.deps.prom?.rateLimited.inc({ scope: 'auth_lockout' });
+      sendJson(res, 429, { error: 'too_many_requests', reason: r.reason, retry_after_s: r.retryAfterS }, { 'retry-after': String(r.retryAfterS ?? 1) });
+      return undefined;
+    }
+    await auditRefusal(requestId, peer, r.reason, r.keyId);
+    const challenge = `Bearer resource_metadata="${metadataUrlOf(req)}"${req.headers.authorization ? ', error="invalid_token"' : ''}`;
+    sendJson(res, 401, { error: 'unauthorized', reason: r.reason, message: 'A valid bearer token (API key or access token) is required.' }, { 'www-authenticate': challenge });
+    return undefined;
+  };
+
+  const auditRefusal = async (requestId: string, peer: string, reason: string, keyId: string | undefined): Promise<void> => {
+    try {
+      const fields = auditFields({
+        context: { transport: 'http', clientIp: peer, requestId, receivedAt: new Date(), signal: new AbortController().signal },
+        tool: AUTH_AUDIT_TOOL,
+        toolKnown: true,
+        principal: undefined,
+        args: keyId ? { key_id: keyId } : {},
+        argsValidated: true,
+        facts: undefined,
+        decision: undefined,
+        policyRevision: app.deps.policy.revision,
+        status: 'denied',
+        denial: deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
+        result: undefined,
+        durationMs: 0,
+      });
+      await app.deps.audit.append(fields);
+    } catch (err) {
+      logger.error('could not audit a refused authentication', { request_id: requestId, error: (err as Error).message });
+    }
+  };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const host = req.headers.host ?? '';
@@ -80,11 +143,34 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       return;
     }
     const peer = req.socket.remoteAddress ?? '';
-    if (!isLoopback(peer)) {
+    if (!bearerRequired && !isLoopback(peer)) {
       sendJson(res, 403, { error: 'forbidden', reason: 'not_loopback', message: 'Only loopback clients are served until API keys are configured.' });
       return;
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const requestId = crypto.randomUUID();
+    if (url.pathname.startsWith('/.well-known/oauth-protected-resource') && req.method === 'GET') {
+      const oauth = app.deps.config.auth.oauth;
+      sendJson(res, 200, {
+        resource: resourceOf(req),
+        authorization_servers: oauth ? [oauth.issuer] : [],
+        bearer_methods_supported: ['header'],
+        ...(oauth?.scopes_supported ? { scopes_supported: [...oauth.scopes_supported] } : {}),
+        resource_name: 'Bulwark MCP server',
+      });
+      return;
+    }
+    if (url.pathname === '/metrics' && req.method === 'GET') {
+      if (!app.deps.prom) {
+        sendJson(res, 404, { error: 'not_found' });
+        return;
+      }
+      if (bearerRequired && !(await requireBearer(req, res, peer, requestId))) return;
+      const text = await app.deps.prom.registry.metrics();
+      res.writeHead(200, { 'content-type': app.deps.prom.registry.contentType, 'cache-control': 'no-store' });
+      res.end(text);
+      return;
+    }
     if (url.pathname === '/health' && req.method === 'GET') {
       sendJson(res, 200, { status: 'ok' });
       return;
@@ -108,6 +194,15 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
     if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       jsonRpcError(res, 400, -32600, `Unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`);
       return;
+    }
+    let principal: Principal | undefined;
+    if (bearerRequired) {
+      // Before the body is read: an unauthenticated client costs no parsing.
+      principal = await requireBearer(req, res, peer, requestId);
+      if (!principal) {
+        req.resume();
+        return;
+      }
     }
     const ctype = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     if (ctype !== 'application/json') {
@@ -134,10 +229,20 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       void server.close();
     });
     await server.connect(transport);
-    await transport.handleRequest(req, res, parsed);
+    if (principal) await requestAuth.run({ principal }, () => transport.handleRequest(req, res, parsed));
+    else await transport.handleRequest(req, res, parsed);
   };
 
   const server = http.createServer((req, res) => {
+    if (draining) {
+      sendJson(res, 503, { error: 'unavailable', reason: 'shutting_down' }, { connection: 'close', 'retry-after': '1' });
+      return;
+    }
+    inflight += 1;
+    res.on('close', () => {
+      inflight -= 1;
+      if (inflight === 0) drained?.();
+    });
     handle(req, res).catch((err: Error) => {
       logger.error('http handler failed', { error: err.message });
       if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal error');
@@ -147,6 +252,10 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
   server.headersTimeout = 10_000;
   server.requestTimeout = 120_000;
   server.keepAliveTimeout = 5_000;
+  server.on('connection', (socket) => {
+    app.deps.prom?.activeConnections.inc();
+    socket.once('close', () => app.deps.prom?.activeConnections.dec());
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -159,10 +268,22 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
   return {
     server,
     url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: async (deadlineMs = 0) => {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inflight > 0 && deadlineMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, deadlineMs);
+          drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        if (inflight > 0) logger.warn('shutdown deadline passed; dropping in-flight requests', { inflight });
+      }
+      server.closeAllConnections();
+      await closed;
+    },
   };
 }

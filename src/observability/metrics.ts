@@ -1,0 +1,111 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditLog, Appended } from '../audit/audit-log.js';
+import type { Pools } from '../execution/pools.js';
+
+/**
+ * Prometheus series on a per-app Registry (never the global one: two apps in one process, as in
+ * tests, must not share counters). Tool outcomes are observed where every call ends up — the
+ * audit append — so a call is counted exactly when it is recorded, whatever stage stopped it.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'mcp_requests_total', help: 'Tool calls by tool and outcome status', labelNames: ['tool', 'status'] as const, registers: [this.registry] });
+  readonly duration = new Histogram({
+    name: 'mcp_request_duration_seconds',
+    help: 'Tool call duration through the gate',
+    labelNames: ['tool'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly decisions = new Counter({ name: 'mcp_policy_decisions_total', help: 'Policy decisions by decision and denial code', labelNames: ['decision', 'code'] as const, registers: [this.registry] });
+  readonly rateLimited = new Counter({ name: 'mcp_rate_limited_total', help: 'Calls refused by a rate limit, and HTTP requests refused by the authentication lockout', labelNames: ['scope'] as const, registers: [this.registry] });
+  readonly activeConnections = new Gauge({ name: 'mcp_active_connections', help: 'Open HTTP connections', registers: [this.registry] });
+  readonly auditAppend = new Histogram({
+    name: 'mcp_audit_append_duration_seconds',
+    help: 'Audit append latency (as durable as the configured mode)',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly authOutcomes = new Counter({ name: 'mcp_auth_total', help: 'HTTP bearer authentication outcomes', labelNames: ['outcome', 'reason'] as const, registers: [this.registry] });
+
+  constructor(pools?: Pools, gateCounts?: () => Record<string, number>) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'bulwark_' });
+    if (pools) {
+      const poolGauge = (name: string, help: string, field: 'size' | 'ready' | 'busy' | 'queued' | 'spawned') =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['pool'] as const,
+          registers: [this.registry],
+          collect() {
+            for (const st of pools.stats()) if (st) this.set({ pool: st.name }, st[field]);
+          },
+        });
+      poolGauge('mcp_worker_pool_size', 'Workers in each pool', 'size');
+      poolGauge('mcp_worker_pool_busy', 'Busy workers in each pool', 'busy');
+      poolGauge('mcp_worker_pool_queued', 'Calls waiting for a worker', 'queued');
+      poolGauge('mcp_worker_pool_spawned', 'Workers spawned since start', 'spawned');
+      new Gauge({
+        name: 'mcp_worker_kills',
+        help: 'Workers killed since start, by pool and reason',
+        labelNames: ['pool', 'reason'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const st of pools.stats()) {
+            if (!st) continue;
+            for (const [reason, n] of Object.entries(st.killed)) this.set({ pool: st.name, reason }, n);
+          }
+        },
+      });
+    }
+    if (gateCounts) {
+      new Gauge({
+        name: 'mcp_gate_stage_total',
+        help: 'Gate stage outcomes (stage × pass|deny|error) since start',
+        labelNames: ['stage', 'outcome'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const [k, v] of Object.entries(gateCounts())) {
+            const [stage, outcome] = k.split('.');
+            this.set({ stage: stage ?? k, outcome: outcome ?? '' }, v);
+          }
+        },
+      });
+    }
+  }
+
+  /** Observe one recorded call from its audit fields. */
+  observeRecord(fields: Record<string, unknown>): void {
+    const tool = typeof fields.tool === 'string' ? fields.tool.slice(0, 64) : 'unknown';
+    const outcome = fields.outcome as { status?: string; code?: string | null; duration_ms?: number } | undefined;
+    if (!outcome) return;
+    const status = outcome.status ?? 'unknown';
+    this.requests.inc({ tool, status });
+    if (typeof outcome.duration_ms === 'number') this.duration.observe({ tool }, outcome.duration_ms / 1000);
+    const decision = fields.decision as { allow?: boolean } | null | undefined;
+    if (decision) this.decisions.inc({ decision: decision.allow ? 'allow' : 'deny', code: outcome.code ?? 'none' });
+    if (outcome.code === 'rate_limited') this.rateLimited.inc({ scope: 'principal' });
+  }
+}
+
+/** The audit log, with each append timed and each recorded call counted. */
+export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
+  return {
+    get writable() {
+      return audit.writable;
+    },
+    get lastSeq() {
+      return audit.lastSeq;
+    },
+    async append(fields: Record<string, unknown>): Promise<Appended> {
+      const end = metrics.auditAppend.startTimer();
+      try {
+        return await audit.append(fields);
+      } finally {
+        end();
+        metrics.observeRecord(fields);
+      }
+    },
+    close: () => audit.close(),
+  };
+}

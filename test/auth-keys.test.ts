@@ -1,0 +1,165 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { BIN, makeSandbox } from './helpers/fixtures.js';
+import { cleanChildEnv } from './helpers/child-env.js';
+import { loadConfig } from '../src/config/loader.js';
+import { createLogger } from '../src/observability/logger.js';
+import { AuthRuntime } from '../src/auth/runtime.js';
+import { createKey, parseApiKey, readKeyFile, revokeKey, usageFileOf } from '../src/auth/api-keys.js';
+import { Lockout } from '../src/auth/lockout.js';
+
+t.setTimeout(180_000);
+const logger = createLogger('error');
+
+function runtime(configPath: string, hooks: ConstructorParameters<typeof AuthRuntime>[3] = {}): AuthRuntime {
+  const { config } = loadConfig({ file: configPath });
+  return new AuthRuntime(config, path.dirname(configPath), logger, hooks);
+}
+
+t.test('key format and parsing', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(sb.cleanup);
+  const file = path.join(sb.dir, 'keys.json');
+  const { token, record } = await createKey(file, { principal: 'alice', roles: ['developer'], tier: 'local' });
+  t.match(token, /^bwk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+  const parsed = parseApiKey(token);
+  t.equal(parsed?.id, record.id);
+  t.equal(Buffer.from(parsed!.secret, 'base64url').length, 32, '32 random bytes');
+  t.equal(parseApiKey(token.slice(0, -10)), null, 'a truncated secret is not even shaped like a key');
+  t.equal(parseApiKey('bwk_zz_abc'), null);
+  const stored = fs.readFileSync(file, 'utf8');
+  t.notOk(stored.includes(parsed!.secret), 'the secret is not stored');
+  t.match(readKeyFile(file).keys[0]!.hash, /^\$argon2id\$/);
+  t.equal(fs.statSync(file).mode & 0o777, 0o600);
+});
+
+t.test('verify, proof cache, wrong / truncated / other-key secrets, expiry', async (t) => {
+  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json' } });
+  t.teardown(sb.cleanup);
+  const file = path.join(sb.dir, 'keys.json');
+  const a = await createKey(file, { principal: 'alice', roles: ['developer', 'analyst'], tier: 'local' });
+  const b = await createKey(file, { principal: 'bob', roles: ['viewer'], tier: 'local' });
+  const old = await createKey(file, { principal: 'carol', roles: ['viewer'], tier: 'local', expiresInMs: 1000, now: new Date(Date.now() - 60_000) });
+  let runs = 0;
+  const auth = runtime(sb.configPath, { onArgon2: () => (runs += 1) });
+
+  const ok = await auth.authenticate(`Bearer ${a.token}`, '10.0.0.1');
+  t.ok(ok.ok);
+  if (ok.ok) t.same(ok.principal, { id: 'alice', roles: ['developer', 'analyst'], auth: 'api_key', tier: 'local' });
+  t.equal(runs, 1);
+  for (let i = 0; i < 20; i++) t.ok((await auth.authenticate(`Bearer ${a.token}`, '10.0.0.1')).ok);
+  t.equal(runs, 1, 'a verified key is not hashed again within the proof TTL');
+
+  const pa = parseApiKey(a.token)!;
+  const pb = parseApiKey(b.token)!;
+  const other = await auth.authenticate(`Bearer bwk_${pa.id}_${pb.secret}`, '10.0.0.2');
+  t.same({ ok: other.ok, reason: (other as any).reason }, { ok: false, reason: 'auth.bad_secret' }, "another key's secret is refused");
+  const flipped = pa.secret.slice(0, -1) + (pa.secret.endsWith('A') ? 'B' : 'A');
+  t.notOk((await auth.authenticate(`Bearer bwk_${pa.id}_${flipped}`, '10.0.0.3')).ok, 'one changed character is refused');
+  t.match(await auth.authenticate(`Bearer ${a.token.slice(0, -8)}`, '10.0.0.4'), { ok: false, status: 401, reason: 'auth.malformed_token' }, 'truncated');
+  t.match(await auth.authenticate(undefined, '10.0.0.5'), { ok: false, status: 401, reason: 'auth.missing' });
+  t.match(await auth.authenticate(`Basic ${a.token}`, '10.0.0.5'), { ok: false, status: 401, reason: 'auth.malformed_header' });
+  t.match(await auth.authenticate(`Bearer ${old.token}`, '10.0.0.6'), { ok: false, status: 401, reason: 'auth.key_expired' });
+  t.match(await auth.authenticate(`Bearer bwk_0123456789abcdef_${pa.secret}`, '10.0.0.7'), { ok: false, reason: 'auth.unknown_key' });
+  t.ok((await auth.authenticate(`Bearer ${b.token}`, '10.0.0.8')).ok, 'the other key still works');
+  t.ok((await auth.authenticate(`Bearer ${a.token}`, '10.0.0.9')).ok, 'a wrong guess did not evict the holder');
+
+  auth.close();
+  const usage = JSON.parse(fs.readFileSync(usageFileOf(file), 'utf8'));
+  t.ok(usage[pa.id], 'last_used recorded in the sidecar');
+});
+
+t.test('a revoked key stops working within reload_check_ms (cached proof dropped)', async (t) => {
+  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json', reload_check_ms: 200 } });
+  t.teardown(sb.cleanup);
+  const file = path.join(sb.dir, 'keys.json');
+  const a = await createKey(file, { principal: 'alice', roles: ['developer'], tier: 'local' });
+  const auth = runtime(sb.configPath);
+  t.ok((await auth.authenticate(`Bearer ${a.token}`, '::1')).ok);
+  t.ok(revokeKey(file, a.record.id));
+  await new Promise((r) => setTimeout(r, 250));
+  t.match(await auth.authenticate(`Bearer ${a.token}`, '::1'), { ok: false, reason: 'auth.key_revoked' }, 'revoked within the bound although a proof was cached');
+});
+
+t.test('lockout: exponential back-off, 429 without argon2, per address and per key id', async (t) => {
+  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json', lockout: { threshold: 3, base_s: 10, max_s: 100 } } });
+  t.teardown(sb.cleanup);
+  const file = path.join(sb.dir, 'keys.json');
+  const a = await createKey(file, { principal: 'alice', roles: ['developer'], tier: 'local' });
+  const b = await createKey(file, { principal: 'bob', roles: ['developer'], tier: 'local' });
+  let clock = Date.now();
+  let runs = 0;
+  const auth = runtime(sb.configPath, { now: () => clock, onArgon2: () => (runs += 1) });
+  const pa = parseApiKey(a.token)!;
+  const wrong = `Bearer bwk_${pa.id}_${'A'.repeat(43)}`;
+  for (let i = 0; i < 3; i++) t.match(await auth.authenticate(wrong, '203.0.113.9'), { ok: false, status: 401 });
+  t.equal(runs, 3);
+  for (let i = 0; i < 50; i++) {
+    const r = await auth.authenticate(wrong, '203.0.113.9');
+    t.equal(r.ok ? 0 : r.status, 429);
+  }
+  t.equal(runs, 3, 'no argon2 while locked');
+  const locked = await auth.authenticate(wrong, '203.0.113.9');
+  t.ok(!locked.ok && locked.retryAfterS! >= 1 && locked.retryAfterS! <= 10, 'Retry-After within the first back-off');
+  // The same key id from another address is locked too (per key id) …
+  t.match(await auth.authenticate(wrong, '198.51.100.1'), { ok: false, status: 429 });
+  // … and another key from the locked address (per address).
+  t.match(await auth.authenticate(`Bearer ${b.token}`, '203.0.113.9'), { ok: false, status: 429 });
+  t.equal(runs, 3);
+  // After the back-off one more failure doubles it.
+  clock += 10_001;
+  t.match(await auth.authenticate(wrong, '203.0.113.9'), { ok: false, status: 401 });
+  const again = await auth.authenticate(wrong, '203.0.113.9');
+  t.ok(!again.ok && again.status === 429 && again.retryAfterS! > 10 && again.retryAfterS! <= 20, `doubled (${(again as any).retryAfterS} s)`);
+  // The right key from a clean address after the lock expires.
+  clock += 100_001;
+  t.ok((await auth.authenticate(`Bearer ${a.token}`, '192.0.2.7')).ok);
+});
+
+t.test('Lockout is bounded in memory', async (t) => {
+  const l = new Lockout({ threshold: 1, baseMs: 1000, maxMs: 1000, forgetMs: 1000 }, Date.now, 100);
+  for (let i = 0; i < 1000; i++) l.failure(`ip:${i}`);
+  t.equal(l.retryAfterS('ip:0'), 0, 'the oldest were forgotten');
+  t.ok(l.retryAfterS('ip:999') > 0);
+});
+
+t.test('CLI: keys create | list | revoke', async (t) => {
+  const sb = makeSandbox({ auth: { keys_file: 'k/keys.json' } });
+  t.teardown(sb.cleanup);
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'keys', ...args, '--config', sb.configPath], { encoding: 'utf8', env: cleanChildEnv() });
+  const c = run('create', '--principal', 'ci-bot', '--roles', 'developer,ops', '--expires', '30d', '--json');
+  t.equal(c.status, 0, c.stderr);
+  const created = JSON.parse(c.stdout);
+  t.match(created.key, /^bwk_/);
+  t.equal(created.store, path.join(sb.dir, 'k', 'keys.json'));
+  t.notOk('hash' in created);
+  const secret = parseApiKey(created.key)!.secret;
+  const l = run('list', '--json');
+  t.equal(l.status, 0);
+  t.notOk(l.stdout.includes(secret));
+  t.notOk(l.stdout.includes('argon2'), 'no hashes either');
+  t.match(JSON.parse(l.stdout).keys[0], { id: created.id, principal: 'ci-bot', roles: ['developer', 'ops'], tier: 'local', revoked: null, last_used: null, state: 'active' });
+  t.equal(run('create', '--principal', 'x', '--roles', 'a', '--tier', 'nope').status, 2, 'unknown tier');
+  t.equal(run('create', '--roles', 'a').status, 2, 'principal required');
+  t.equal(run('revoke', created.id).status, 0);
+  t.equal(JSON.parse(run('list', '--json').stdout).keys[0].state, 'revoked');
+  t.equal(run('revoke', 'ffffffffffffffff').status, 1);
+});
+
+t.test('bench: cached proof vs argon2 verify', async (t) => {
+  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json' } });
+  t.teardown(sb.cleanup);
+  const a = await createKey(path.join(sb.dir, 'keys.json'), { principal: 'alice', roles: ['developer'], tier: 'local' });
+  const auth = runtime(sb.configPath);
+  const t0 = performance.now();
+  t.ok((await auth.authenticate(`Bearer ${a.token}`, '::1')).ok);
+  const argonMs = performance.now() - t0;
+  const n = 2000;
+  const t1 = performance.now();
+  for (let i = 0; i < n; i++) await auth.authenticate(`Bearer ${a.token}`, '::1');
+  const cachedUs = ((performance.now() - t1) / n) * 1000;
+  t.comment(`bench auth: argon2id verify ${argonMs.toFixed(1)} ms; cached proof ${cachedUs.toFixed(1)} µs per call`);
+  t.ok(cachedUs * 10 < argonMs * 1000, 'the proof is far cheaper than argon2');
+});
