@@ -4,13 +4,18 @@
  * timeouts and cancellation, retries (idempotent methods only), the circuit breaker, rate limits
  * with exact counts, policy path rules, and secrets that an upstream echoes back.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { stringify } from 'yaml';
 import t, { type Test } from 'tap';
-import { makeSandbox, readAudit, type Sandbox } from './helpers/fixtures.js';
+import { BIN, makeSandbox, readAudit, type Sandbox } from './helpers/fixtures.js';
+import { cleanChildEnv } from './helpers/child-env.js';
+import { loadConfig, ConfigError } from '../src/config/loader.js';
+import { createLogger } from '../src/observability/logger.js';
+import { ApiRuntime } from '../src/tools/api/runtime.js';
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
 import { startUpstream, writePolicyData, type TestUpstream } from './helpers/upstreams.js';
 import type { GateOutcome } from '../src/gate/types.js';
-import type { ApiRuntime } from '../src/tools/api/runtime.js';
 
 const SECRET_TOKEN = 'sk-live-5e1f0c2a9b7d4e3f8a6c';
 
@@ -294,4 +299,45 @@ t.test('secrets in configured headers are sent, but never returned, cached or au
   t.notOk(JSON.stringify(reflected.result).includes(SECRET_TOKEN), 'encoded reflections are redacted too (body and headers)');
   t.equal((await w.stats('svc')).upstreams.svc.secrets_redacted >= 4, true);
   t.notOk(fs.readFileSync(w.sb.auditPath, 'utf8').includes(SECRET_TOKEN), 'the audit log never holds the secret');
+});
+
+t.test('configuration errors name the key and stop the boot', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(() => sb.cleanup());
+  const file = `${sb.dir}/bad.yaml`;
+  const problems = (extra: Record<string, unknown>): string[] => {
+    fs.writeFileSync(file, stringify({ audit: { path: sb.auditPath }, ...extra }));
+    try {
+      const loaded = loadConfig({ file });
+      const rt = ApiRuntime.create(loaded.config, createLogger('error'));
+      void rt.close();
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return [...err.problems];
+      throw err;
+    }
+  };
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ apis: { x: { base_url: 'ftp://files.example/' } } }, /apis\.x\.base_url: only http and https/],
+    [{ apis: { x: { base_url: 'http://user:pw@api.example/' } } }, /apis\.x\.base_url: credentials belong in headers/],
+    [{ apis: { x: { base_url: 'http://api.example/?key=1' } } }, /apis\.x\.base_url: no query or fragment/],
+    [{ apis: { x: { base_url: 'http://api.example/', headers: { Host: 'evil.example' } } } }, /apis\.x\.headers\.Host: Bulwark sets this header itself/],
+    [{ apis: { x: { base_url: 'http://api.example/', headers: { 'X-Key': 'a\r\nInjected: 1' } } } }, /apis\.x\.headers\.X-Key/],
+    [{ apis: { x: { base_url: 'http://api.example/', rate: 'nosuch' } } }, /apis\.x\.rate: no tier named "nosuch"/],
+    [{ apis: { x: { base_url: 'http://api.example/', allowed_cidrs: ['10.0.0.0/33'] } } }, /apis\.x\.allowed_cidrs\[0\]/],
+    [{ apis: { x: { base_url: 'http://api.example/', path_prefixes: ['/a/../b'] } } }, /apis\.x\.path_prefixes\[0\]/],
+    [{ apis: { 'a/b': { base_url: 'http://api.example/' } } }, /apis\.a\/b: an upstream name/],
+    [{ apis: { x: { base_url: 'http://api.example/', surprise: true } } }, /apis\.x: unknown key/],
+    [{ limits: { store: 'redis' } }, /limits\.redis_url: required/],
+  ];
+  for (const [extra, re] of cases) {
+    const p = problems(extra);
+    t.ok(p.some((x) => re.test(x)), `${re}: ${JSON.stringify(p)}`);
+  }
+  t.same(problems({ apis: { x: { base_url: 'https://api.example/v1' } } }), [], 'a good upstream loads');
+
+  fs.writeFileSync(file, stringify({ audit: { path: sb.auditPath }, apis: { x: { base_url: 'gopher://h/' } } }));
+  const r = spawnSync(process.execPath, [BIN, 'serve', '--config', file], { encoding: 'utf8', env: cleanChildEnv(), timeout: 20_000 });
+  t.equal(r.status, 2, 'serve exits 2 on a bad upstream');
+  t.match(r.stderr, /apis\.x\.base_url/);
 });

@@ -371,3 +371,24 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   const byId = new Map(records.map((r) => [r.request_id as string, r]));
   t.ok(w.outcomes.every((o) => byId.get(o.requestId)?.outcome.code === (o.denial?.code ?? null)), 'audited codes match');
 });
+
+t.test('property: IPv4 forms embedded in IPv6 classify as the address they reach', async (t) => {
+  fc.assert(
+    fc.property(fc.ipV4(), (v4) => {
+      const c = classifyIp(v4).class;
+      const mapped = classifyIp(`::ffff:${v4}`).class;
+      const nat64 = classifyIp(`64:ff9b::${v4}`).class;
+      const open = { internal: false, allowedCidrs: [] };
+      return (c === 'global' ? mapped === 'ipv4_mapped' : mapped === c) && nat64 === c && judgeAddress(open, `::ffff:${v4}`).allowed === false && judgeAddress(open, v4).allowed === (c === 'global');
+    }),
+    { numRuns: 5000 },
+  );
+  fc.assert(
+    fc.property(fc.ipV6(), (v6) => {
+      const c = classifyIp(v6);
+      return typeof c.class === 'string' && (c.class !== 'global' || /^[23]/i.test(v6.replace(/^0+/, '') || '0'));
+    }),
+    { numRuns: 5000 },
+  );
+  t.pass('10000 random addresses');
+});
