@@ -79,7 +79,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const { config } = loaded;
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   // Upstream configuration errors surface here, before anything is opened.
-  const api = ApiRuntime.create(config, logger);
+  const api = ApiRuntime.create(config, logger, { authoriseHop: (call, url) => policy.decide(policyInput({ ...call, facts: { url } })) });
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   const audit = await AuditLog.open(auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)));
   const pools = await createPools(config, logger);

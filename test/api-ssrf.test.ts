@@ -188,7 +188,7 @@ async function world(t: Test): Promise<World> {
     ...Object.fromEntries(Object.entries(misconfigured).map(([name, base_url]) => [name, { base_url, retries: 0, timeout_ms: 2000 }])),
   };
   const sb = makeSandbox({ apis, policy: { data: 'policy-data.json' } });
-  writePolicyData(sb.dir, Object.keys(apis));
+  writePolicyData(sb.dir, Object.keys(apis), undefined, { denied_paths: { legit: ['/private/'] } });
   const gate = await inProcessGate(sb.configPath);
   const lookups = new Map<string, number>();
   const answers: Record<string, string[][]> = {
@@ -350,6 +350,10 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   t.equal(followed.status, 'ok', 'a redirect on the upstream is followed');
   t.equal(followed.result?.structured.redirects, 1);
   t.equal(followed.result?.structured.path, '/json', 'the result names the final path');
+  const policyHop = await w.call({ api: 'legit', path: '/redirect', query: { to: '/v1/private/keys' } });
+  t.equal(policyHop.denial?.code, 'policy_denied', 'a redirect hop is decided by the policy too');
+  t.same(policyHop.denial?.reasons, ['url.redirect_rejected', 'url.path_denied']);
+  t.equal(w.legit.count('/v1/private'), 0, 'the denied hop was not requested');
   const notFollowed = await w.call({ api: 'legit_noredirect', path: '/redirect', query: { to: `http://127.0.0.1:${C}/` } });
   t.equal(notFollowed.result?.structured.status, 302, 'without follow_redirects the 302 itself is the answer');
   t.equal(notFollowed.result?.structured.redirects, 0);

@@ -287,8 +287,22 @@ async function send(rt: ApiRuntime, up: Upstream, call: Authorised<CallArgs>, pi
       method = 'GET';
       body = undefined;
     }
+    // The policy decided on the first path; the hop's path needs its own decision.
+    authoriseHop(rt, call, { ...(call.facts.url as Record<string, unknown>), method, path: next.path, query: next.query, addresses: addresses.slice(0, 16), address_count: addresses.length, redirect: redirects });
     hop = { path: next.path, fullPath: next.fullPath, query: next.query, addresses };
   }
+}
+
+function authoriseHop(rt: ApiRuntime, call: Authorised<CallArgs>, url: Record<string, unknown>): void {
+  if (!rt.authoriseHop) refuse('url_rejected', 'Redirects cannot be checked by the policy here, so they are not followed.', ['url.redirect_rejected', 'url.redirect_unauthorised']);
+  let decision: { allow: boolean; reasons: readonly string[] };
+  try {
+    decision = rt.authoriseHop(call, url);
+  } catch (err) {
+    rt.logger.error('policy evaluation failed for a redirect hop', { request_id: call.context.requestId, error: (err as Error).message });
+    refuse('policy_error', 'The policy could not be evaluated for the redirect target, so it is not followed.', ['url.redirect_rejected']);
+  }
+  if (!decision.allow) refuse('policy_denied', `The policy denied the redirect target ${String(url.path)}.`, ['url.redirect_rejected', ...decision.reasons]);
 }
 
 interface HopRequest {
