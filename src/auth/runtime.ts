@@ -127,10 +127,7 @@ export class AuthRuntime {
       const ipWait = this.lockout.retryAfterS(ipSubject);
       if (ipWait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: ipWait };
       const r = await this.jwt.verify(token);
-      if (r.ok) {
-        this.lockout.success(ipSubject);
-        return { ok: true, principal: r.principal };
-      }
+      if (r.ok) return { ok: true, principal: r.principal };
       this.lockout.failure(ipSubject);
       return { ok: false, status: 401, reason: r.reason };
     }
@@ -183,8 +180,9 @@ export class AuthRuntime {
     this.lockout.failure(`key:${id}`);
   }
 
-  private succeeded(rec: KeyRecord, ipSubject: string, t: number): AuthResult {
-    this.lockout.success(ipSubject);
+  private succeeded(rec: KeyRecord, _ipSubject: string, t: number): AuthResult {
+    // Only the key's own count resets: a client holding one valid key must not be able to wipe
+    // its address's failures by interleaving good requests (address failures decay with forget_s).
     this.lockout.success(`key:${rec.id}`);
     const last = this.usage.get(rec.id) ?? 0;
     if (t - last >= USAGE_WRITE_MS) {
