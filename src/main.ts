@@ -12,6 +12,7 @@ import { serveStdio } from './transport/stdio.js';
 import { serveHttp } from './transport/http.js';
 import { AUDIT_HELP, runAuditCli } from './cli/audit-commands.js';
 import { KEYS_HELP, runKeysCli } from './cli/keys-commands.js';
+import { authDoctorChecks } from './auth/doctor.js';
 import type { HttpServerHandle } from './transport/http.js';
 import { findOpa, OPA_VERSION } from './cli/opa.js';
 import { authenticate } from './gate/authenticate.js';
@@ -59,7 +60,7 @@ Exit codes: 0 success; 1 a check failed (audit damaged, doctor found a problem, 
 `,
   audit: AUDIT_HELP,
   keys: KEYS_HELP,
-  doctor: `Usage: bulwark doctor [--config FILE] [--root DIR]... [--json]\n`,
+  doctor: `Usage: bulwark doctor [--config FILE] [--root DIR]... [--json]\n  Checks: config, policy, audit, keys (auth.keys_file), oauth (JWKS), database (PostgreSQL ping), roots\n`,
 };
 
 function load(values: { config?: string | undefined; root?: string[] | undefined; http?: string | undefined }): LoadedConfig {
@@ -204,6 +205,7 @@ async function cmdDoctor(argv: string[]): Promise<number> {
     } catch (err) {
       checks.push({ check: 'audit', ok: false, detail: `cannot write ${dir}: ${(err as Error).message}` });
     }
+    checks.push(...(await authDoctorChecks(loaded.config, loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source))));
     for (const root of loaded.config.filesystem.roots) {
       try {
         fs.accessSync(root, fs.constants.R_OK | fs.constants.X_OK);

@@ -59,6 +59,21 @@ function readBody(req: http.IncomingMessage, cap: number): Promise<Buffer | 'too
   });
 }
 
+/** PostgreSQL answers `select 1` within 2 s (only asked when database.url is configured). */
+export async function databaseReachable(app: App): Promise<boolean> {
+  const db = app.deps.toolEnv.database as { ping?: () => Promise<void> } | undefined;
+  if (!db?.ping) return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([db.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function defaultAllowedHosts(host: string, port: number): string[] {
   const hosts = new Set([`${host}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]);
   if (host.includes(':')) hosts.add(`[${host}]:${port}`);
@@ -68,8 +83,9 @@ export function defaultAllowedHosts(host: string, port: number): string[] {
 /**
  * Streamable HTTP, stateless: every POST gets a fresh Server and transport, so no response can
  * reach another client and any replica can answer any request. Host and Origin are checked here
- * (DNS-rebinding defence, on by default), bodies are capped, and until API keys land only
- * loopback peers are served.
+ * (DNS-rebinding defence, on by default), bodies are capped. With `auth.http: loopback-only`
+ * only loopback peers are served; with `api_key` every /mcp and /metrics request needs a bearer
+ * (checked before the body is read) and any peer may connect.
  */
 export async function serveHttp(app: App): Promise<HttpServerHandle> {
   const cfg = app.deps.config.server.http;
@@ -144,7 +160,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
     }
     const peer = req.socket.remoteAddress ?? '';
     if (!bearerRequired && !isLoopback(peer)) {
-      sendJson(res, 403, { error: 'forbidden', reason: 'not_loopback', message: 'Only loopback clients are served until API keys are configured.' });
+      sendJson(res, 403, { error: 'forbidden', reason: 'not_loopback', message: 'Only loopback clients are served unless auth.http is api_key.' });
       return;
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -176,7 +192,8 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       return;
     }
     if (url.pathname === '/ready' && req.method === 'GET') {
-      const checks = { policy: app.deps.policy.ready, audit: app.deps.audit.writable };
+      const checks: Record<string, boolean> = { policy: app.deps.policy.ready, audit: app.deps.audit.writable };
+      if (app.deps.config.database.url) checks.database = await databaseReachable(app);
       const ready = Object.values(checks).every(Boolean);
       sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks, policy_revision: app.deps.policy.revision });
       return;
