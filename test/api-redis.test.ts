@@ -94,7 +94,9 @@ if (!REDIS_URL) {
     }
     t.equal(outcomes.filter((o) => o.ok).length, 5, `exactly 5 of 8 calls allowed across both replicas: ${JSON.stringify(outcomes.map((o) => `${o.replica}:${o.ok ? 'ok' : o.code}`))}`);
     t.ok(outcomes.slice(0, 5).every((o) => o.ok), 'the first five, alternating replicas, were allowed');
-    t.ok(outcomes.slice(5).every((o) => o.code === 'rate_limited' && o.retry === 1000), 'then rate_limited with retry_after_s on both replicas');
+    // One token per 1000 s: the wait is 1000 s less whatever refilled between the calls, which a
+    // loaded machine stretches to seconds; it must still be about a token's worth.
+    t.ok(outcomes.slice(5).every((o) => o.code === 'rate_limited' && typeof o.retry === 'number' && o.retry > 900 && o.retry <= 1000), `then rate_limited with retry_after_s on both replicas: ${JSON.stringify(outcomes.slice(5).map((o) => o.retry))}`);
     t.same(outcomes[5]?.reasons, ['rate.upstream_principal']);
     t.equal(up.count('/v1/json'), 5, 'the upstream saw exactly five requests');
 

@@ -8,6 +8,7 @@ import { benchSandbox } from './sandbox.mjs';
 import { benchSql } from './sql.mjs';
 import { benchAudit } from './audit.mjs';
 import { benchDatabase } from './database.mjs';
+import { benchApi } from './api.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -28,4 +29,5 @@ out.sandbox = await benchSandbox({ quick });
 out.sql = await benchSql({ quick });
 out.audit = await benchAudit({ quick });
 out.database = await benchDatabase({ quick });
+out.api = await benchApi({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -23,8 +23,10 @@ function configuredMaxBytes(family: ToolFamily, deps: GateDeps): number {
     case 'database':
       return deps.config.database.max_result_bytes;
     case 'api':
+      // Each upstream caps its own responses (apis.<name>.max_response_bytes); this is the ceiling.
+      return Math.max(deps.config.filesystem.max_result_bytes, ...Object.values(deps.config.apis ?? {}).map((a) => a.max_response_bytes));
     case 'javascript':
-      return deps.config.filesystem.max_result_bytes;
+      return deps.config.javascript.max_output_bytes;
     default: {
       const never: never = family;
       throw new Error(`unknown family ${String(never)}`);
