@@ -142,6 +142,9 @@ t.test('caps and metrics reach the audit log; code is hashed, not stored', async
   t.match(ok?.facts.code.sha256, /^[0-9a-f]{64}$/);
   t.equal(ok?.args.code, undefined, 'the code itself is not stored');
   t.ok(ok?.args.code_bytes > 0);
+  for (const k of ['duration_ms', 'cpu_ms', 'heap_bytes', 'output_bytes']) t.equal(typeof ok?.outcome.metrics?.[k], 'number', `outcome.metrics.${k} recorded`);
+  t.equal(ok?.outcome.caps?.memory_mb, 32, 'the caps in force are recorded');
+  t.equal(typeof ok?.outcome.caps?.timeout_ms, 'number');
   t.ok(recs.some((r) => r.outcome.code === 'timeout'));
   t.ok(recs.some((r) => r.outcome.code === 'resource_exceeded'));
   gate = await inProcessGate(sb.configPath);

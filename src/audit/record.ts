@@ -19,6 +19,8 @@ export interface RecordInput {
   readonly denial?: Denial | undefined;
   readonly result?: ToolResult | undefined;
   readonly durationMs: number;
+  /** What executing cost, and the caps it ran under (issue: caps are evidence too). */
+  readonly execution?: { readonly metrics?: Readonly<Record<string, number>>; readonly caps?: Readonly<Record<string, unknown>> } | undefined;
 }
 
 /** Serialisation that never throws on odd strings; used only for hashing what the client sent. */
@@ -63,6 +65,8 @@ export function auditFields(r: RecordInput): Record<string, unknown> {
       duration_ms: Math.round(r.durationMs * 1000) / 1000,
       result_sha256: resultJson === undefined ? null : sha256Hex(resultJson),
       result_bytes: resultJson === undefined ? 0 : Buffer.byteLength(resultJson),
+      ...(r.execution?.metrics ? { metrics: roundMetrics(r.execution.metrics) } : {}),
+      ...(r.execution?.caps ? { caps: r.execution.caps } : {}),
     },
   };
 }
@@ -70,4 +74,11 @@ export function auditFields(r: RecordInput): Record<string, unknown> {
 /** When validated arguments still cannot be hashed reproducibly (a lone surrogate, say), record without them. */
 export function withoutArgs(fields: Record<string, unknown>, reason: string): Record<string, unknown> {
   return { ...fields, args: null, masked: [...((fields.masked as string[]) ?? []), 'args'], args_unrepresentable: reason };
+}
+
+/** Milliseconds to microsecond precision, integers as they are: stable, hashable numbers. */
+function roundMetrics(m: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) if (Number.isFinite(v)) out[k] = Number.isInteger(v) ? v : Math.round(v * 1000) / 1000;
+  return out;
 }

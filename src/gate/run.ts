@@ -90,6 +90,12 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     denial,
     result,
     durationMs,
+    execution: authorised
+      ? {
+          ...(result?.metrics ? { metrics: { ...result.metrics } } : {}),
+          caps: { timeout_ms: authorised.caps.timeoutMs, max_bytes: authorised.caps.maxBytes, ...(authorised.caps.maxRows === undefined ? {} : { max_rows: authorised.caps.maxRows }), ...(authorised.caps.memoryMb === undefined ? {} : { memory_mb: authorised.caps.memoryMb }), redact_columns: [...authorised.caps.redactColumns] },
+        }
+      : undefined,
   };
   let auditSeq: number | undefined;
   const recordStart = performance.now();
