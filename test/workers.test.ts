@@ -152,3 +152,16 @@ t.test('a long search reports progress at a bounded rate when asked', async (t) 
     t.ok(seen[i]!.at - seen[i - 1]!.at >= 50, 'and is rate-limited');
   }
 });
+
+t.test('a script that reports progress reaches the client as progress notifications', async (t) => {
+  const sb = makeSandbox({ javascript: { timeout_ms: 10000 } });
+  t.teardown(sb.cleanup);
+  const { client, close } = await stdioClient(['--config', sb.configPath]);
+  t.teardown(close);
+  const seen: number[] = [];
+  const code = 'for (let i = 1; i <= 6; i++) { progress(i, 6); const t0 = Date.now(); while (Date.now() - t0 < 150) {} } return "done"';
+  const r = await client.callTool({ name: 'run_javascript', arguments: { code } }, undefined, { onprogress: (p) => seen.push(p.progress), timeout: 30000 });
+  t.equal((r.structuredContent as { result: string }).result, 'done');
+  t.ok(seen.length >= 2, `${seen.length} progress notifications: ${seen.join(',')}`);
+  t.ok(seen.every((v, i) => i === 0 || v > seen[i - 1]!), 'increasing');
+});

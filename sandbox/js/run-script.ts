@@ -33,6 +33,11 @@ function wrap(code: string): string {
   return `
 const __log = $0;
 const __inputJson = $1;
+const __progress = $2;
+Object.defineProperty(globalThis, 'progress', {
+  value: (n, total) => { __progress.applySync(undefined, [Number(n), total === undefined ? -1 : Number(total)]); },
+  writable: false, configurable: false,
+});
 const __fmt = (v) => { if (typeof v === 'string') return v; try { const s = JSON.stringify(v); return s === undefined ? String(v) : s; } catch { return String(v); } };
 const __console = Object.freeze({
   log: (...a) => { __log.applySync(undefined, [a.map(__fmt).join(' ')]); },
@@ -52,7 +57,7 @@ ${code}
 
 class OutputOverflow extends Error {}
 
-export async function runScript(req: ScriptRequest, spare?: IvmModule.Isolate): Promise<ScriptResult> {
+export async function runScript(req: ScriptRequest, spare?: IvmModule.Isolate, onProgress?: (progress: number, total?: number) => void): Promise<ScriptResult> {
   const isolate = spare ?? new ivm.Isolate({ memoryLimit: req.memoryMb });
   let logs = '';
   let outBytes = 0;
@@ -73,7 +78,11 @@ export async function runScript(req: ScriptRequest, spare?: IvmModule.Isolate): 
     });
     let json: string;
     try {
-      json = (await context.evalClosure(wrap(req.code), [log, req.inputJson], {
+      // progress(n, total) from the script; the parent rate-limits what reaches the client.
+      const progress = new ivm.Reference((n: number, total: number) => {
+        if (Number.isFinite(n)) onProgress?.(n, Number.isFinite(total) && total >= 0 ? total : undefined);
+      });
+      json = (await context.evalClosure(wrap(req.code), [log, req.inputJson, progress], {
         timeout: req.timeoutMs,
         result: { promise: true, copy: true },
         filename: 'script.js',

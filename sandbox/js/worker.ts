@@ -21,13 +21,19 @@ function refill(): void {
 
 serveTasks(
   {
-    run: (p: ScriptRequest) => {
+    run: (p: ScriptRequest, ctx) => {
       defaultMemoryMb = p.memoryMb;
       let isolate: IvmModule.Isolate | undefined;
       if (spare && spare.memoryMb === p.memoryMb && !spare.isolate.isDisposed) isolate = spare.isolate;
       else spare?.isolate.dispose();
       spare = undefined;
-      return runScript(p, isolate);
+      let last = 0;
+      return runScript(p, isolate, (n, total) => {
+        const now = Date.now();
+        if (now - last < 100) return;
+        last = now;
+        ctx.progress(n, total);
+      });
     },
     warm: (p: { memoryMb: number }) => {
       defaultMemoryMb = p.memoryMb;

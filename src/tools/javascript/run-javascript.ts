@@ -8,7 +8,7 @@ import type { ToolDefinition } from '../types.js';
 const WALL_GRACE_MS = 1000;
 
 const input = z.object({
-  code: z.string().min(1).max(1024 * 1024).describe('The body of an async function: use `return` for the result and `await` freely; `input` holds the input argument; console.log is captured.'),
+  code: z.string().min(1).max(1024 * 1024).describe('The body of an async function: use `return` for the result and `await` freely; `input` holds the input argument; console.log is captured; progress(n, total) reports progress.'),
   input: z.unknown().optional().describe('Any JSON value, copied into the isolate as `input`.'),
   timeout_ms: z.number().int().positive().optional().describe('Ask for a shorter time budget than the configured one.'),
   memory_mb: z.number().int().positive().optional().describe('Ask for a smaller memory cap than the configured one.'),
@@ -47,6 +47,7 @@ export const runJavascriptTool: ToolDefinition<Args> = {
     const r = await env.pools.javascript.run<ScriptResult>('run', { code: call.args.code, inputJson, memoryMb, timeoutMs, maxOutputBytes }, {
       timeoutMs: timeoutMs + WALL_GRACE_MS,
       signal: call.context.signal,
+      onProgress: call.context.progress,
     });
     const v = r.value;
     const text = `${v.logs}${v.logs ? '\n' : ''}${JSON.stringify(v.result)}`;
