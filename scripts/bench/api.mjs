@@ -1,6 +1,6 @@
 // call_api end to end through the gate against a loopback upstream: a live GET (cache miss,
 // pinned keep-alive pool) and a cached GET, interleaved with the same request sent directly with
-// undici for reference; throughput with 16 concurrent callers; and the hot helpers of the URL
+// undici for reference; throughput with 32 concurrent callers; and the hot helpers of the URL
 // analyser (path canonicalisation, IP classification) in microseconds.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -88,11 +88,11 @@ export async function benchApi({ quick = false } = {}) {
     JSON.parse(await r.body.text());
     raw.push(performance.now() - t0);
   }
-  // Throughput: 16 concurrent callers on the live upstream.
+  // Throughput: 32 concurrent callers on the live upstream (the figure).
   const total = quick ? 1000 : 10_000;
   let issued = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: 16 }, async () => {
+  await Promise.all(Array.from({ length: 32 }, async () => {
     while (issued < total) {
       issued += 1;
       const o = await gate('live');
@@ -108,7 +108,7 @@ export async function benchApi({ quick = false } = {}) {
     call_api_cache_hit_ms: summarise(cached),
     undici_direct_ms: summarise(raw),
     live_vs_direct_p50_ratio: Math.round((summarise(live).p50 / summarise(raw).p50) * 100) / 100,
-    concurrent_16: { calls: total, calls_per_s: Math.round(total / seconds) },
+    concurrent_32: { calls: total, calls_per_s: Math.round(total / seconds) },
     canonical_path_us: microUs((j) => canonicalPath(paths[j % paths.length]), quick ? 200 : 2000),
     classify_ip_us: microUs((j) => classifyIp(ips[j % ips.length]), quick ? 200 : 2000),
   };
