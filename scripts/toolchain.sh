@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned external tools Bulwark's build and tests need, when missing:
-#   opa v1.22.3 (go install), PostgreSQL (apt: postgresql), Redis (apt: redis-server).
+#   opa v1.22.3 (go install), PostgreSQL (apt: postgresql), Redis (apt: redis-server),
+#   Chromium (apt: chromium; the audit report test renders HTML headless).
 # Idempotent; prints nothing when everything is present. Exits non-zero with a clear message
 # when something is missing and cannot be installed.
 set -euo pipefail
@@ -41,7 +42,7 @@ if ! find_opa; then
   installed+=("opa $OPA_VERSION ($(go env GOPATH)/bin/opa)")
 fi
 
-# --- PostgreSQL and Redis ------------------------------------------------------
+# --- PostgreSQL, Redis and Chromium ------------------------------------------------------
 have_pg() {
   local d
   if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then return 0; fi
@@ -55,9 +56,14 @@ have_redis() {
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || [ -x /usr/sbin/redis-server ]
 }
 
+have_chromium() {
+  command -v chromium >/dev/null 2>&1
+}
+
 packages=()
 have_pg || packages+=(postgresql)
 have_redis || packages+=(redis-server)
+have_chromium || packages+=(chromium)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 ||
@@ -84,6 +90,7 @@ if [ "${#packages[@]}" -gt 0 ]; then
   rm -f "$log"
   have_pg || die "PostgreSQL was installed but pg_ctl/initdb are still not found"
   have_redis || die "redis-server was installed but is still not found"
+  have_chromium || die "chromium was installed but is still not on PATH"
   installed+=("${packages[@]}")
 fi
 

@@ -28,6 +28,9 @@ export const AUDIT_HELP = `Usage:
   bulwark audit export [PATH] [--since T] [--until T] [--format jsonl|csv]
         T: a seq number or an RFC 3339 time (ts); --until is inclusive
   bulwark audit keygen --out DIR [--name NAME]            Ed25519 checkpoint key pair (NAME.key 0600, NAME.pub)
+  bulwark audit report [PATH] --html FILE [--public-key K]... [--mirror FILE]...
+        self-contained HTML page: verification verdict, counts by principal, tool, decision and
+        outcome code, a timeline and every denial (first 5,000); exit 1 when the log is damaged
 PATH defaults to the configured audit log (--config FILE, or .bulwark/audit.jsonl); with
 audit.backend postgres, to the configured postgres_url and stream. K is a verifier key
 (NAME+KEYID+BASE64) or a file holding one; configured audit.checkpoint.public_keys are used too.
@@ -61,6 +64,7 @@ const OPTIONS = {
   format: { type: 'string' },
   out: { type: 'string' },
   name: { type: 'string' },
+  html: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -148,6 +152,11 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
         return await exportCmd(target(positionals[0]), values.since, values.until, values.format ?? 'jsonl');
       case 'keygen':
         return keygenCmd(values.out, values.name ?? 'bulwark-audit');
+      case 'report':
+        return await reportCmd(target(positionals[0]), values.html, {
+          publicKeys: keys(),
+          mirrors: [...(values.mirror ?? []), ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), []))],
+        });
       default:
         process.stderr.write(`bulwark audit: unknown subcommand ${sub}\n${AUDIT_HELP}`);
         return EXIT.usage;
@@ -414,6 +423,29 @@ async function exportCmd(t: Target, since: string | undefined, until: string | u
     return true;
   });
   return EXIT.ok;
+}
+
+async function reportCmd(t: Target, html: string | undefined, opts: { publicKeys: NoteVerifier[]; mirrors: string[] }): Promise<number> {
+  if (!html) throw new UsageError('--html FILE is required');
+  const { collectReport, renderHtml, writeFileReport } = await import('../audit/report.js');
+  let d: Awaited<ReturnType<typeof writeFileReport>>;
+  if (t.kind === 'file') {
+    if (!fs.existsSync(t.where) && !fs.existsSync(logPaths(t.where).manifest)) throw new UsageError(`${t.where} does not exist`);
+    d = await writeFileReport(t.where, html, opts);
+  } else {
+    const { verifyPostgres } = await import('../audit/postgres-log.js');
+    const verdict = await verifyPostgres(t.where, t.stream, opts);
+    const src = await segmentsOf(t);
+    try {
+      d = await collectReport(`postgres:${t.stream}`, src.segments, verdict, opts);
+    } finally {
+      await src.close();
+    }
+    fs.writeFileSync(html, renderHtml(d), { mode: 0o600 });
+  }
+  const v = d.verdict;
+  process.stdout.write(`${v.ok ? 'OK' : 'DAMAGED'}: wrote ${html} (${d.records} records, ${d.denialsTotal} denial(s))\n`);
+  return v.ok ? EXIT.ok : EXIT.failed;
 }
 
 function keygenCmd(out: string | undefined, name: string): number {
