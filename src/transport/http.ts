@@ -110,7 +110,10 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
   const requireBearer = async (req: http.IncomingMessage, res: http.ServerResponse, peer: string, requestId: string): Promise<Principal | undefined> => {
     const r: AuthResult = await auth!.authenticate(req.headers.authorization, peer);
     app.deps.prom?.authOutcomes.inc({ outcome: r.ok ? 'ok' : r.status === 429 ? 'locked' : 'refused', reason: r.ok ? r.principal.auth : r.reason });
-    if (r.ok) return r.principal;
+    if (r.ok) {
+      logger.debug('authenticated', { request_id: requestId, client_ip: peer, principal: r.principal.id, auth: r.principal.auth, key_id: r.keyId ?? null });
+      return r.principal;
+    }
     logger.warn('authentication refused', { request_id: requestId, client_ip: peer, reason: r.reason, key_id: r.keyId ?? null, status: r.status });
     if (r.status === 429) {
       // Locked subjects are not audited one by one: the lock exists so failures cost nothing.
