@@ -160,3 +160,16 @@ t.test('every database call is audited with its facts', async (t) => {
   t.equal(last.args.sql, 'SELECT count(*) FROM orders');
   t.ok(recs.some((r) => r.outcome.code === 'sql_rejected'));
 });
+
+t.test('doctor\'s role check: the shipped role passes, a superuser does not', async (t) => {
+  for (const [url, clean] of [[db.readerUrl, true], [db.adminUrl, false]] as const) {
+    const ex = new PgExecutor({ url, maxConnections: 1, idleTimeoutS: 5, maxLifetimeS: 60, connectTimeoutS: 5, session: sqlSessionSettings() });
+    const problems = await ex.roleProblems();
+    await ex.close();
+    if (clean) t.same(problems, [], 'sql/database-readonly-role.sql gives a SELECT-only role');
+    else {
+      t.ok(problems.some((p) => /superuser/.test(p)), problems.join('; '));
+      t.ok(problems.some((p) => /pg_sleep/.test(p)));
+    }
+  }
+});

@@ -161,6 +161,39 @@ export class PgExecutor implements DatabaseExecutor {
     }
   }
 
+  /**
+   * What `bulwark doctor` checks about the role we connect as: it must be able to SELECT and
+   * nothing else, so that a query that got past the analyser still cannot do harm.
+   */
+  async roleProblems(): Promise<string[]> {
+    const caps = { maxRows: 500, maxBytes: 1 << 20, timeoutMs: 5000, lockTimeoutMs: 1000 };
+    const [r] = (await this.query(
+      `select r.rolsuper as superuser, r.rolcreaterole as createrole, r.rolcreatedb as createdb, r.rolbypassrls as bypassrls,
+              has_database_privilege(current_database(), 'TEMP') as temp,
+              (select count(*) from information_schema.role_table_grants g where g.grantee = current_user and g.privilege_type <> 'SELECT')::int as write_grants,
+              (select count(*) from pg_catalog.pg_class c where c.relowner = r.oid and c.relkind in ('r','p','v','m'))::int as owned_tables,
+              (select count(*) from pg_catalog.pg_namespace n where n.nspname !~ '^(pg_|information_schema)' and has_schema_privilege(n.oid, 'CREATE'))::int as create_schemas,
+              coalesce((select string_agg(distinct p.proname, ',' order by p.proname) from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                 where n.nspname = 'pg_catalog' and has_function_privilege(p.oid, 'EXECUTE')
+                   and (p.proname in ('pg_sleep','set_config','pg_terminate_backend','pg_cancel_backend','pg_notify','pg_read_file','pg_read_binary_file','pg_ls_dir','pg_stat_file','txid_current','pg_current_xact_id','query_to_xml','table_to_xml','cursor_to_xml','pg_reload_conf')
+                        or p.proname like 'lo\\_%' or p.proname like 'pg\\_advisory%')), '') as risky_functions
+         from pg_catalog.pg_roles r where r.rolname = current_user`,
+      [],
+      caps,
+    )).rows as { superuser: boolean; createrole: boolean; createdb: boolean; bypassrls: boolean; temp: boolean; write_grants: number; owned_tables: number; create_schemas: number; risky_functions: string }[];
+    const problems: string[] = [];
+    if (!r) return ['the current role was not found in pg_roles'];
+    if (r.superuser) problems.push('the role is a superuser');
+    if (r.createrole || r.createdb) problems.push('the role may create roles or databases');
+    if (r.bypassrls) problems.push('the role bypasses row-level security');
+    if (r.temp) problems.push('the role may create temporary tables (REVOKE TEMPORARY)');
+    if (r.write_grants > 0) problems.push(`the role holds ${r.write_grants} non-SELECT table grant(s)`);
+    if (r.owned_tables > 0) problems.push(`the role owns ${r.owned_tables} table(s) or view(s), so it can write them`);
+    if (r.create_schemas > 0) problems.push(`the role may CREATE in ${r.create_schemas} schema(s)`);
+    if (r.risky_functions) problems.push(`the role may EXECUTE side-effecting functions: ${r.risky_functions}`);
+    return problems;
+  }
+
   async close(): Promise<void> {
     await this.sql.end({ timeout: 5 });
   }
