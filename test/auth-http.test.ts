@@ -46,7 +46,12 @@ async function bearerClient(url: string, token: string): Promise<Client> {
   return client;
 }
 
+/** A secret in the configuration (an upstream's header): it must never reach a log or the audit log. */
+const UPSTREAM_SECRET = 'UPSTREAM-CANARY-5d1e8b2a';
+
 const sb = makeSandbox({
+  observability: { log_level: 'debug' },
+  apis: { vault: { base_url: 'https://api.example.invalid/', headers: { 'x-api-key': UPSTREAM_SECRET } } },
   auth: {
     http: 'api_key',
     keys_file: 'keys.json',
@@ -191,7 +196,7 @@ t.test('lockout over HTTP: 429 with Retry-After once failures pass the threshold
 });
 
 t.test('no secret reaches the logs or the audit log', async (t) => {
-  const secrets = [alice, tiny, parseApiKey(alice)!.secret, parseApiKey(tiny)!.secret];
+  const secrets = [alice, tiny, parseApiKey(alice)!.secret, parseApiKey(tiny)!.secret, UPSTREAM_SECRET];
   const stderr = server.stderr();
   const audit = fs.readFileSync(sb.auditPath, 'utf8');
   for (const s of secrets) {
@@ -200,5 +205,6 @@ t.test('no secret reaches the logs or the audit log', async (t) => {
   }
   t.notOk(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/.test(stderr + audit), 'no JWT either');
   t.match(stderr, /"request_id":"[0-9a-f-]{36}"/, 'refusals are logged with a request id');
+  t.match(stderr, /"message":"authenticated"[^\n]*"principal":"alice"/, 'the authenticated principal is logged (debug)');
   t.equal(spawnSync(process.execPath, [BIN, 'audit', 'verify', sb.auditPath], { env: cleanChildEnv(), encoding: 'utf8' }).status, 0);
 });
