@@ -195,6 +195,29 @@ t.test('lockout over HTTP: 429 with Retry-After once failures pass the threshold
   await client.close();
 });
 
+t.test('keys revoke against the running server: refused within reload_check_ms (1 s) although its proof was cached', async (t) => {
+  const c = spawnSync(process.execPath, [BIN, 'keys', 'create', '--principal', 'temp', '--roles', 'developer', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' });
+  t.equal(c.status, 0, c.stderr);
+  const { key, id } = JSON.parse(c.stdout) as { key: string; id: string };
+  const headers = { ...JSON_HEADERS, authorization: `Bearer ${key}` };
+  await new Promise((r) => setTimeout(r, 1100)); // the server notices the new key within the bound too
+  t.equal((await request(server.url, { headers, body: INIT, from: '127.0.0.30' })).status, 200);
+  t.equal((await request(server.url, { headers, body: INIT, from: '127.0.0.30' })).status, 200, 'served from the cached proof');
+  t.equal(spawnSync(process.execPath, [BIN, 'keys', 'revoke', id, '--config', sb.configPath], { env: cleanChildEnv() }).status, 0);
+  const revokedAt = Date.now();
+  let status = 200;
+  while (status === 200 && Date.now() - revokedAt < 5000) {
+    status = (await request(server.url, { headers, body: INIT, from: '127.0.0.30' })).status;
+    if (status === 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  const took = Date.now() - revokedAt;
+  t.equal(status, 401);
+  t.ok(took <= 1500, `refused ${took} ms after the revoke returned`);
+  t.ok(fs.existsSync(`${keysFile}.usage.json`), 'last_used sidecar written');
+  const list = JSON.parse(spawnSync(process.execPath, [BIN, 'keys', 'list', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' }).stdout);
+  t.ok(list.keys.find((k: { principal: string }) => k.principal === 'alice').last_used, 'keys list shows last_used');
+});
+
 t.test('no secret reaches the logs or the audit log', async (t) => {
   const secrets = [alice, tiny, parseApiKey(alice)!.secret, parseApiKey(tiny)!.secret, UPSTREAM_SECRET];
   const stderr = server.stderr();
