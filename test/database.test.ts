@@ -173,3 +173,18 @@ t.test('doctor\'s role check: the shipped role passes, a superuser does not', as
     }
   }
 });
+
+t.test('bulwark doctor reports the database role', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { BIN } = await import('./helpers/fixtures.js');
+  const { cleanChildEnv } = await import('./helpers/child-env.js');
+  for (const [url, ok] of [[db.readerUrl, true], [db.adminUrl, false]] as const) {
+    const box = makeSandbox({ database: { url } });
+    const r = spawnSync(process.execPath, [BIN, 'doctor', '--config', box.configPath, '--json'], { encoding: 'utf8', env: cleanChildEnv() });
+    box.cleanup();
+    const check = (JSON.parse(r.stdout) as { checks: { check: string; ok: boolean; detail: string }[] }).checks.find((c) => c.check === 'database role');
+    t.equal(check?.ok, ok, check?.detail ?? "no database role check");
+    t.equal(r.status, ok ? 0 : 1);
+    t.notMatch(r.stdout, new URL(url).password, 'the password is never printed');
+  }
+});

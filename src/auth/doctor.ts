@@ -43,6 +43,12 @@ export async function authDoctorChecks(config: Readonly<Config>, configDir: stri
     try {
       await db.ping();
       checks.push({ check: 'database', ok: true, detail: 'PostgreSQL answered select 1' });
+      const problems = await db.roleProblems();
+      checks.push({
+        check: 'database role',
+        ok: problems.length === 0,
+        detail: problems.length ? `${problems.join('; ')} — set the role up with sql/database-readonly-role.sql` : 'SELECT only: no superuser, no TEMP, no write grants or owned tables, side-effecting functions not executable',
+      });
     } catch (err) {
       // The URL holds a password: report the error only.
       checks.push({ check: 'database', ok: false, detail: `PostgreSQL unreachable: ${(err as Error).message}` });

@@ -10,7 +10,8 @@ import type { Logger } from '../observability/logger.js';
 export function createRedis(url: string, logger: Logger, name = 'bulwark'): Redis {
   const redis = new Redis(url, {
     connectionName: name,
-    commandTimeout: 1000,
+    // Generous enough for a busy 2-core host; past it the call is refused (fail closed), never let through.
+    commandTimeout: 3000,
     connectTimeout: 2000,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
