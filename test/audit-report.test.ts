@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import t, { type Test } from 'tap';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { collectFileReport, escapeHtml, renderHtml } from '../src/audit/report.js';
@@ -133,4 +133,37 @@ t.test('headless Chromium renders the report: verdict and denial reason in the D
   t.ok(dom.includes('&lt;script&gt;alert(1)&lt;/script&gt;'), 'the injected markup is text in the DOM');
   t.notOk(/<script/i.test(dom), 'no script element was created');
   t.notOk(dom.includes('<b>'), 'no element from args markup either');
+});
+
+t.test('audit tail -f prints the last N, then follows new records across rotations until SIGINT', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(sb.cleanup);
+  const file = path.join(sb.dir, 'log', 'audit.jsonl');
+  const opts = { path: file, durability: 'fsync' as const, batchMs: 5, rotation: { maxBytes: 2048 } };
+  let log = await AuditLog.open(opts);
+  for (let i = 0; i < 3; i++) await log.append(call(i));
+  await log.close();
+  const child = spawn(process.execPath, [BIN, 'audit', 'tail', file, '-n', '2', '-f'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((res) => child.once('close', (code) => res(code)));
+  const seqs = () => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
+  const until = async (n: number) => {
+    for (let i = 0; i < 150 && seqs().length < n; i++) await new Promise((r) => setTimeout(r, 100));
+  };
+  await until(2);
+  t.same(seqs(), [2, 3], 'the last two records first');
+  log = await AuditLog.open(opts);
+  for (let i = 0; i < 20; i++) {
+    await log.append(call(10 + i, { args: { pad: 'p'.repeat(400) } }));
+    if (i % 5 === 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  await log.close();
+  await until(22);
+  t.ok(fs.readdirSync(path.dirname(file)).some((f) => /^audit\.\d{12}\.jsonl$/.test(f)), 'the log rotated meanwhile');
+  t.same(seqs(), Array.from({ length: 22 }, (_, k) => k + 2), 'every new record once, in order, across rotations');
+  child.kill('SIGINT');
+  t.equal(await exited, 0, `exits 0 on SIGINT ${err}`);
 });

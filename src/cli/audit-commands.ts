@@ -23,7 +23,8 @@ export const AUDIT_HELP = `Usage:
         OLD, NEW: checkpoint notes (files), or one proof file from \`audit prove --consistency\`
   bulwark audit prove SEQ [PATH] [--checkpoint SIZE]     inclusion proof (JSON) under a signed checkpoint
   bulwark audit prove --consistency OLD_SIZE NEW_SIZE [PATH]
-  bulwark audit tail [PATH] [-n N]                        print the last N records (default 10)
+  bulwark audit tail [PATH] [-n N] [-f]                   print the last N records (default 10); -f: then
+                                                          follow new records (polls every 200 ms; Ctrl-C ends)
   bulwark audit show SEQ [PATH]                           print the record with sequence number SEQ
   bulwark audit export [PATH] [--since T] [--until T] [--format jsonl|csv]
         T: a seq number or an RFC 3339 time (ts); --until is inclusive
@@ -65,6 +66,7 @@ const OPTIONS = {
   out: { type: 'string' },
   name: { type: 'string' },
   html: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
 } as const;
 
 class UsageError extends Error {}
@@ -142,7 +144,7 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
         return await proveCmd(target(positionals[1]), seq, positiveInt(values.checkpoint, '--checkpoint'));
       }
       case 'tail':
-        return await tailCmd(target(positionals[0]), positiveInt(values.n ?? '10', '-n') as number);
+        return await tailCmd(target(positionals[0]), positiveInt(values.n ?? '10', '-n') as number, values.follow ?? false);
       case 'show': {
         const seq = positiveInt(positionals[0], 'SEQ');
         if (!seq) throw new UsageError('SEQ must be a positive integer');
@@ -353,14 +355,122 @@ async function forEachRecord(t: Target, fn: (line: string, rec: Record<string, u
   }
 }
 
-async function tailCmd(t: Target, n: number): Promise<number> {
+async function tailCmd(t: Target, n: number, follow = false): Promise<number> {
+  if (follow && t.kind !== 'file') throw new UsageError('-f follows file logs only');
   const last: string[] = [];
-  await forEachRecord(t, (line) => {
+  let lastSeq = 0;
+  await forEachRecord(t, (line, rec) => {
     last.push(line);
     if (last.length > n) last.shift();
+    if (typeof rec.seq === 'number' && rec.seq > lastSeq) lastSeq = rec.seq;
   });
   for (const l of last) process.stdout.write(`${l}\n`);
-  return EXIT.ok;
+  return follow ? followActive(t.where, lastSeq) : EXIT.ok;
+}
+
+/**
+ * Print records with seq > `after` as they are appended to the active segment, polling every
+ * 200 ms, until SIGINT. Complete lines only; a rotation (the path names a new file) is followed
+ * after draining the old file through the descriptor still open on it; seq filters repeats.
+ */
+async function followActive(file: string, after: number): Promise<number> {
+  let lastSeq = after;
+  let fd: number | undefined;
+  let ino = -1;
+  let pos = 0;
+  let pending = Buffer.alloc(0);
+  const chunk = Buffer.alloc(1 << 16);
+  const open = (): void => {
+    try {
+      fd = fs.openSync(file, 'r');
+      ino = fs.fstatSync(fd).ino;
+      pos = 0;
+      pending = Buffer.alloc(0);
+    } catch {
+      fd = undefined;
+    }
+  };
+  // Records missed in segments sealed and replaced between two polls: read them from the sealed segments.
+  const catchUp = async (before: number): Promise<void> => {
+    for (const seg of fileSegments(file).segments) {
+      if (!seg.exists || (seg.last_seq !== undefined && seg.last_seq <= lastSeq) || seg.first_seq >= before) continue;
+      await seg.scan((buf, start, end) => {
+        const line = buf.toString('utf8', start, end);
+        const seq = seqOf(line);
+        if (seq === undefined || seq <= lastSeq) return true;
+        if (seq >= before) return false;
+        lastSeq = seq;
+        process.stdout.write(`${line}\n`);
+        return true;
+      });
+    }
+  };
+  const drain = async (): Promise<void> => {
+    if (fd === undefined) return;
+    for (;;) {
+      const got = fs.readSync(fd, chunk, 0, chunk.length, pos);
+      if (got <= 0) break;
+      pos += got;
+      pending = Buffer.concat([pending, chunk.subarray(0, got)]);
+      let nl: number;
+      while ((nl = pending.indexOf(0x0a)) >= 0) {
+        const line = pending.toString('utf8', 0, nl);
+        pending = pending.subarray(nl + 1);
+        const seq = seqOf(line);
+        if (seq !== undefined && seq <= lastSeq) continue;
+        if (seq !== undefined && seq > lastSeq + 1) await catchUp(seq);
+        if (seq !== undefined) lastSeq = seq;
+        process.stdout.write(`${line}\n`);
+      }
+    }
+  };
+  const poll = async (): Promise<void> => {
+    if (fd === undefined) open();
+    await drain();
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      st = undefined;
+    }
+    if (fd !== undefined && (st === undefined || st.ino !== ino || st.size < pos)) {
+      // Rotated (or cut back by recovery): finish the old file, then start on the new one.
+      await drain();
+      fs.closeSync(fd);
+      fd = undefined;
+      if (st) {
+        open();
+        await drain();
+      }
+    }
+  };
+  let busy: Promise<void> = Promise.resolve();
+  const tick = (): Promise<void> =>
+    (busy = busy.then(poll).catch((err: unknown) => {
+      process.stderr.write(`bulwark audit tail: ${(err as Error).message}\n`);
+    }));
+  return new Promise<number>((resolve) => {
+    void tick();
+    const timer = setInterval(() => void tick(), 200);
+    process.once('SIGINT', () => {
+      clearInterval(timer);
+      void tick().finally(() => {
+        if (fd !== undefined) fs.closeSync(fd);
+        resolve(EXIT.ok);
+      });
+    });
+  });
+}
+
+function seqOf(line: string): number | undefined {
+  const body = unsealLine(line)?.body;
+  if (body === undefined) return undefined;
+  try {
+    const seq = (JSON.parse(body) as { seq?: unknown }).seq;
+    return typeof seq === 'number' ? seq : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function showCmd(t: Target, seq: number): Promise<number> {
