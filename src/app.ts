@@ -5,7 +5,7 @@ import { GateMetrics } from './observability/gate-metrics.js';
 import { readPolicyData, UnavailablePolicy, WasmPolicyEngine, type PolicyEvaluator } from './policy/engine.js';
 import { PolicyError } from './policy/types.js';
 import { buildRegistry } from './tools/registry.js';
-import { MemoryTokenBuckets } from './limits/token-bucket.js';
+import { MemoryRateStore } from './limits/rate-store.js';
 import path from 'node:path';
 import { AuditLog } from './audit/audit-log.js';
 import { auditOptionsFromConfig } from './audit/config.js';
@@ -106,7 +106,8 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     policy,
     tools: buildRegistry(),
     toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table), api },
-    buckets: new MemoryTokenBuckets(),
+    // With limits.store: redis the gate shares the API gateway's Redis buckets, so replicas share limits.
+    buckets: config.limits.store === 'redis' ? api.rate : new MemoryRateStore(),
     audit: instrumentAudit(audit, prom),
     metrics: gateMetrics,
     auth,

@@ -20,7 +20,7 @@ import { validate } from './gate/validate.js';
 import { analyse } from './gate/analyse.js';
 import { decide } from './gate/decide.js';
 import { buildRegistry } from './tools/registry.js';
-import { MemoryTokenBuckets } from './limits/token-bucket.js';
+import { MemoryRateStore } from './limits/rate-store.js';
 import { GateMetrics } from './observability/gate-metrics.js';
 import type { GateDeps } from './gate/deps.js';
 import type { AuditLog } from './audit/audit-log.js';
@@ -152,7 +152,7 @@ async function policyEval(argv: string[]): Promise<number> {
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   const deps: GateDeps = {
     config: loaded.config, logger, policy, tools: buildRegistry(),
-    toolEnv: toolEnvFor(loaded, logger, data, NO_POOLS), buckets: new MemoryTokenBuckets(),
+    toolEnv: toolEnvFor(loaded, logger, data, NO_POOLS), buckets: new MemoryRateStore(),
     audit: undefined as unknown as AuditLog, metrics: new GateMetrics(),
   };
   const context = { transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal };

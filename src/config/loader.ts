@@ -123,6 +123,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   config.policy.data = config.policy.data ? resolve(config.policy.data) : DEFAULT_POLICY_DATA;
   config.audit.path = resolve(config.audit.path);
   if (!config.limits.tiers[config.limits.default_tier]) problems.push(`limits.default_tier: no tier named "${config.limits.default_tier}" in limits.tiers`);
+  for (const [tool, spec] of Object.entries(config.limits.per_tool)) {
+    if (typeof spec === 'string' && !config.limits.tiers[spec]) problems.push(`limits.per_tool.${tool}: no tier named "${spec}" in limits.tiers`);
+  }
   for (const [name, p] of Object.entries(config.principals)) {
     if (!config.limits.tiers[p.tier]) problems.push(`principals.${name}.tier: no tier named "${p.tier}" in limits.tiers`);
   }

@@ -81,6 +81,8 @@ export const configSchema = z.object({
       burst: { capacity: 10, refill_per_s: 10 / 60 },
       local: { capacity: 1000, refill_per_s: 200 },
     }),
+    /** Extra per principal-and-tool buckets: a tier name or { capacity, refill_per_s } per tool. */
+    per_tool: z.record(z.string(), z.union([z.string().min(1), tier])).default({}),
     max_args_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(256 * 1024),
     max_policy_input_bytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
     /** Where the API tools keep rate buckets: this process, or Redis shared by every replica. */

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { PolicyEvaluator } from '../policy/engine.js';
 import type { ToolRegistry } from '../tools/registry.js';
 import type { ToolEnv } from '../tools/types.js';
-import type { MemoryTokenBuckets } from '../limits/token-bucket.js';
+import type { RateStore } from '../limits/rate-store.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GateMetrics } from '../observability/gate-metrics.js';
 import type { AuthRuntime } from '../auth/runtime.js';
@@ -16,7 +16,8 @@ export interface GateDeps {
   readonly policy: PolicyEvaluator;
   readonly tools: ToolRegistry;
   readonly toolEnv: ToolEnv;
-  readonly buckets: MemoryTokenBuckets;
+  /** The gate's buckets: per principal, and per principal and tool; memory or Redis (limits.store). */
+  readonly buckets: RateStore;
   readonly audit: AuditLog;
   readonly metrics: GateMetrics;
   /** Bearer authentication for HTTP (absent in tools that build deps without a server). */

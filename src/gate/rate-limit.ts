@@ -1,12 +1,32 @@
 import { deny, fail, pass, type Verdict } from '../errors/denial.js';
+import type { TierSpec } from '../limits/token-bucket.js';
 import type { GateDeps } from './deps.js';
 import type { Authenticated } from './types.js';
 
-export function rateLimit(call: Authenticated, deps: GateDeps): Verdict<Authenticated> {
-  const tiers = deps.config.limits.tiers;
-  const tier = tiers[call.principal.tier] ?? tiers[deps.config.limits.default_tier];
+function tierOf(spec: string | TierSpec | undefined, deps: GateDeps): TierSpec | undefined {
+  if (spec === undefined) return undefined;
+  return typeof spec === 'string' ? deps.config.limits.tiers[spec] : spec;
+}
+
+/**
+ * One bucket per principal (its tier), and one per principal and tool where limits.per_tool names
+ * the tool. A store that cannot answer refuses the call: a limit that cannot be checked is not
+ * a limit that passed.
+ */
+export async function rateLimit(call: Authenticated, deps: GateDeps): Promise<Verdict<Authenticated>> {
+  const limits = deps.config.limits;
+  const tier = limits.tiers[call.principal.tier] ?? limits.tiers[limits.default_tier];
   if (!tier) return fail(deny('rate_limited', 'No rate tier applies to this principal.', ['rate.no_tier']));
-  const r = deps.buckets.take(`principal:${call.principal.id}`, tier);
-  if (r.ok) return pass(call);
-  return fail(deny('rate_limited', `Rate limit reached; retry in ${r.retryAfterS} s.`, ['rate.principal'], { retry_after_s: r.retryAfterS }));
+  const perTool = deps.tools.has(call.tool) ? tierOf(limits.per_tool[call.tool], deps) : undefined;
+  try {
+    const r = await deps.buckets.take(`principal:${call.principal.id}`, tier);
+    if (!r.ok) return fail(deny('rate_limited', `Rate limit reached; retry in ${r.retryAfterS} s.`, ['rate.principal'], { retry_after_s: r.retryAfterS }));
+    if (perTool) {
+      const t = await deps.buckets.take(`principal:${call.principal.id}:tool:${call.tool}`, perTool);
+      if (!t.ok) return fail(deny('rate_limited', `Rate limit for ${call.tool} reached; retry in ${t.retryAfterS} s.`, ['rate.principal_tool'], { retry_after_s: t.retryAfterS }));
+    }
+  } catch {
+    return fail(deny('unavailable', 'The rate-limit store is unavailable.', ['rate.store_unavailable']));
+  }
+  return pass(call);
 }
