@@ -4,18 +4,17 @@
  * does not contain every bomb (a growing Map can take the whole process down), so the process is
  * the outer boundary and the parent replaces it when it dies.
  */
-import type IvmModule from 'isolated-vm';
 import { serveTasks } from '../pool/child-runtime.js';
-import { newIsolate, runScript, type ScriptRequest } from './run-script.js';
+import { newWarmIsolate, runScript, type ScriptRequest, type WarmIsolate } from './run-script.js';
 
-// A spare isolate is made while idle so a call does not pay isolate start-up.
-let spare: { isolate: IvmModule.Isolate; memoryMb: number } | undefined;
+// A spare isolate and its context are made while idle so a call pays neither.
+let spare: { warm: WarmIsolate; memoryMb: number } | undefined;
 let defaultMemoryMb = 64;
 
 function refill(): void {
   if (spare) return;
   setImmediate(() => {
-    if (!spare) spare = { isolate: newIsolate(defaultMemoryMb), memoryMb: defaultMemoryMb };
+    if (!spare) spare = { warm: newWarmIsolate(defaultMemoryMb), memoryMb: defaultMemoryMb };
   });
 }
 
@@ -23,9 +22,9 @@ serveTasks(
   {
     run: (p: ScriptRequest, ctx) => {
       defaultMemoryMb = p.memoryMb;
-      let isolate: IvmModule.Isolate | undefined;
-      if (spare && spare.memoryMb === p.memoryMb && !spare.isolate.isDisposed) isolate = spare.isolate;
-      else spare?.isolate.dispose();
+      let isolate: WarmIsolate | undefined;
+      if (spare && spare.memoryMb === p.memoryMb && !spare.warm.isolate.isDisposed) isolate = spare.warm;
+      else spare?.warm.isolate.dispose();
       spare = undefined;
       let last = 0;
       return runScript(p, isolate, (n, total) => {
