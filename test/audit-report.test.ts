@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import t, { type Test } from 'tap';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { collectFileReport, escapeHtml, renderHtml } from '../src/audit/report.js';
+import { generateKey } from '../src/audit/note.js';
 import { BIN, makeSandbox } from './helpers/fixtures.js';
 
 const XSS = '<script>alert(1)</script>';
@@ -166,4 +167,21 @@ t.test('audit tail -f prints the last N, then follows new records across rotatio
   t.same(seqs(), Array.from({ length: 22 }, (_, k) => k + 2), 'every new record once, in order, across rotations');
   child.kill('SIGINT');
   t.equal(await exited, 0, `exits 0 on SIGINT ${err}`);
+});
+
+t.test('a rotated, checkpointed log: the report covers every segment and checks signatures with --public-key', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(sb.cleanup);
+  const key = generateKey('report-test');
+  const file = path.join(sb.dir, 'log', 'audit.jsonl');
+  const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5, rotation: { maxBytes: 2048 }, checkpoint: { signer: key, everyRecords: 5, everyMs: 60_000, origin: 'bulwark/audit/report' } });
+  for (let i = 0; i < 30; i++) await log.append(i % 10 === 9 ? denied(i, { i }, [`reason ${i}`]) : call(i, { args: { pad: 'p'.repeat(300) } }));
+  await log.close();
+  const out = path.join(sb.dir, 'r.html');
+  const r = report([file, '--html', out, '--public-key', key.encoded]);
+  t.equal(r.status, 0, r.stderr);
+  const html = fs.readFileSync(out, 'utf8');
+  t.match(html, /VERIFIED: 30 records in \d+ segment\(s\), chain intact, last seq 30; \d+\/\d+ checkpoint\(s\) matched \(signatures verified\)/);
+  t.match(html, /<h2>Denials \(3\)<\/h2>/);
+  for (const n of [9, 19, 29]) t.ok(html.includes(`reason ${n}`), `denial ${n} from its segment`);
 });
