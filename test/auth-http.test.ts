@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
@@ -8,6 +7,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 
 type CryptoKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+import { INIT, JSON_HEADERS, request, type Reply } from './helpers/http.js';
 import { BIN, makeSandbox, readAudit } from './helpers/fixtures.js';
 import { cleanChildEnv } from './helpers/child-env.js';
 import { startHttpServer, type HttpServerProcess } from './helpers/clients.js';
@@ -15,28 +15,6 @@ import { createKey, parseApiKey } from '../src/auth/api-keys.js';
 
 t.setTimeout(240_000);
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** `from` picks the loopback source address, so lockout tests do not share one client address. */
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; from?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'POST', headers: opts.headers ?? {}, ...(opts.from ? { localAddress: opts.from } : {}) }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    if (opts.body !== undefined) req.write(opts.body);
-    req.end();
-  });
-}
-
-const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
 const ISSUER = 'https://issuer.test.example';
 const AUDIENCE = 'https://bulwark.test.example/mcp';
 
