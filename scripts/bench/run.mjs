@@ -9,6 +9,7 @@ import { benchSql } from './sql.mjs';
 import { benchAudit } from './audit.mjs';
 import { benchDatabase } from './database.mjs';
 import { benchApi } from './api.mjs';
+import { benchAuth } from './auth.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -19,6 +20,7 @@ const out = {
     read_file_stdio_median_ratio: 1.5,
     run_javascript_warm_ms: { p50: 2 },
     worker_round_trip_ms: { p50: 0.2 },
+    auth: { fast_path_added_us_p50: 50, lockout_cpu_us: 100 },
   },
 };
 out.policy = await benchPolicy(quick ? { samples: 2000, soak: 20000 } : {});
@@ -30,4 +32,5 @@ out.sql = await benchSql({ quick });
 out.audit = await benchAudit({ quick });
 out.database = await benchDatabase({ quick });
 out.api = await benchApi({ quick });
+out.auth = await benchAuth({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
