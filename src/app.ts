@@ -100,6 +100,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const gateMetrics = new GateMetrics();
   const prom = new Metrics(pools, () => gateMetrics.snapshot());
   const auth = new AuthRuntime(config, configDir, logger);
+  await auth.start();
   const deps: GateDeps = {
     config,
     logger,
@@ -117,7 +118,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     deps,
     catalogue: buildToolCatalogue(deps),
     close: async () => {
-      auth.close();
+      await auth.close();
       await pools.close();
       await api.close();
       await database?.close();

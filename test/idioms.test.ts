@@ -27,8 +27,8 @@ t.test('node:vm is not a boundary and appears nowhere', async (t) => {
 t.test('user SQL reaches postgres.js only through the executor, never through the simple protocol', async (t) => {
   const users = files.filter((f) => /\.unsafe\(/.test(f.text)).map((f) => f.file).sort();
   // pg-executor: its own constant BEGIN/SET LOCAL text, and the analysed text with bound params;
-  // the audit backend: its own schema file.
-  t.same(users, ['src/audit/postgres-log.ts', 'src/tools/database/pg-executor.ts']);
+  // the audit backend and the key store: their own schema files.
+  t.same(users, ['src/audit/postgres-log.ts', 'src/auth/postgres-key-store.ts', 'src/tools/database/pg-executor.ts']);
   const ex = files.find((f) => f.file === 'src/tools/database/pg-executor.ts')!.text;
   t.match(ex, /conn\.unsafe\(text, params as Param\[\], \{ prepare: false \}\)/, 'the call text always goes with its parameter array');
 });

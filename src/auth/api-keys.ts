@@ -6,9 +6,10 @@ import argon2 from 'argon2';
 /**
  * API keys: `bwk_<key-id>_<secret>`. The id is 16 hex digits (public: it names the key in logs,
  * `keys list` and the audit log); the secret is 32 random bytes, base64url. Only an argon2id hash
- * of the secret is stored. The store is one JSON file written atomically with mode 0600; the
- * server never writes it (last-used times go to a sidecar file), so `keys revoke` cannot race a
- * running server's write.
+ * of the secret is stored. The file store is one JSON file written atomically with mode 0600
+ * under a lock file; the server never writes it (last-used times go to a sidecar file), so
+ * `keys revoke` cannot race a running server's write. The PostgreSQL store is in
+ * postgres-key-store.ts.
  */
 export const KEY_PREFIX = 'bwk_';
 const ID_RE = /^[0-9a-f]{16}$/;
@@ -105,7 +106,8 @@ export interface CreateKeyOptions {
   readonly now?: Date;
 }
 
-export async function createKey(file: string, opts: CreateKeyOptions): Promise<{ token: string; record: KeyRecord }> {
+/** A new key: the token (shown once) and the record to store (argon2id hash only). */
+export async function mintKey(opts: CreateKeyOptions): Promise<{ token: string; record: KeyRecord }> {
   const id = crypto.randomBytes(8).toString('hex');
   const secret = crypto.randomBytes(32).toString('base64url');
   const now = opts.now ?? new Date();
@@ -119,22 +121,91 @@ export async function createKey(file: string, opts: CreateKeyOptions): Promise<{
     revoked: null,
     hash: await argon2.hash(secret, { type: argon2.argon2id }),
   };
-  const store = readKeyFile(file);
-  writeKeyFile(file, { version: 1, keys: [...store.keys, record] });
   return { token: `${KEY_PREFIX}${id}_${secret}`, record };
 }
 
-/** Mark a key revoked; false when no such key. Revoking twice keeps the first time. */
-export function revokeKey(file: string, id: string, now = new Date()): boolean {
-  const store = readKeyFile(file);
-  let found = false;
-  const keys = store.keys.map((k) => {
-    if (k.id !== id) return k;
-    found = true;
-    return k.revoked ? k : { ...k, revoked: now.toISOString() };
+/** Mint a key and add it to a file store. */
+export async function createKey(file: string, opts: CreateKeyOptions): Promise<{ token: string; record: KeyRecord }> {
+  const minted = await mintKey(opts);
+  await addKeyToFile(file, minted.record);
+  return minted;
+}
+
+export async function addKeyToFile(file: string, record: KeyRecord): Promise<void> {
+  await withKeyFileLock(file, () => {
+    const store = readKeyFile(file);
+    writeKeyFile(file, { version: 1, keys: [...store.keys, record] });
   });
-  if (found) writeKeyFile(file, { version: 1, keys });
-  return found;
+}
+
+/** Mark a key revoked; false when no such key. Revoking twice keeps the first time. */
+export async function revokeKey(file: string, id: string, now = new Date()): Promise<boolean> {
+  return withKeyFileLock(file, () => {
+    const store = readKeyFile(file);
+    let found = false;
+    const keys = store.keys.map((k) => {
+      if (k.id !== id) return k;
+      found = true;
+      return k.revoked ? k : { ...k, revoked: now.toISOString() };
+    });
+    if (found) writeKeyFile(file, { version: 1, keys });
+    return found;
+  });
+}
+
+const LOCK_WAIT_MS = 15_000;
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Read-modify-write of the store under `<file>.lock` (O_EXCL, holding our pid): two `keys create`
+ * runs at once must not each write a copy that lacks the other's key. A lock whose holder is
+ * gone (or that is older than 30 s, which no write takes) is broken.
+ */
+export async function withKeyFileLock<T>(file: string, fn: () => T): Promise<T> {
+  const lock = `${file}.lock`;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(lock, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (fd !== undefined) {
+      try {
+        fs.writeSync(fd, `${process.pid}\n`);
+        fs.closeSync(fd);
+        return fn();
+      } finally {
+        fs.rmSync(lock, { force: true });
+      }
+    }
+    if (lockIsStale(lock)) {
+      fs.rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`${lock}: the key store is locked by another process (remove the lock file if no bulwark keys command is running)`);
+    await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
+  }
+}
+
+function lockIsStale(lock: string): boolean {
+  try {
+    const st = fs.statSync(lock);
+    if (Date.now() - st.mtimeMs > LOCK_STALE_MS) return true;
+    const pid = Number(fs.readFileSync(lock, 'utf8').trim());
+    // An empty file is a lock being written this instant: not stale.
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  } catch {
+    return false;
+  }
 }
 
 /** The sidecar the server writes last-used times to: `<keys_file>.usage.json`. */

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { keyState, readKeyFile } from './api-keys.js';
 import { JwtVerifier } from './oauth.js';
-import { keysFileOf } from './runtime.js';
+import { keysFileOf } from './key-store.js';
+import { PostgresKeyStore } from './postgres-key-store.js';
 
 export interface DoctorCheck {
   check: string;
@@ -13,8 +14,23 @@ export interface DoctorCheck {
 /** `bulwark doctor`: the key store, the OAuth verifier, and PostgreSQL when configured. */
 export async function authDoctorChecks(config: Readonly<Config>, configDir: string): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
+  if (config.auth.store === 'postgres' && config.auth.postgres_url) {
+    const store = new PostgresKeyStore(config.auth.postgres_url);
+    try {
+      const snap = await store.poll('');
+      const keys = snap?.keys ?? [];
+      const active = keys.filter((k) => keyState(k) === 'active').length;
+      const problems = await store.privilegeProblems();
+      if (config.auth.http === 'api_key' && !config.auth.oauth && active === 0) problems.push('no active key: every HTTP request will be refused (bulwark keys create)');
+      checks.push({ check: 'keys', ok: problems.length === 0, detail: `${store.where}: ${problems.length ? problems.join('; ') : `${active} active of ${keys.length} (auth.http ${config.auth.http})`}` });
+    } catch (err) {
+      checks.push({ check: 'keys', ok: false, detail: `${store.where}: ${(err as Error).message} — apply sql/api-keys-postgres.sql (bulwark keys install-schema) and grant bulwark_keys_reader to this login` });
+    } finally {
+      await store.close();
+    }
+  }
   const file = keysFileOf(config, configDir);
-  if (config.auth.http === 'api_key' || fs.existsSync(file)) {
+  if (config.auth.store === 'file' && (config.auth.http === 'api_key' || fs.existsSync(file))) {
     try {
       const keys = readKeyFile(file).keys;
       const active = keys.filter((k) => keyState(k) === 'active').length;

@@ -1,14 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import argon2 from 'argon2';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Principal } from '../gate/types.js';
-import { keyState, parseApiKey, readKeyFile, readUsage, usageFileOf, writeAtomic, type KeyRecord } from './api-keys.js';
+import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
+import { keysFileOf, openKeyStore, type KeyStore } from './key-store.js';
 import { Lockout } from './lockout.js';
-import { JwtVerifier } from './oauth.js';
+import { JWKS_FAILURE_REASONS, JwtVerifier } from './oauth.js';
 
 /**
  * The principal the HTTP transport authenticated for the request being served. The transport
@@ -19,12 +18,14 @@ export const requestAuth = new AsyncLocalStorage<{ readonly principal: Principal
 
 export type AuthResult =
   | { readonly ok: true; readonly principal: Principal; readonly keyId?: string }
-  | { readonly ok: false; readonly status: 401 | 429; readonly reason: string; readonly retryAfterS?: number; readonly keyId?: string };
+  | { readonly ok: false; readonly status: 401 | 429 | 503; readonly reason: string; readonly retryAfterS?: number; readonly keyId?: string };
 
 export interface AuthHooks {
   /** Called before every argon2 verification (tests count them). */
   readonly onArgon2?: () => void;
   readonly now?: () => number;
+  /** Use this store instead of the configured one. */
+  readonly store?: KeyStore;
 }
 
 interface Proof {
@@ -33,18 +34,24 @@ interface Proof {
 }
 
 const USAGE_WRITE_MS = 60_000;
+/** A request waits at most this long for a store poll; past it the last good copy answers (within max_stale_s). */
+const POLL_WAIT_MS = 1000;
+const UNKNOWN_RECHECK_MS = 100;
 
-export function keysFileOf(config: Readonly<Config>, configDir: string): string {
-  return path.resolve(configDir, config.auth.keys_file);
-}
+export { keysFileOf };
 
 /**
  * Bearer authentication for HTTP: API keys (argon2id, then a short-lived HMAC proof in memory)
  * and, when configured, JWT access tokens from one issuer. Failures back off per client address
  * and per key id; a locked subject is answered without running argon2.
+ *
+ * Keys come from a KeyStore (a file, or PostgreSQL shared by replicas), polled at most every
+ * auth.reload_check_ms by the request that finds the copy due, and at once after a change
+ * notification. When the store cannot be read, the last good copy serves for auth.max_stale_s;
+ * after that keys are refused (503): a revocation must not go unseen indefinitely.
  */
 export class AuthRuntime {
-  readonly keysFile: string;
+  readonly store: KeyStore;
   readonly jwt: JwtVerifier | undefined;
   /** argon2 verifications run (for metrics and tests). */
   argon2Runs = 0;
@@ -55,11 +62,15 @@ export class AuthRuntime {
   private records = new Map<string, KeyRecord>();
   private stamp = '';
   private lastCheck = -Infinity;
+  private lastGood = -Infinity;
+  private storeError: string | undefined;
+  private refreshing: Promise<void> | undefined;
   private readonly usage = new Map<string, number>();
   private usageDirty = false;
   private usageWritten = 0;
   private readonly now: () => number;
   private readonly proofTtlMs: number;
+  private readonly maxStaleMs: number;
 
   constructor(
     private readonly config: Readonly<Config>,
@@ -68,48 +79,77 @@ export class AuthRuntime {
     private readonly hooks: AuthHooks = {},
   ) {
     this.now = hooks.now ?? Date.now;
-    this.keysFile = keysFileOf(config, configDir);
+    this.store = hooks.store ?? openKeyStore(config, configDir);
     this.proofTtlMs = config.auth.proof_ttl_s * 1000;
+    this.maxStaleMs = config.auth.max_stale_s * 1000;
     const l = config.auth.lockout;
     this.lockout = new Lockout({ threshold: l.threshold, baseMs: l.base_s * 1000, maxMs: l.max_s * 1000, forgetMs: l.forget_s * 1000 }, this.now);
     this.jwt = config.auth.oauth ? new JwtVerifier(config.auth.oauth, configDir) : undefined;
-    for (const [id, iso] of Object.entries(readUsage(this.keysFile))) {
-      const t = Date.parse(iso);
-      if (Number.isFinite(t)) this.usage.set(id, t);
-    }
-    if (config.auth.http === 'api_key') this.reload(true);
   }
 
   get required(): boolean {
     return this.config.auth.http === 'api_key';
   }
 
-  /** Re-read the store when its mtime/size/inode changed; checked at most every reload_check_ms. */
-  private reload(force = false): void {
-    const t = this.now();
-    if (!force && t - this.lastCheck < this.config.auth.reload_check_ms) return;
-    this.lastCheck = t;
-    let stamp: string;
+  /** The key store was read within max_stale_s (for /ready). */
+  get storeFresh(): boolean {
+    return this.now() - this.lastGood <= this.maxStaleMs;
+  }
+
+  get storeProblem(): string | undefined {
+    return this.storeError;
+  }
+
+  /** First read of the store, and change notifications; the server calls this before listening. */
+  async start(): Promise<void> {
+    if (!this.required) return;
+    await this.refresh();
     try {
-      const st = fs.statSync(this.keysFile);
-      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    } catch {
-      stamp = 'missing';
+      await this.store.watch(() => {
+        this.lastCheck = -Infinity;
+      });
+    } catch (err) {
+      this.logger.warn('no change notifications from the API key store; polling only', { store: this.store.where, error: (err as Error).message });
     }
-    if (stamp === this.stamp) return;
+  }
+
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.poll().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async poll(): Promise<void> {
+    const t = this.now();
+    this.lastCheck = t;
     try {
-      const file = stamp === 'missing' ? { keys: [] as KeyRecord[] } : readKeyFile(this.keysFile);
-      this.records = new Map(file.keys.map((k) => [k.id, k]));
-      this.stamp = stamp;
+      const snap = await this.store.poll(this.stamp);
+      // Fresh as of when the poll started: anything revoked before then is in this copy.
+      this.lastGood = t;
+      if (this.storeError) this.logger.info('the API key store is readable again', { store: this.store.where });
+      this.storeError = undefined;
+      if (!snap) return;
+      this.records = new Map(snap.keys.map((k) => [k.id, k]));
+      this.stamp = snap.stamp;
       for (const id of [...this.proofs.keys()]) {
         const k = this.records.get(id);
         if (!k || keyState(k, t) !== 'active') this.proofs.delete(id);
       }
     } catch (err) {
-      // Keep the last good copy: a half-written file never appears (writes are atomic renames),
-      // so this is damage the operator must see.
-      this.logger.error('the API key store could not be read; keeping the last good copy', { file: this.keysFile, error: (err as Error).message });
+      const message = (err as Error).message;
+      if (this.storeError !== message) {
+        this.logger.error('the API key store could not be read; serving the last good copy until auth.max_stale_s', { store: this.store.where, error: message, max_stale_s: this.config.auth.max_stale_s });
+      }
+      this.storeError = message;
     }
+  }
+
+  /** Poll (shared with concurrent callers); a slow store delays a request by at most POLL_WAIT_MS. */
+  private async pollBounded(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.refresh(), new Promise<void>((r) => (timer = setTimeout(r, POLL_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private mac(id: string, secret: string): Buffer {
@@ -128,7 +168,13 @@ export class AuthRuntime {
       if (ipWait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: ipWait };
       const r = await this.jwt.verify(token);
       if (r.ok) return { ok: true, principal: r.principal };
-      this.lockout.failure(ipSubject);
+      if ((JWKS_FAILURE_REASONS as readonly string[]).includes(r.reason)) {
+        // The issuer's key set could not be had: not the client's fault, so no lockout strike
+        // (an issuer outage must not lock every client out for lockout.max_s).
+        this.logger.warn('the JWKS could not be used; access tokens are refused until it can', { reason: r.reason, detail: r.detail });
+      } else {
+        this.lockout.failure(ipSubject);
+      }
       return { ok: false, status: 401, reason: r.reason };
     }
     this.lockout.failure(ipSubject);
@@ -136,8 +182,15 @@ export class AuthRuntime {
   }
 
   private async checkKey(id: string, secret: string, ipSubject: string): Promise<AuthResult> {
-    this.reload();
+    const reloadMs = this.config.auth.reload_check_ms;
+    const since = this.now();
+    // Due, or a poll is under way and our copy is older than the bound (e.g. the very first load).
+    if (since - this.lastCheck >= reloadMs || (this.refreshing && since - this.lastGood >= reloadMs)) await this.pollBounded();
+    // A key created a moment ago: look again rather than count its first use as a failure
+    // (at most one extra poll per UNKNOWN_RECHECK_MS, whoever asks).
+    if (!this.records.has(id) && this.now() - this.lastCheck >= UNKNOWN_RECHECK_MS) await this.pollBounded();
     const t = this.now();
+    if (t - this.lastGood > this.maxStaleMs) return { ok: false, status: 503, reason: 'auth.store_unavailable', retryAfterS: 1, keyId: id };
     const rec = this.records.get(id);
     const state = rec ? keyState(rec, t) : undefined;
     const presented = this.mac(id, secret);
@@ -188,26 +241,24 @@ export class AuthRuntime {
     if (t - last >= USAGE_WRITE_MS) {
       this.usage.set(rec.id, t);
       this.usageDirty = true;
-      this.flushUsage(false);
+      void this.flushUsage(false);
     }
     return { ok: true, keyId: rec.id, principal: { id: rec.principal, roles: [...rec.roles], auth: 'api_key', tier: rec.tier } };
   }
 
-  /** last_used goes to a sidecar file, written at most once a minute (or at close). */
-  flushUsage(force: boolean): void {
-    if (!this.usageDirty) return;
-    if (!force && this.now() - this.usageWritten < USAGE_WRITE_MS && this.usageWritten !== 0) return;
+  /** last_used goes to the store (a sidecar file, or a table), at most once a minute (or at close). */
+  flushUsage(force: boolean): Promise<void> {
+    if (!this.usageDirty) return Promise.resolve();
+    if (!force && this.now() - this.usageWritten < USAGE_WRITE_MS && this.usageWritten !== 0) return Promise.resolve();
     this.usageDirty = false;
     this.usageWritten = this.now();
-    const out = Object.fromEntries([...this.usage].map(([id, ms]) => [id, new Date(ms).toISOString()]));
-    try {
-      writeAtomic(usageFileOf(this.keysFile), `${JSON.stringify(out)}\n`);
-    } catch (err) {
-      this.logger.warn('could not write API key last-used times', { error: (err as Error).message });
-    }
+    return this.store.recordUsage(new Map(this.usage)).catch((err: Error) => {
+      this.logger.warn('could not record API key last-used times', { store: this.store.where, error: err.message });
+    });
   }
 
-  close(): void {
-    this.flushUsage(true);
+  async close(): Promise<void> {
+    await this.flushUsage(true);
+    await this.store.close().catch(() => undefined);
   }
 }

@@ -1,19 +1,24 @@
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/schema.js';
-import { createKey, keyState, parseDuration, readKeyFile, readUsage, revokeKey } from '../auth/api-keys.js';
-import { keysFileOf } from '../auth/runtime.js';
+import { keyState, mintKey, parseDuration } from '../auth/api-keys.js';
+import { openKeyStore, type KeyStore } from '../auth/key-store.js';
+import { installKeysSchema } from '../auth/postgres-key-store.js';
 
 export const KEYS_HELP = `Usage:
-  bulwark keys create --principal ID --roles a,b [--tier NAME] [--expires 90d] [--store FILE] [--config FILE] [--json]
+  bulwark keys create --principal ID --roles a,b [--tier NAME] [--expires 90d] [--store FILE|URL] [--config FILE] [--json]
                       print a new API key once (bwk_<id>_<secret>); only an argon2id hash is stored
-  bulwark keys list   [--store FILE] [--config FILE] [--json]
+  bulwark keys list   [--store FILE|URL] [--config FILE] [--json]
                       id, principal, roles, tier, created, expires, revoked, last_used (never secrets)
-  bulwark keys revoke KEY_ID [--store FILE] [--config FILE] [--json]
+  bulwark keys revoke KEY_ID [--store FILE|URL] [--config FILE] [--json]
                       a running server stops accepting the key within auth.reload_check_ms (default 1 s)
+  bulwark keys install-schema ADMIN_URL
+                      apply sql/api-keys-postgres.sql (tables, guard triggers, roles bulwark_keys_reader
+                      and bulwark_keys_admin) as an administrator; idempotent
 
-The store defaults to auth.keys_file (relative to the config file; default .bulwark/keys.json).
-Exit codes: 0 ok; 1 no such key; 2 usage or configuration error.
+The store is auth.store: the file auth.keys_file (relative to the config file; default
+.bulwark/keys.json, changed under a lock file) or PostgreSQL at auth.postgres_url (use a login
+granted bulwark_keys_admin). --store overrides it: a file path or a postgres:// URL.
+Exit codes: 0 ok; 1 no such key or the store failed; 2 usage or configuration error.
 `;
 
 const ROLE_RE = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -47,57 +52,88 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
     process.stderr.write(`bulwark keys: ${msg}\n`);
     return 2;
   };
-  const { config, baseDir } = loadConfig(values.config);
-  const store = values.store ? path.resolve(values.store) : keysFileOf(config, baseDir);
   const out = (obj: unknown, text: string) => process.stdout.write(values.json ? `${JSON.stringify(obj)}\n` : text);
+  if (sub === 'install-schema') {
+    const url = positionals[0];
+    if (!url || positionals.length !== 1 || !/^postgres(ql)?:\/\//.test(url)) return usage('install-schema takes exactly one postgres:// ADMIN_URL');
+    try {
+      await installKeysSchema(url);
+    } catch (err) {
+      // The URL holds a password: print the error only.
+      process.stderr.write(`bulwark keys: install-schema failed: ${(err as Error).message}\n`);
+      return 1;
+    }
+    out({ installed: true }, 'installed sql/api-keys-postgres.sql; grant bulwark_keys_reader to the servers\' login and bulwark_keys_admin to operators\n');
+    return 0;
+  }
+  const { config, baseDir } = loadConfig(values.config);
+  let keyStore: KeyStore;
+  try {
+    keyStore = openKeyStore(config, baseDir, values.store);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  const store = keyStore.where;
+  try {
+    return await runVerb(sub, keyStore, store);
+  } catch (err) {
+    process.stderr.write(`bulwark keys: ${sub} failed on ${store}: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await keyStore.close();
+  }
 
-  switch (sub) {
-    case 'create': {
-      if (!values.principal || !/^[\x21-\x7e]{1,128}$/.test(values.principal)) return usage('--principal ID is required (printable ASCII, at most 128)');
-      const roles = (values.roles ?? '').split(',').map((r) => r.trim()).filter(Boolean);
-      if (!roles.length || roles.some((r) => !ROLE_RE.test(r))) return usage('--roles a,b is required (letters, digits, . _ : -)');
-      const tier = values.tier ?? config.limits.default_tier;
-      if (!config.limits.tiers[tier]) return usage(`--tier: no tier named "${tier}" in limits.tiers (${Object.keys(config.limits.tiers).join(', ')})`);
-      let expiresInMs: number | undefined;
-      try {
-        expiresInMs = values.expires ? parseDuration(values.expires) : undefined;
-      } catch (err) {
-        return usage(`--expires: ${(err as Error).message}`);
+  async function runVerb(sub: string, keyStore: KeyStore, store: string): Promise<number> {
+    switch (sub) {
+      case 'create': {
+        if (!values.principal || !/^[\x21-\x7e]{1,128}$/.test(values.principal)) return usage('--principal ID is required (printable ASCII, at most 128)');
+        const roles = (values.roles ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+        if (!roles.length || roles.some((r) => !ROLE_RE.test(r))) return usage('--roles a,b is required (letters, digits, . _ : -)');
+        const tier = values.tier ?? config.limits.default_tier;
+        if (!config.limits.tiers[tier]) return usage(`--tier: no tier named "${tier}" in limits.tiers (${Object.keys(config.limits.tiers).join(', ')})`);
+        let expiresInMs: number | undefined;
+        try {
+          expiresInMs = values.expires ? parseDuration(values.expires) : undefined;
+        } catch (err) {
+          return usage(`--expires: ${(err as Error).message}`);
+        }
+        const { token, record } = await mintKey({ principal: values.principal, roles, tier, expiresInMs });
+        await keyStore.add(record);
+        const { hash: _hash, ...shown } = record;
+        out({ key: token, ...shown, store }, `${token}\n\nKey ${record.id} for ${record.principal} (roles ${roles.join(',')}, tier ${tier}${record.expires ? `, expires ${record.expires}` : ''}).\nThis is the only time the key is shown; store it now. Store: ${store}\n`);
+        return 0;
       }
-      const { token, record } = await createKey(store, { principal: values.principal, roles, tier, expiresInMs });
-      const { hash: _hash, ...shown } = record;
-      out({ key: token, ...shown, store }, `${token}\n\nKey ${record.id} for ${record.principal} (roles ${roles.join(',')}, tier ${tier}${record.expires ? `, expires ${record.expires}` : ''}).\nThis is the only time the key is shown; store it now. Store: ${store}\n`);
-      return 0;
-    }
-    case 'list': {
-      const usageTimes = readUsage(store);
-      const rows = readKeyFile(store).keys.map((k) => ({
-        id: k.id,
-        principal: k.principal,
-        roles: [...k.roles],
-        tier: k.tier,
-        created: k.created,
-        expires: k.expires,
-        revoked: k.revoked,
-        last_used: usageTimes[k.id] ?? null,
-        state: keyState(k),
-      }));
-      const lines = rows.map((r) => `${r.id}  ${r.state.padEnd(7)}  ${r.principal}  roles=${r.roles.join(',')}  tier=${r.tier}  created=${r.created}  expires=${r.expires ?? '-'}  revoked=${r.revoked ?? '-'}  last_used=${r.last_used ?? '-'}\n`);
-      out({ store, keys: rows }, rows.length ? lines.join('') : `no keys in ${store}\n`);
-      return 0;
-    }
-    case 'revoke': {
-      const id = positionals[0];
-      if (!id || positionals.length !== 1) return usage('revoke takes exactly one KEY_ID');
-      const found = revokeKey(store, id);
-      if (!found) {
-        process.stderr.write(`bulwark keys: no key ${JSON.stringify(id)} in ${store}\n`);
-        return 1;
+      case 'list': {
+        const usageTimes = await keyStore.lastUsed();
+        const snapshot = await keyStore.poll('');
+        const rows = (snapshot?.keys ?? []).map((k) => ({
+          id: k.id,
+          principal: k.principal,
+          roles: [...k.roles],
+          tier: k.tier,
+          created: k.created,
+          expires: k.expires,
+          revoked: k.revoked,
+          last_used: usageTimes[k.id] ?? null,
+          state: keyState(k),
+        }));
+        const lines = rows.map((r) => `${r.id}  ${r.state.padEnd(7)}  ${r.principal}  roles=${r.roles.join(',')}  tier=${r.tier}  created=${r.created}  expires=${r.expires ?? '-'}  revoked=${r.revoked ?? '-'}  last_used=${r.last_used ?? '-'}\n`);
+        out({ store, keys: rows }, rows.length ? lines.join('') : `no keys in ${store}\n`);
+        return 0;
       }
-      out({ revoked: id, store }, `revoked ${id}\n`);
-      return 0;
+      case 'revoke': {
+        const id = positionals[0];
+        if (!id || positionals.length !== 1) return usage('revoke takes exactly one KEY_ID');
+        const found = await keyStore.revoke(id, new Date());
+        if (!found) {
+          process.stderr.write(`bulwark keys: no key ${JSON.stringify(id)} in ${store}\n`);
+          return 1;
+        }
+        out({ revoked: id, store }, `revoked ${id}\n`);
+        return 0;
+      }
+      default:
+        return usage(`unknown verb ${JSON.stringify(sub)}\n${KEYS_HELP}`);
     }
-    default:
-      return usage(`unknown verb ${JSON.stringify(sub)}\n${KEYS_HELP}`);
   }
 }

@@ -44,8 +44,14 @@ export const configSchema = z.object({
      * JWT from auth.oauth when configured — and non-loopback peers may connect.
      */
     http: z.enum(['loopback-only', 'api_key']).default('loopback-only'),
-    /** The API key store (relative to the config file). */
+    /** Where API keys live: one file (a single machine), or PostgreSQL shared by replicas. */
+    store: z.enum(['file', 'postgres']).default('file'),
+    /** The file store (relative to the config file). */
     keys_file: z.string().min(1).default('.bulwark/keys.json'),
+    /** The PostgreSQL store: a login granted bulwark_keys_reader (sql/api-keys-postgres.sql); usually `${KEYS_DATABASE_URL}`. */
+    postgres_url: z.string().min(1).optional(),
+    /** Keys are refused (503) once the store could not be read for this long: a revocation must not go unseen. */
+    max_stale_s: z.number().int().min(1).max(3600).default(30),
     /** How long a verified key is trusted without argon2 (an HMAC proof in memory). */
     proof_ttl_s: z.number().int().min(0).max(3600).default(60),
     /** How often at most the key store's mtime is checked (revocation bound = this + one request). */
@@ -72,7 +78,7 @@ export const configSchema = z.object({
       algorithms: z.array(z.string().min(2)).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
       scopes_supported: z.array(z.string().min(1)).optional(),
     }).strict().refine((o) => (o.jwks_file === undefined) !== (o.jwks_url === undefined), 'exactly one of jwks_file or jwks_url').optional(),
-  }).strict().default({}),
+  }).strict().refine((a) => a.store !== 'postgres' || a.postgres_url !== undefined, { message: 'auth.store is postgres: set auth.postgres_url', path: ['postgres_url'] }).default({}),
   limits: z.object({
     default_tier: z.string().default('standard'),
     tiers: z.record(z.string(), tier).default({

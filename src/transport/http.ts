@@ -115,6 +115,12 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       return r.principal;
     }
     logger.warn('authentication refused', { request_id: requestId, client_ip: peer, reason: r.reason, key_id: r.keyId ?? null, status: r.status });
+    if (r.status === 503) {
+      // The key store has not been readable for auth.max_stale_s: fail closed, and say so.
+      await auditRefusal(requestId, peer, r.reason, r.keyId, 'unavailable');
+      sendJson(res, 503, { error: 'unavailable', reason: r.reason, message: 'The API key store cannot be read; keys are refused until it can.' }, { 'retry-after': String(r.retryAfterS ?? 1) });
+      return undefined;
+    }
     if (r.status === 429) {
       // Locked subjects are not audited one by one: the lock exists so failures cost nothing.
       app.deps.prom?.rateLimited.inc({ scope: 'auth_lockout' });
@@ -127,7 +133,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
     return undefined;
   };
 
-  const auditRefusal = async (requestId: string, peer: string, reason: string, keyId: string | undefined): Promise<void> => {
+  const auditRefusal = async (requestId: string, peer: string, reason: string, keyId: string | undefined, code: 'unauthenticated' | 'unavailable' = 'unauthenticated'): Promise<void> => {
     try {
       const fields = auditFields({
         context: { transport: 'http', clientIp: peer, requestId, receivedAt: new Date(), signal: new AbortController().signal },
@@ -140,7 +146,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
         decision: undefined,
         policyRevision: app.deps.policy.revision,
         status: 'denied',
-        denial: deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
+        denial: code === 'unavailable' ? deny('unavailable', 'The API key store cannot be read.', [reason]) : deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
         result: undefined,
         durationMs: 0,
       });
@@ -197,6 +203,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
     if (url.pathname === '/ready' && req.method === 'GET') {
       const checks: Record<string, boolean> = { policy: app.deps.policy.ready, audit: app.deps.audit.writable };
       if (app.deps.config.database.url) checks.database = await databaseReachable(app);
+      if (bearerRequired && auth) checks.key_store = auth.storeFresh;
       const ready = Object.values(checks).every(Boolean);
       sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks, policy_revision: app.deps.policy.revision });
       return;
