@@ -81,7 +81,9 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   // Upstream configuration errors surface here, before anything is opened.
   const api = ApiRuntime.create(config, logger, { authoriseHop: (call, url) => policy.decide(policyInput({ ...call, facts: { url } })) });
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
-  const audit = await AuditLog.open(auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)));
+  // The metrics registry is built after the pools; syncs before then are not observed.
+  let observeSync: ((seconds: number) => void) | undefined;
+  const audit = await AuditLog.open({ ...auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)), onSync: (s) => observeSync?.(s) });
   const pools = await createPools(config, logger);
   await initSqlAnalysis().catch((err: Error) => logger.error('the SQL parser failed to load; database calls will be refused', { error: err.message }));
   const session = sqlSessionSettings({ defaultSchema: config.database.default_schema });
@@ -99,6 +101,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
       : undefined;
   const gateMetrics = new GateMetrics();
   const prom = new Metrics(pools, () => gateMetrics.snapshot());
+  observeSync = (s) => prom.auditFsync.observe(s);
   const auth = new AuthRuntime(config, configDir, logger);
   await auth.start();
   const deps: GateDeps = {

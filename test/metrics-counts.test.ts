@@ -174,3 +174,43 @@ t.test('after a known run of calls, every series counts exactly those calls', as
   t.equal(valueOf(after, 'mcp_rate_limited_total', { scope: 'principal' }), 2, 'unchanged');
   t.equal(readAudit(sb.auditPath).length, 17);
 });
+
+t.test('an append retried without unhashable arguments counts once; per-tool refusals carry their scope; fsyncs are timed', async (t) => {
+  const before = await scrape();
+  const okBefore = valueOf(before, 'mcp_requests_total', { tool: 'read_file', status: 'denied' });
+  const appendsBefore = valueOf(before, 'mcp_audit_append_duration_seconds_count');
+  const recordsBefore = readAudit(sb.auditPath).length;
+  // A lone surrogate cannot be canonicalised: the first append fails, the gate records the call
+  // again without its arguments. One call, one record, one count.
+  const lone = await call(token.dev, 'read_file', { path: 'x\ud800.txt' });
+  t.equal(lone.code, 'path_rejected');
+  const m = await scrape();
+  t.equal(readAudit(sb.auditPath).length, recordsBefore + 1, 'one record');
+  t.equal(valueOf(m, 'mcp_requests_total', { tool: 'read_file', status: 'denied' }), okBefore + 1, 'counted once, not per append attempt');
+  t.equal(valueOf(m, 'mcp_audit_append_failures_total'), 1, 'the failed attempt is counted as a failure');
+  t.equal(valueOf(m, 'mcp_audit_append_duration_seconds_count'), appendsBefore + 2, 'both attempts were timed');
+  // The default durability is fsync: each record waited for an fdatasync (group commit may share one).
+  const syncs = valueOf(m, 'mcp_audit_fsync_duration_seconds_count');
+  t.ok(syncs >= 1 && syncs <= recordsBefore + 1, `${syncs} fdatasyncs for ${recordsBefore + 1} records`);
+  histogramConsistent(t, m, 'mcp_audit_fsync_duration_seconds', {});
+});
+
+t.test('a per-tool bucket refusal is labelled with its scope', async (t) => {
+  const sb2 = makeSandbox({
+    auth: { http: 'api_key', keys_file: 'keys.json' },
+    limits: { per_tool: { file_info: { capacity: 1, refill_per_s: 0.001 } } },
+  });
+  t.teardown(sb2.cleanup);
+  const key = (await createKey(path.join(sb2.dir, 'keys.json'), { principal: 'p', roles: ['developer'], tier: 'local' })).token;
+  const s2 = await startHttpServer(['--config', sb2.configPath]);
+  t.teardown(() => s2.stop());
+  const post = (id: number) =>
+    request(s2.url, {
+      headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2025-11-25', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'file_info', arguments: { path: 'hello.txt' } } }),
+    });
+  t.notOk(JSON.parse((await post(1)).body).result.isError);
+  t.match(JSON.parse((await post(2)).body).result.structuredContent.error, { code: 'rate_limited', reasons: ['rate.principal_tool'] });
+  const m = parseMetrics((await request(`${s2.base}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${key}` } })).body);
+  t.same(series(m, 'mcp_rate_limited_total', ['scope']), { 'scope=principal_tool': 1 });
+});

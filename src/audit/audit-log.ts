@@ -34,6 +34,8 @@ export interface AuditLogOptions {
   readonly maxLineBytes?: number | undefined;
   /** Recovery and checkpoint-sink problems are reported here (the app passes its logger). */
   readonly onWarning?: ((message: string, detail: Record<string, unknown>) => void) | undefined;
+  /** Each fdatasync of appended records, in seconds (metrics; one sync may cover many records). */
+  readonly onSync?: ((seconds: number) => void) | undefined;
 }
 
 export class AuditUnavailableError extends Error {
@@ -340,7 +342,9 @@ export class FileAuditLog implements AuditLog {
           this.writtenSeq = tail.seq;
           this.writtenHash = tail.hash;
           if (this.opts.durability === 'fsync') {
+            const t0 = performance.now();
             await this.fh.datasync();
+            this.opts.onSync?.((performance.now() - t0) / 1000);
             this.markDurable();
           } else {
             this.scheduleSync();
@@ -385,7 +389,9 @@ export class FileAuditLog implements AuditLog {
       this.dirty = false;
       const target = this.current();
       const gen = this.generation;
+      const t0 = performance.now();
       this.fh.datasync().then(() => {
+        this.opts.onSync?.((performance.now() - t0) / 1000);
         this.markDurable(target);
         this.maybeCheckpoint(false);
       }, (err: Error) => {

@@ -26,6 +26,13 @@ export class Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
+  readonly auditFsync = new Histogram({
+    name: 'mcp_audit_fsync_duration_seconds',
+    help: 'fdatasync of the audit log (file backend; one sync covers every record written since the last)',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly auditAppendFailures = new Counter({ name: 'mcp_audit_append_failures_total', help: 'Audit appends that failed (the call was answered audit_unavailable or retried without its arguments)', registers: [this.registry] });
   readonly authOutcomes = new Counter({ name: 'mcp_auth_total', help: 'HTTP bearer authentication outcomes', labelNames: ['outcome', 'reason'] as const, registers: [this.registry] });
 
   constructor(pools?: Pools, gateCounts?: () => Record<string, number>) {
@@ -84,7 +91,12 @@ export class Metrics {
     if (typeof outcome.duration_ms === 'number') this.duration.observe({ tool }, outcome.duration_ms / 1000);
     const decision = fields.decision as { allow?: boolean } | null | undefined;
     if (decision) this.decisions.inc({ decision: decision.allow ? 'allow' : 'deny', code: outcome.code ?? 'none' });
-    if (outcome.code === 'rate_limited') this.rateLimited.inc({ scope: 'principal' });
+    if (outcome.code === 'rate_limited') {
+      // rate.principal, rate.principal_tool, rate.upstream_principal … → the bucket's scope.
+      const reasons = Array.isArray((outcome as { reasons?: unknown }).reasons) ? ((outcome as { reasons: unknown[] }).reasons) : [];
+      const first = reasons.find((r): r is string => typeof r === 'string' && r.startsWith('rate.'));
+      this.rateLimited.inc({ scope: first ? first.slice(5, 69) : 'unknown' });
+    }
   }
 }
 
@@ -99,12 +111,19 @@ export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
     },
     async append(fields: Record<string, unknown>): Promise<Appended> {
       const end = metrics.auditAppend.startTimer();
+      let appended: Appended;
       try {
-        return await audit.append(fields);
+        appended = await audit.append(fields);
+      } catch (err) {
+        // Not counted as a call here: the gate may retry the append (without unhashable
+        // arguments), and a call that ends unrecorded is counted by that final attempt or not at all.
+        metrics.auditAppendFailures.inc();
+        throw err;
       } finally {
         end();
-        metrics.observeRecord(fields);
       }
+      metrics.observeRecord(fields);
+      return appended;
     },
     close: () => audit.close(),
   };
