@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import type { KeyRecord } from './api-keys.js';
+import { redactUrl } from '../audit/postgres-log.js';
 import type { KeySnapshot, KeyStore } from './key-store.js';
 
 /** sql/api-keys-postgres.sql in the package (dist/src/auth → three levels up). */
@@ -126,13 +127,3 @@ function toRecord(r: Row): KeyRecord {
   };
 }
 
-/** A URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unparsable URL)';
-  }
-}
