@@ -130,9 +130,11 @@ export class PgExecutor implements DatabaseExecutor {
           rows.push(safe);
         }
       }
-      await conn`rollback`;
-      await conn`discard all`;
+      // The rows are in hand: answer now. The transaction ends (ROLLBACK, never COMMIT) and the
+      // session is cleared in the background, pipelined; the connection returns to the pool only
+      // after both, so no other call can see it before it is clean.
       clean = true;
+      void this.endAndRelease(conn);
       if (!columns.length && rows.length) columns = Object.keys(rows[0] as object).map((name) => ({ name, type: 0 }));
       const base = { columns, rows, row_count: rows.length, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
       return truncated ? { ...base, truncated: true, truncated_reason: truncated } : { ...base, truncated: false };
@@ -142,22 +144,22 @@ export class PgExecutor implements DatabaseExecutor {
       throw err;
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      if (!clean) {
-        // Whatever happened, the connection leaves in a clean state or not at all.
-        try {
-          await conn`rollback`;
-          await conn`discard all`;
-          conn.release();
-        } catch {
-          try {
-            conn.release();
-          } catch {
-            /* the pool drops broken connections itself */
-          }
-        }
-      } else {
-        conn.release();
-      }
+      // Whatever happened, the connection leaves in a clean state or not at all.
+      if (!clean) await this.endAndRelease(conn);
+    }
+  }
+
+  private async endAndRelease(conn: postgres.ReservedSql): Promise<void> {
+    try {
+      // Both sent at once (one round trip); DISCARD ALL runs after the ROLLBACK on this connection.
+      await Promise.all([conn`rollback`, conn`discard all`]);
+    } catch {
+      /* a broken connection: the pool drops it itself */
+    }
+    try {
+      conn.release();
+    } catch {
+      /* already gone */
     }
   }
 
