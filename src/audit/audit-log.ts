@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { canonicalJson, MAX_LINE_BYTES, parseStrict } from './canonical-json.js';
-import { chainHashFast, GENESIS_PREV, leafHashOfLine, sealLine, unsealLine } from './chain.js';
+import { canonicalJsonWith, MAX_LINE_BYTES, parseStrict } from './canonical-json.js';
+import { chainHashFast, GENESIS_PREV, HASH_SUFFIX_LENGTH, isoNow, leafHashOfLine, sealLine, unsealLine } from './chain.js';
 import { lastUsableCheckpoint, makeCheckpointLine, type CheckpointOptions, type DurableState } from './checkpoint.js';
 import { acquireLock, firstLine, lastLine, logPaths, readManifest, scanLines, segmentName, syncDir, writeManifest, type LogPaths, type Manifest } from './files.js';
 import { Frontier, leafHash } from './merkle.js';
@@ -74,10 +74,21 @@ export const AuditLog = {
   },
 };
 
+/** The keys the log adds to the gate's fields (one constant array: canonicalJsonWith caches by identity). */
+const SEALED_KEYS: readonly string[] = ['v', 'seq', 'ts', 'prev'];
+
+/**
+ * The canonical JSON of `{ ...fields, v, seq, ts, prev }` without its hash, refused (CanonicalJsonError)
+ * when the sealed line would exceed maxLineBytes: the suffix `,"hash":"<64 hex>"}` replaces the
+ * closing brace, so the body may use the rest of the bound.
+ */
+export function recordBody(fields: Record<string, unknown>, seq: number, prev: string, ts: string, maxLineBytes: number): string {
+  return canonicalJsonWith(fields, SEALED_KEYS, [AUDIT_RECORD_VERSION, seq, ts, prev], maxLineBytes - (HASH_SUFFIX_LENGTH - 1));
+}
+
 /** Seal fields into a stored line (without newline); throws CanonicalJsonError before any state changes. */
-export function sealRecord(fields: Record<string, unknown>, seq: number, prev: string, maxLineBytes: number, now = new Date()): { line: string; hash: string } {
-  // The suffix `,"hash":"<64 hex>"}` replaces one byte: the body may use the rest of the bound.
-  const body = canonicalJson({ ...fields, v: AUDIT_RECORD_VERSION, seq, ts: now.toISOString(), prev }, maxLineBytes - 74);
+export function sealRecord(fields: Record<string, unknown>, seq: number, prev: string, maxLineBytes: number, now?: Date): { line: string; hash: string } {
+  const body = recordBody(fields, seq, prev, now ? now.toISOString() : isoNow(), maxLineBytes);
   const hash = chainHashFast(prev, body);
   return { line: sealLine(body, hash), hash };
 }

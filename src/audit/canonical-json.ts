@@ -93,14 +93,206 @@ function write(value: unknown, depth: number): string {
   }
 }
 
-export function canonicalJson(value: unknown, maxBytes = Infinity): string {
-  const text = write(value, 0);
+/**
+ * The general path: one recursive walk that throws the exact error. The reference the fast path
+ * is tested against (test/audit-canonical-fast.test.ts), and what decides whenever the fast path
+ * meets anything it does not handle itself.
+ */
+export function canonicalJsonGeneral(value: unknown, maxBytes = Infinity): string {
+  return bounded(write(value, 0), maxBytes);
+}
+
+function bounded(text: string, maxBytes: number): string {
   // Cheap bound first (a UTF-16 unit is at most 3 UTF-8 bytes), exact count only near the limit.
   if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
     throw new CanonicalJsonError('too_long', `serialised record is longer than ${maxBytes} bytes`);
   }
   return text;
 }
+
+/**
+ * The fast path. Same walk and same output as `write`, but it never throws a CanonicalJsonError
+ * itself: on anything the general path would refuse (or that it does not handle) it throws BAIL,
+ * and the caller runs the general path over the whole value, which then throws the exact error
+ * (or, for a case the fast path merely declined, produces the output). So both paths agree on
+ * every input by construction, and the property test checks it. What makes it faster: numbers
+ * without JSON.stringify, keys that usually arrive sorted (checked, then insertion-sorted), and
+ * for records no copy of the fields object (see canonicalJsonWith).
+ */
+class Bail {}
+const BAIL = new Bail();
+
+function fastStr(s: string): string {
+  if (PLAIN.test(s)) return `"${s}"`;
+  const out = JSON.stringify(s);
+  if (out.includes('\\ud') && LONE_SURROGATE.test(s)) throw BAIL;
+  return out;
+}
+
+function fastKey(k: string): string {
+  let out = keyCache.get(k);
+  if (out === undefined) {
+    out = fastStr(k);
+    if (keyCache.size < 4096) keyCache.set(k, out);
+  }
+  return out;
+}
+
+function fastNum(n: number): string {
+  // A safe integer (-0 included) prints as ToString does, which is what JSON.stringify uses.
+  if (Number.isSafeInteger(n)) return `${n}`;
+  if (!Number.isFinite(n) || Number.isInteger(n)) throw BAIL;
+  return `${n}`;
+}
+
+/** Sort in place by UTF-16 code units, like Array.prototype.sort's default; keys often arrive sorted. */
+function sortKeys(keys: string[]): void {
+  const n = keys.length;
+  if (n > 16) {
+    keys.sort();
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const k = keys[i] as string;
+    if ((keys[i - 1] as string) < k) continue;
+    let j = i - 1;
+    while (j >= 0 && (keys[j] as string) > k) {
+      keys[j + 1] = keys[j] as string;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+}
+
+function fast(value: unknown, depth: number): string {
+  if (depth > MAX_DEPTH) throw BAIL;
+  switch (typeof value) {
+    case 'string':
+      return fastStr(value);
+    case 'number':
+      return fastNum(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        const n = value.length;
+        let out = '[';
+        for (let i = 0; i < n; i++) {
+          if (i) out += ',';
+          const v: unknown = value[i];
+          out += fast(v === undefined ? null : v, depth + 1);
+        }
+        return `${out}]`;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) throw BAIL;
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj);
+      sortKeys(keys);
+      let out = '{';
+      let first = true;
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i] as string;
+        const v = obj[k];
+        if (v === undefined) continue;
+        out += first ? `${fastKey(k)}:${fast(v, depth + 1)}` : `,${fastKey(k)}:${fast(v, depth + 1)}`;
+        first = false;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw BAIL;
+  }
+}
+
+/** The fast path alone: undefined where it leaves the decision to the general path (for tests). */
+export function canonicalJsonFast(value: unknown): string | undefined {
+  try {
+    return fast(value, 0);
+  } catch (err) {
+    if (err !== BAIL) throw err;
+    return undefined;
+  }
+}
+
+export function canonicalJson(value: unknown, maxBytes = Infinity): string {
+  let text: string;
+  try {
+    text = fast(value, 0);
+  } catch (err) {
+    if (err !== BAIL) throw err;
+    return canonicalJsonGeneral(value, maxBytes);
+  }
+  return bounded(text, maxBytes);
+}
+
+/**
+ * How the keys of `{...base, ...extra}` sort, for one shape of `base` (its own enumerable keys in
+ * order) and one list of extra keys: each entry is a key's serialised form and where its value
+ * comes from (-1: base, i >= 0: extraValues[i]).
+ */
+interface Plan {
+  readonly baseKeys: readonly string[];
+  readonly extraKeys: readonly string[];
+  readonly names: readonly string[];
+  readonly from: readonly number[];
+  readonly prefix: readonly string[];
+}
+
+const plans: Plan[] = [];
+const MAX_PLANS = 32;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function planFor(baseKeys: string[], extraKeys: readonly string[]): Plan {
+  for (let i = 0; i < plans.length; i++) {
+    const p = plans[i] as Plan;
+    if (p.extraKeys === extraKeys && sameKeys(p.baseKeys, baseKeys)) return p;
+  }
+  if (new Set(extraKeys).size !== extraKeys.length) throw BAIL;
+  const names = baseKeys.filter((k) => !extraKeys.includes(k)).concat(extraKeys);
+  names.sort();
+  // fastKey throws BAIL on a key the general path refuses; nothing is cached then.
+  const plan: Plan = { baseKeys, extraKeys, names, from: names.map((k) => extraKeys.indexOf(k)), prefix: names.map((k) => `${fastKey(k)}:`) };
+  if (plans.length >= MAX_PLANS) plans.shift();
+  plans.push(plan);
+  return plan;
+}
+
+/**
+ * canonicalJson({ ...base, ...extra }) where `extra` is given as parallel lists of keys (one
+ * constant array per call site, compared by identity) and values; without building the merged
+ * object. The audit writer adds v, seq, ts and prev to the gate's fields this way. `base` is read
+ * as object spread reads it: own enumerable string keys, each value read once.
+ */
+export function canonicalJsonWith(base: Record<string, unknown>, extraKeys: readonly string[], extraValues: readonly unknown[], maxBytes = Infinity): string {
+  let text: string;
+  try {
+    if (typeof base !== 'object' || base === null || Array.isArray(base) || extraKeys.length !== extraValues.length) throw BAIL;
+    const plan = planFor(Object.keys(base), extraKeys);
+    const { names, from, prefix } = plan;
+    let out = '{';
+    let first = true;
+    for (let i = 0; i < names.length; i++) {
+      const src = from[i] as number;
+      const v = src < 0 ? base[names[i] as string] : extraValues[src];
+      if (v === undefined) continue;
+      out += first ? prefix[i] + fast(v, 1) : `,${prefix[i]}${fast(v, 1)}`;
+      first = false;
+    }
+    text = `${out}}`;
+  } catch (err) {
+    if (err !== BAIL) throw err;
+    return canonicalJsonGeneral({ ...base, ...Object.fromEntries(extraKeys.map((k, i) => [k, extraValues[i]])) }, maxBytes);
+  }
+  return bounded(text, maxBytes);
+}
+
 
 /**
  * JSON.parse that refuses what canonical JSON cannot represent: duplicate keys (JSON.parse keeps

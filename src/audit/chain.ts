@@ -43,3 +43,15 @@ export function leafHashOfLine(line: string): Buffer {
   const h = (crypto as unknown as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
   return h ? h('sha256', `\u0000${line}`, 'buffer') : crypto.createHash('sha256').update(Buffer.from([0])).update(line, 'utf8').digest();
 }
+
+/** `new Date().toISOString()`, formatted once per millisecond. */
+let isoMs = -1;
+let isoText = '';
+export function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
