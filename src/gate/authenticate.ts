@@ -7,7 +7,8 @@ import { requestAuth } from '../auth/runtime.js';
 /**
  * stdio: the process was launched by the local user, so the configured local principal is the caller.
  * HTTP with `auth.http: api_key`: the transport verified the bearer (API key or JWT) before the
- * body was read and runs the request inside `requestAuth`; the principal comes from there only.
+ * body was read, and the request's MCP server bound that principal to this call's context
+ * (`requestAuth`); the principal comes from there only, never from the request body.
  * HTTP with `auth.http: loopback-only`: loopback clients are the configured loopback principal.
  */
 export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticated> {
@@ -17,8 +18,8 @@ export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticat
     return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'stdio', tier: p.tier } });
   }
   if (deps.config.auth.http === 'api_key') {
-    const who = requestAuth.getStore();
-    if (who) return pass({ ...call, principal: who.principal });
+    const principal = requestAuth.principalOf(call.context);
+    if (principal) return pass({ ...call, principal });
     return fail(deny('unauthenticated', 'This server requires a bearer token (API key or access token).', ['auth.missing']));
   }
   if (call.context.clientIp && isLoopback(call.context.clientIp)) {

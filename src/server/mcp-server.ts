@@ -6,11 +6,12 @@ import { z } from 'zod';
 import { ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import type { GateDeps } from '../gate/deps.js';
-import type { CallContext, GateOutcome, TransportKind } from '../gate/types.js';
+import type { CallContext, GateOutcome, Principal, TransportKind } from '../gate/types.js';
 import { runGate } from '../gate/run.js';
 import { authenticate } from '../gate/authenticate.js';
 import { UNKNOWN_TOOL_REASON } from '../gate/validate.js';
 import { visibleToolsInput } from '../policy/input.js';
+import { requestAuth } from '../auth/runtime.js';
 import { withDenialBranch } from './output-schema.js';
 
 export const SERVER_NAME = 'bulwark';
@@ -19,6 +20,12 @@ export const SERVER_VERSION = '0.1.0';
 export interface ConnectionInfo {
   readonly transport: TransportKind;
   readonly clientIp?: string | undefined;
+  /**
+   * HTTP with `auth.http: api_key`: the principal the transport verified from the bearer of the
+   * one request this server answers. Bound to every call context the server makes; nothing in a
+   * message can set or change it.
+   */
+  readonly principal?: Principal | undefined;
 }
 
 /**
@@ -103,7 +110,9 @@ export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue:
 }
 
 function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallContext['progress']): CallContext {
-  return { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress };
+  const ctx: CallContext = { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress };
+  if (conn.principal) requestAuth.bind(ctx, conn.principal);
+  return ctx;
 }
 
 type RequestExtra = Parameters<Parameters<Server['setRequestHandler']>[1]>[1];

@@ -6,7 +6,7 @@ import type { App } from '../app.js';
 import { createMcpServer } from '../server/mcp-server.js';
 import { isLoopback } from './loopback.js';
 import crypto from 'node:crypto';
-import { requestAuth, type AuthResult } from '../auth/runtime.js';
+import type { AuthResult } from '../auth/runtime.js';
 import { auditFields } from '../audit/record.js';
 import { deny } from '../errors/denial.js';
 import type { Principal } from '../gate/types.js';
@@ -249,15 +249,15 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON.');
       return;
     }
-    const server = createMcpServer(app.deps, { transport: 'http', clientIp: peer }, app.catalogue);
+    // A Server for this request alone, bound to the principal verified above.
+    const server = createMcpServer(app.deps, { transport: 'http', clientIp: peer, principal }, app.catalogue);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();
       void server.close();
     });
     await server.connect(transport);
-    if (principal) await requestAuth.run({ principal }, () => transport.handleRequest(req, res, parsed));
-    else await transport.handleRequest(req, res, parsed);
+    await transport.handleRequest(req, res, parsed);
   };
 
   const server = http.createServer((req, res) => {
