@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { App } from '../app.js';
 import { createMcpServer } from '../server/mcp-server.js';
 import { isLoopback } from './loopback.js';
@@ -57,6 +57,75 @@ function readBody(req: http.IncomingMessage, cap: number): Promise<Buffer | 'too
     });
     req.on('error', reject);
   });
+}
+
+/** The SDK's cap on a JSON-RPC batch (`MAX_BATCH_SIZE` in its Streamable HTTP transport). */
+const MAX_BATCH = 100;
+
+/** Of a message the schema accepted (each of its shapes is strict): a request has both. */
+function isRequest(m: JSONRPCMessage): m is JSONRPCRequest {
+  return 'method' in m && 'id' in m;
+}
+
+/**
+ * The SDK transport for one stateless POST answered with JSON: what the SDK's
+ * StreamableHTTPServerTransport does without sessions and with `enableJsonResponse`, minus its
+ * conversion to web Request/Response objects and back and its failing schema probes on every
+ * message, which together cost more CPU than the gated call. Like its Server, it lives for one
+ * HTTP request, so a response can only reach the request that asked for it.
+ */
+class JsonExchangeTransport implements Transport {
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+  onmessage?: Transport['onmessage'];
+  private readonly answers = new Map<RequestId, JSONRPCMessage | undefined>();
+  private settle: ((answers: JSONRPCMessage[] | undefined) => void) | undefined;
+  private closed = false;
+
+  async start(): Promise<void> {}
+
+  /** Deliver the messages; resolves with one response per distinct request id, or undefined if closed first. */
+  exchange(messages: readonly JSONRPCMessage[]): Promise<JSONRPCMessage[] | undefined> {
+    return new Promise((resolve) => {
+      this.settle = resolve;
+      for (const m of messages) if (isRequest(m)) this.answers.set(m.id, undefined);
+      for (const m of messages) this.onmessage?.(m);
+      if (this.closed) resolve(undefined);
+    });
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    // Notifications and server-to-client requests have no stream to travel on in a JSON
+    // response: dropped, as the SDK drops them in this mode.
+    if (!('id' in message) || !('result' in message || 'error' in message) || message.id === undefined) return;
+    if (!this.answers.has(message.id) || this.answers.get(message.id) !== undefined) return;
+    this.answers.set(message.id, message);
+    const all = [...this.answers.values()];
+    if (all.every((a) => a !== undefined)) this.settle?.(all as JSONRPCMessage[]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.settle?.(undefined);
+    this.onclose?.();
+  }
+}
+
+/** The JSON-RPC messages of a POST body, or the SDK's 400 answer for a body that is not one. */
+function jsonRpcMessages(parsed: unknown): JSONRPCMessage[] | { status: 400; code: number; message: string } {
+  if (Array.isArray(parsed) && parsed.length > MAX_BATCH) return { status: 400, code: -32600, message: `Invalid Request: Batch must not exceed ${MAX_BATCH} messages` };
+  const messages: JSONRPCMessage[] = [];
+  for (const raw of Array.isArray(parsed) ? parsed : [parsed]) {
+    const m = JSONRPCMessageSchema.safeParse(raw);
+    if (!m.success) return { status: 400, code: -32700, message: 'Parse error: Invalid JSON-RPC message' };
+    messages.push(m.data);
+  }
+  // The method test first: the schema probe alone costs about as much as the rest of the call when it fails.
+  if (messages.length > 1 && messages.some((m) => 'method' in m && m.method === 'initialize' && isInitializeRequest(m))) {
+    return { status: 400, code: -32600, message: 'Invalid Request: Only one initialization request is allowed' };
+  }
+  return messages;
 }
 
 /** PostgreSQL answers `select 1` within 2 s (only asked when database.url is configured). */
@@ -249,15 +318,36 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON.');
       return;
     }
-    // A Server for this request alone, bound to the principal verified above.
+    // Streamable HTTP (2025-11-25 §transports): the client must accept both a JSON answer and an SSE stream.
+    const accept = req.headers.accept ?? '';
+    if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+      jsonRpcError(res, 406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream');
+      return;
+    }
+    const messages = jsonRpcMessages(parsed);
+    if (!Array.isArray(messages)) {
+      jsonRpcError(res, messages.status, messages.code, messages.message);
+      return;
+    }
+    // A Server and a transport for this request alone, bound to the principal verified above.
     const server = createMcpServer(app.deps, { transport: 'http', clientIp: peer, principal }, app.catalogue);
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const transport = new JsonExchangeTransport();
+    // A client that goes away cancels its calls: closing aborts the handlers' signals. (After a
+    // complete answer nothing is left to abort, and the Server is simply dropped.)
     res.on('close', () => {
-      void transport.close();
-      void server.close();
+      if (!res.writableFinished) void server.close();
     });
     await server.connect(transport);
-    await transport.handleRequest(req, res, parsed);
+    if (!messages.some(isRequest)) {
+      // Only notifications or responses: nothing to answer.
+      void transport.exchange(messages);
+      res.writeHead(202);
+      res.end();
+      return;
+    }
+    const answers = await transport.exchange(messages);
+    if (!answers) return;
+    sendJson(res, 200, answers.length === 1 ? answers[0] : answers);
   };
 
   const server = http.createServer((req, res) => {
