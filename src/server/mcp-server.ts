@@ -92,21 +92,31 @@ export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue:
   // Registered on Protocol, past Server's own tools/call wrapper: that wrapper rejects malformed
   // params before our code runs, so the call would leave no audit record. Here every tools/call
   // reaches the gate, whose validate stage refuses it with a typed denial and records it.
-  Protocol.prototype.setRequestHandler.call(server, LenientCallToolRequest, async (request: z.infer<typeof LenientCallToolRequest>, extra: RequestExtra) => {
-    const params = (request.params !== null && typeof request.params === 'object' && !Array.isArray(request.params) ? request.params : {}) as Record<string, unknown>;
-    const meta = params._meta as { progressToken?: unknown } | undefined;
-    const progressToken = typeof meta?.progressToken === 'string' || typeof meta?.progressToken === 'number' ? meta.progressToken : undefined;
-    const ctx = contextFor(conn, extra.signal, progressToken === undefined ? undefined : progressSender(extra.sendNotification, progressToken));
-    const name = typeof params.name === 'string' ? params.name : JSON.stringify(params.name ?? null);
-    const outcome = await runGate({ tool: name, args: params.arguments, context: ctx }, deps);
-    if (outcome.denial?.reasons.includes(UNKNOWN_TOOL_REASON)) {
-      // The spec makes an unknown tool a protocol error, not a tool result (it is still audited).
-      throw new McpError(ErrorCode.InvalidParams, outcome.denial.message);
-    }
-    return outcomeToResult(outcome);
-  });
+  Protocol.prototype.setRequestHandler.call(server, LenientCallToolRequest, async (request: z.infer<typeof LenientCallToolRequest>, extra: RequestExtra) =>
+    callTool(deps, conn, request.params, extra.signal, extra.sendNotification),
+  );
 
   return server;
+}
+
+/**
+ * tools/call, however it arrives: the SDK Server's handler above, or the HTTP transport's direct
+ * path for a lone tools/call (which answers without building a Server). Every call goes through
+ * the gate and is recorded; an unknown tool throws the JSON-RPC error the spec asks for.
+ * `sendNotification` is absent where notifications cannot reach the client (a JSON answer).
+ */
+export async function callTool(deps: GateDeps, conn: ConnectionInfo, rawParams: unknown, signal: AbortSignal, sendNotification?: SendNotification): Promise<CallToolResult> {
+  const params = (rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? rawParams : {}) as Record<string, unknown>;
+  const meta = params._meta as { progressToken?: unknown } | undefined;
+  const progressToken = typeof meta?.progressToken === 'string' || typeof meta?.progressToken === 'number' ? meta.progressToken : undefined;
+  const ctx = contextFor(conn, signal, progressToken === undefined || !sendNotification ? undefined : progressSender(sendNotification, progressToken));
+  const name = typeof params.name === 'string' ? params.name : JSON.stringify(params.name ?? null);
+  const outcome = await runGate({ tool: name, args: params.arguments, context: ctx }, deps);
+  if (outcome.denial?.reasons.includes(UNKNOWN_TOOL_REASON)) {
+    // The spec makes an unknown tool a protocol error, not a tool result (it is still audited).
+    throw new McpError(ErrorCode.InvalidParams, outcome.denial.message);
+  }
+  return outcomeToResult(outcome);
 }
 
 function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallContext['progress']): CallContext {

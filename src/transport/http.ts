@@ -1,9 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { App } from '../app.js';
-import { createMcpServer } from '../server/mcp-server.js';
+import { callTool, createMcpServer, type ConnectionInfo } from '../server/mcp-server.js';
 import { isLoopback } from './loopback.js';
 import crypto from 'node:crypto';
 import type { AuthResult } from '../auth/runtime.js';
@@ -126,6 +126,39 @@ function jsonRpcMessages(parsed: unknown): JSONRPCMessage[] | { status: 400; cod
     return { status: 400, code: -32600, message: 'Invalid Request: Only one initialization request is allowed' };
   }
   return messages;
+}
+
+/**
+ * A body that is one tools/call and asks for nothing the SDK's Protocol treats specially (task
+ * creation): the Protocol would hand it straight to `callTool`, so the transport does, without
+ * building a Server whose dispatch probes each message against the response schemas first (a
+ * failing schema probe costs about 0.1 ms here). Anything else goes through a per-request Server.
+ */
+function loneToolCall(messages: readonly JSONRPCMessage[]): JSONRPCRequest | undefined {
+  const m = messages.length === 1 ? messages[0] : undefined;
+  if (!m || !isRequest(m) || m.method !== 'tools/call') return undefined;
+  if (m.params && 'task' in m.params) return undefined;
+  return m;
+}
+
+/** Answer a lone tools/call as the SDK's Protocol would: the same result and error shapes. */
+async function answerToolCall(app: App, res: http.ServerResponse, call: JSONRPCRequest, conn: ConnectionInfo): Promise<void> {
+  // A client that goes away cancels its call (the gate stops the worker), as closing a Server does.
+  const cancel = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) cancel.abort();
+  });
+  let answer: JSONRPCMessage;
+  try {
+    answer = { result: await callTool(app.deps, conn, call.params, cancel.signal), jsonrpc: '2.0', id: call.id } as JSONRPCMessage;
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown; data?: unknown };
+    const code = typeof e.code === 'number' && Number.isSafeInteger(e.code) ? e.code : ErrorCode.InternalError;
+    answer = { jsonrpc: '2.0', id: call.id, error: { code, message: typeof e.message === 'string' ? e.message : 'Internal error', ...(e.data !== undefined ? { data: e.data } : {}) } };
+  }
+  // Nobody is left to answer (the Protocol, too, drops the response of a cancelled request).
+  if (cancel.signal.aborted) return;
+  sendJson(res, 200, answer);
 }
 
 /** PostgreSQL answers `select 1` within 2 s (only asked when database.url is configured). */
@@ -329,8 +362,15 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       jsonRpcError(res, messages.status, messages.code, messages.message);
       return;
     }
-    // A Server and a transport for this request alone, bound to the principal verified above.
-    const server = createMcpServer(app.deps, { transport: 'http', clientIp: peer, principal }, app.catalogue);
+    // This request's connection info: the principal verified above goes to the calls it makes.
+    const conn: ConnectionInfo = { transport: 'http', clientIp: peer, principal };
+    const direct = loneToolCall(messages);
+    if (direct) {
+      await answerToolCall(app, res, direct, conn);
+      return;
+    }
+    // A Server and a transport for this request alone.
+    const server = createMcpServer(app.deps, conn, app.catalogue);
     const transport = new JsonExchangeTransport();
     // A client that goes away cancels its calls: closing aborts the handlers' signals. (After a
     // complete answer nothing is left to abort, and the Server is simply dropped.)
