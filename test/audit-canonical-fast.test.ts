@@ -1,16 +1,18 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { AuditLog, recordBody, sealRecord } from '../src/audit/audit-log.js';
 import { canonicalJson, canonicalJsonFast, canonicalJsonGeneral, canonicalJsonWith, CanonicalJsonError } from '../src/audit/canonical-json.js';
-import { chainHash, GENESIS_PREV, sealLine, unsealLine } from '../src/audit/chain.js';
+import { chainHash, GENESIS_PREV, LineBuffer, sealLine, unsealLine } from '../src/audit/chain.js';
+import { Frontier, leafHash, rootOfHashes } from '../src/audit/merkle.js';
 import { verifyFile } from '../src/audit/verify.js';
 import { makeSandbox } from './helpers/fixtures.js';
 
-// The writer's fast path for canonical JSON against the general path and the plain definitions:
-// byte-identical output, and the same refusal (reason and message) for everything the general
-// path refuses.
+// The writer's fast paths (canonical JSON, records sealed into one buffer, the latin1 Merkle
+// frontier) against the general path and the plain definitions: byte-identical output, and the
+// same refusal (reason and message) for everything the general path refuses.
 
 type Outcome = { ok: true; text: string } | { ok: false; reason: string; message: string };
 
@@ -202,11 +204,20 @@ t.test('canonicalJsonWith: shapes come and go (the plan cache), base objects of 
   t.equal(canonicalJsonWith({}, ['a', 'a'], [1, 2]), canonicalJsonGeneral({ a: 2 }), 'a repeated extra key: the last value wins, as in a spread');
 });
 
-t.test('property: a sealed record is the line the definition gives', async (t) => {
+t.test('property: a record sealed in the line buffer is the line the definition gives', async (t) => {
+  const lines = new LineBuffer();
   let prev = GENESIS_PREV;
   let seq = 0;
+  const expected: Buffer[] = [];
+  const frontier = new Frontier();
+  const leaves: Buffer[] = [];
   fc.assert(
-    fc.property(fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 8 }), good, { maxKeys: 6 }), fc.nat({ max: 3000 }), (fields, pad) => {
+    fc.property(fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 8 }), good, { maxKeys: 6 }), fc.nat({ max: 3000 }), fc.boolean(), (fields, pad, clear) => {
+      if (clear) {
+        if (!lines.bytes().equals(Buffer.concat(expected))) return false;
+        lines.clear();
+        expected.length = 0;
+      }
       seq++;
       const ts = new Date(1_700_000_000_000 + seq).toISOString();
       const f = { ...fields, pad: 'é'.repeat(pad) };
@@ -217,12 +228,23 @@ t.test('property: a sealed record is the line the definition gives', async (t) =
       if (recordBody(f, seq, prev, ts, 65536) !== body) return false;
       const sealed = sealRecord(f, seq, prev, 65536, new Date(ts));
       if (sealed.line !== line || sealed.hash !== hash) return false;
+      lines.seal(body, prev, true);
+      if (lines.hash !== hash) return false;
+      const leaf = leafHash(line);
+      if (!Buffer.from(lines.leaf, 'latin1').equals(leaf)) return false;
+      if (!leaf.equals(crypto.createHash('sha256').update(Buffer.from([0])).update(line, 'utf8').digest())) return false;
+      frontier.appendLatin1(lines.leaf);
+      leaves.push(leaf);
+      expected.push(Buffer.from(`${line}\n`, 'utf8'));
       prev = hash;
       return true;
     }),
     { numRuns: 500 },
   );
-  t.pass('500 records');
+  t.ok(lines.bytes().equals(Buffer.concat(expected)), 'the buffer holds exactly the sealed lines');
+  t.ok(frontier.root().equals(rootOfHashes(leaves)), 'the latin1 frontier folds to the RFC 9162 root');
+  t.ok(Frontier.fromState(frontier.size, frontier.state).root().equals(frontier.root()));
+  t.same(frontier.snapshot(), frontier.snapshotLatin1().map((s) => Buffer.from(s, 'latin1')));
 });
 
 t.test('the log refuses a record that cannot be hashed reproducibly and stays as it was', async (t) => {

@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canonicalJsonWith, MAX_LINE_BYTES, parseStrict } from './canonical-json.js';
-import { chainHashFast, GENESIS_PREV, HASH_SUFFIX_LENGTH, isoNow, leafHashOfLine, sealLine, unsealLine } from './chain.js';
+import { chainHashFast, GENESIS_PREV, HASH_SUFFIX_LENGTH, isoNow, LineBuffer, sealLine, unsealLine } from './chain.js';
 import { lastUsableCheckpoint, makeCheckpointLine, type CheckpointOptions, type DurableState } from './checkpoint.js';
 import { acquireLock, firstLine, lastLine, logPaths, readManifest, scanLines, segmentName, syncDir, writeManifest, type LogPaths, type Manifest } from './files.js';
-import { Frontier, leafHash } from './merkle.js';
+import { Frontier, leafHashLatin1 } from './merkle.js';
 
 export const AUDIT_RECORD_VERSION = 1;
 
@@ -93,12 +93,30 @@ export function sealRecord(fields: Record<string, unknown>, seq: number, prev: s
   return { line: sealLine(body, hash), hash };
 }
 
-interface Pending {
-  readonly line: string;
-  readonly seq: number;
-  readonly hash: string;
+/**
+ * The records sealed since the last write: they share one promise, settled when their write (and
+ * in `fsync` mode their fdatasync) is done. Their bytes are in the log's LineBuffer.
+ */
+interface Batch {
+  readonly done: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
+  /** Leaf hashes (latin1) in seq order, when checkpoints are on. */
+  readonly leaves: string[];
+  lastSeq: number;
+  lastHash: string;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Callers await `done`; in `async` mode nobody does, and a failure is reported by `writable`.
+  done.catch(() => undefined);
+  return { done, resolve, reject, leaves: [], lastSeq: 0, lastHash: '' };
 }
 
 interface Recovery {
@@ -178,7 +196,9 @@ export class FileAuditLog implements AuditLog {
   private prev: string;
   private writtenSeq: number;
   private writtenHash: string;
-  private queue: Pending[] = [];
+  /** Sealed, not yet written: their bytes are in `lines`. */
+  private open: Batch | undefined;
+  private readonly lines = new LineBuffer();
   private flushing = false;
   private failure: Error | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -212,7 +232,7 @@ export class FileAuditLog implements AuditLog {
     this.writtenSeq = start.seq;
     this.writtenHash = start.prev;
     this.maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
-    this.durable = { size: start.seq, head: start.prev, frontier: frontier?.snapshot() ?? [], seg: manifest.active_first_seq, offset: activeBytes };
+    this.durable = { size: start.seq, head: start.prev, frontier: frontier?.snapshotLatin1() ?? [], seg: manifest.active_first_seq, offset: activeBytes };
     this.lastCheckpoint = { size: cpSize, at: Date.now() };
   }
 
@@ -304,16 +324,19 @@ export class FileAuditLog implements AuditLog {
     if (this.failure) throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
     if (this.closed) throw new AuditUnavailableError('audit log is closed');
     const seq = this.seq + 1;
-    const { line, hash } = sealRecord(fields, seq, this.prev, this.maxLine);
+    // Throws CanonicalJsonError before anything changes.
+    const body = recordBody(fields, seq, this.prev, isoNow(), this.maxLine);
+    const lines = this.lines;
+    lines.seal(body, this.prev, this.frontier !== undefined);
+    const hash = lines.hash;
     this.seq = seq;
     this.prev = hash;
-    const done = new Promise<void>((resolve, reject) => this.queue.push({ line: `${line}\n`, seq, hash, resolve, reject }));
+    const batch = (this.open ??= newBatch());
+    batch.lastSeq = seq;
+    batch.lastHash = hash;
+    if (this.frontier) batch.leaves.push(lines.leaf);
     this.kick();
-    if (this.opts.durability === 'async') {
-      done.catch(() => undefined);
-      return { seq, hash };
-    }
-    await done;
+    if (this.opts.durability !== 'async') await batch.done;
     return { seq, hash };
   }
 
@@ -327,31 +350,34 @@ export class FileAuditLog implements AuditLog {
     });
   }
 
-  private fail(err: Error, pending: Pending[]): void {
+  private fail(err: Error, inFlight: Batch | undefined): void {
     this.failure = err;
     const e = new AuditUnavailableError(`audit write failed: ${err.message}`);
-    for (const p of [...pending, ...this.queue]) p.reject(e);
-    this.queue = [];
+    inFlight?.reject(e);
+    this.open?.reject(e);
+    this.open = undefined;
+    this.lines.clear();
   }
 
   private async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.queue.length && !this.failure) {
-        const batch = this.queue;
-        this.queue = [];
+      while (this.open && !this.failure) {
+        const batch = this.open;
+        this.open = undefined;
         try {
           // One write(2) per batch, straight to the page cache: a synchronous write of a few
           // hundred KiB costs less than the thread-pool round trip of an async one, and the slow
-          // part (fdatasync) stays asynchronous.
-          const buf = Buffer.from(batch.map((p) => p.line).join(''), 'utf8');
+          // part (fdatasync) stays asynchronous. Being synchronous, it is done with the buffer
+          // before any later append seals into it.
+          const buf = this.lines.bytes();
           for (let off = 0; off < buf.length; ) off += fs.writeSync(this.fh.fd, buf, off, buf.length - off);
           this.activeBytes += buf.length;
-          if (this.frontier) for (const p of batch) this.frontier.appendHash(leafHashOfLine(p.line.slice(0, -1)));
-          const tail = batch[batch.length - 1] as Pending;
-          this.writtenSeq = tail.seq;
-          this.writtenHash = tail.hash;
+          this.lines.clear();
+          if (this.frontier) for (const leaf of batch.leaves) this.frontier.appendLatin1(leaf);
+          this.writtenSeq = batch.lastSeq;
+          this.writtenHash = batch.lastHash;
           if (this.opts.durability === 'fsync') {
             const t0 = performance.now();
             await this.fh.datasync();
@@ -364,12 +390,12 @@ export class FileAuditLog implements AuditLog {
           this.fail(err as Error, batch);
           return;
         }
-        for (const p of batch) p.resolve();
+        batch.resolve();
         this.maybeCheckpoint(false);
         try {
           await this.maybeRotate();
         } catch (err) {
-          this.fail(err as Error, []);
+          this.fail(err as Error, undefined);
           return;
         }
       }
@@ -379,7 +405,7 @@ export class FileAuditLog implements AuditLog {
   }
 
   private current(): DurableState {
-    return { size: this.writtenSeq, head: this.writtenHash, frontier: this.frontier?.snapshot() ?? [], seg: this.manifest.active_first_seq, offset: this.activeBytes };
+    return { size: this.writtenSeq, head: this.writtenHash, frontier: this.frontier?.snapshotLatin1() ?? [], seg: this.manifest.active_first_seq, offset: this.activeBytes };
   }
 
   private markDurable(state: DurableState = this.current()): void {
@@ -407,7 +433,7 @@ export class FileAuditLog implements AuditLog {
         this.maybeCheckpoint(false);
       }, (err: Error) => {
         // A handle that rotation or close retired was synced by them before it was closed.
-        if (gen === this.generation && !this.closed && !this.failure) this.fail(err, []);
+        if (gen === this.generation && !this.closed && !this.failure) this.fail(err, undefined);
       });
     }, this.opts.batchMs);
     this.syncTimer.unref();
@@ -431,11 +457,11 @@ export class FileAuditLog implements AuditLog {
     try {
       await this.maybeRotate();
     } catch (err) {
-      this.fail(err as Error, []);
+      this.fail(err as Error, undefined);
     } finally {
       this.flushing = false;
     }
-    if (this.queue.length) this.kick();
+    if (this.open) this.kick();
   }
 
   private async openCheckpointSinks(): Promise<void> {
@@ -509,7 +535,7 @@ export class FileAuditLog implements AuditLog {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.flushing || this.queue.length) await new Promise((r) => setImmediate(r));
+    while (this.flushing || this.open) await new Promise((r) => setImmediate(r));
     this.closed = true;
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.tick) clearInterval(this.tick);
@@ -567,7 +593,7 @@ function rebuildFrontier(
       return undefined;
     }
     scanLines(s.file, (buf, start, end) => {
-      frontier.appendHash(leafHash(buf.subarray(start, end)));
+      frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
     }, i === startIdx ? startOffset : 0);
   }
   if (frontier.size !== size) {

@@ -38,10 +38,9 @@ export function chainHashFast(prev: string, body: string): string {
   return oneShot ? oneShot('sha256', prev + body, 'hex') : chainHash(prev, body);
 }
 
-/** RFC 9162 leaf hash of a stored line, as hex-free bytes: SHA-256(0x00 ‖ line). */
-export function leafHashOfLine(line: string): Buffer {
-  const h = (crypto as unknown as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
-  return h ? h('sha256', `\u0000${line}`, 'buffer') : crypto.createHash('sha256').update(Buffer.from([0])).update(line, 'utf8').digest();
+const hashTo = oneShot as unknown as ((alg: string, data: Uint8Array, enc: 'hex' | 'latin1') => string) | undefined;
+function sha256(data: Uint8Array, enc: 'hex' | 'latin1'): string {
+  return hashTo ? hashTo('sha256', data, enc) : crypto.createHash('sha256').update(data).digest(enc === 'hex' ? 'hex' : 'binary');
 }
 
 /** `new Date().toISOString()`, formatted once per millisecond. */
@@ -54,4 +53,76 @@ export function isoNow(): string {
     isoText = new Date(ms).toISOString();
   }
   return isoText;
+}
+
+const SMALL = 64 * 1024;
+
+/**
+ * Sealed lines, each encoded once straight into one growing buffer that the writer hands to
+ * write(2) whole. Per record: one UTF-8 encoding of the body, SHA-256 over prev ‖ body (the chain
+ * hash, over the bytes as they will be stored), and with `leaf` SHA-256 over 0x00 ‖ line (the
+ * RFC 9162 leaf hash); no string is built for the line and nothing is encoded twice.
+ *
+ * Layout: byte 0 is spare, lines follow from byte 1. A record is sealed in place: prev (64 hex
+ * digits) then the body are written at the end, hashed together, the body minus its closing brace
+ * is moved back over prev, and `,"hash":"<hex>"}\n` follows it. The leaf hash borrows the byte
+ * before the line (the previous newline, or the spare byte) for its 0x00 prefix and puts it back.
+ */
+export class LineBuffer {
+  private buf = Buffer.allocUnsafe(SMALL);
+  private used = 1;
+  /** The last sealed record's hash (hex) and, when asked for, its leaf hash (32 bytes as latin1). */
+  hash = '';
+  leaf = '';
+
+  /** Bytes of the sealed lines so far. */
+  get length(): number {
+    return this.used - 1;
+  }
+
+  /**
+   * Seal `body` (canonical JSON, already checked against the line bound) as the record after
+   * `prev`. The bytes stay in the buffer until clear().
+   */
+  seal(body: string, prev: string, leaf: boolean): void {
+    const p = this.used;
+    // A UTF-16 unit is at most 3 UTF-8 bytes; then the hash suffix and the newline.
+    this.reserve(p + (prev.length + body.length) * 3 + HASH_SUFFIX_LENGTH + 1);
+    const buf = this.buf;
+    // prev is 64 hex digits; written as chainHash's UTF-8 of prev + body would have it anyway.
+    const m = buf.write(prev, p, 'utf8');
+    const n = buf.write(body, p + m, 'utf8');
+    const hash = sha256(buf.subarray(p, p + m + n), 'hex');
+    buf.copyWithin(p, p + m, p + m + n - 1);
+    const end = p + n - 1 + buf.write(`,"hash":"${hash}"}`, p + n - 1, 'latin1');
+    if (leaf) {
+      const before = buf[p - 1] as number;
+      buf[p - 1] = 0x00;
+      this.leaf = sha256(buf.subarray(p - 1, end), 'latin1');
+      buf[p - 1] = before;
+    }
+    buf[end] = 0x0a;
+    this.used = end + 1;
+    this.hash = hash;
+  }
+
+  /** The sealed lines, newline-terminated (a view: valid until the next seal or clear). */
+  bytes(): Buffer {
+    return this.buf.subarray(1, this.used);
+  }
+
+  clear(): void {
+    this.used = 1;
+    // Give back what a burst made it grow to.
+    if (this.buf.length > 64 * SMALL) this.buf = Buffer.allocUnsafe(SMALL);
+  }
+
+  private reserve(size: number): void {
+    if (size <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < size) cap *= 2;
+    const bigger = Buffer.allocUnsafe(cap);
+    this.buf.copy(bigger, 0, 0, this.used);
+    this.buf = bigger;
+  }
 }

@@ -18,7 +18,8 @@ export interface CheckpointOptions {
 export interface DurableState {
   readonly size: number;
   readonly head: string;
-  readonly frontier: readonly Buffer[];
+  /** The Merkle frontier at `size`, as Frontier.snapshotLatin1 gives it (32-byte hashes as latin1 strings). */
+  readonly frontier: readonly string[];
   /** Where record `size` ends: the first seq of its segment and the byte offset after it (file backend). */
   readonly seg?: number | undefined;
   readonly offset?: number | undefined;
@@ -37,9 +38,9 @@ export interface CheckpointLine {
 }
 
 export function makeCheckpointLine(opts: Pick<CheckpointOptions, 'signer' | 'origin'>, s: DurableState, now = new Date()): CheckpointLine {
-  const root = Frontier.fromStateUnchecked(s.size, s.frontier).root();
+  const root = Frontier.fromLatin1(s.size, s.frontier).root();
   const text = checkpointText({ origin: opts.origin, size: s.size, root, chainHead: s.head, time: now.toISOString() });
-  return { note: signNote(text, [opts.signer]), size: s.size, frontier: s.frontier.map((b) => b.toString('base64')), seg: s.seg, offset: s.offset };
+  return { note: signNote(text, [opts.signer]), size: s.size, frontier: s.frontier.map((b) => Buffer.from(b, 'latin1').toString('base64')), seg: s.seg, offset: s.offset };
 }
 
 export interface LoadedCheckpoint extends SignedCheckpoint {

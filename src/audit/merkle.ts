@@ -7,22 +7,37 @@ import crypto from 'node:crypto';
  * smaller than the size.
  */
 
-const LEAF_PREFIX = Buffer.from([0x00]);
-const NODE_PREFIX = Buffer.from([0x01]);
-const hashOne: (data: Buffer) => Buffer = typeof (crypto as { hash?: unknown }).hash === 'function'
-  ? (data) => (crypto as unknown as { hash(a: string, d: Buffer, e: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer' | 'latin1') => Buffer | string }).hash;
+const hashOne: (data: Uint8Array) => Buffer = oneShot
+  ? (data) => oneShot('sha256', data, 'buffer') as Buffer
   : (data) => crypto.createHash('sha256').update(data).digest();
+/**
+ * A hash as a 32-character latin1 string (one char per byte). Node 20's one-shot hash returns a
+ * string far cheaper than a Buffer, so the frontier keeps its nodes in this form.
+ */
+const hashLatin1: (data: Uint8Array) => string = oneShot
+  ? (data) => oneShot('sha256', data, 'latin1') as string
+  : (data) => crypto.createHash('sha256').update(data).digest('binary');
 
 export const EMPTY_ROOT: Buffer = crypto.createHash('sha256').digest();
 
 let scratch = Buffer.alloc(64 * 1024 + 1);
 
-export function leafHash(leaf: Uint8Array | string): Buffer {
+function prefixed(leaf: Uint8Array | string): Buffer {
   const bytes = typeof leaf === 'string' ? Buffer.from(leaf, 'utf8') : leaf;
   if (bytes.length + 1 > scratch.length) scratch = Buffer.alloc(bytes.length + 1);
   scratch[0] = 0x00;
   scratch.set(bytes, 1);
-  return hashOne(scratch.subarray(0, bytes.length + 1));
+  return scratch.subarray(0, bytes.length + 1);
+}
+
+export function leafHash(leaf: Uint8Array | string): Buffer {
+  return hashOne(prefixed(leaf));
+}
+
+/** leafHash as a latin1 string, for Frontier.appendLatin1. */
+export function leafHashLatin1(leaf: Uint8Array | string): string {
+  return hashLatin1(prefixed(leaf));
 }
 
 const nodeBuf = Buffer.alloc(65);
@@ -32,6 +47,16 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
   nodeBuf.set(right, 33);
   return hashOne(nodeBuf);
 }
+
+function nodeHashLatin1(left: string, right: string): string {
+  nodeBuf[0] = 0x01;
+  nodeBuf.write(left, 1, 32, 'latin1');
+  nodeBuf.write(right, 33, 32, 'latin1');
+  return hashLatin1(nodeBuf);
+}
+
+const toLatin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+const fromLatin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 function isPowerOfTwo(n: number): boolean {
   let x = n;
@@ -50,23 +75,26 @@ export function splitPoint(n: number): number {
  * The right edge of the tree ("compact range" [0, size)): one hash per set bit of size, for the
  * perfect subtrees the leaves so far decompose into, largest first. Appending costs O(log n)
  * node hashes in the worst case and one on average; the root folds the edge right to left.
+ * Nodes are held as latin1 strings (see hashLatin1): immutable, so a snapshot is an array copy.
  */
 export class Frontier {
-  private nodes: Buffer[] = [];
+  private nodes: string[] = [];
   private n = 0;
 
-  static fromState(size: number, nodes: readonly Buffer[]): Frontier {
-    const f = new Frontier();
+  static fromState(size: number, nodes: readonly Uint8Array[]): Frontier {
     let bits = 0;
     for (let s = size; s > 0; s = Math.floor(s / 2)) bits += s % 2;
     if (bits !== nodes.length) throw new Error(`a frontier of size ${size} has ${bits} nodes, not ${nodes.length}`);
-    f.n = size;
-    f.nodes = nodes.map((b) => Buffer.from(b));
-    return f;
+    return Frontier.fromLatin1(size, nodes.map(toLatin1));
   }
 
-  /** Trusts `nodes` to be a frontier of `size` (they came from one); buffers are shared, never mutated. */
-  static fromStateUnchecked(size: number, nodes: readonly Buffer[]): Frontier {
+  /** Trusts `nodes` to be a frontier of `size` (they came from one). */
+  static fromStateUnchecked(size: number, nodes: readonly Uint8Array[]): Frontier {
+    return Frontier.fromLatin1(size, nodes.map(toLatin1));
+  }
+
+  /** Trusts `nodes` (latin1 strings, as snapshotLatin1 gives them) to be a frontier of `size`. */
+  static fromLatin1(size: number, nodes: readonly string[]): Frontier {
     const f = new Frontier();
     f.n = size;
     f.nodes = [...nodes];
@@ -77,25 +105,35 @@ export class Frontier {
     return this.n;
   }
 
-  /** A copy of the edge in O(log n) (node buffers are immutable once made). */
+  /** A copy of the edge as Buffers. */
   snapshot(): Buffer[] {
+    return this.nodes.map(fromLatin1);
+  }
+
+  /** A copy of the edge in O(log n) without conversions (the strings are immutable). */
+  snapshotLatin1(): string[] {
     return [...this.nodes];
   }
 
   /** The subtree hashes, largest (leftmost) first. */
   get state(): readonly Buffer[] {
-    return this.nodes;
+    return this.snapshot();
   }
 
   appendLeaf(leaf: Uint8Array | string): void {
-    this.appendHash(leafHash(leaf));
+    this.appendLatin1(leafHashLatin1(leaf));
   }
 
-  appendHash(h: Buffer): void {
+  appendHash(h: Uint8Array): void {
+    this.appendLatin1(toLatin1(h));
+  }
+
+  /** Append a leaf hash given as a latin1 string (leafHashLatin1, LineBuffer.leaf). */
+  appendLatin1(h: string): void {
     let node = h;
     // Each trailing 1 bit of the old size is a perfect subtree of the same height: merge it.
     for (let s = this.n; s % 2 === 1; s = Math.floor(s / 2)) {
-      node = nodeHash(this.nodes.pop() as Buffer, node);
+      node = nodeHashLatin1(this.nodes.pop() as string, node);
     }
     this.nodes.push(node);
     this.n++;
@@ -103,13 +141,13 @@ export class Frontier {
 
   root(): Buffer {
     if (this.n === 0) return EMPTY_ROOT;
-    let acc = this.nodes[this.nodes.length - 1] as Buffer;
-    for (let i = this.nodes.length - 2; i >= 0; i--) acc = nodeHash(this.nodes[i] as Buffer, acc);
-    return acc;
+    let acc = this.nodes[this.nodes.length - 1] as string;
+    for (let i = this.nodes.length - 2; i >= 0; i--) acc = nodeHashLatin1(this.nodes[i] as string, acc);
+    return fromLatin1(acc);
   }
 
   clone(): Frontier {
-    return Frontier.fromState(this.n, this.nodes);
+    return Frontier.fromLatin1(this.n, this.nodes);
   }
 }
 

@@ -179,7 +179,7 @@ export class PostgresAuditLog implements AuditLog {
         }
       });
       if (!head) return;
-      const line = makeCheckpointLine(cp, { size: frontier.size, head, frontier: frontier.snapshot() });
+      const line = makeCheckpointLine(cp, { size: frontier.size, head, frontier: frontier.snapshotLatin1() });
       await tx`INSERT INTO bulwark_audit_checkpoint (stream, size, note, frontier) VALUES (${this.stream}, ${line.size}, ${line.note}, ${tx.array([...line.frontier])}) ON CONFLICT DO NOTHING`;
       if (cp.mirrorPath) {
         await fs.promises.mkdir(path.dirname(path.resolve(cp.mirrorPath)), { recursive: true, mode: 0o700 });
