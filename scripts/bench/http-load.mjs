@@ -3,8 +3,9 @@
 // with a key from `createKey`, a generous `local` tier so rate limits never answer; 64 keep-alive
 // clients each keep one stateless tools/call POST in flight. Servers are measured round by round,
 // alternating the order, so drift in machine load hits all of them alike. Reports calls/s,
-// latency, server CPU per call (the main process, and with its worker processes) and the client's
-// own CPU, with the load average around the run: this machine has 2 cores and is shared.
+// latency, server CPU per call (the main process, and with its worker processes), the client's own
+// CPU, what the audit log did meanwhile (appends per fdatasync, append latency, from /metrics) and
+// the load average around the run: this machine has 2 cores and is shared.
 //
 // HTTP_LOAD_BASELINE=<dir of another built checkout> adds that tree's servers to the same rounds
 // (before/after in one run). HTTP_LOAD_TOOL=read_file|file_info (default file_info).
@@ -198,6 +199,7 @@ export async function benchHttpLoad({ quick = false } = {}) {
   const tool = process.env.HTTP_LOAD_TOOL === 'read_file' ? 'read_file' : 'file_info';
   const baseline = process.env.HTTP_LOAD_BASELINE ? path.resolve(process.env.HTTP_LOAD_BASELINE) : undefined;
   const trees = { current: ROOT, ...(baseline ? { baseline } : {}) };
+  // The workspace's own config is not used: each server gets one from writeConfig.
   const ws = workspace('fsync');
   const keysFile = path.join(ws.dir, 'keys.json');
   const token = (await createKey(keysFile, { principal: 'bench-http', roles: ['developer'], tier: 'local' })).token;
@@ -205,18 +207,18 @@ export async function benchHttpLoad({ quick = false } = {}) {
 
   const targets = [];
   for (const [tree, root] of Object.entries(trees)) for (const durability of durabilities) targets.push({ key: baseline ? `${tree}/${durability}` : durability, tree, durability, root });
-  const started_ = await Promise.allSettled(targets.map((t) => startServer(t.root, writeConfig(ws, `${t.tree}-${t.durability}`, t.durability), `${t.tree}-${t.durability}`)));
+  const starts = await Promise.allSettled(targets.map((t) => startServer(t.root, writeConfig(ws, `${t.tree}-${t.durability}`, t.durability), `${t.tree}-${t.durability}`)));
   const pools = [];
   const stopAll = async () => {
     await Promise.all(pools.map((p) => p.close()));
-    await Promise.all(started_.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+    await Promise.all(starts.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
     ws.cleanup();
   };
   try {
-    const failed = started_.find((r) => r.status === 'rejected');
+    const failed = starts.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     targets.forEach((t, i) => {
-      t.server = started_[i].value;
+      t.server = starts[i].value;
       t.pool = new Pool(t.server.url.origin, { connections: CLIENTS, pipelining: 1 });
       pools.push(t.pool);
     });
