@@ -128,6 +128,15 @@ interface Recovery {
   readonly set_aside?: string;
 }
 
+/**
+ * fdatasync through the callback API: a few microseconds less per call than FileHandle.datasync
+ * (no handle bookkeeping), which counts with one caller in `fsync` mode. Only for the flush loop,
+ * which rotation and close wait for, so the descriptor cannot be closed under it.
+ */
+function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
 function parseRecordLine(line: string): { seq: number; prev: string; hash: string; body: string } | undefined {
   const s = unsealLine(line);
   if (!s) return undefined;
@@ -380,7 +389,7 @@ export class FileAuditLog implements AuditLog {
           this.writtenHash = batch.lastHash;
           if (this.opts.durability === 'fsync') {
             const t0 = performance.now();
-            await this.fh.datasync();
+            await datasync(this.fh.fd);
             this.opts.onSync?.((performance.now() - t0) / 1000);
             this.markDurable();
           } else {

@@ -129,11 +129,27 @@ function fastStr(s: string): string {
   return out;
 }
 
-function fastKey(k: string): string {
-  let out = keyCache.get(k);
+/**
+ * A key as it is written first in its object (`"k":`) and after another (`,"k":`): one string
+ * each, so writing a member adds two pieces to the string being built, not four.
+ */
+const firstKeys = new Map<string, string>();
+const nextKeys = new Map<string, string>();
+
+function firstKey(k: string): string {
+  let out = firstKeys.get(k);
   if (out === undefined) {
-    out = fastStr(k);
-    if (keyCache.size < 4096) keyCache.set(k, out);
+    out = `${fastStr(k)}:`;
+    if (firstKeys.size < 4096) firstKeys.set(k, out);
+  }
+  return out;
+}
+
+function nextKey(k: string): string {
+  let out = nextKeys.get(k);
+  if (out === undefined) {
+    out = `,${fastStr(k)}:`;
+    if (nextKeys.size < 4096) nextKeys.set(k, out);
   }
   return out;
 }
@@ -177,6 +193,7 @@ function fast(value: unknown, depth: number): string {
       if (value === null) return 'null';
       if (Array.isArray(value)) {
         const n = value.length;
+        if (n === 0) return '[]';
         let out = '[';
         for (let i = 0; i < n; i++) {
           if (i) out += ',';
@@ -196,7 +213,8 @@ function fast(value: unknown, depth: number): string {
         const k = keys[i] as string;
         const v = obj[k];
         if (v === undefined) continue;
-        out += first ? `${fastKey(k)}:${fast(v, depth + 1)}` : `,${fastKey(k)}:${fast(v, depth + 1)}`;
+        out += first ? firstKey(k) : nextKey(k);
+        out += fast(v, depth + 1);
         first = false;
       }
       return `${out}}`;
@@ -237,7 +255,8 @@ interface Plan {
   readonly extraKeys: readonly string[];
   readonly names: readonly string[];
   readonly from: readonly number[];
-  readonly prefix: readonly string[];
+  readonly first: readonly string[];
+  readonly next: readonly string[];
 }
 
 const plans: Plan[] = [];
@@ -257,8 +276,8 @@ function planFor(baseKeys: string[], extraKeys: readonly string[]): Plan {
   if (new Set(extraKeys).size !== extraKeys.length) throw BAIL;
   const names = baseKeys.filter((k) => !extraKeys.includes(k)).concat(extraKeys);
   names.sort();
-  // fastKey throws BAIL on a key the general path refuses; nothing is cached then.
-  const plan: Plan = { baseKeys, extraKeys, names, from: names.map((k) => extraKeys.indexOf(k)), prefix: names.map((k) => `${fastKey(k)}:`) };
+  // firstKey throws BAIL on a key the general path refuses; nothing is cached then.
+  const plan: Plan = { baseKeys, extraKeys, names, from: names.map((k) => extraKeys.indexOf(k)), first: names.map(firstKey), next: names.map(nextKey) };
   if (plans.length >= MAX_PLANS) plans.shift();
   plans.push(plan);
   return plan;
@@ -275,15 +294,16 @@ export function canonicalJsonWith(base: Record<string, unknown>, extraKeys: read
   try {
     if (typeof base !== 'object' || base === null || Array.isArray(base) || extraKeys.length !== extraValues.length) throw BAIL;
     const plan = planFor(Object.keys(base), extraKeys);
-    const { names, from, prefix } = plan;
+    const { names, from } = plan;
     let out = '{';
-    let first = true;
+    let keys = plan.first;
     for (let i = 0; i < names.length; i++) {
       const src = from[i] as number;
       const v = src < 0 ? base[names[i] as string] : extraValues[src];
       if (v === undefined) continue;
-      out += first ? prefix[i] + fast(v, 1) : `,${prefix[i]}${fast(v, 1)}`;
-      first = false;
+      out += keys[i] as string;
+      out += fast(v, 1);
+      keys = plan.next;
     }
     text = `${out}}`;
   } catch (err) {

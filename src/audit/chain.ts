@@ -92,13 +92,13 @@ export class LineBuffer {
     // prev is 64 hex digits; written as chainHash's UTF-8 of prev + body would have it anyway.
     const m = buf.write(prev, p, 'utf8');
     const n = buf.write(body, p + m, 'utf8');
-    const hash = sha256(buf.subarray(p, p + m + n), 'hex');
+    const hash = sha256(new Uint8Array(buf.buffer, buf.byteOffset + p, m + n), 'hex');
     buf.copyWithin(p, p + m, p + m + n - 1);
     const end = p + n - 1 + buf.write(`,"hash":"${hash}"}`, p + n - 1, 'latin1');
     if (leaf) {
       const before = buf[p - 1] as number;
       buf[p - 1] = 0x00;
-      this.leaf = sha256(buf.subarray(p - 1, end), 'latin1');
+      this.leaf = sha256(new Uint8Array(buf.buffer, buf.byteOffset + p - 1, end - p + 1), 'latin1');
       buf[p - 1] = before;
     }
     buf[end] = 0x0a;
