@@ -5,7 +5,7 @@ import { canonicalJson, MAX_LINE_BYTES, parseStrict } from './canonical-json.js'
 import { chainHash, GENESIS_PREV, HASH_SUFFIX_LENGTH, unsealLine } from './chain.js';
 import { loadCheckpoints, type LoadedCheckpoint } from './checkpoint.js';
 import { logPaths, ManifestError, readManifest, scanLines, segmentFilesOnDisk, type Manifest } from './files.js';
-import { Frontier, leafHash } from './merkle.js';
+import { Frontier, leafHashLatin1 } from './merkle.js';
 import { trusted, type NoteVerifier } from './note.js';
 
 export type DamageKind =
@@ -238,7 +238,7 @@ export async function verifySegments(label: string, segments: readonly Segment[]
           anomaly = { lineNo, text: Buffer.from(buf.subarray(start, end)) };
           return false;
         }
-        if (frontier) frontier.appendHash(leafHash(buf.subarray(start, end)));
+        if (frontier) frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
         P = stored;
         scratch.write(P, 0, 'latin1');
         E++;
