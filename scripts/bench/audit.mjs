@@ -1,6 +1,13 @@
 // Audit log throughput: append per durability mode (with and without checkpoints), verify, and
 // the cost of a signed checkpoint. Budgets from DESIGN.md §8. Run alone: `node scripts/bench/audit.mjs`
 // (after `npm run build`); BENCH_QUICK=1 shrinks the loops.
+//
+// This machine is shared and its disk latency swings by 2-3x from one second to the next, so a
+// number alone says little. `fdatasync_floor_per_s` is a bare write + fdatasync loop of 1 KiB
+// records in the same folder, measured between the append runs: the ceiling for `fsync` with one
+// caller. To compare two builds, keep a copy of the other one's dist and run both alternately in
+// one process: `node scripts/bench/audit.mjs --against /tmp/old` (a folder holding dist/, or
+// BENCH_AUDIT_AGAINST); `compare` then lists each run's rounds for both and the median ratio.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,10 +45,10 @@ function tmp() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-audit-'));
 }
 
-async function appendRun({ durability, callers, records, checkpoint, key }) {
+async function appendRun({ durability, callers, records, checkpoint, key, impl = AuditLog }) {
   const dir = tmp();
   const file = path.join(dir, 'audit.jsonl');
-  const log = await AuditLog.open({
+  const log = await impl.open({
     path: file,
     durability,
     batchMs: 10,
@@ -67,7 +74,34 @@ function round(x) {
   return Math.round(x * 1000) / 1000;
 }
 
-export async function benchAudit({ quick = process.env.BENCH_QUICK === '1' } = {}) {
+/** Appending 1 KiB records with one write(2) and one fdatasync each, nothing else. */
+async function fdatasyncFloor(records) {
+  const dir = tmp();
+  const fh = await fs.promises.open(path.join(dir, 'floor'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
+  const line = Buffer.alloc(1024, 0x61);
+  line[1023] = 0x0a;
+  const t0 = performance.now();
+  for (let i = 0; i < records; i++) {
+    fs.writeSync(fh.fd, line);
+    await fh.datasync();
+  }
+  const perS = Math.round(records / ((performance.now() - t0) / 1000));
+  await fh.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return perS;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function loadAgainst(against) {
+  const root = fs.existsSync(path.join(against, 'dist')) ? path.join(against, 'dist') : against;
+  return (await import(path.join(path.resolve(root), 'src/audit/audit-log.js'))).AuditLog;
+}
+
+export async function benchAudit({ quick = process.env.BENCH_QUICK === '1', against = process.env.BENCH_AUDIT_AGAINST } = {}) {
   const key = generateKey('bulwark-bench');
   const out = { budgets: AUDIT_BUDGETS, append: [], verify: [], checkpoint: {} };
   const n = (full, small) => (quick ? small : full);
@@ -82,11 +116,33 @@ export async function benchAudit({ quick = process.env.BENCH_QUICK === '1' } = {
     { durability: 'fsync', callers: 1, records: n(10_000, 2_000), checkpoint: true },
   ];
   let verifyTarget;
+  const floor = [];
   for (const r of runs) {
+    if (r.durability === 'fsync') floor.push(await fdatasyncFloor(n(1000, 200)));
     const { dir, file, result } = await appendRun({ ...r, key });
     out.append.push(result);
     if (r.durability === 'batch' && r.callers === 32 && r.checkpoint && !verifyTarget) verifyTarget = { dir, file };
     else fs.rmSync(dir, { recursive: true, force: true });
+  }
+  out.fdatasync_floor_per_s = floor;
+  if (against) {
+    // The same runs, this build and the other alternately, a few rounds each.
+    const other = await loadAgainst(against);
+    out.compare = { against, rounds: [] };
+    for (const r of runs) {
+      const row = { durability: r.durability, callers: r.callers, checkpoints: r.checkpoint, this: [], other: [], this_per_cpu: [], other_per_cpu: [] };
+      for (let round = 0; round < n(3, 1); round++) {
+        for (const [side, impl] of [['other', other], ['this', AuditLog]]) {
+          const { dir, result } = await appendRun({ ...r, records: Math.ceil(r.records / 2), key, impl });
+          fs.rmSync(dir, { recursive: true, force: true });
+          row[side].push(result.per_s);
+          row[`${side}_per_cpu`].push(result.per_cpu_s);
+        }
+      }
+      row.median_ratio = round(median(row.this) / median(row.other));
+      row.median_ratio_per_cpu = round(median(row.this_per_cpu) / median(row.other_per_cpu));
+      out.compare.rounds.push(row);
+    }
   }
   // Verify: the chain over the exact bytes, every checkpoint's signature and chain head; then
   // the same plus Merkle roots recomputed at every checkpoint.
@@ -127,11 +183,13 @@ export async function benchAudit({ quick = process.env.BENCH_QUICK === '1' } = {
     append_fsync_1_per_s: get('fsync', 1, true),
     verify_per_s: out.verify.find((v) => !v.merkle).per_s,
     verify_merkle_per_s: out.verify.find((v) => v.merkle).per_s,
+    fdatasync_floor_per_s: median(floor),
     checkpoint_sign_us: out.checkpoint.sign_us,
   };
   return out;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.stdout.write(`${JSON.stringify(await benchAudit(), null, 2)}\n`);
+  const i = process.argv.indexOf('--against');
+  process.stdout.write(`${JSON.stringify(await benchAudit(i > 0 ? { against: process.argv[i + 1] } : {}), null, 2)}\n`);
 }
