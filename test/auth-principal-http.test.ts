@@ -62,9 +62,14 @@ function json(r: Reply): any {
   return JSON.parse(r.body);
 }
 
+/** The request id of a tool result, allowed or denied (it names the call's audit record). */
+function requestIdOf(result: any): string | undefined {
+  return result?.structuredContent?.error?.request_id ?? result?._meta?.['bulwark/request_id'];
+}
+
 /** The audit record of the call a tool result came from. */
 function recordOf(result: any): Record<string, any> | undefined {
-  const id = result?.structuredContent?.error?.request_id ?? result?._meta?.['bulwark/request_id'];
+  const id = requestIdOf(result);
   return readAudit(sb.auditPath).find((r) => r.request_id === id);
 }
 
@@ -121,8 +126,10 @@ t.test('a batch (through the request’s SDK Server): the same principal, and to
 
 t.test('concurrent requests of two principals never see each other’s principal', async (t) => {
   const fileInfo = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'file_info', arguments: { path: 'hello.txt' } } });
+  // 54 calls: within what the filesystem pool queues (2 workers, 64 waiting), so none is refused
+  // `unavailable` (a refused call is audited with its principal too, and would be checked the same).
   const sent: { token: string; body: unknown }[] = [];
-  for (let i = 0; i < 60; i++) {
+  for (let i = 0; i < 40; i++) {
     const token = i % 2 ? alice : bob;
     // Every third one as a batch of two, so both paths interleave.
     sent.push({ token, body: i % 3 === 0 ? [fileInfo(1000 + i), fileInfo(2000 + i)] : fileInfo(1000 + i) });
@@ -134,10 +141,11 @@ t.test('concurrent requests of two principals never see each other’s principal
     const expected = sent[i]!.token === alice ? ALICE : BOB;
     const body = json(r);
     for (const a of Array.isArray(body) ? body : [body]) {
-      const rid = a.result?._meta?.['bulwark/request_id'];
-      t.same(audit.get(rid)?.principal, expected, `request ${i}`);
+      const rid = requestIdOf(a.result);
+      t.ok(rid, `request ${i} was answered with a tool result`);
+      t.same(audit.get(rid as string)?.principal, expected, `request ${i}`);
       checked += 1;
     }
   });
-  t.equal(checked, 80);
+  t.equal(checked, 54);
 });
