@@ -88,11 +88,9 @@ if (!PGURL) {
       sbB.cleanup();
     });
     const a = await startHttpServer(['--config', sbA.configPath]);
+    t.teardown(() => a.stop());
     const b = await startHttpServer(['--config', sbB.configPath]);
-    t.teardown(async () => {
-      await a.stop();
-      await b.stop();
-    });
+    t.teardown(() => b.stop());
     const { key, id } = createKeyCli('alice', 'developer');
     t.equal((await call(a, key)).status, 200, 'replica A accepts the new key');
     t.equal((await call(b, key)).status, 200, 'replica B accepts the new key');
@@ -132,6 +130,7 @@ if (!PGURL) {
     const sb = sandboxFor(serverUrl);
     t.teardown(sb.cleanup);
     const s = await startHttpServer(['--config', sb.configPath]);
+    t.teardown(() => s.stop());
     const { key, id } = createKeyCli('usage-bot', 'reader');
     const before = Date.now();
     t.equal((await call(s, key)).status, 200);

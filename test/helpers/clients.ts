@@ -24,9 +24,17 @@ export interface HttpServerProcess {
   stop(): Promise<void>;
 }
 
+/** Servers this test process started and has not seen exit: killed when it exits, whatever failed. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** Start `bulwark serve --http 127.0.0.1:0` and read the URL it prints. */
 export async function startHttpServer(args: string[]): Promise<HttpServerProcess> {
   const child = spawn(process.execPath, [BIN, 'serve', '--http', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanChildEnv() });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 20_000);
@@ -50,7 +58,7 @@ export async function startHttpServer(args: string[]): Promise<HttpServerProcess
     stderr: () => err,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
