@@ -112,12 +112,13 @@ function bounded(text: string, maxBytes: number): string {
 
 /**
  * The fast path. Same walk and same output as `write`, but it never throws a CanonicalJsonError
- * itself: on anything the general path would refuse (or that it does not handle) it throws BAIL,
- * and the caller runs the general path over the whole value, which then throws the exact error
- * (or, for a case the fast path merely declined, produces the output). So both paths agree on
- * every input by construction, and the property test checks it. What makes it faster: numbers
- * without JSON.stringify, keys that usually arrive sorted (checked, then insertion-sorted), and
- * for records no copy of the fields object (see canonicalJsonWith).
+ * itself: on anything the general path would refuse it throws BAIL, and the caller runs the
+ * general path over the whole value, which then throws the exact error (canonicalJsonWith also
+ * leaves odd bases to it, and then gets the output from it). So both paths agree on every input
+ * by construction, and test/audit-canonical-fast.test.ts checks it. What makes it faster:
+ * numbers without JSON.stringify, keys that usually arrive sorted (checked, then
+ * insertion-sorted) and cached with their colon and comma, and for records no copy of the fields
+ * object (see canonicalJsonWith).
  */
 class Bail {}
 const BAIL = new Bail();
@@ -247,8 +248,8 @@ export function canonicalJson(value: unknown, maxBytes = Infinity): string {
 
 /**
  * How the keys of `{...base, ...extra}` sort, for one shape of `base` (its own enumerable keys in
- * order) and one list of extra keys: each entry is a key's serialised form and where its value
- * comes from (-1: base, i >= 0: extraValues[i]).
+ * order) and one list of extra keys: the sorted names, where each value comes from (-1: base,
+ * i >= 0: extraValues[i]), and each key as written first or after another member.
  */
 interface Plan {
   readonly baseKeys: readonly string[];
@@ -312,7 +313,6 @@ export function canonicalJsonWith(base: Record<string, unknown>, extraKeys: read
   }
   return bounded(text, maxBytes);
 }
-
 
 /**
  * JSON.parse that refuses what canonical JSON cannot represent: duplicate keys (JSON.parse keeps

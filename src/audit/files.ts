@@ -213,7 +213,11 @@ export function acquireLock(file: string): () => void {
   throw new LockError(`could not take the audit log lock ${file}`);
 }
 
-/** A chunk of a file and the lines in it, for fast scans (no readline, no per-line strings). */
+/**
+ * A chunk of a file and the lines in it, for fast scans (no readline, no per-line strings). A
+ * sink may overwrite the bytes before `start` (lines it was already given): scanLines never reads
+ * them again.
+ */
 export interface LineSink {
   /** line bytes are buf[start, end) (no newline); offset is the file offset of buf[start]. Return false to stop. */
   (buf: Buffer, start: number, end: number, lineNo: number, offset: number): boolean | void;

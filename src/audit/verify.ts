@@ -68,6 +68,11 @@ export interface VerifyOptions {
 }
 
 const HASH_KEY = Buffer.from(',"hash":"');
+
+function hashKeyAt(buf: Buffer, at: number): boolean {
+  for (let i = 0; i < 9; i++) if (buf[at + i] !== HASH_KEY[i]) return false;
+  return true;
+}
 const SEQ_KEY = Buffer.from(',"seq":');
 const HS = HASH_SUFFIX_LENGTH;
 const hashHex: (b: Uint8Array) => string = typeof (crypto as { hash?: unknown }).hash === 'function'
@@ -83,7 +88,10 @@ export interface Segment {
   readonly last_seq?: number | undefined;
   readonly last_hash?: string | undefined;
   readonly exists: boolean;
-  /** Feeds lines to the sink; returns the bytes after the last newline, if any. */
+  /**
+   * Feeds lines to the sink; returns the bytes after the last newline, if any. The sink may
+   * overwrite bytes before `start` (lines it was already given): they are not read again.
+   */
   scan(sink: (buf: Buffer, start: number, end: number, lineNo: number) => boolean | void): Promise<{ tail?: Buffer | undefined }>;
   /** Lines [from, from+count) as strings, for classifying damage. */
   lines(from: number, count: number): Promise<string[]>;
@@ -158,7 +166,6 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   let cpIdx = 0;
   while (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size < E) cpIdx++;
   const scratch = Buffer.allocUnsafe(64 + maxLine + 1);
-  scratch.write(P, 0, 'latin1');
   const strict = opts.strict === true;
   const segNames = segments.map((s) => s.name);
 
@@ -212,15 +219,27 @@ export async function verifySegments(label: string, segments: readonly Segment[]
           return false;
         }
         const len = end - start;
-        if (len <= HS || len > maxLine || buf[end - 1] !== 0x7d || buf[end - 2] !== 0x22 || buf.compare(HASH_KEY, 0, 9, end - HS, end - HS + 9) !== 0) {
+        if (len <= HS || len > maxLine || buf[end - 1] !== 0x7d || buf[end - 2] !== 0x22 || !hashKeyAt(buf, end - HS)) {
           anomaly = { lineNo, text: Buffer.from(buf.subarray(start, end)) };
           return false;
         }
         const stored = buf.toString('latin1', end - 66, end - 2);
         const bl = len - HS;
-        buf.copy(scratch, 64, start, start + bl);
-        scratch[64 + bl] = 0x7d;
-        if (hashHex(scratch.subarray(0, 65 + bl)) !== stored) {
+        let digest: string;
+        if (start >= 64) {
+          // In place: prev over the 64 bytes before the line (earlier lines, already checked and
+          // never read again) and the closing brace over the suffix's comma, which is put back.
+          buf.write(P, start - 64, 'latin1');
+          buf[start + bl] = 0x7d;
+          digest = hashHex(new Uint8Array(buf.buffer, buf.byteOffset + start - 64, 65 + bl));
+          buf[start + bl] = 0x2c;
+        } else {
+          scratch.write(P, 0, 'latin1');
+          buf.copy(scratch, 64, start, start + bl);
+          scratch[64 + bl] = 0x7d;
+          digest = hashHex(scratch.subarray(0, 65 + bl));
+        }
+        if (digest !== stored) {
           anomaly = { lineNo, text: Buffer.from(buf.subarray(start, end)) };
           return false;
         }
@@ -240,7 +259,6 @@ export async function verifySegments(label: string, segments: readonly Segment[]
         }
         if (frontier) frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
         P = stored;
-        scratch.write(P, 0, 'latin1');
         E++;
         count++;
         lines = lineNo;
