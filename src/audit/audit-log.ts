@@ -101,8 +101,6 @@ interface Batch {
   readonly done: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
-  /** Leaf hashes (latin1) in seq order, when checkpoints are on. */
-  readonly leaves: string[];
   lastSeq: number;
   lastHash: string;
 }
@@ -116,7 +114,7 @@ function newBatch(): Batch {
   });
   // Callers await `done`; in `async` mode nobody does, and a failure is reported by `writable`.
   done.catch(() => undefined);
-  return { done, resolve, reject, leaves: [], lastSeq: 0, lastHash: '' };
+  return { done, resolve, reject, lastSeq: 0, lastHash: '' };
 }
 
 interface Recovery {
@@ -131,10 +129,11 @@ interface Recovery {
 /**
  * fdatasync through the callback API: a few microseconds less per call than FileHandle.datasync
  * (no handle bookkeeping), which counts with one caller in `fsync` mode. Only for the flush loop,
- * which rotation and close wait for, so the descriptor cannot be closed under it.
+ * which rotation and close wait for, so the descriptor cannot be closed under it. Resolves with
+ * the time it completed (performance.now()), for onSync.
  */
-function datasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+function datasync(fd: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve(performance.now()))));
 }
 
 function parseRecordLine(line: string): { seq: number; prev: string; hash: string; body: string } | undefined {
@@ -335,15 +334,13 @@ export class FileAuditLog implements AuditLog {
     const seq = this.seq + 1;
     // Throws CanonicalJsonError before anything changes.
     const body = recordBody(fields, seq, this.prev, isoNow(), this.maxLine);
-    const lines = this.lines;
-    lines.seal(body, this.prev, this.frontier !== undefined);
-    const hash = lines.hash;
+    this.lines.seal(body, this.prev);
+    const hash = this.lines.hash;
     this.seq = seq;
     this.prev = hash;
     const batch = (this.open ??= newBatch());
     batch.lastSeq = seq;
     batch.lastHash = hash;
-    if (this.frontier) batch.leaves.push(lines.leaf);
     this.kick();
     if (this.opts.durability !== 'async') await batch.done;
     return { seq, hash };
@@ -383,14 +380,20 @@ export class FileAuditLog implements AuditLog {
           const buf = this.lines.bytes();
           for (let off = 0; off < buf.length; ) off += fs.writeSync(this.fh.fd, buf, off, buf.length - off);
           this.activeBytes += buf.length;
+          const fsync = this.opts.durability === 'fsync';
+          const t0 = performance.now();
+          const synced = fsync ? datasync(this.fh.fd) : undefined;
+          // Awaited below; should anything in between throw, its rejection must not go unhandled.
+          synced?.catch(() => undefined);
+          // The Merkle leaves and nodes while the fdatasync runs (the buffer is still intact).
+          const frontier = this.frontier;
+          if (frontier) this.lines.leaves((leaf) => frontier.appendLatin1(leaf));
           this.lines.clear();
-          if (this.frontier) for (const leaf of batch.leaves) this.frontier.appendLatin1(leaf);
           this.writtenSeq = batch.lastSeq;
           this.writtenHash = batch.lastHash;
-          if (this.opts.durability === 'fsync') {
-            const t0 = performance.now();
-            await datasync(this.fh.fd);
-            this.opts.onSync?.((performance.now() - t0) / 1000);
+          if (synced) {
+            const t1 = await synced;
+            this.opts.onSync?.((t1 - t0) / 1000);
             this.markDurable();
           } else {
             this.scheduleSync();

@@ -59,21 +59,23 @@ const SMALL = 64 * 1024;
 
 /**
  * Sealed lines, each encoded once straight into one growing buffer that the writer hands to
- * write(2) whole. Per record: one UTF-8 encoding of the body, SHA-256 over prev ‖ body (the chain
- * hash, over the bytes as they will be stored), and with `leaf` SHA-256 over 0x00 ‖ line (the
- * RFC 9162 leaf hash); no string is built for the line and nothing is encoded twice.
+ * write(2) whole. Per record: one UTF-8 encoding of the body and SHA-256 over prev ‖ body (the
+ * chain hash, over the bytes as they will be stored); no string is built for the line and
+ * nothing is encoded twice. leaves() gives the RFC 9162 leaf hashes, SHA-256(0x00 ‖ line), of
+ * what is in the buffer, so the writer can compute them while an fdatasync is running.
  *
  * Layout: byte 0 is spare, lines follow from byte 1. A record is sealed in place: prev (64 hex
  * digits) then the body are written at the end, hashed together, the body minus its closing brace
- * is moved back over prev, and `,"hash":"<hex>"}\n` follows it. The leaf hash borrows the byte
- * before the line (the previous newline, or the spare byte) for its 0x00 prefix and puts it back.
+ * is moved back over prev, and `,"hash":"<hex>"}\n` follows it. A leaf hash borrows the byte
+ * before its line (the previous newline, or the spare byte) for the 0x00 prefix and puts it back.
  */
 export class LineBuffer {
   private buf = Buffer.allocUnsafe(SMALL);
   private used = 1;
-  /** The last sealed record's hash (hex) and, when asked for, its leaf hash (32 bytes as latin1). */
+  /** Where each sealed line ends (its newline). */
+  private ends: number[] = [];
+  /** The last sealed record's hash (hex). */
   hash = '';
-  leaf = '';
 
   /** Bytes of the sealed lines so far. */
   get length(): number {
@@ -84,7 +86,7 @@ export class LineBuffer {
    * Seal `body` (canonical JSON, already checked against the line bound) as the record after
    * `prev`. The bytes stay in the buffer until clear().
    */
-  seal(body: string, prev: string, leaf: boolean): void {
+  seal(body: string, prev: string): void {
     const p = this.used;
     // A UTF-16 unit is at most 3 UTF-8 bytes; then the hash suffix and the newline.
     this.reserve(p + (prev.length + body.length) * 3 + HASH_SUFFIX_LENGTH + 1);
@@ -95,15 +97,23 @@ export class LineBuffer {
     const hash = sha256(new Uint8Array(buf.buffer, buf.byteOffset + p, m + n), 'hex');
     buf.copyWithin(p, p + m, p + m + n - 1);
     const end = p + n - 1 + buf.write(`,"hash":"${hash}"}`, p + n - 1, 'latin1');
-    if (leaf) {
-      const before = buf[p - 1] as number;
-      buf[p - 1] = 0x00;
-      this.leaf = sha256(new Uint8Array(buf.buffer, buf.byteOffset + p - 1, end - p + 1), 'latin1');
-      buf[p - 1] = before;
-    }
     buf[end] = 0x0a;
+    this.ends.push(end);
     this.used = end + 1;
     this.hash = hash;
+  }
+
+  /** The leaf hash of each line in the buffer, in order, as 32 latin1 characters. */
+  leaves(each: (leaf: string) => void): void {
+    const buf = this.buf;
+    let p = 1;
+    for (const end of this.ends) {
+      const before = buf[p - 1] as number;
+      buf[p - 1] = 0x00;
+      each(sha256(new Uint8Array(buf.buffer, buf.byteOffset + p - 1, end - p + 1), 'latin1'));
+      buf[p - 1] = before;
+      p = end + 1;
+    }
   }
 
   /** The sealed lines, newline-terminated (a view: valid until the next seal or clear). */
@@ -113,6 +123,7 @@ export class LineBuffer {
 
   clear(): void {
     this.used = 1;
+    this.ends = [];
     // Give back what a burst made it grow to.
     if (this.buf.length > 64 * SMALL) this.buf = Buffer.allocUnsafe(SMALL);
   }
