@@ -4,13 +4,13 @@
 // and a refused attempt during lockout (CPU per attempt). Over HTTP: tools/call from 64 concurrent
 // keep-alive clients against two otherwise identical servers, `api_key` and `loopback-only`,
 // interleaved round by round; then locked-out requests (429) with the server's CPU per request.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
-import { ROOT, dist, summarise, workspace } from './lib.mjs';
+import { ROOT, dist, procCpuUs, summarise, treeCpuUs, workspace } from './lib.mjs';
 
 const { loadConfig } = await import(dist('src/config/loader.js'));
 const { createLogger } = await import(dist('src/observability/logger.js'));
@@ -181,47 +181,6 @@ async function benchInProcess({ quick }) {
 
 // ---- over HTTP ----
 
-let clkTck = 100;
-try {
-  clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-} catch {
-  // keep 100
-}
-
-/** utime+stime of one process, in microseconds (from /proc; clock-tick resolution). */
-function procCpuUs(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / clkTck) * 1e6;
-  } catch {
-    return 0;
-  }
-}
-
-/** The process and its live descendants (the tool workers are child processes). */
-function treeCpuUs(pid) {
-  const children = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  let total = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop();
-    total += procCpuUs(p);
-    stack.push(...(children.get(p) ?? []));
-  }
-  return total;
-}
 
 async function startServer(config) {
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'bulwark.js'), 'serve', '--http', '127.0.0.1:0', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });

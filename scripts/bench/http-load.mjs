@@ -12,13 +12,13 @@
 // HTTP_LOAD_CPU_PROF=<dir> starts the servers with `node --cpu-prof --cpu-prof-dir=<dir>`.
 // HTTP_LOAD_SECONDS=<s> overrides the length of one round; HTTP_LOAD_DURABILITY=batch (or fsync)
 // measures one durability only.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
-import { ROOT, dist, summarise, workspace } from './lib.mjs';
+import { ROOT, dist, procCpuUs, summarise, treeCpuUs, workspace } from './lib.mjs';
 
 const { createKey } = await import(dist('src/auth/api-keys.js'));
 
@@ -29,47 +29,6 @@ const HEADERS = { 'content-type': 'application/json', accept: 'application/json,
 const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const loadavg = () => os.loadavg().map((x) => round(x));
 
-let clkTck = 100;
-try {
-  clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-} catch {
-  // keep 100
-}
-
-/** utime+stime of one process, in microseconds (from /proc; clock-tick resolution). */
-function procCpuUs(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / clkTck) * 1e6;
-  } catch {
-    return 0;
-  }
-}
-
-/** The process and its live descendants (the tool workers are child processes). */
-function treeCpuUs(pid) {
-  const children = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  let total = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop();
-    total += procCpuUs(p);
-    stack.push(...(children.get(p) ?? []));
-  }
-  return total;
-}
 
 function writeConfig(ws, name, durability) {
   const file = path.join(ws.dir, `http-load-${name}.yaml`);

@@ -1,4 +1,5 @@
 // Shared helpers for the benchmarks: percentiles in the unit asked for, and a temp workspace.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,4 +32,46 @@ export function workspace(durability) {
     observability: { log_level: 'error' },
   }));
   return { dir, root, config, file: path.join(root, 'small.txt'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+let clkTck = 100;
+try {
+  clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+} catch {
+  // keep 100
+}
+
+/** utime+stime of one process, in microseconds (from /proc; clock-tick resolution). */
+export function procCpuUs(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) / clkTck) * 1e6;
+  } catch {
+    return 0;
+  }
+}
+
+/** The process and its live descendants (the tool workers are child processes). */
+export function treeCpuUs(pid) {
+  const children = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop();
+    total += procCpuUs(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
 }
