@@ -4,13 +4,12 @@
 // and a refused attempt during lockout (CPU per attempt). Over HTTP: tools/call from 64 concurrent
 // keep-alive clients against two otherwise identical servers, `api_key` and `loopback-only`,
 // interleaved round by round; then locked-out requests (429) with the server's CPU per request.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
-import { ROOT, dist, procCpuUs, summarise, treeCpuUs, workspace } from './lib.mjs';
+import { ROOT, dist, procCpuUs, startBulwark, summarise, treeCpuUs, workspace } from './lib.mjs';
 
 const { loadConfig } = await import(dist('src/config/loader.js'));
 const { createLogger } = await import(dist('src/observability/logger.js'));
@@ -182,37 +181,8 @@ async function benchInProcess({ quick }) {
 // ---- over HTTP ----
 
 
-async function startServer(config) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'bulwark.js'), 'serve', '--http', '127.0.0.1:0', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`auth bench: server did not start: ${err}`)), 20_000);
-    child.stderr.on('data', (c) => {
-      err += c.toString();
-      if (err.length > 65536) err = err.slice(-65536);
-      const m = /Bulwark is listening on (http:\/\/\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`auth bench: server exited ${code}: ${err}`));
-    });
-  }).catch((e) => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    throw e;
-  });
-  return {
-    url: new URL(url),
-    pid: child.pid,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
-  };
+function startServer(config) {
+  return startBulwark({ config, label: 'auth bench: server' });
 }
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };

@@ -12,13 +12,12 @@
 // HTTP_LOAD_CPU_PROF=<dir> starts the servers with `node --cpu-prof --cpu-prof-dir=<dir>`.
 // HTTP_LOAD_SECONDS=<s> overrides the length of one round; HTTP_LOAD_DURABILITY=batch (or fsync)
 // measures one durability only.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
-import { ROOT, dist, procCpuUs, summarise, treeCpuUs, workspace } from './lib.mjs';
+import { ROOT, dist, procCpuUs, startBulwark, summarise, treeCpuUs, workspace } from './lib.mjs';
 
 const { createKey } = await import(dist('src/auth/api-keys.js'));
 
@@ -46,39 +45,10 @@ function writeConfig(ws, name, durability) {
   return file;
 }
 
-async function startServer(root, config, label) {
+function startServer(root, config, label) {
   const prof = process.env.HTTP_LOAD_CPU_PROF;
   const execArgv = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${label}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...execArgv, path.join(root, 'bin', 'bulwark.js'), 'serve', '--http', '127.0.0.1:0', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`http-load bench: ${label} did not start: ${err}`)), 25_000);
-    child.stderr.on('data', (c) => {
-      err += c.toString();
-      if (err.length > 65536) err = err.slice(-65536);
-      const m = /Bulwark is listening on (http:\/\/\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`http-load bench: ${label} exited ${code}: ${err}`));
-    });
-  }).catch((e) => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    throw e;
-  });
-  return {
-    url: new URL(url),
-    pid: child.pid,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
-  };
+  return startBulwark({ root, config, label: `http-load bench: ${label}`, execArgv, timeoutMs: 25_000 });
 }
 
 /** CLIENTS workers, each with one request in flight, for `ms`: latency per call and CPU on both sides. */

@@ -1,5 +1,5 @@
 // Shared helpers for the benchmarks: percentiles in the unit asked for, and a temp workspace.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,4 +74,38 @@ export function treeCpuUs(pid) {
     stack.push(...(children.get(p) ?? []));
   }
   return total;
+}
+
+/** `bulwark serve --http 127.0.0.1:0` from the checkout at `root`; resolves with its URL, pid and stop(). */
+export async function startBulwark({ root = ROOT, config, label, execArgv = [], timeoutMs = 20_000 }) {
+  const child = spawn(process.execPath, [...execArgv, path.join(root, 'bin', 'bulwark.js'), 'serve', '--http', '127.0.0.1:0', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start: ${err}`)), timeoutMs);
+    child.stderr.on('data', (c) => {
+      err += c.toString();
+      if (err.length > 65536) err = err.slice(-65536);
+      const m = /Bulwark is listening on (http:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited ${code}: ${err}`));
+    });
+  }).catch((e) => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw e;
+  });
+  return {
+    url: new URL(url),
+    pid: child.pid,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import argon2 from 'argon2';
+import { syncDir } from '../audit/files.js';
 
 /**
  * API keys: `bwk_<key-id>_<secret>`. The id is 16 hex digits (public: it names the key in logs,
@@ -89,13 +90,7 @@ export function writeAtomic(file: string, text: string): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // Some filesystems refuse to open a directory for fsync; the rename is still atomic.
-  }
+  syncDir(dir);
 }
 
 export interface CreateKeyOptions {
