@@ -3,6 +3,13 @@ import { EventEmitter } from 'node:events';
 import { DenialError, deny } from '../../src/errors/denial.js';
 import type { ChildMessage, TaskMessage, TaskMetrics } from './protocol.js';
 
+export interface BackoffOptions {
+  /** Delay before the respawn that follows the first failed start. */
+  readonly initialMs: number;
+  /** The delay doubles per failure in a row up to this cap; the pool never stops trying. */
+  readonly maxMs: number;
+}
+
 export interface PoolOptions {
   readonly name: string;
   /** Absolute path of the compiled child entry point. */
@@ -15,18 +22,29 @@ export interface PoolOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Called with each line a child writes on stderr (children never get a stdout). */
   readonly onChildLog?: (line: string) => void;
+  readonly backoff?: Partial<BackoffOptions>;
+  /** Failed starts in a row after which the pool is in a crash loop (unhealthy). */
+  readonly crashLoopAfter?: number;
+  /** A worker that stays up this long after saying ready proves that workers can start again. */
+  readonly stableMs?: number;
+  /** For tests: jitter source in [0, 1). */
+  readonly random?: () => number;
 }
 
 export interface RunOptions {
-  /** Wall-time cap: past it the worker is killed and replaced, and the call gets `timeout`. */
+  /**
+   * Time cap counted from the moment `run` is called: queue wait included. A call still queued
+   * at its cap is answered `timeout` without running; a running one has its worker killed.
+   */
   readonly timeoutMs: number;
+  /** Aborting it drops a queued call, or kills the worker running it. */
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((progress: number, total?: number, message?: string) => void) | undefined;
 }
 
 export interface RunResult<T> {
   readonly value: T;
-  readonly metrics: TaskMetrics & { readonly duration_ms: number; readonly worker_pid: number };
+  readonly metrics: TaskMetrics & { readonly duration_ms: number; readonly worker_pid: number; readonly queued_ms: number };
 }
 
 interface Task {
@@ -34,20 +52,50 @@ interface Task {
   readonly op: string;
   readonly payload: unknown;
   readonly opts: RunOptions;
-  readonly started: number;
+  /** performance.now() when `run` was called. */
+  readonly enqueued: number;
+  /** performance.now() past which the call is answered `timeout`. */
+  readonly deadlineAt: number;
   readonly resolve: (r: RunResult<unknown>) => void;
   readonly reject: (e: Error) => void;
-  timer?: NodeJS.Timeout;
-  onAbort?: () => void;
+  dispatched?: number;
+  worker?: Worker | undefined;
+  timer?: NodeJS.Timeout | undefined;
+  onAbort?: (() => void) | undefined;
+  settled: boolean;
 }
 
 interface Worker {
   readonly child: ChildProcess;
   ready: boolean;
+  /** Stayed up `stableMs` after ready, or finished a task: workers can start. */
+  proven: boolean;
+  readyAt: number;
+  stableTimer?: NodeJS.Timeout | undefined;
   task?: Task | undefined;
   stderrTail: string;
   /** Set when we killed it on purpose, so the exit handler knows the reason. */
   killedFor?: 'timeout' | 'cancelled' | 'close';
+  gone: boolean;
+}
+
+/** Why a worker was replaced (the label of mcp_pool_worker_restarts_total). */
+export type RestartReason = 'start_failed' | 'crashed' | 'oom' | 'timeout' | 'cancelled' | 'exited';
+const RESTART_REASONS: readonly RestartReason[] = ['start_failed', 'crashed', 'oom', 'timeout', 'cancelled', 'exited'];
+
+export interface PoolHealth {
+  readonly name: string;
+  /** False while the pool is in a crash loop or closed. */
+  readonly healthy: boolean;
+  readonly state: 'ok' | 'crash_loop' | 'closed';
+  /** Failed starts in a row (reset when a worker proves itself). */
+  readonly failures: number;
+  /** Workers that can take a call now. */
+  readonly ready: number;
+  /** In a crash loop: milliseconds until the next respawn attempt. */
+  readonly retryInMs?: number;
+  /** The last failure: how the worker ended and the tail of its stderr. */
+  readonly lastFailure?: string;
 }
 
 export interface PoolStats {
@@ -57,78 +105,155 @@ export interface PoolStats {
   readonly busy: number;
   readonly queued: number;
   readonly spawned: number;
+  readonly healthy: boolean;
   readonly killed: { timeout: number; cancelled: number; crashed: number };
+  readonly restarts: Readonly<Record<RestartReason, number>>;
 }
 
 const STDERR_TAIL = 8192;
 // What V8 prints when a heap (the process's or an isolate's) runs out: the process then aborts.
 const OOM = /heap out of memory|Fatal process out of memory|Allocation failed|Reached heap limit|is_heap_oom = 1|CALL_AND_RETRY_LAST|Isolate was disposed during execution due to memory limit/i;
+const NOISE = /ExperimentalWarning|--trace-warnings/;
+
+/** Delay before respawn number `failures` (1-based) in a row: doubling, capped, with jitter in [50 %, 100 %]. */
+export function backoffDelay(failures: number, b: BackoffOptions, random: () => number = Math.random): number {
+  if (failures <= 0) return 0;
+  const full = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(failures - 1, 30));
+  // Jitter spreads the respawns of several slots (and several replicas) that failed together.
+  return Math.round(full * (0.5 + 0.5 * random()));
+}
 
 /**
  * A pool of warm, disposable child processes. Tool code runs there, never on the server's event
  * loop: a worker that overruns its time is SIGKILLed and replaced, one that dies fails only its
  * own call, and a full queue answers `unavailable` instead of piling calls up.
+ *
+ * Workers that die before they are ready (or soon after, while idle) are respawned with a doubling,
+ * capped back-off. Past `crashLoopAfter` such failures in a row the pool is in a crash loop:
+ * `healthy` is false, `crash_loop` is emitted, and while no worker can take a call, calls are
+ * answered `unavailable` at once. The pool keeps trying at the capped delay and leaves the crash
+ * loop (`recovered`) as soon as a worker proves itself. A worker that dies mid-call is charged to
+ * that call (a hostile script must not make the pool look broken) and is replaced at once.
  */
 export class ProcessPool extends EventEmitter {
   private readonly workers = new Set<Worker>();
   private readonly queue: Task[] = [];
+  /** Slots waiting for their back-off before a respawn. */
+  private readonly respawnTimers = new Map<NodeJS.Timeout, number>();
   private nextId = 1;
   private closed = false;
   private spawned = 0;
-  /** Workers that died before saying ready, in a row: past a few the pool stops respawning. */
-  private startFailures = 0;
-  private brokenReason: string | undefined;
+  private failures = 0;
+  private crashLoop = false;
+  private lastFailure: string | undefined;
   private readonly killed = { timeout: 0, cancelled: 0, crashed: 0 };
+  private readonly restarts: Record<RestartReason, number> = Object.fromEntries(RESTART_REASONS.map((r) => [r, 0])) as Record<RestartReason, number>;
+  private readonly backoff: BackoffOptions;
+  private readonly crashLoopAfter: number;
+  private readonly stableMs: number;
+  private readonly random: () => number;
 
   constructor(private readonly opts: PoolOptions) {
     super();
+    this.backoff = { initialMs: opts.backoff?.initialMs ?? 100, maxMs: opts.backoff?.maxMs ?? 5000 };
+    this.crashLoopAfter = opts.crashLoopAfter ?? 3;
+    this.stableMs = opts.stableMs ?? 1000;
+    this.random = opts.random ?? Math.random;
   }
 
-  /** Spawn the warm workers and wait until each has said it is ready. */
+  /**
+   * Spawn the warm workers and wait until each has said it is ready. A worker that cannot start
+   * at boot is a deployment error: the pool closes itself and the error says why.
+   */
   async start(): Promise<void> {
     const readies: Promise<void>[] = [];
     for (let i = 0; i < this.opts.size; i++) readies.push(this.spawn());
-    await Promise.all(readies);
+    try {
+      await Promise.all(readies);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  /** True unless the pool is in a crash loop or closed (for /ready). */
+  get healthy(): boolean {
+    return !this.closed && !this.crashLoop;
+  }
+
+  health(): PoolHealth {
+    const next = this.respawnTimers.size ? Math.min(...this.respawnTimers.values()) : undefined;
+    return {
+      name: this.opts.name,
+      healthy: this.healthy,
+      state: this.closed ? 'closed' : this.crashLoop ? 'crash_loop' : 'ok',
+      failures: this.failures,
+      ready: this.usable().length,
+      ...(this.crashLoop && next !== undefined ? { retryInMs: Math.max(0, Math.round(next - performance.now())) } : {}),
+      ...(this.lastFailure !== undefined ? { lastFailure: this.lastFailure } : {}),
+    };
   }
 
   private spawn(): Promise<void> {
-    const child = fork(this.opts.entry, [], {
-      execArgv: [...this.opts.execArgv],
-      env: this.opts.env ?? { NODE_ENV: process.env.NODE_ENV ?? 'production', PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      serialization: 'json',
-    });
+    let child: ChildProcess;
+    try {
+      child = fork(this.opts.entry, [], {
+        execArgv: [...this.opts.execArgv],
+        env: this.opts.env ?? { NODE_ENV: process.env.NODE_ENV ?? 'production', PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'json',
+      });
+    } catch (err) {
+      // EAGAIN, EMFILE: out of processes or descriptors. Same treatment as a worker that died at start.
+      this.onStartFailure(`fork failed: ${(err as Error).message}`);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     this.spawned++;
-    const w: Worker = { child, ready: false, stderrTail: '' };
+    const w: Worker = { child, ready: false, proven: false, readyAt: 0, stderrTail: '', gone: false };
     this.workers.add(w);
     let partial = '';
     child.stderr?.on('data', (c: Buffer) => {
       const s = c.toString();
       w.stderrTail = (w.stderrTail + s).slice(-STDERR_TAIL);
-      partial += s;
+      partial = (partial + s).slice(-STDERR_TAIL);
       let nl: number;
       while ((nl = partial.indexOf('\n')) >= 0) {
         const line = partial.slice(0, nl);
         partial = partial.slice(nl + 1);
-        if (line && !/ExperimentalWarning|--trace-warnings/.test(line)) this.opts.onChildLog?.(line);
+        if (line && !NOISE.test(line)) this.opts.onChildLog?.(line);
       }
     });
     return new Promise<void>((resolve, reject) => {
-      child.on('message', (m: ChildMessage) => this.onMessage(w, m, resolve));
-      child.on('exit', (code, signal) => {
-        if (!w.ready) {
-          reject(new Error(`${this.opts.name} worker exited before it was ready (${signal ?? `exit ${code}`}): ${w.stderrTail.split('\n').filter((l) => l && !/ExperimentalWarning|trace-warnings/.test(l)).slice(-6).join(' | ')}`));
-        }
+      const ended = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (w.gone) return;
+        w.gone = true;
+        if (!w.ready) reject(new Error(`${this.opts.name} worker exited before it was ready (${signal ?? `exit ${code}`}): ${this.tailOf(w)}`));
         this.onExit(w, code, signal);
+      };
+      child.on('message', (m: ChildMessage) => this.onMessage(w, m, resolve));
+      child.on('exit', ended);
+      // A spawn that fails (ENOENT, EAGAIN) may report only 'error', without a pid or an exit.
+      child.on('error', () => {
+        if (child.pid === undefined) ended(null, null);
       });
-      child.on('error', () => undefined);
     });
+  }
+
+  private tailOf(w: Worker): string {
+    return w.stderrTail.split('\n').filter((l) => l && !NOISE.test(l)).slice(-6).join(' | ');
+  }
+
+  private usable(): Worker[] {
+    return [...this.workers].filter((x) => x.ready && !x.killedFor && !x.gone && x.child.connected);
   }
 
   private onMessage(w: Worker, m: ChildMessage, ready: () => void): void {
     if (m.type === 'ready') {
+      if (w.ready) return;
       w.ready = true;
-      this.startFailures = 0;
+      w.readyAt = performance.now();
+      w.stableTimer = setTimeout(() => this.prove(w), this.stableMs);
+      w.stableTimer.unref();
       ready();
       this.dispatch();
       return;
@@ -139,48 +264,115 @@ export class ProcessPool extends EventEmitter {
       t.opts.onProgress?.(m.progress, m.total, m.message);
       return;
     }
-    this.finish(w);
-    const metrics = { ...m.metrics, duration_ms: performance.now() - t.started, worker_pid: w.child.pid ?? 0 };
-    if (m.ok) t.resolve({ value: m.value, metrics });
-    else if ('denial' in m) t.reject(new DenialError({ ...m.denial, detail: { ...(m.denial.detail ?? {}), ...metrics } }));
-    else t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker reported an error${m.error.code ? ` (${m.error.code})` : ''}.`, ['tool.failed'], { error: m.error.message.slice(0, 500) })));
+    w.task = undefined;
+    this.prove(w);
+    const now = performance.now();
+    const metrics = { ...m.metrics, duration_ms: now - (t.dispatched ?? t.enqueued), queued_ms: (t.dispatched ?? now) - t.enqueued, worker_pid: w.child.pid ?? 0 };
+    if (m.ok) this.settle(t, () => t.resolve({ value: m.value, metrics }));
+    else if ('denial' in m) this.settle(t, () => t.reject(new DenialError({ ...m.denial, detail: { ...(m.denial.detail ?? {}), ...metrics } })));
+    else this.settle(t, () => t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker reported an error${m.error.code ? ` (${m.error.code})` : ''}.`, ['tool.failed'], { error: m.error.message.slice(0, 500) }))));
     this.dispatch();
+  }
+
+  /** A worker that stayed up (or finished a task) shows workers can start: the failure streak ends. */
+  private prove(w: Worker): void {
+    clearTimeout(w.stableTimer);
+    w.stableTimer = undefined;
+    if (w.proven || w.gone || this.closed) return;
+    w.proven = true;
+    this.failures = 0;
+    if (this.crashLoop) {
+      this.crashLoop = false;
+      this.emit('recovered', this.health());
+    }
+    // The other slots need not sit out their back-off any longer.
+    for (const timer of [...this.respawnTimers.keys()]) {
+      clearTimeout(timer);
+      this.respawnTimers.delete(timer);
+      this.respawn();
+    }
   }
 
   private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(w);
+    clearTimeout(w.stableTimer);
+    const how = signal ?? `exit ${code}`;
     const t = w.task;
     w.task = undefined;
+    let reason: RestartReason;
+    if (w.killedFor === 'close') reason = 'exited';
+    else if (w.killedFor) reason = w.killedFor;
+    else if (t) reason = OOM.test(w.stderrTail) ? 'oom' : 'crashed';
+    else reason = w.ready && w.proven ? 'exited' : 'start_failed';
     if (t) {
-      clearTimeout(t.timer);
-      if (t.onAbort) t.opts.signal?.removeEventListener('abort', t.onAbort);
-      if (w.killedFor === 'timeout') t.reject(new DenialError(deny('timeout', `The call exceeded its ${t.opts.timeoutMs} ms time cap and was stopped.`, ['exec.wall_time'])));
-      else if (w.killedFor === 'cancelled') t.reject(new DenialError(deny('cancelled', 'The client cancelled the call; the worker was stopped.', ['call.cancelled'])));
-      else if (w.killedFor === 'close') t.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed'])));
-      else if (OOM.test(w.stderrTail)) {
+      if (w.killedFor === 'timeout') this.settle(t, () => t.reject(new DenialError(deny('timeout', `The call exceeded its ${t.opts.timeoutMs} ms time cap and was stopped.`, ['exec.wall_time']))));
+      else if (w.killedFor === 'cancelled') this.settle(t, () => t.reject(new DenialError(deny('cancelled', 'The client cancelled the call; the worker was stopped.', ['call.cancelled']))));
+      else if (w.killedFor === 'close') this.settle(t, () => t.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed']))));
+      else {
         this.killed.crashed++;
-        t.reject(new DenialError(deny('resource_exceeded', 'The call exceeded the worker memory cap; the worker was replaced.', ['exec.memory'])));
-      } else {
-        this.killed.crashed++;
-        t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker died mid-call (${signal ?? `exit ${code}`}); it was replaced.`, ['worker.crashed'])));
+        if (reason === 'oom') this.settle(t, () => t.reject(new DenialError(deny('resource_exceeded', 'The call exceeded the worker memory cap; the worker was replaced.', ['exec.memory']))));
+        else this.settle(t, () => t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker died mid-call (${how}); it was replaced.`, ['worker.crashed']))));
       }
     }
-    this.emit('exit', { pid: w.child.pid, code, signal, reason: w.killedFor ?? 'crashed' });
-    if (!w.ready && ++this.startFailures >= 3) {
-      // A worker that cannot even start will not start next time either: stop, and say so.
-      this.brokenReason = w.stderrTail.slice(-500);
-      for (const t of this.queue.splice(0)) t.reject(new DenialError(deny('unavailable', `The ${this.opts.name} workers cannot start.`, ['pool.broken'])));
+    this.emit('exit', { pid: w.child.pid, code, signal, reason: w.killedFor === 'close' ? 'close' : reason });
+    if (this.closed) return;
+    this.restarts[reason]++;
+    this.refuseQueueIfStuck();
+    if (reason === 'start_failed') {
+      // Died before it was ready, or idle soon after: the next start would likely fail the same way.
+      this.onStartFailure(`${how}${this.tailOf(w) ? `: ${this.tailOf(w)}` : ''}`);
       return;
     }
-    if (!this.closed) void this.spawn().catch(() => undefined);
+    this.respawn();
   }
 
-  private finish(w: Worker): void {
-    const t = w.task;
-    if (!t) return;
+  private onStartFailure(why: string): void {
+    this.failures++;
+    this.lastFailure = why.slice(-500);
+    if (!this.crashLoop && this.failures >= this.crashLoopAfter) {
+      this.crashLoop = true;
+      this.emit('crash_loop', this.health());
+    }
+    if (this.crashLoop) this.refuseQueueIfStuck();
+    this.respawn(backoffDelay(this.failures, this.backoff, this.random));
+  }
+
+  private respawn(delayMs = 0): void {
+    if (this.closed) return;
+    if (delayMs <= 0) {
+      void this.spawn().catch(() => undefined);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.respawnTimers.delete(timer);
+      if (!this.closed) void this.spawn().catch(() => undefined);
+    }, delayMs);
+    timer.unref();
+    this.respawnTimers.set(timer, performance.now() + delayMs);
+  }
+
+  /** In a crash loop with no worker able to take a call, queued calls are answered now, not at their cap. */
+  private refuseQueueIfStuck(): void {
+    if (!this.crashLoop || this.usable().length) return;
+    for (const t of this.queue.splice(0)) this.settle(t, () => t.reject(this.crashLoopDenial()));
+  }
+
+  private crashLoopDenial(): DenialError {
+    const h = this.health();
+    const retry = Math.max(1, Math.ceil((h.retryInMs ?? this.backoff.maxMs) / 1000));
+    return new DenialError(deny('unavailable', `The ${this.opts.name} workers keep failing to start; retry in ${retry} s.`, ['pool.crash_loop'], { retry_after_s: retry }));
+  }
+
+  /** Answer a task once: its timer and abort listener go with it. */
+  private settle(t: Task, answer: () => void): void {
+    if (t.settled) return;
+    t.settled = true;
     clearTimeout(t.timer);
+    t.timer = undefined;
     if (t.onAbort) t.opts.signal?.removeEventListener('abort', t.onAbort);
-    w.task = undefined;
+    t.onAbort = undefined;
+    t.worker = undefined;
+    answer();
   }
 
   private kill(w: Worker, why: 'timeout' | 'cancelled' | 'close'): void {
@@ -192,19 +384,20 @@ export class ProcessPool extends EventEmitter {
 
   private dispatch(): void {
     while (this.queue.length) {
-      const w = [...this.workers].find((x) => x.ready && !x.task && !x.killedFor);
+      const w = this.usable().find((x) => !x.task);
       if (!w) return;
       const t = this.queue.shift() as Task;
-      if (t.opts.signal?.aborted) {
-        t.reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])));
+      const now = performance.now();
+      const left = t.deadlineAt - now;
+      if (left < 1) {
+        this.settle(t, () => t.reject(queueTimeout(t, now)));
         continue;
       }
       w.task = t;
-      t.timer = setTimeout(() => this.kill(w, 'timeout'), Math.max(1, t.opts.timeoutMs));
-      if (t.opts.signal) {
-        t.onAbort = () => this.kill(w, 'cancelled');
-        t.opts.signal.addEventListener('abort', t.onAbort, { once: true });
-      }
+      t.worker = w;
+      t.dispatched = now;
+      clearTimeout(t.timer);
+      t.timer = setTimeout(() => this.kill(w, 'timeout'), Math.ceil(left));
       const msg: TaskMessage = { type: 'task', id: t.id, op: t.op, payload: t.payload };
       w.child.send(msg);
     }
@@ -213,23 +406,31 @@ export class ProcessPool extends EventEmitter {
   run<T>(op: string, payload: unknown, opts: RunOptions): Promise<RunResult<T>> {
     if (this.closed) return Promise.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed'])));
     if (opts.signal?.aborted) return Promise.reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])));
-    if (this.brokenReason !== undefined) return Promise.reject(new DenialError(deny('unavailable', `The ${this.opts.name} workers cannot start.`, ['pool.broken'])));
-    const idle = [...this.workers].some((x) => x.ready && !x.task && !x.killedFor);
+    if (this.crashLoop && !this.usable().length) return Promise.reject(this.crashLoopDenial());
+    const idle = this.usable().some((x) => !x.task);
     if (!idle && this.queue.length >= this.opts.maxQueue) {
       return Promise.reject(new DenialError(deny('unavailable', `The ${this.opts.name} pool is saturated; retry shortly.`, ['pool.saturated'])));
     }
     return new Promise<RunResult<T>>((resolve, reject) => {
-      const started = performance.now();
-      const task: Task = { id: this.nextId++, op, payload, opts, started, resolve: resolve as (r: RunResult<unknown>) => void, reject };
+      const enqueued = performance.now();
+      const cap = Math.max(1, opts.timeoutMs);
+      const task: Task = { id: this.nextId++, op, payload, opts, enqueued, deadlineAt: enqueued + cap, resolve: resolve as (r: RunResult<unknown>) => void, reject, settled: false };
+      // The cap counts from now: a call that never reaches a worker is still answered at its cap.
+      task.timer = setTimeout(() => {
+        const i = this.queue.indexOf(task);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        this.settle(task, () => reject(queueTimeout(task, performance.now())));
+      }, cap);
       if (opts.signal) {
-        // While queued, a cancellation just drops the task.
-        opts.signal.addEventListener('abort', () => {
+        task.onAbort = () => {
           const i = this.queue.indexOf(task);
           if (i >= 0) {
             this.queue.splice(i, 1);
-            reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])));
-          }
-        }, { once: true });
+            this.settle(task, () => reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled']))));
+          } else if (task.worker) this.kill(task.worker, 'cancelled');
+        };
+        opts.signal.addEventListener('abort', task.onAbort, { once: true });
       }
       this.queue.push(task);
       this.dispatch();
@@ -241,11 +442,13 @@ export class ProcessPool extends EventEmitter {
     return {
       name: this.opts.name,
       size: this.opts.size,
-      ready: ws.filter((w) => w.ready && !w.killedFor).length,
+      ready: this.usable().length,
       busy: ws.filter((w) => w.task).length,
       queued: this.queue.length,
       spawned: this.spawned,
+      healthy: this.healthy,
       killed: { ...this.killed },
+      restarts: { ...this.restarts },
     };
   }
 
@@ -256,12 +459,19 @@ export class ProcessPool extends EventEmitter {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.queue.splice(0)) t.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed'])));
+    for (const timer of this.respawnTimers.keys()) clearTimeout(timer);
+    this.respawnTimers.clear();
+    for (const t of this.queue.splice(0)) this.settle(t, () => t.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed']))));
     const exits = [...this.workers].map((w) => new Promise<void>((r) => {
-      if (w.child.exitCode !== null || w.child.signalCode !== null) return r();
+      clearTimeout(w.stableTimer);
+      if (w.gone || w.child.exitCode !== null || w.child.signalCode !== null) return r();
       w.child.once('exit', () => r());
       this.kill(w, 'close');
     }));
     await Promise.all(exits);
   }
+}
+
+function queueTimeout(t: Task, now: number): DenialError {
+  return new DenialError(deny('timeout', `No worker was free within the call's ${t.opts.timeoutMs} ms time cap (waited ${Math.round(now - t.enqueued)} ms); it did not run.`, ['exec.queue_wait']));
 }

@@ -64,6 +64,29 @@ export class Metrics {
           }
         },
       });
+      new Gauge({
+        name: 'mcp_pool_healthy',
+        help: 'Whether each worker pool can start workers (0 while in a crash loop: workers keep dying at start)',
+        labelNames: ['pool'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const st of pools.stats()) if (st) this.set({ pool: st.name }, st.healthy ? 1 : 0);
+        },
+      });
+      new Counter({
+        name: 'mcp_pool_worker_restarts_total',
+        help: 'Workers replaced, by pool and why the old one ended (start_failed, crashed, oom, timeout, cancelled, exited)',
+        labelNames: ['pool', 'reason'] as const,
+        registers: [this.registry],
+        collect() {
+          // The pools count; the series mirrors their totals (monotonic, so still a counter).
+          this.reset();
+          for (const st of pools.stats()) {
+            if (!st) continue;
+            for (const [reason, n] of Object.entries(st.restarts)) this.inc({ pool: st.name, reason }, n);
+          }
+        },
+      });
     }
     if (gateCounts) {
       new Gauge({
