@@ -18,6 +18,8 @@ export async function rateLimit(call: Authenticated, deps: GateDeps): Promise<Ve
   const tier = limits.tiers[call.principal.tier] ?? limits.tiers[limits.default_tier];
   if (!tier) return fail(deny('rate_limited', 'No rate tier applies to this principal.', ['rate.no_tier']));
   const perTool = deps.tools.has(call.tool) ? tierOf(limits.per_tool[call.tool], deps) : undefined;
+  // A store that hangs past the call's deadline makes the gate answer `unavailable`, not `timeout`.
+  const clear = call.context.deadline?.waitingOn('rate_store');
   try {
     const r = await deps.buckets.take(`principal:${call.principal.id}`, tier);
     if (!r.ok) return fail(deny('rate_limited', `Rate limit reached; retry in ${r.retryAfterS} s.`, ['rate.principal'], { retry_after_s: r.retryAfterS }));
@@ -26,7 +28,10 @@ export async function rateLimit(call: Authenticated, deps: GateDeps): Promise<Ve
       if (!t.ok) return fail(deny('rate_limited', `Rate limit for ${call.tool} reached; retry in ${t.retryAfterS} s.`, ['rate.principal_tool'], { retry_after_s: t.retryAfterS }));
     }
   } catch {
-    return fail(deny('unavailable', 'The rate-limit store is unavailable.', ['rate.store_unavailable']));
+    // Any failure of the store (Redis down, hung, refusing): fail closed, typed, and retryable.
+    return fail(deny('unavailable', 'The rate-limit store is unavailable; retry shortly.', ['rate.store_unavailable'], { retry_after_s: 1 }));
+  } finally {
+    clear?.();
   }
   return pass(call);
 }

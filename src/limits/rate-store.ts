@@ -7,8 +7,16 @@ import { MemoryTokenBuckets, type TakeResult, type TierSpec } from './token-buck
  */
 export interface RateStore {
   readonly kind: 'memory' | 'redis';
+  /** Rejects (RateStoreUnavailable) when the store cannot answer; never waits past its own short bound. */
   take(key: string, tier: TierSpec, cost?: number): Promise<TakeResult>;
+  /** Whether the store can answer now (for /ready). */
+  healthy(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** The store could not answer: the call is refused `unavailable`, never let through. */
+export class RateStoreUnavailable extends Error {
+  override readonly name = 'RateStoreUnavailable';
 }
 
 export class MemoryRateStore implements RateStore {
@@ -19,6 +27,9 @@ export class MemoryRateStore implements RateStore {
   }
   async take(key: string, tier: TierSpec, cost = 1): Promise<TakeResult> {
     return this.buckets.take(key, tier, cost);
+  }
+  async healthy(): Promise<boolean> {
+    return true;
   }
   async close(): Promise<void> {}
 }

@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { RateStore } from './rate-store.js';
+import type { Logger } from '../observability/logger.js';
+import { RateStoreUnavailable, type RateStore } from './rate-store.js';
+import { redactUrl, redisHealthy, redisUsable } from './redis.js';
 import type { TakeResult, TierSpec } from './token-bucket.js';
 
 /**
@@ -49,18 +51,44 @@ interface WithTake {
 export class RedisTokenBuckets implements RateStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis & WithTake;
+  /** Whether the last take reached Redis: the outage is logged once when it starts and once when it ends. */
+  private reachable = true;
 
   /** `prefix` namespaces the keys (several deployments may share one Redis). */
-  constructor(redis: Redis, private readonly prefix: string, private readonly ownsConnection = false) {
-    // defineCommand sends EVALSHA and falls back to EVAL when the script cache was flushed.
+  constructor(redis: Redis, private readonly prefix: string, private readonly ownsConnection = false, private readonly logger?: Logger) {
+    // defineCommand sends EVALSHA and falls back to EVAL when the script cache was flushed
+    // (a restarted Redis has none).
     redis.defineCommand('bulwarkTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
     this.redis = redis as Redis & WithTake;
   }
 
+  /**
+   * Rejects with RateStoreUnavailable, promptly, when Redis cannot answer: while disconnected at
+   * once, on a hung connection after the command timeout (see redis.ts). Never waits for a reconnect.
+   */
   async take(key: string, tier: TierSpec, cost = 1): Promise<TakeResult> {
-    const [allowed, tokens, waitMs] = await this.redis.bulwarkTake(`${this.prefix}rate:${key}`, String(tier.capacity), String(tier.refill_per_s), String(cost));
+    let reply: TakeReply;
+    try {
+      if (!(await redisUsable(this.redis))) throw new Error(`not connected (${this.redis.status})`);
+      reply = await this.redis.bulwarkTake(`${this.prefix}rate:${key}`, String(tier.capacity), String(tier.refill_per_s), String(cost));
+    } catch (err) {
+      if (this.reachable) {
+        this.reachable = false;
+        this.logger?.warn('rate store unavailable: calls are refused until Redis answers again', { error: redactUrl((err as Error).message) });
+      }
+      throw new RateStoreUnavailable((err as Error).message);
+    }
+    if (!this.reachable) {
+      this.reachable = true;
+      this.logger?.warn('rate store available again');
+    }
+    const [allowed, tokens, waitMs] = reply;
     if (allowed === 1) return { ok: true, retryAfterS: 0, remaining: Math.floor(Number(tokens)) };
     return { ok: false, retryAfterS: Math.max(1, Math.ceil(Number(waitMs) / 1000)), remaining: 0 };
+  }
+
+  healthy(): Promise<boolean> {
+    return redisHealthy(this.redis);
   }
 
   async close(): Promise<void> {

@@ -1,22 +1,33 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 
+/** A command gets this long on a live connection; past it the caller fails closed. Loopback answers in well under 1 ms. */
+export const REDIS_COMMAND_TIMEOUT_MS = 1000;
+/** While a (re)connect is in progress, a command waits this long for it before failing. */
+export const REDIS_CONNECT_WAIT_MS = 300;
+
 /**
- * One Redis connection for the shared limits and caches of this process. Commands time out fast
- * and are not queued for long while disconnected: a rate limit that waits for Redis would stall
- * every call, so the callers fail closed (rate buckets) or fall back to memory (cache) instead.
+ * One Redis connection for the shared limits and caches of this process. Nothing waits for
+ * Redis for long: a rate limit that waits would stall every call, so a command is refused at once
+ * while the connection is down (no offline queue: queued commands would wait until the call's
+ * deadline and then run late), and times out after REDIS_COMMAND_TIMEOUT_MS on a connection that
+ * hangs. Callers fail closed (rate buckets) or skip the shared cache (see cache.ts).
+ * ioredis reconnects on its own with a doubling, capped back-off, so the limits come back within
+ * about two seconds of Redis returning, without a restart.
  * The URL carries a password: it is never logged, and errors are logged by message only.
  */
 export function createRedis(url: string, logger: Logger, name = 'bulwark'): Redis {
   const redis = new Redis(url, {
     connectionName: name,
-    // Generous enough for a busy 2-core host; past it the call is refused (fail closed), never let through.
-    commandTimeout: 3000,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
     connectTimeout: 2000,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
+    // Commands in flight when the connection drops are failed at the first failed reconnect, not resent later.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    enableOfflineQueue: false,
     lazyConnect: false,
-    retryStrategy: (attempt) => Math.min(2000, 50 * 2 ** Math.min(attempt, 6)),
+    // 50 ms doubling to 2 s, with jitter so replicas do not reconnect in step; never gives up.
+    retryStrategy: (attempt) => Math.round(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)) * (0.75 + Math.random() * 0.25)),
   });
   let lastError = '';
   redis.on('error', (err: Error) => {
@@ -27,10 +38,43 @@ export function createRedis(url: string, logger: Logger, name = 'bulwark'): Redi
     }
   });
   redis.on('ready', () => {
-    if (lastError) logger.info('redis connection restored');
+    if (lastError) logger.warn('redis connection restored');
     lastError = '';
   });
   return redis;
+}
+
+/**
+ * Whether a command can be sent now. While a connect or its handshake is under way (at boot, or a
+ * reconnect attempt) wait up to `waitMs` for it; while disconnected between attempts, answer no at once.
+ */
+export async function redisUsable(redis: Redis, waitMs = REDIS_CONNECT_WAIT_MS): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  if (redis.status !== 'wait' && redis.status !== 'connecting' && redis.status !== 'connect') return false;
+  if (redis.status === 'wait') redis.connect().catch(() => undefined);
+  return new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('close', onClose);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), waitMs);
+    redis.once('ready', onReady);
+    redis.once('close', onClose);
+  });
+}
+
+/** For /ready: connected, and a PING answered within the command timeout. */
+export async function redisHealthy(redis: Redis): Promise<boolean> {
+  if (!(await redisUsable(redis))) return false;
+  try {
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  }
 }
 
 /** Error messages may quote a URL: strip any userinfo from it. */

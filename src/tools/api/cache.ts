@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../observability/logger.js';
+import { redactUrl, redisUsable } from '../../limits/redis.js';
 
 /** A successful GET response as the cache keeps it (secrets already redacted). */
 export interface CachedResponse {
@@ -32,11 +33,20 @@ export function cacheKey(p: CacheKeyParts): string {
 
 /**
  * The API response cache: a bounded in-memory LRU (bytes, not entries), optionally in front of
- * Redis so replicas share entries. Redis is an optimisation here, not a control: when it fails, the
- * call goes to the upstream as if the entry were missing.
+ * Redis so replicas share entries.
+ *
+ * Without Redis the cache is skipped, not the call: a read that cannot reach Redis is a miss (the
+ * call goes to the upstream) and a write that cannot reach it is dropped. That is safe because
+ * every key carries the principal's scope (cacheKey): a miss can only lead to a fresh upstream
+ * response for the same principal, never to another principal's entry. Failing the call closed
+ * would turn an optimisation into an outage; the controls that must hold during a Redis outage
+ * (rate limits with limits.store: redis) fail closed on their own. The cost is load on the upstream,
+ * which the upstream's rate buckets and circuit breaker still bound. Redis is never waited for
+ * past redis.ts's short bounds, and the outage is logged once when it starts and once when it ends.
  */
 export class ResponseCache {
   private readonly lru: LRUCache<string, CachedResponse> | undefined;
+  private reachable = true;
 
   constructor(
     readonly maxBytes: number,
@@ -63,13 +73,15 @@ export class ResponseCache {
     if (local) return local;
     if (!this.redis) return undefined;
     try {
+      if (!(await redisUsable(this.redis))) throw new Error(`not connected (${this.redis.status})`);
       const [raw, ttl] = await Promise.all([this.redis.getBuffer(`${this.prefix}api-cache:${key}`), this.redis.pttl(`${this.prefix}api-cache:${key}`)]);
+      this.reached();
       if (!raw) return undefined;
       const entry = decode(raw);
       if (entry && ttl > 0) this.lru?.set(key, entry, { ttl });
       return entry;
     } catch (err) {
-      this.logger.warn('api cache: redis read failed; treating as a miss', { error: (err as Error).message });
+      this.unreachable(err);
       return undefined;
     }
   }
@@ -79,10 +91,24 @@ export class ResponseCache {
     this.lru?.set(key, entry, { ttl: ttlMs });
     if (!this.redis) return;
     try {
+      if (!(await redisUsable(this.redis))) throw new Error(`not connected (${this.redis.status})`);
       await this.redis.set(`${this.prefix}api-cache:${key}`, encode(entry), 'PX', ttlMs);
+      this.reached();
     } catch (err) {
-      this.logger.warn('api cache: redis write failed', { error: (err as Error).message });
+      this.unreachable(err);
     }
+  }
+
+  private reached(): void {
+    if (this.reachable) return;
+    this.reachable = true;
+    this.logger.warn('api cache: redis reachable again; shared entries in use');
+  }
+
+  private unreachable(err: unknown): void {
+    if (!this.reachable) return;
+    this.reachable = false;
+    this.logger.warn('api cache: redis unreachable; calls go to the upstream uncached until it answers', { error: redactUrl((err as Error).message) });
   }
 
   snapshot(): Record<string, unknown> {

@@ -7,7 +7,7 @@ import { compileTarget, systemResolver, type HttpMethod, type Resolver, type Ups
 import type { TierSpec } from '../../limits/token-bucket.js';
 import { MemoryRateStore, type RateStore } from '../../limits/rate-store.js';
 import { RedisTokenBuckets } from '../../limits/redis-token-bucket.js';
-import { createRedis } from '../../limits/redis.js';
+import { createRedis, redisHealthy } from '../../limits/redis.js';
 import { CircuitBreaker } from './breaker.js';
 import { ResponseCache } from './cache.js';
 import { PinnedPools } from './http.js';
@@ -122,7 +122,7 @@ export class ApiRuntime {
     const needsRedis = limits.store === 'redis' || limits.api_cache.store === 'redis';
     if (needsRedis && !limits.redis_url) throw new ConfigError(['limits.redis_url: required when limits.store or limits.api_cache.store is "redis"']);
     const redis = needsRedis ? createRedis(limits.redis_url as string, logger, 'bulwark-api') : undefined;
-    const rate: RateStore = limits.store === 'redis' ? new RedisTokenBuckets(redis as Redis, limits.redis_prefix) : new MemoryRateStore();
+    const rate: RateStore = limits.store === 'redis' ? new RedisTokenBuckets(redis as Redis, limits.redis_prefix, false, logger) : new MemoryRateStore();
     const cache = new ResponseCache(limits.api_cache.max_bytes, logger, limits.api_cache.store === 'redis' ? redis : undefined, limits.redis_prefix);
     return new ApiRuntime(config, logger, rate, cache, redis, opts);
   }
@@ -149,6 +149,21 @@ export class ApiRuntime {
     if (typeof r === 'string') return tiers[r];
     if (r) return r;
     return tiers[principalTier] ?? tiers[this.config.limits.default_tier];
+  }
+
+  /**
+   * For /ready: true without Redis in the configuration; otherwise whether Redis is connected and
+   * answers a PING within the command timeout (about a second at worst). With limits.store: redis
+   * every call is refused while this is false; with only the API cache in Redis, calls still work
+   * (uncached), so a deployment may choose to report this check without failing readiness on it.
+   */
+  async redisHealthy(): Promise<boolean> {
+    return this.redis ? redisHealthy(this.redis) : true;
+  }
+
+  /** Whether Redis backs a control that fails closed (limits.store: redis), not only the cache. */
+  get redisRequired(): boolean {
+    return this.config.limits.store === 'redis';
   }
 
   async close(): Promise<void> {
