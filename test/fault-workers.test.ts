@@ -209,6 +209,26 @@ t.test('an abort drops a queued call at once and kills the worker of a running o
   t.equal(h.pool.healthy, true);
 });
 
+t.test('an abort by the gate\'s deadline is a timeout, not a cancellation', async (t) => {
+  const h = harness(t, { size: 1 });
+  await h.pool.start();
+  // What src/gate/deadline.ts aborts the call's signal with when the deadline passes.
+  const deadlineDenial = { code: 'timeout', message: 'The call exceeded its deadline and was stopped.', reasons: ['deadline.exceeded'] };
+  const ac1 = new AbortController();
+  const running = denialOf(h.pool.run('sleep', { ms: 10_000 }, { timeoutMs: 20_000, signal: ac1.signal }));
+  await until(() => h.pool.stats().busy === 1, 2000, 5);
+  const ac2 = new AbortController();
+  const queued = denialOf(h.pool.run('echo', 1, { timeoutMs: 20_000, signal: ac2.signal }));
+  ac2.abort(deadlineDenial);
+  ac1.abort(deadlineDenial);
+  const [q, r] = await Promise.all([queued, running]);
+  t.same([q.code, q.reasons], ['timeout', ['exec.queue_wait']]);
+  t.same([r.code, r.reasons], ['timeout', ['exec.wall_time']]);
+  t.ok(r.ms < 1000, `running call stopped after ${Math.round(r.ms)} ms`);
+  t.equal(h.pool.stats().killed.timeout, 1);
+  t.equal(h.pool.stats().killed.cancelled, 0);
+});
+
 t.test('a pool whose workers cannot start at boot fails start() and leaves nothing running', async (t) => {
   const h = harness(t, { size: 2 });
   h.setMode('die');

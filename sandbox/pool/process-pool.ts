@@ -405,7 +405,10 @@ export class ProcessPool extends EventEmitter {
 
   run<T>(op: string, payload: unknown, opts: RunOptions): Promise<RunResult<T>> {
     if (this.closed) return Promise.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed'])));
-    if (opts.signal?.aborted) return Promise.reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])));
+    if (opts.signal?.aborted) {
+      if (isDeadline(opts.signal.reason)) return Promise.reject(new DenialError(deny('timeout', 'The call reached its deadline before it could run.', ['exec.queue_wait'])));
+      return Promise.reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])));
+    }
     if (this.crashLoop && !this.usable().length) return Promise.reject(this.crashLoopDenial());
     const idle = this.usable().some((x) => !x.task);
     if (!idle && this.queue.length >= this.opts.maxQueue) {
@@ -423,12 +426,15 @@ export class ProcessPool extends EventEmitter {
         this.settle(task, () => reject(queueTimeout(task, performance.now())));
       }, cap);
       if (opts.signal) {
+        const signal = opts.signal;
         task.onAbort = () => {
+          // The gate aborts with its deadline's denial: that is a timeout, not a client's cancellation.
+          const deadline = isDeadline(signal.reason);
           const i = this.queue.indexOf(task);
           if (i >= 0) {
             this.queue.splice(i, 1);
-            this.settle(task, () => reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled']))));
-          } else if (task.worker) this.kill(task.worker, 'cancelled');
+            this.settle(task, () => reject(deadline ? queueTimeout(task, performance.now()) : new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled']))));
+          } else if (task.worker) this.kill(task.worker, deadline ? 'timeout' : 'cancelled');
         };
         opts.signal.addEventListener('abort', task.onAbort, { once: true });
       }
@@ -470,6 +476,13 @@ export class ProcessPool extends EventEmitter {
     }));
     await Promise.all(exits);
   }
+}
+
+/** An abort reason set by the gate's deadline (src/gate/deadline.ts aborts with its denial). */
+function isDeadline(reason: unknown): boolean {
+  if (typeof reason !== 'object' || reason === null) return false;
+  const r = reason as { code?: unknown; reasons?: unknown };
+  return r.code === 'timeout' || (Array.isArray(r.reasons) && r.reasons.some((x) => typeof x === 'string' && x.startsWith('deadline.')));
 }
 
 function queueTimeout(t: Task, now: number): DenialError {
