@@ -32,10 +32,30 @@ import { ApiRuntime } from './tools/api/runtime.js';
 import { AuthRuntime } from './auth/runtime.js';
 import { instrumentAudit, Metrics } from './observability/metrics.js';
 
+export interface Readiness {
+  readonly ready: boolean;
+  /** One entry per dependency the configured tools need: true when it can serve now. */
+  readonly checks: Readonly<Record<string, boolean>>;
+}
+
 export interface App {
   readonly deps: GateDeps;
   readonly catalogue: readonly Tool[];
+  /** Every dependency the configured tools need, asked now (for /ready and doctor). */
+  readiness(): Promise<Readiness>;
   close(): Promise<void>;
+}
+
+/** A dependency asked within 2 s; a slower answer counts as not ready. */
+async function within2s(check: () => boolean | Promise<boolean>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([Promise.resolve().then(check), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)))]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Policy data from its file, with the config's filesystem settings folded in (the config wins). */
@@ -117,9 +137,21 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     auth,
     prom,
   };
+  const readinessChecks: Record<string, () => boolean | Promise<boolean>> = {
+    policy: () => policy.ready,
+    audit: () => deps.audit.writable,
+  };
+  if (database instanceof PgExecutor) readinessChecks.database = () => database.ping().then(() => true);
+  if (config.auth.http === 'api_key') readinessChecks.key_store = () => auth.storeFresh;
   return {
     deps,
     catalogue: buildToolCatalogue(deps),
+    readiness: async () => {
+      const names = Object.keys(readinessChecks);
+      const values = await Promise.all(names.map((n) => within2s(readinessChecks[n] as () => boolean | Promise<boolean>)));
+      const checks = Object.fromEntries(names.map((n, i) => [n, values[i] as boolean]));
+      return { ready: values.every(Boolean), checks };
+    },
     close: async () => {
       await auth.close();
       await pools.close();

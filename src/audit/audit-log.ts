@@ -103,6 +103,9 @@ interface Batch {
   readonly reject: (err: Error) => void;
   lastSeq: number;
   lastHash: string;
+  /** Request ids of its records: named in the recovery record if the batch cannot be written. */
+  readonly requestIds: string[];
+  records: number;
 }
 
 function newBatch(): Batch {
@@ -114,7 +117,7 @@ function newBatch(): Batch {
   });
   // Callers await `done`; in `async` mode nobody does, and a failure is reported by `writable`.
   done.catch(() => undefined);
-  return { done, resolve, reject, lastSeq: 0, lastHash: '' };
+  return { done, resolve, reject, lastSeq: 0, lastHash: '', requestIds: [], records: 0 };
 }
 
 interface Recovery {
@@ -188,12 +191,107 @@ function recoverTail(p: LogPaths, end: number, tail: Buffer, last: { seq: number
   return { action: 'set_aside', segment: path.basename(p.active), offset: end, bytes: tail.length, sha256, set_aside: path.basename(aside) };
 }
 
+/** First retry soon after a failure; then doubling up to the cap. */
+const RECOVER_FIRST_MS = 250;
+const RECOVER_MAX_MS = 5000;
+const REFUSED_IDS_KEPT = 100;
+
+interface RefusedSummary {
+  count: number;
+  first_at: string;
+  last_at: string;
+  request_ids: string[];
+}
+
+function mergeRefused(a: RefusedSummary, b: RefusedSummary | undefined): RefusedSummary {
+  if (!b) return a;
+  return { count: a.count + b.count, first_at: a.first_at, last_at: b.last_at, request_ids: [...a.request_ids, ...b.request_ids].slice(0, REFUSED_IDS_KEPT) };
+}
+
+interface LoadedState {
+  readonly manifest: Manifest;
+  readonly start: { seq: number; prev: string };
+  readonly recovery: Recovery | undefined;
+  readonly frontier: Frontier | undefined;
+  readonly cpSize: number;
+  readonly fh: fs.promises.FileHandle;
+  readonly bytes: number;
+}
+
+/**
+ * Read the log as it is on disk and open its active segment for appending: finish a rotation a
+ * crash interrupted, set aside a torn last record, check that the active segment continues the
+ * manifest, and rebuild the Merkle frontier. Used at start-up and when the log resumes after a
+ * write failure, so both see the same state the same way.
+ */
+async function loadState(p: LogPaths, opts: AuditLogOptions): Promise<LoadedState> {
+  const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+  let manifest = readManifest(p);
+  const activeExists = fs.existsSync(p.active);
+  // A rotation that crashed between writing the manifest and renaming the active segment.
+  const lastSeg = manifest?.segments[manifest.segments.length - 1];
+  if (manifest && lastSeg && activeExists && !fs.existsSync(path.join(p.dir, lastSeg.file))) {
+    const first = firstLine(p.active, maxLine);
+    const rec = first && parseRecordLine(first.toString('utf8'));
+    if (rec && rec.seq === lastSeg.first_seq) {
+      fs.renameSync(p.active, path.join(p.dir, lastSeg.file));
+      syncDir(p.dir);
+    }
+  }
+  let recovery: Recovery | undefined;
+  let last: { seq: number; hash: string } | undefined;
+  let firstRec: { seq: number; prev: string } | undefined;
+  if (fs.existsSync(p.active) && fs.statSync(p.active).isFile()) {
+    const ll = lastLine(p.active, maxLine);
+    if (ll.line) {
+      const rec = parseRecordLine(ll.line.toString('utf8'));
+      if (!rec) throw new AuditUnavailableError(`${p.active}: the last complete line is not a sealed audit record; run \`bulwark audit verify ${p.active}\``);
+      last = { seq: rec.seq, hash: rec.hash };
+    }
+    if (ll.tail) {
+      recovery = recoverTail(p, ll.end, ll.tail, last);
+      if (recovery.action === 'completed') {
+        const rec = parseRecordLine(ll.tail.toString('utf8'));
+        if (rec) last = { seq: rec.seq, hash: rec.hash };
+      }
+    }
+    const fl = firstLine(p.active, maxLine);
+    const f = fl && parseRecordLine(fl.toString('utf8'));
+    if (fl && !f) throw new AuditUnavailableError(`${p.active}: the first line is not a sealed audit record; run \`bulwark audit verify ${p.active}\``);
+    if (f) firstRec = { seq: f.seq, prev: f.prev };
+  }
+  if (!manifest) {
+    manifest = { v: 1, stream: opts.stream ?? 'default', active: path.basename(p.active), active_first_seq: firstRec?.seq ?? 1, active_prev: firstRec?.prev ?? GENESIS_PREV, segments: [] };
+    writeManifest(p, manifest);
+  } else if (firstRec && (firstRec.seq !== manifest.active_first_seq || firstRec.prev !== manifest.active_prev)) {
+    throw new AuditUnavailableError(`${p.active} does not continue the segments in ${p.manifest}; run \`bulwark audit verify ${p.active}\``);
+  }
+  const start = last ? { seq: last.seq, prev: last.hash } : { seq: manifest.active_first_seq - 1, prev: manifest.active_prev };
+
+  let frontier: Frontier | undefined;
+  let cpSize = 0;
+  if (opts.checkpoint) {
+    const rebuilt = rebuildFrontier(p, manifest, opts.checkpoint, start.seq, opts.onWarning);
+    frontier = rebuilt?.frontier;
+    cpSize = rebuilt?.cpSize ?? 0;
+  }
+  const fh = await fs.promises.open(p.active, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
+  try {
+    const bytes = (await fh.stat()).size;
+    return { manifest, start, recovery, frontier, cpSize, fh, bytes };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
 /**
  * Append-only, hash-chained JSONL in segments. One writer per log (a lock file). Records are
  * sealed in call order and written with O_APPEND. In `fsync` mode a call resolves only after
  * fdatasync, and every record that arrived while a sync was running shares the next one (group
- * commit); `batch` syncs at most every batchMs; `async` does not wait. After any write failure the
- * log refuses all further appends: a gap in the chain must never be papered over.
+ * commit); `batch` syncs at most every batchMs; `async` does not wait. After a write failure the
+ * log refuses every append until it resumes by itself (tryRecover): a gap in the chain is never
+ * papered over, and what could not be written is set aside and named in a recovery record.
  *
  * With checkpoints on, the writer keeps the Merkle frontier over the written records (one leaf
  * hash and on average one node hash per record) and signs a checkpoint over durable records only,
@@ -223,6 +321,14 @@ export class FileAuditLog implements AuditLog {
   private rotating = false;
   private kicked = false;
   private readonly maxLine: number;
+  /** Bytes of the active segment whose records were acknowledged to their callers. */
+  private ackedBytes: number;
+  private failedAt: Date | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  private recoverDelayMs = RECOVER_FIRST_MS;
+  private recovering = false;
+  /** Appends refused while the log was failed: summarised in the recovery record. */
+  private refused: RefusedSummary | undefined;
 
   private constructor(
     private fh: fs.promises.FileHandle,
@@ -230,7 +336,7 @@ export class FileAuditLog implements AuditLog {
     private readonly paths: LogPaths,
     private manifest: Manifest,
     private activeBytes: number,
-    private readonly frontier: Frontier | undefined,
+    private frontier: Frontier | undefined,
     private readonly releaseLock: () => void,
     start: { seq: number; prev: string },
     cpSize: number,
@@ -240,6 +346,7 @@ export class FileAuditLog implements AuditLog {
     this.writtenSeq = start.seq;
     this.writtenHash = start.prev;
     this.maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+    this.ackedBytes = activeBytes;
     this.durable = { size: start.seq, head: start.prev, frontier: frontier?.snapshotLatin1() ?? [], seg: manifest.active_first_seq, offset: activeBytes };
     this.lastCheckpoint = { size: cpSize, at: Date.now() };
   }
@@ -247,66 +354,15 @@ export class FileAuditLog implements AuditLog {
   static async open(opts: AuditLogOptions): Promise<FileAuditLog> {
     const p = logPaths(opts.path);
     await fs.promises.mkdir(p.dir, { recursive: true, mode: 0o700 });
-    const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
     const release = acquireLock(p.lock);
     try {
-      let manifest = readManifest(p);
-      const activeExists = fs.existsSync(p.active);
-      // A rotation that crashed between writing the manifest and renaming the active segment.
-      const lastSeg = manifest?.segments[manifest.segments.length - 1];
-      if (manifest && lastSeg && activeExists && !fs.existsSync(path.join(p.dir, lastSeg.file))) {
-        const first = firstLine(p.active, maxLine);
-        const rec = first && parseRecordLine(first.toString('utf8'));
-        if (rec && rec.seq === lastSeg.first_seq) {
-          fs.renameSync(p.active, path.join(p.dir, lastSeg.file));
-          syncDir(p.dir);
-        }
-      }
-      let recovery: Recovery | undefined;
-      let last: { seq: number; hash: string } | undefined;
-      let firstRec: { seq: number; prev: string } | undefined;
-      if (fs.existsSync(p.active) && fs.statSync(p.active).isFile()) {
-        const ll = lastLine(p.active, maxLine);
-        if (ll.line) {
-          const rec = parseRecordLine(ll.line.toString('utf8'));
-          if (!rec) throw new AuditUnavailableError(`${p.active}: the last complete line is not a sealed audit record; run \`bulwark audit verify ${p.active}\``);
-          last = { seq: rec.seq, hash: rec.hash };
-        }
-        if (ll.tail) {
-          recovery = recoverTail(p, ll.end, ll.tail, last);
-          if (recovery.action === 'completed') {
-            const rec = parseRecordLine(ll.tail.toString('utf8'));
-            if (rec) last = { seq: rec.seq, hash: rec.hash };
-          }
-        }
-        const fl = firstLine(p.active, maxLine);
-        const f = fl && parseRecordLine(fl.toString('utf8'));
-        if (fl && !f) throw new AuditUnavailableError(`${p.active}: the first line is not a sealed audit record; run \`bulwark audit verify ${p.active}\``);
-        if (f) firstRec = { seq: f.seq, prev: f.prev };
-      }
-      if (!manifest) {
-        manifest = { v: 1, stream: opts.stream ?? 'default', active: path.basename(p.active), active_first_seq: firstRec?.seq ?? 1, active_prev: firstRec?.prev ?? GENESIS_PREV, segments: [] };
-        writeManifest(p, manifest);
-      } else if (firstRec && (firstRec.seq !== manifest.active_first_seq || firstRec.prev !== manifest.active_prev)) {
-        throw new AuditUnavailableError(`${p.active} does not continue the segments in ${p.manifest}; run \`bulwark audit verify ${p.active}\``);
-      }
-      const start = last ? { seq: last.seq, prev: last.hash } : { seq: manifest.active_first_seq - 1, prev: manifest.active_prev };
-
-      let frontier: Frontier | undefined;
-      let cpSize = 0;
-      if (opts.checkpoint) {
-        const rebuilt = rebuildFrontier(p, manifest, opts.checkpoint, start.seq, opts.onWarning);
-        frontier = rebuilt?.frontier;
-        cpSize = rebuilt?.cpSize ?? 0;
-      }
-      const fh = await fs.promises.open(p.active, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
-      const bytes = (await fh.stat()).size;
-      const log = new FileAuditLog(fh, opts, p, manifest, bytes, frontier, release, start, cpSize);
+      const st = await loadState(p, opts);
+      const log = new FileAuditLog(st.fh, opts, p, st.manifest, st.bytes, st.frontier, release, st.start, st.cpSize);
       await log.openCheckpointSinks();
       log.startTimer();
-      if (recovery) {
-        opts.onWarning?.('audit log: recovered a torn last record at start-up', { ...recovery });
-        await log.append({ event: 'audit.recovery', recovery });
+      if (st.recovery) {
+        opts.onWarning?.('audit log: recovered a torn last record at start-up', { ...st.recovery });
+        await log.append({ event: 'audit.recovery', recovery: st.recovery });
       }
       return log;
     } catch (err) {
@@ -329,7 +385,10 @@ export class FileAuditLog implements AuditLog {
   }
 
   async append(fields: Record<string, unknown>): Promise<Appended> {
-    if (this.failure) throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
+    if (this.failure) {
+      this.noteRefused(fields);
+      throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
+    }
     if (this.closed) throw new AuditUnavailableError('audit log is closed');
     const seq = this.seq + 1;
     // Throws CanonicalJsonError before anything changes.
@@ -341,6 +400,8 @@ export class FileAuditLog implements AuditLog {
     const batch = (this.open ??= newBatch());
     batch.lastSeq = seq;
     batch.lastHash = hash;
+    batch.records++;
+    if (typeof fields.request_id === 'string' && batch.requestIds.length < REFUSED_IDS_KEPT) batch.requestIds.push(fields.request_id);
     this.kick();
     if (this.opts.durability !== 'async') await batch.done;
     return { seq, hash };
@@ -357,7 +418,17 @@ export class FileAuditLog implements AuditLog {
   }
 
   private fail(err: Error, inFlight: Batch | undefined): void {
+    if (!this.failure) {
+      this.failedAt = new Date();
+      this.opts.onWarning?.('audit log write failed; appends are refused until it resumes', { error: err.message, code: (err as NodeJS.ErrnoException).code ?? null });
+    }
     this.failure = err;
+    // The records of the batches that could not be written count as refused too.
+    for (const b of [inFlight, this.open]) {
+      if (!b) continue;
+      for (let k = 0; k < b.records; k++) this.noteRefused({ request_id: b.requestIds[k] });
+    }
+    this.scheduleRecovery();
     const e = new AuditUnavailableError(`audit write failed: ${err.message}`);
     inFlight?.reject(e);
     this.open?.reject(e);
@@ -402,6 +473,7 @@ export class FileAuditLog implements AuditLog {
           this.fail(err as Error, batch);
           return;
         }
+        this.ackedBytes = this.activeBytes;
         batch.resolve();
         this.maybeCheckpoint(false);
         try {
@@ -542,13 +614,141 @@ export class FileAuditLog implements AuditLog {
     }
     this.manifest = next;
     this.activeBytes = 0;
+    this.ackedBytes = 0;
     this.activeOpenedAt = Date.now();
+  }
+
+  private noteRefused(fields: Record<string, unknown>): void {
+    const now = new Date().toISOString();
+    const r = (this.refused ??= { count: 0, first_at: now, last_at: now, request_ids: [] });
+    r.count++;
+    r.last_at = now;
+    const id = fields.request_id;
+    if (typeof id === 'string' && r.request_ids.length < REFUSED_IDS_KEPT) r.request_ids.push(id.slice(0, 100));
+    this.scheduleRecovery();
+  }
+
+  /** Try to resume after a failure: soon after it, then with back-off up to RECOVER_MAX_MS. */
+  private scheduleRecovery(): void {
+    if (this.recoverTimer || this.recovering || this.closed) return;
+    this.recoverTimer = setTimeout(() => {
+      this.recoverTimer = undefined;
+      void this.tryRecover();
+    }, this.recoverDelayMs);
+    this.recoverTimer.unref();
+  }
+
+  /**
+   * Resume after a write failure (disk full, an I/O error), without a restart: the active
+   * segment is cut back to the last record its caller was told was written, and the bytes past
+   * it (records whose callers got `audit_unavailable`, or a torn write) are set aside in a
+   * `.unacked-<ts>` file, exactly as start-up sets aside a torn tail. The state is then read from
+   * disk as at start-up, and a recovery record continues the chain, naming what was set aside
+   * and how many appends were refused meanwhile. Until that record is written, nothing is.
+   */
+  private async tryRecover(): Promise<void> {
+    if (!this.failure || this.closed || this.recovering) return;
+    this.recovering = true;
+    try {
+      while (this.flushing) await new Promise((r) => setImmediate(r));
+      if (this.syncTimer) clearTimeout(this.syncTimer);
+      this.syncTimer = undefined;
+      this.dirty = false;
+      this.generation++;
+      await this.fh.close().catch(() => undefined);
+      const setAside = this.cutToAcknowledged();
+      const st = await loadState(this.paths, this.opts);
+      this.fh = st.fh;
+      this.manifest = st.manifest;
+      this.activeBytes = st.bytes;
+      this.ackedBytes = st.bytes;
+      this.frontier = st.frontier;
+      this.seq = st.start.seq;
+      this.prev = st.start.prev;
+      this.writtenSeq = st.start.seq;
+      this.writtenHash = st.start.prev;
+      this.durable = { size: st.start.seq, head: st.start.prev, frontier: st.frontier?.snapshotLatin1() ?? [], seg: st.manifest.active_first_seq, offset: st.bytes };
+      this.lastCheckpoint = { size: Math.min(this.lastCheckpoint.size, st.start.seq), at: this.lastCheckpoint.at };
+      this.lines.clear();
+      const failure = this.failure;
+      const refused = this.refused;
+      const recovery = {
+        action: 'resumed',
+        reason: failure.message.slice(0, 300),
+        code: (failure as NodeJS.ErrnoException).code ?? null,
+        failed_at: this.failedAt?.toISOString() ?? null,
+        resumed_at: new Date().toISOString(),
+        set_aside: setAside ?? null,
+        torn: st.recovery ?? null,
+        refused_appends: refused ?? { count: 0, first_at: null, last_at: null, request_ids: [] },
+      };
+      this.failure = undefined;
+      this.refused = undefined;
+      try {
+        await this.append({ event: 'audit.recovery', recovery });
+      } catch (err) {
+        // Still failing (the disk is still full): fail() scheduled the next try. The refusals
+        // counted so far are carried into the next recovery record.
+        if (refused) this.refused = mergeRefused(refused, this.refused);
+        throw err;
+      }
+      this.recoverDelayMs = RECOVER_FIRST_MS;
+      this.failedAt = undefined;
+      this.opts.onWarning?.('audit log resumed after a write failure', { ...recovery, refused_appends: recovery.refused_appends.count });
+    } catch (err) {
+      this.recoverDelayMs = Math.min(RECOVER_MAX_MS, this.recoverDelayMs * 2);
+      if (!this.failure) this.failure = err as Error;
+      this.recovering = false;
+      this.scheduleRecovery();
+      return;
+    }
+    this.recovering = false;
+  }
+
+  /** Cut the active segment back to its acknowledged bytes; what was past them goes to a file beside it. */
+  private cutToAcknowledged(): { file: string; offset: number; bytes: number; sha256: string } | undefined {
+    let size: number;
+    try {
+      size = fs.statSync(this.paths.active).size;
+    } catch {
+      return undefined;
+    }
+    // Only while the segment on disk is still the one this log was writing (a rotation the
+    // failure interrupted is finished by loadState; rotation syncs everything first, so a
+    // rotated-away segment holds nothing unacknowledged).
+    const onDisk = readManifest(this.paths);
+    if (!onDisk || onDisk.active_first_seq !== this.manifest.active_first_seq || size <= this.ackedBytes) return undefined;
+    const fd = fs.openSync(this.paths.active, 'r+');
+    try {
+      const tail = Buffer.alloc(size - this.ackedBytes);
+      let off = 0;
+      while (off < tail.length) {
+        const n = fs.readSync(fd, tail, off, tail.length - off, this.ackedBytes + off);
+        if (n === 0) break;
+        off += n;
+      }
+      const aside = `${this.paths.active}.unacked-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      const afd = fs.openSync(aside, 'wx', 0o600);
+      try {
+        fs.writeSync(afd, tail, 0, off);
+        fs.fdatasyncSync(afd);
+      } finally {
+        fs.closeSync(afd);
+      }
+      fs.ftruncateSync(fd, this.ackedBytes);
+      fs.fdatasyncSync(fd);
+      syncDir(this.paths.dir);
+      return { file: path.basename(aside), offset: this.ackedBytes, bytes: off, sha256: crypto.createHash('sha256').update(tail.subarray(0, off)).digest('hex') };
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.flushing || this.open) await new Promise((r) => setImmediate(r));
+    while (this.flushing || this.open || this.recovering) await new Promise((r) => setImmediate(r));
     this.closed = true;
+    if (this.recoverTimer) clearTimeout(this.recoverTimer);
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.tick) clearInterval(this.tick);
     if (!this.failure) {

@@ -49,7 +49,19 @@ export interface VerifyReport {
   readonly merkle_root?: string | undefined;
   readonly partial: boolean;
   readonly warnings: readonly string[];
+  /**
+   * Intent records (written before a side-effecting tool ran) that no outcome record names: the
+   * process stopped mid-call, so whether the side effect happened is unknown. Not damage.
+   */
+  readonly outcome_unknown: readonly OutcomeUnknown[];
   readonly problem?: VerifyProblem | undefined;
+}
+
+export interface OutcomeUnknown {
+  readonly seq: number;
+  readonly request_id: string | null;
+  readonly tool: string | null;
+  readonly ts: string | null;
 }
 
 export interface VerifyOptions {
@@ -74,6 +86,8 @@ function hashKeyAt(buf: Buffer, at: number): boolean {
   return true;
 }
 const SEQ_KEY = Buffer.from(',"seq":');
+/** In `"event":"intent"` and in `"intent_seq":`; rare elsewhere, so only lines holding it are parsed. */
+const INTENT_MARK = Buffer.from('"intent');
 const HS = HASH_SUFFIX_LENGTH;
 const hashHex: (b: Uint8Array) => string = typeof (crypto as { hash?: unknown }).hash === 'function'
   ? (b) => (crypto as unknown as { hash(a: string, d: Uint8Array, e: 'hex'): string }).hash('sha256', b, 'hex')
@@ -168,6 +182,22 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   const scratch = Buffer.allocUnsafe(64 + maxLine + 1);
   const strict = opts.strict === true;
   const segNames = segments.map((s) => s.name);
+  const openIntents = new Map<number, OutcomeUnknown>();
+  const noteIntent = (line: string, seq: number): void => {
+    const body = unsealLine(line)?.body;
+    if (!body) return;
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (rec.event === 'intent') {
+      openIntents.set(seq, { seq, request_id: typeof rec.request_id === 'string' ? rec.request_id : null, tool: typeof rec.tool === 'string' ? rec.tool : null, ts: typeof rec.ts === 'string' ? rec.ts : null });
+    } else if (typeof rec.intent_seq === 'number') {
+      openIntents.delete(rec.intent_seq);
+    }
+  };
 
   const position = (seq: number): { segment: string; line: number } => {
     let k = 0;
@@ -258,6 +288,8 @@ export async function verifySegments(label: string, segments: readonly Segment[]
           return false;
         }
         if (frontier) frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
+        const mark = buf.indexOf(INTENT_MARK, start);
+        if (mark >= 0 && mark < end) noteIntent(buf.toString('utf8', start, end), E);
         P = stored;
         E++;
         count++;
@@ -300,6 +332,10 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   return report(undefined);
 
   function report(problem: VerifyProblem | undefined): VerifyReport {
+    const unknown = [...openIntents.values()];
+    if (unknown.length) {
+      warnings.push(`${unknown.length} intent record(s) without an outcome (outcome unknown: the process stopped mid-call): seq ${unknown.slice(0, 10).map((u) => u.seq).join(', ')}${unknown.length > 10 ? ', …' : ''}`);
+    }
     return {
       ok: !problem,
       path: label,
@@ -312,6 +348,7 @@ export async function verifySegments(label: string, segments: readonly Segment[]
       ...(frontier && !problem ? { merkle_root: frontier.root().toString('base64') } : {}),
       partial,
       warnings,
+      outcome_unknown: unknown,
       ...(problem ? { problem } : {}),
     };
   }
@@ -388,6 +425,16 @@ async function classify(segments: readonly Segment[], si: number, lineNo: number
   return at(lineNo, r.seq, 'reordered', `expected seq ${E}, found ${r.seq}`);
 }
 
+/** The seq of a file's first record, if its first line is one. */
+function firstRecordSeq(file: string): number | undefined {
+  let seq: number | undefined;
+  scanLines(file, (buf, start, end) => {
+    seq = parseLine(buf.toString('utf8', start, end))?.seq;
+    return false;
+  });
+  return seq;
+}
+
 function fileSegment(file: string, name: string, first: number, prev: string, last?: { seq: number; hash: string }): Segment {
   const exists = fs.existsSync(file);
   return {
@@ -434,6 +481,7 @@ export function fileSegments(target: string): { segments: Segment[]; warnings: s
   const onDisk = segmentFilesOnDisk(p);
   for (const f of fs.existsSync(p.dir) ? fs.readdirSync(p.dir) : []) {
     if (f.startsWith(`${path.basename(p.active)}.torn-`)) warnings.push(`${f}: bytes of a torn record set aside by recovery`);
+    if (f.startsWith(`${path.basename(p.active)}.unacked-`)) warnings.push(`${f}: records whose callers were told they failed, set aside when the log resumed after a write failure`);
   }
   if (!manifest) {
     const segs = [fileSegment(p.active, path.basename(p.active), 1, GENESIS_PREV)];
@@ -444,6 +492,23 @@ export function fileSegments(target: string): { segments: Segment[]; warnings: s
   }
   const listed = new Set(manifest.segments.map((s) => s.file));
   const segments = manifest.segments.map((s) => fileSegment(path.join(p.dir, s.file), s.file, s.first_seq, s.prev, { seq: s.last_seq, hash: s.last_hash }));
+  const lastListed = manifest.segments[manifest.segments.length - 1];
+  const activeFirst = fs.existsSync(p.active) ? firstRecordSeq(p.active) : undefined;
+  if (lastListed && !fs.existsSync(path.join(p.dir, lastListed.file)) && activeFirst === lastListed.first_seq) {
+    // The writer rotates by writing the manifest first and renaming the active segment second. A
+    // crash between the two leaves the newest listed segment still under the active name: its
+    // records are all there (the writer finishes the rename at its next start).
+    segments[segments.length - 1] = fileSegment(p.active, path.basename(p.active), lastListed.first_seq, lastListed.prev, { seq: lastListed.last_seq, hash: lastListed.last_hash });
+    warnings.push(`rotation interrupted: ${path.basename(p.active)} still holds segment ${lastListed.file} (seq ${lastListed.first_seq}..${lastListed.last_seq}); no record is missing`);
+    return { segments, warnings, active, manifest };
+  }
+  if (!fs.existsSync(p.active) && segments.length) {
+    // After the rename and before the new active segment is created: a crash there leaves no
+    // active file, i.e. an empty one. (Deleting it is no stronger than truncating it; checkpoints
+    // beyond the end catch both.)
+    warnings.push(`rotation interrupted: the new active segment ${path.basename(p.active)} was not created yet (no records after seq ${manifest.active_first_seq - 1})`);
+    return { segments, warnings, active, manifest };
+  }
   segments.push(fileSegment(p.active, path.basename(p.active), manifest.active_first_seq, manifest.active_prev));
   const unlisted = onDisk.filter((f) => !listed.has(f));
   if (unlisted.length) warnings.push(`segment file(s) not in the manifest: ${unlisted.join(', ')}`);
@@ -455,7 +520,7 @@ export async function verifyFile(target: string, opts: VerifyOptions = {}): Prom
   const { segments, warnings, problem, active } = fileSegments(target);
   const p = logPaths(active);
   if (problem && !segments.length) {
-    return { ok: false, path: active, records: 0, first_seq: 1, last_seq: 0, last_hash: GENESIS_PREV, segments: [], checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] }, partial: false, warnings, problem };
+    return { ok: false, path: active, records: 0, first_seq: 1, last_seq: 0, last_hash: GENESIS_PREV, segments: [], checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] }, partial: false, warnings, outcome_unknown: [], problem };
   }
   const sources = [{ file: p.checkpoints, mirror: false }, ...(opts.mirrors ?? []).map((f) => ({ file: path.resolve(f), mirror: true }))];
   const r = await verifySegments(active, segments, sources, opts, warnings);

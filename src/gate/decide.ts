@@ -4,6 +4,7 @@ import { policyInput } from '../policy/input.js';
 import type { ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';
 import type { Analysed, Authorised, Caps } from './types.js';
+import type { GateDeadline } from './deadline.js';
 
 const minted = new WeakSet<object>();
 
@@ -50,7 +51,11 @@ export interface DecideOutput {
   readonly decision?: Decision;
 }
 
-export function decide(call: Analysed, deps: GateDeps): DecideOutput {
+/**
+ * Ask the policy. With the gate's deadline, the time obligation tightens the deadline and the
+ * executor's time cap is what is left of it (queue waits and connects count against it too).
+ */
+export function decide(call: Analysed, deps: GateDeps, deadline?: GateDeadline): DecideOutput {
   const tool = deps.tools.get(call.tool);
   if (!tool) return { verdict: fail(deny('internal_error', 'Tool vanished after analysis.', ['gate.tool_missing'])) };
   let decision: Decision;
@@ -64,7 +69,12 @@ export function decide(call: Analysed, deps: GateDeps): DecideOutput {
   if (!decision.allow) {
     return { verdict: fail(deny('policy_denied', `The policy denied ${call.tool}.`, decision.reasons)), decision };
   }
-  const authorised = { ...call, decision: decision as Decision & { allow: true }, caps: capsFor(tool.family, decision.obligations, deps) } as Authorised;
+  let caps = capsFor(tool.family, decision.obligations, deps);
+  if (deadline) {
+    deadline.tightenCap(caps.timeoutMs);
+    caps = { ...caps, timeoutMs: Math.min(caps.timeoutMs, deadline.remainingMs()) };
+  }
+  const authorised = { ...call, decision: decision as Decision & { allow: true }, caps } as Authorised;
   minted.add(authorised);
   return { verdict: pass(authorised), decision };
 }

@@ -1,15 +1,39 @@
 import { DenialError, deny, fail, pass, type Verdict } from '../errors/denial.js';
+import { intentFields } from '../audit/record.js';
+import { appendRecord } from './append.js';
 import type { GateDeps } from './deps.js';
 import { isAuthorised } from './decide.js';
+import type { GateDeadline } from './deadline.js';
 import type { Authorised, ToolResult } from './types.js';
 
 /** Slack for the JSON framing around capped content (names, numbers, escapes). */
 const OUTPUT_FRAMING_SLACK = 64 * 1024;
 
-export async function execute(call: Authorised, deps: GateDeps): Promise<Verdict<ToolResult>> {
+export interface ExecuteHooks {
+  /** The gate's deadline: checked once more right before the tool starts. */
+  readonly deadline?: GateDeadline | undefined;
+  /** Told the sequence number of the intent record, so the outcome record can name it. */
+  readonly onIntent?: ((seq: number) => void) | undefined;
+}
+
+export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHooks = {}): Promise<Verdict<ToolResult>> {
   if (!isAuthorised(call)) return fail(deny('internal_error', 'Refusing to execute a call that carries no decision.', ['gate.not_authorised']));
   const tool = deps.tools.get(call.tool);
   if (!tool) return fail(deny('internal_error', 'Tool vanished after the decision.', ['gate.tool_missing']));
+  // Evidence first: with the log unwritable nothing runs, since nothing it did could be recorded.
+  if (!deps.audit.writable) return fail(deny('audit_unavailable', 'The audit log cannot be written now, so no call runs.', ['audit.unwritable']));
+  if (tool.sideEffects?.(call.args)) {
+    // No side effect before its record is durable: the intent is appended (and, in fsync mode,
+    // fdatasynced) before the tool starts; if it cannot be, the tool does not run.
+    try {
+      const intent = await appendRecord(intentFields(call, deps.policy.revision, tool.auditArgs ? tool.auditArgs(call.args) : undefined), deps);
+      hooks.onIntent?.(intent.seq);
+    } catch (err) {
+      deps.logger.error('intent record failed; the side-effecting tool does not run', { request_id: call.context.requestId, tool: call.tool, error: (err as Error).message });
+      return fail(deny('audit_unavailable', 'The intent to call could not be recorded, so the call did not run.', ['audit.intent_failed']));
+    }
+  }
+  if (hooks.deadline?.expired) return fail(hooks.deadline.denial ?? deny('timeout', 'The call exceeded its deadline.', ['deadline.exceeded']));
   if (call.context.signal.aborted) return fail(deny('cancelled', 'The client cancelled the call.', ['call.cancelled']));
   let result: ToolResult;
   try {

@@ -1,17 +1,18 @@
 import { deny, type Denial, type Verdict } from '../errors/denial.js';
 import type { DenialCode } from '../errors/codes.js';
-import { CanonicalJsonError } from '../audit/canonical-json.js';
-import { auditFields, withoutArgs, type RecordInput } from '../audit/record.js';
+import { auditFields, type RecordInput } from '../audit/record.js';
+import { appendRecord } from './append.js';
 import type { StageName } from '../observability/gate-metrics.js';
 import type { Decision } from '../policy/types.js';
 import type { GateDeps } from './deps.js';
-import type { Analysed, Authenticated, Authorised, GateOutcome, OutcomeStatus, RawCall, ToolResult, Validated } from './types.js';
+import type { Analysed, Authenticated, Authorised, CallContext, GateOutcome, OutcomeStatus, RawCall, ToolResult, Validated } from './types.js';
 import { authenticate } from './authenticate.js';
 import { rateLimit } from './rate-limit.js';
 import { validate } from './validate.js';
 import { analyse } from './analyse.js';
 import { decide } from './decide.js';
 import { execute } from './execute.js';
+import { EXECUTOR_GRACE_MS, GateDeadline, RECORD_BOUND_MS } from './deadline.js';
 
 /** Codes that mean "the tool ran and failed", as opposed to "the gate refused". */
 const ERROR_CODES: ReadonlySet<DenialCode> = new Set(['timeout', 'resource_exceeded', 'tool_error', 'unavailable', 'internal_error']);
@@ -22,115 +23,178 @@ function statusOf(denial: Denial | undefined): OutcomeStatus {
   return ERROR_CODES.has(denial.code) ? 'error' : 'denied';
 }
 
+/** What the stages found out about one call; frozen once the gate has decided its answer. */
+interface CallState {
+  principalCall?: Authenticated;
+  validated?: Validated;
+  analysed?: Analysed;
+  authorised?: Authorised;
+  decision?: Decision;
+  result?: ToolResult;
+  denial?: Denial;
+  /** Sequence number of the intent record written before a side-effecting tool ran. */
+  intentSeq?: number;
+  /** Set when the answer is fixed (the deadline passed): late stage results are ignored. */
+  frozen: boolean;
+  readonly stageMs: Partial<Record<StageName, number>>;
+}
+
 /**
  * The gate: a fixed sequence, stopping at the first denial, recording every call. Stages return
  * verdicts; a stage that throws is a bug and the call is denied (fail closed). The order is not
  * configurable and a tool cannot skip a stage.
+ *
+ * The gate owns each call's deadline (execution.timeout_ms, tightened by the policy's
+ * obligations): queue waits, connects, the executor and retries all count against it. When it
+ * passes the call's signal is aborted, no later stage starts, and after a short grace the call is
+ * answered and recorded whatever the executor is still doing.
  */
 export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome> {
   const started = performance.now();
-  let principalCall: Authenticated | undefined;
-  let validated: Validated | undefined;
-  let analysed: Analysed | undefined;
-  let decision: Decision | undefined;
-  let result: ToolResult | undefined;
-  let denial: Denial | undefined;
+  const capMs = deps.config.execution.timeout_ms;
+  const deadline = new GateDeadline(started, capMs, raw.context.signal);
+  const context: CallContext = { ...raw.context, signal: deadline.signal, deadline };
+  const s: CallState = { frozen: false, stageMs: {} };
 
-  const stageMs: Partial<Record<StageName, number>> = {};
-  const guard = async <T>(stage: StageName, fn: () => Verdict<T> | Promise<Verdict<T>>): Promise<T | undefined> => {
-    let v: Verdict<T>;
-    const t0 = performance.now();
-    try {
-      v = await fn();
-      stageMs[stage] = performance.now() - t0;
-    } catch (err) {
-      stageMs[stage] = performance.now() - t0;
-      deps.metrics.count(stage, 'error');
-      deps.logger.error('gate stage threw', { stage, request_id: raw.context.requestId, error: (err as Error).message });
-      denial = deny('internal_error', 'An internal error stopped the call; it was denied.', [`gate.${stage}_failed`]);
-      return undefined;
-    }
-    if (v.ok) {
-      deps.metrics.count(stage, 'pass');
-      return v.value;
-    }
-    deps.metrics.count(stage, 'deny');
-    denial = v.denial;
-    return undefined;
-  };
-
-  principalCall = await guard('authenticate', () => authenticate(raw, deps));
-  const limited = principalCall && (await guard('rate_limit', () => rateLimit(principalCall as Authenticated, deps)));
-  validated = limited && (await guard('validate', () => validate(limited, deps)));
-  analysed = validated && (await guard('analyse', () => analyse(validated as Validated, deps)));
-  const authorised: Authorised | undefined = analysed
-    ? await guard('decide', () => {
-        const out = decide(analysed as Analysed, deps);
-        decision = out.decision;
-        return out.verdict;
-      })
-    : undefined;
-  result = authorised && (await guard('execute', () => execute(authorised, deps)));
-  if (denial) result = undefined;
+  const stages = runStages(raw, context, deadline, deps, s);
+  const answeredAnyway = new Promise<void>((resolve) => deadline.onExpire(() => setTimeout(resolve, EXECUTOR_GRACE_MS).unref()));
+  await Promise.race([stages, answeredAnyway]);
+  if (!s.frozen) {
+    // The deadline passed and the stages have not finished: answer without them.
+    s.frozen = true;
+    s.denial = deadline.denial ?? deny('timeout', 'The call exceeded its deadline.', ['deadline.exceeded']);
+    s.result = undefined;
+    deps.logger.warn('call answered at its deadline; the executor was cancelled', { request_id: raw.context.requestId, tool: raw.tool, reasons: s.denial.reasons });
+  }
+  deadline.dispose();
 
   const durationMs = performance.now() - started;
   const tool = deps.tools.get(raw.tool);
+  const { validated, analysed, authorised, decision, result } = s;
   const record: RecordInput = {
     context: raw.context,
     tool: raw.tool,
     toolKnown: tool !== undefined,
-    principal: principalCall?.principal,
+    principal: s.principalCall?.principal,
     args: validated ? validated.args : raw.args,
     argsValidated: validated !== undefined,
     auditArgs: validated && tool?.auditArgs ? tool.auditArgs(validated.args) : undefined,
     facts: analysed?.facts,
     decision,
     policyRevision: deps.policy.revision,
-    status: statusOf(denial),
-    denial,
+    status: statusOf(s.denial),
+    denial: s.denial,
     result,
     durationMs,
+    ...(s.intentSeq === undefined ? {} : { intentSeq: s.intentSeq }),
     execution: authorised
       ? {
           ...(result?.metrics ? { metrics: { ...result.metrics } } : {}),
-          caps: { timeout_ms: authorised.caps.timeoutMs, max_bytes: authorised.caps.maxBytes, ...(authorised.caps.maxRows === undefined ? {} : { max_rows: authorised.caps.maxRows }), ...(authorised.caps.memoryMb === undefined ? {} : { memory_mb: authorised.caps.memoryMb }), redact_columns: [...authorised.caps.redactColumns] },
+          caps: {
+            timeout_ms: deadline.cap,
+            max_bytes: authorised.caps.maxBytes,
+            ...(authorised.caps.maxRows === undefined ? {} : { max_rows: authorised.caps.maxRows }),
+            ...(authorised.caps.memoryMb === undefined ? {} : { memory_mb: authorised.caps.memoryMb }),
+            redact_columns: [...authorised.caps.redactColumns],
+          },
         }
       : undefined,
   };
+  let denial = s.denial;
+  let answer = result;
   let auditSeq: number | undefined;
   const recordStart = performance.now();
   try {
-    auditSeq = (await appendRecord(record, deps)).seq;
-    stageMs.record = performance.now() - recordStart;
+    auditSeq = (await withinBound(appendRecord(auditFields(record), deps), RECORD_BOUND_MS)).seq;
+    s.stageMs.record = performance.now() - recordStart;
     deps.metrics.count('record', 'pass');
   } catch (err) {
     deps.metrics.count('record', 'error');
     deps.logger.error('audit append failed; withholding the result', { request_id: raw.context.requestId, error: (err as Error).message });
     // Without evidence there is no answer: the result is withheld even if the tool ran.
-    denial = deny('audit_unavailable', 'The call could not be recorded in the audit log, so its result is withheld.', ['audit.append_failed']);
-    result = undefined;
+    denial = deny('audit_unavailable', 'The call could not be recorded in the audit log, so its result is withheld.', [err instanceof RecordTimeout ? 'audit.append_timeout' : 'audit.append_failed']);
+    answer = undefined;
   }
   return {
     requestId: raw.context.requestId,
     tool: raw.tool,
     status: statusOf(denial),
-    ...(result ? { result } : {}),
+    ...(answer ? { result: answer } : {}),
     ...(denial ? { denial } : {}),
     ...(decision ? { decision, obligations: decision.obligations } : {}),
     durationMs: performance.now() - started,
-    stageMs,
+    stageMs: s.stageMs,
     ...(auditSeq === undefined ? {} : { auditSeq }),
   };
 }
 
-async function appendRecord(record: RecordInput, deps: GateDeps) {
-  const fields = auditFields(record);
-  try {
-    return await deps.audit.append(fields);
-  } catch (err) {
-    if (!(err instanceof CanonicalJsonError)) throw err;
-    // The arguments (or facts) hold something that cannot be hashed reproducibly: keep the
-    // record, drop the unrepresentable part and say so.
-    return deps.audit.append({ ...withoutArgs(fields, err.reason), facts: null });
+/** The stages in their fixed order. Writes into `s` only until the answer is frozen. */
+async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadline, deps: GateDeps, s: CallState): Promise<void> {
+  const guard = async <T>(stage: StageName, fn: () => Verdict<T> | Promise<Verdict<T>>): Promise<T | undefined> => {
+    if (s.frozen) return undefined;
+    if (deadline.expired) {
+      // No stage starts after the deadline (above all, no executor).
+      s.denial = deadline.denial;
+      return undefined;
+    }
+    let v: Verdict<T>;
+    const t0 = performance.now();
+    try {
+      v = await fn();
+    } catch (err) {
+      if (s.frozen) return undefined;
+      s.stageMs[stage] = performance.now() - t0;
+      deps.metrics.count(stage, 'error');
+      deps.logger.error('gate stage threw', { stage, request_id: raw.context.requestId, error: (err as Error).message });
+      s.denial = deny('internal_error', 'An internal error stopped the call; it was denied.', [`gate.${stage}_failed`]);
+      return undefined;
+    }
+    if (s.frozen) return undefined;
+    s.stageMs[stage] = performance.now() - t0;
+    if (v.ok) {
+      deps.metrics.count(stage, 'pass');
+      return v.value;
+    }
+    deps.metrics.count(stage, 'deny');
+    s.denial = v.denial;
+    return undefined;
+  };
+
+  // Authentication reads the transport's own context (the verified principal is bound to it);
+  // every later stage sees the gate's context, whose signal carries the deadline.
+  const who = await guard('authenticate', () => authenticate(raw, deps));
+  if (who) s.principalCall = { ...who, context };
+  const limited = s.principalCall && (await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, deps)));
+  const validated = limited && (await guard('validate', () => validate(limited, deps)));
+  if (validated && !s.frozen) s.validated = validated;
+  const analysed = validated && (await guard('analyse', () => analyse(validated, deps)));
+  if (analysed && !s.frozen) s.analysed = analysed;
+  const authorised: Authorised | undefined = analysed
+    ? await guard('decide', () => {
+        const out = decide(analysed, deps, deadline);
+        if (!s.frozen) s.decision = out.decision;
+        return out.verdict;
+      })
+    : undefined;
+  if (authorised && !s.frozen) s.authorised = authorised;
+  const result = authorised && (await guard('execute', () => execute(authorised, deps, { deadline, onIntent: (seq) => (s.intentSeq = seq) })));
+  if (s.frozen) return;
+  if (s.denial?.code === 'cancelled' && deadline.expired && !raw.context.signal.aborted) {
+    // The executor saw the deadline's abort as a cancellation: it was the deadline.
+    s.denial = deadline.denial;
   }
+  s.result = s.denial ? undefined : result;
+  s.frozen = true;
+}
+
+class RecordTimeout extends Error {}
+
+function withinBound<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RecordTimeout(`the audit record was not durable within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -10,13 +10,33 @@ export interface Principal {
   readonly tier: string;
 }
 
+/**
+ * The call's deadline, owned by the gate: set when the call enters, it covers queue waits,
+ * connects, the executor and retries. At `at` the gate aborts the call's signal and answers,
+ * whatever the executor is still doing.
+ */
+export interface CallDeadline {
+  /** performance.now() at which the call is answered. */
+  readonly at: number;
+  /** Milliseconds left (never below 1, so a cap computed from it is still a valid cap). */
+  remainingMs(): number;
+  /**
+   * Mark that the call waits on a dependency (a connection, a reserve): if the deadline passes
+   * while a mark is set the call is answered `unavailable` (reason `deadline.<dependency>`)
+   * instead of `timeout`. Returns the function that clears the mark.
+   */
+  waitingOn(dependency: string): () => void;
+}
+
 export interface CallContext {
   readonly transport: TransportKind;
   readonly clientIp?: string | undefined;
   readonly requestId: string;
   readonly receivedAt: Date;
-  /** Aborted when the client cancels or disconnects. */
+  /** Aborted when the client cancels or disconnects, and (from decide on) at the call's deadline. */
   readonly signal: AbortSignal;
+  /** Set by the gate when the call enters it. */
+  readonly deadline?: CallDeadline | undefined;
   /** Present when the client asked for progress: called at a bounded rate by executors. */
   readonly progress?: ((progress: number, total?: number, message?: string) => void) | undefined;
 }

@@ -53,6 +53,11 @@ export interface ToolDefinition<A = any> {
   readonly outputSchema: Readonly<Record<string, unknown>>;
   analyse(call: Validated<A>, env: ToolEnv): Promise<AnalysisResult>;
   execute(call: Authorised<A>, env: ToolEnv): Promise<ToolResult>;
+  /**
+   * True when this call can change something outside Bulwark: the gate then writes a durable
+   * intent record before executing it (no side effect before its record). Absent: read-only.
+   */
+  sideEffects?(args: A): boolean;
   /** Arguments as the audit log keeps them (defaults to all of them): strip what must not be stored. */
   auditArgs?(args: A): Record<string, unknown>;
 }

@@ -29,6 +29,11 @@ import type { UpstreamStats } from './stats.js';
  */
 
 const IDEMPOTENT: ReadonlySet<HttpMethod> = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+/**
+ * RFC 9110 §9.2.1 safe methods: the only ones that change nothing upstream. Every other method
+ * (PUT and DELETE too: idempotent, but not free of effects) gets an intent record before it runs.
+ */
+const SAFE: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Upstream answers worth another attempt (for idempotent methods): gateway trouble, not the request. */
 const RETRY_STATUS: ReadonlySet<number> = new Set([502, 503, 504]);
 const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
@@ -89,6 +94,7 @@ export const callApiTool: ToolDefinition<CallArgs> = {
     'Call a configured HTTP API by name: the gateway joins your path under the upstream base URL, adds its credentials, checks the resolved addresses (no internal networks unless the upstream is marked internal), rate-limits, caches GETs per caller, retries idempotent methods and caps the response. Returns status, selected headers and the body (JSON parsed when the content type says so).',
   annotations: { title: 'Call API', readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   input: callInput,
+  sideEffects: (args) => !SAFE.has(args.method),
   outputSchema: {
     type: 'object',
     properties: {
