@@ -395,7 +395,7 @@ t.test('kill -9 bursts of workers: every call answered, pools unhealthy during t
     await sleep(100);
   }
   t.comment(JSON.stringify({ scenario: 'kill -9 storm: recovery', healed_ms: healedMs }));
-  t.ok(healedMs >= 0 && healedMs < 8000, `calls succeed again ${healedMs} ms after the kills stopped`);
+  t.ok(healedMs >= 0 && healedMs < 10_000, `calls succeed again ${healedMs} ms after the kills stopped`);
   // The metric follows once a worker has stayed up (stableMs = 1 s).
   let after = await scrape();
   for (let i = 0; i < 40 && (valueOf(after, 'mcp_pool_healthy', { pool: 'javascript' }) !== 1 || valueOf(after, 'mcp_pool_healthy', { pool: 'filesystem' }) !== 1); i++) {
@@ -410,7 +410,8 @@ t.test('kill -9 bursts of workers: every call answered, pools unhealthy during t
   t.ok(server.child.exitCode === null, 'no restart: the same process serves');
   const entered = (server.stderr().match(/worker pool in a crash loop/g) ?? []).length;
   const left = (server.stderr().match(/worker pool recovered from its crash loop/g) ?? []).length;
-  t.ok(entered >= 1 && entered <= 2 && left === entered, `one warn line per pool entering (${entered}) and leaving (${left}) the crash loop`);
+  // One line per transition, not per failed start: both pools entered (and left) at least once.
+  t.ok(entered >= 2 && left === entered && entered * 3 <= killed.size, `one warn line per pool entering (${entered}) and leaving (${left}) the crash loop, for ${killed.size} kills`);
 
   // Every answered call has exactly one outcome record.
   await Promise.allSettled(clients.map((c) => c.close()));

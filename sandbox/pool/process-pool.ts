@@ -70,7 +70,6 @@ interface Worker {
   ready: boolean;
   /** Stayed up `stableMs` after ready, or finished a task: workers can start. */
   proven: boolean;
-  readyAt: number;
   stableTimer?: NodeJS.Timeout | undefined;
   task?: Task | undefined;
   stderrTail: string;
@@ -209,7 +208,7 @@ export class ProcessPool extends EventEmitter {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.spawned++;
-    const w: Worker = { child, ready: false, proven: false, readyAt: 0, stderrTail: '', gone: false };
+    const w: Worker = { child, ready: false, proven: false, stderrTail: '', gone: false };
     this.workers.add(w);
     let partial = '';
     child.stderr?.on('data', (c: Buffer) => {
@@ -251,7 +250,6 @@ export class ProcessPool extends EventEmitter {
     if (m.type === 'ready') {
       if (w.ready) return;
       w.ready = true;
-      w.readyAt = performance.now();
       w.stableTimer = setTimeout(() => this.prove(w), this.stableMs);
       w.stableTimer.unref();
       ready();

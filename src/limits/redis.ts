@@ -44,6 +44,9 @@ export function createRedis(url: string, logger: Logger, name = 'bulwark'): Redi
   return redis;
 }
 
+/** One wait per connection attempt, shared by every caller (no listener per call). */
+const connecting = new WeakMap<Redis, Promise<boolean>>();
+
 /**
  * Whether a command can be sent now. While a connect or its handshake is under way (at boot, or a
  * reconnect attempt) wait up to `waitMs` for it; while disconnected between attempts, answer no at once.
@@ -51,12 +54,15 @@ export function createRedis(url: string, logger: Logger, name = 'bulwark'): Redi
 export async function redisUsable(redis: Redis, waitMs = REDIS_CONNECT_WAIT_MS): Promise<boolean> {
   if (redis.status === 'ready') return true;
   if (redis.status !== 'wait' && redis.status !== 'connecting' && redis.status !== 'connect') return false;
+  const pending = connecting.get(redis);
+  if (pending) return pending;
   if (redis.status === 'wait') redis.connect().catch(() => undefined);
-  return new Promise<boolean>((resolve) => {
+  const wait = new Promise<boolean>((resolve) => {
     const done = (ok: boolean) => {
       clearTimeout(timer);
       redis.off('ready', onReady);
       redis.off('close', onClose);
+      connecting.delete(redis);
       resolve(ok);
     };
     const onReady = () => done(true);
@@ -65,6 +71,8 @@ export async function redisUsable(redis: Redis, waitMs = REDIS_CONNECT_WAIT_MS):
     redis.once('ready', onReady);
     redis.once('close', onClose);
   });
+  connecting.set(redis, wait);
+  return wait;
 }
 
 /** For /ready: connected, and a PING answered within the command timeout. */
