@@ -141,7 +141,11 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     policy: () => policy.ready,
     audit: () => deps.audit.writable,
   };
+  readinessChecks.filesystem_pool = () => pools.filesystem.healthy;
+  readinessChecks.javascript_pool = () => pools.javascript.healthy;
   if (database instanceof PgExecutor) readinessChecks.database = () => database.ping().then(() => true);
+  // One Redis serves the gate's buckets (limits.store), the API gateway's and its cache.
+  if (config.limits.store === 'redis' || config.limits.api_cache.store === 'redis') readinessChecks.redis = () => api.redisHealthy();
   if (config.auth.http === 'api_key') readinessChecks.key_store = () => auth.storeFresh;
   return {
     deps,
