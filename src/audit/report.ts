@@ -30,6 +30,16 @@ export interface DenialRow {
 }
 
 const ARGS_CHARS = 300;
+/** Recovery records shown (each names a crash or an outage the log came back from). */
+const MAX_RECOVERIES = 1000;
+
+export interface RecoveryRow {
+  readonly seq: number | null;
+  readonly ts: string;
+  /** `set_aside` / `completed` (a torn tail at start-up) or `resumed` (after a write failure). */
+  readonly action: string;
+  readonly detail: string;
+}
 
 export interface ReportData {
   readonly path: string;
@@ -50,6 +60,9 @@ export interface ReportData {
   readonly denials: readonly DenialRow[];
   readonly denialsTotal: number;
   readonly maxDenials: number;
+  /** Intent records (written before a side-effecting call ran); they are not counted as calls. */
+  readonly intents: number;
+  readonly recoveries: readonly RecoveryRow[];
 }
 
 export interface ReportOptions extends VerifyOptions {
@@ -86,6 +99,8 @@ export async function collectReport(label: string, segments: readonly Segment[],
   const perHour = new Map<number, number>();
   const denials: DenialRow[] = [];
   let denialsTotal = 0;
+  let intents = 0;
+  const recoveries: RecoveryRow[] = [];
   let records = 0;
   let unreadable = 0;
   let firstTs: string | undefined;
@@ -120,6 +135,23 @@ export async function collectReport(label: string, segments: readonly Segment[],
           perMinute.set(minute, (perMinute.get(minute) ?? 0) + 1);
           if (perMinute.size > 24 * 60) perMinute = undefined;
         }
+      }
+      if (rec.event === 'intent') {
+        // The call's outcome record follows and is counted; the intent is evidence of order.
+        intents++;
+        return true;
+      }
+      if (rec.event === 'audit.recovery' && recoveries.length < MAX_RECOVERIES) {
+        const r = (rec.recovery ?? {}) as Record<string, unknown>;
+        const refused = r.refused_appends as { count?: unknown } | undefined;
+        const parts = [
+          r.reason !== undefined ? `failure: ${str(r.reason, '')}` : '',
+          r.failed_at !== undefined ? `from ${str(r.failed_at, '')} to ${str(r.resumed_at, '')}` : '',
+          refused && typeof refused.count === 'number' ? `${refused.count} append(s) refused meanwhile` : '',
+          r.set_aside ? `set aside: ${argsText(r.set_aside)}` : '',
+          r.bytes !== undefined ? `${str(r.bytes, '')} torn byte(s) at offset ${str(r.offset, '')}` : '',
+        ].filter(Boolean);
+        recoveries.push({ seq: typeof rec.seq === 'number' ? rec.seq : null, ts, action: str(r.action, '(unknown)'), detail: parts.join('; ') });
       }
       const principal = rec.principal as { id?: unknown } | null | undefined;
       const pid = principal && typeof principal === 'object' ? str(principal.id, '(none)') : '(none)';
@@ -163,6 +195,8 @@ export async function collectReport(label: string, segments: readonly Segment[],
     denials,
     denialsTotal,
     maxDenials,
+    intents,
+    recoveries,
   };
 }
 
@@ -285,6 +319,14 @@ ${countTable('By tool', 'tool', d.byTool)}
 ${countTable('By decision', 'decision', d.byDecision)}
 ${countTable('By outcome', 'status / code', d.byOutcome)}
 </div>
+<h2>Side effects whose outcome is unknown (${v.outcome_unknown.length})</h2>
+<p class="meta">${d.intents} intent record(s): each is written, and made durable, before a side-effecting call runs; its outcome record names it. An intent without an outcome means the process stopped mid-call: whether the side effect happened is unknown. This is not damage.</p>
+<table id="outcome-unknown"><thead><tr><th>seq</th><th>time</th><th>tool</th><th>request id</th></tr></thead>
+<tbody>${v.outcome_unknown.map((u) => `<tr><td class="n">${u.seq}</td><td class="mono">${escapeHtml(u.ts ?? '')}</td><td class="mono">${escapeHtml(u.tool ?? '')}</td><td class="mono">${escapeHtml(u.request_id ?? '')}</td></tr>`).join('') || '<tr><td colspan="4" class="note">None.</td></tr>'}</tbody></table>
+<h2>Recoveries (${d.recoveries.length})</h2>
+<p class="meta">Where the log came back from a crash (a torn last record set aside at start-up) or from a write failure (resumed without a restart).</p>
+<table id="recoveries"><thead><tr><th>seq</th><th>time</th><th>action</th><th>detail</th></tr></thead>
+<tbody>${d.recoveries.map((r) => `<tr><td class="n">${r.seq ?? ''}</td><td class="mono">${escapeHtml(r.ts)}</td><td class="mono">${escapeHtml(r.action)}</td><td class="mono">${escapeHtml(r.detail)}</td></tr>`).join('') || '<tr><td colspan="4" class="note">None.</td></tr>'}</tbody></table>
 <h2>Timeline</h2>
 ${timeline(d)}
 <h2>Denials (${d.denialsTotal})</h2>
