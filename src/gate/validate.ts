@@ -1,13 +1,75 @@
-import { deny, fail, pass, type Verdict } from '../errors/denial.js';
+import { deny, fail, pass, type Denial, type Verdict } from '../errors/denial.js';
 import type { GateDeps } from './deps.js';
 import type { Authenticated, Validated } from './types.js';
 
 export const UNKNOWN_TOOL_REASON = 'tool.unknown';
 
-/** Byte length of the JSON form, stopping early once past the cap. */
+/**
+ * Levels of objects and arrays an argument document may have (the arguments object is level 1).
+ * No tool's schema comes near it; a JSON parser accepts far deeper documents, and every recursive
+ * step after this one (schema, hashing, policy input) would otherwise be a stack to blow.
+ */
+export const MAX_ARGS_DEPTH = 64;
+
+/** A UTF-16 surrogate not part of a pair: valid in a JS string and in JSON text, not in UTF-8. */
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATE_ALL = /\p{Cs}/gu;
+
+/** Byte length of the JSON form. */
 function argsBytes(args: unknown): number {
   const json = JSON.stringify(args);
   return json === undefined ? 0 : Buffer.byteLength(json);
+}
+
+/** Where a node sits, built only when something there is refused. */
+interface Place {
+  readonly parent: Place | undefined;
+  readonly key: string | number;
+}
+
+function pathOf(place: Place | undefined): string {
+  const keys: (string | number)[] = [];
+  for (let p = place; p; p = p.parent) keys.push(p.key);
+  let out = '(arguments)';
+  for (const k of keys.reverse()) out += typeof k === 'number' ? `[${k}]` : `.${k}`;
+  // A cut must not split a surrogate pair: the message goes into the audit record.
+  return out.length > 120 ? `${out.slice(0, 117).replace(/[\uD800-\uDBFF]$/, '')}...` : out;
+}
+
+function loneSurrogate(place: Place, isKey: boolean): Denial {
+  const what = isKey ? 'A key' : 'A string';
+  return deny('invalid_input', `${what} in the arguments holds an unpaired UTF-16 surrogate (at ${pathOf(place)}).`, ['input.lone_surrogate']);
+}
+
+/**
+ * Depth and well-formed strings (keys too), without recursion: the document may be nested far
+ * deeper than the stack allows. Stops at the first problem.
+ */
+export function checkShape(args: object): Denial | undefined {
+  const stack: [value: object, depth: number, place: Place | undefined][] = [[args, 1, undefined]];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const [value, depth, place] = item;
+    if (depth > MAX_ARGS_DEPTH) {
+      return deny('invalid_input', `Arguments nest deeper than ${MAX_ARGS_DEPTH} levels (at ${pathOf(place)}).`, ['input.too_deep']);
+    }
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const v: unknown = value[i];
+        if (typeof v === 'string') {
+          if (LONE_SURROGATE.test(v)) return loneSurrogate({ parent: place, key: i }, false);
+        } else if (v !== null && typeof v === 'object') stack.push([v, depth + 1, { parent: place, key: i }]);
+      }
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (LONE_SURROGATE.test(key)) return loneSurrogate({ parent: place, key: key.replace(LONE_SURROGATE_ALL, '\uFFFD') }, true);
+      const v: unknown = (value as Record<string, unknown>)[key];
+      if (typeof v === 'string') {
+        if (LONE_SURROGATE.test(v)) return loneSurrogate({ parent: place, key }, false);
+      } else if (v !== null && typeof v === 'object') stack.push([v, depth + 1, { parent: place, key }]);
+    }
+  }
+  return undefined;
 }
 
 export function validate(call: Authenticated, deps: GateDeps): Verdict<Validated> {
@@ -17,6 +79,8 @@ export function validate(call: Authenticated, deps: GateDeps): Verdict<Validated
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     return fail(deny('invalid_input', 'Tool arguments must be a JSON object.', ['input.not_object']));
   }
+  const shape = checkShape(raw);
+  if (shape) return fail(shape);
   const bytes = argsBytes(raw);
   const cap = deps.config.limits.max_args_bytes;
   if (bytes > cap) return fail(deny('invalid_input', `Arguments are ${bytes} bytes; the cap is ${cap}.`, ['input.too_large']));
