@@ -30,7 +30,13 @@ export const configSchema = z.object({
       allowed_origins: z.array(z.string().url()).default([]),
       allowed_hosts: z.array(hostPort).default([]),
       max_body_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-    }).strict().default({}),
+      /** A request's headers must arrive within this long (slowloris; a silent connection is closed too). */
+      headers_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
+      /** A request (headers and body) must arrive within this long; the tool's run is not counted. */
+      request_timeout_ms: z.number().int().min(100).max(3_600_000).default(120_000),
+      /** Open connections served at once; past it a request is answered 503 and its connection closed. */
+      max_connections: z.number().int().min(1).max(65_536).default(256),
+    }).strict().refine((h) => h.headers_timeout_ms <= h.request_timeout_ms, { message: 'headers_timeout_ms must not exceed request_timeout_ms', path: ['headers_timeout_ms'] }).default({}),
   }).strict().default({}),
   principals: z.object({
     stdio: principal.default({ id: 'local-user', roles: ['developer'], tier: 'local' }),

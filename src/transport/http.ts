@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { App } from '../app.js';
@@ -31,12 +31,20 @@ function jsonRpcError(res: http.ServerResponse, status: number, code: number, me
   sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
 }
 
-/** Read the body up to the cap; past it, answer 413 and stop reading. */
-function readBody(req: http.IncomingMessage, cap: number): Promise<Buffer | 'too_large'> {
+/**
+ * Read the body up to the cap; past it, answer 413 and stop reading. A request whose connection
+ * goes first (the client left, or request_timeout_ms cut a body that trickled in) is 'aborted'.
+ */
+function readBody(req: http.IncomingMessage, cap: number): Promise<Buffer | 'too_large' | 'aborted'> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > cap) {
       resolve('too_large');
+      return;
+    }
+    if (req.destroyed) {
+      // Gone while the request was being authenticated.
+      resolve('aborted');
       return;
     }
     const chunks: Buffer[] = [];
@@ -53,11 +61,26 @@ function readBody(req: http.IncomingMessage, cap: number): Promise<Buffer | 'too
       chunks.push(c);
     });
     req.on('end', () => {
-      if (!done) resolve(Buffer.concat(chunks, size));
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks, size));
     });
-    req.on('error', reject);
+    req.on('close', () => {
+      if (done) return;
+      done = true;
+      resolve('aborted');
+    });
+    req.on('error', (err) => {
+      if (done) return;
+      done = true;
+      if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') resolve('aborted');
+      else reject(err);
+    });
   });
 }
+
+/** JSON text must be UTF-8 (RFC 8259 §8.1): bytes that are not are refused, not silently replaced. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The SDK's cap on a JSON-RPC batch (`MAX_BATCH_SIZE` in its Streamable HTTP transport). */
 const MAX_BATCH = 100;
@@ -161,19 +184,9 @@ async function answerToolCall(app: App, res: http.ServerResponse, call: JSONRPCR
   sendJson(res, 200, answer);
 }
 
-/** PostgreSQL answers `select 1` within 2 s (only asked when database.url is configured). */
-export async function databaseReachable(app: App): Promise<boolean> {
-  const db = app.deps.toolEnv.database as { ping?: () => Promise<void> } | undefined;
-  if (!db?.ping) return false;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([db.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 2000)))]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+/** Often enough that a timeout fires within a quarter of its value (at most 0.5 s) of being due. */
+export function checkingIntervalMs(headersTimeoutMs: number): number {
+  return Math.max(50, Math.min(500, Math.floor(headersTimeoutMs / 4)));
 }
 
 export function defaultAllowedHosts(host: string, port: number): string[] {
@@ -303,10 +316,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       return;
     }
     if (url.pathname === '/ready' && req.method === 'GET') {
-      const checks: Record<string, boolean> = { policy: app.deps.policy.ready, audit: app.deps.audit.writable };
-      if (app.deps.config.database.url) checks.database = await databaseReachable(app);
-      if (bearerRequired && auth) checks.key_store = auth.storeFresh;
-      const ready = Object.values(checks).every(Boolean);
+      const { ready, checks } = await app.readiness();
       sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks, policy_revision: app.deps.policy.revision });
       return;
     }
@@ -339,14 +349,22 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       return;
     }
     const body = await readBody(req, cfg.max_body_bytes);
+    if (body === 'aborted') return;
     if (body === 'too_large') {
       jsonRpcError(res, 413, -32600, `Request body exceeds ${cfg.max_body_bytes} bytes.`);
       req.resume();
       return;
     }
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch {
+      jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid UTF-8.');
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      parsed = JSON.parse(text);
     } catch {
       jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON.');
       return;
@@ -390,7 +408,25 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
     sendJson(res, 200, answers.length === 1 ? answers[0] : answers);
   };
 
-  const server = http.createServer((req, res) => {
+  // Connections past max_connections are still read (so the client gets an answer rather than a
+  // reset) but every request on them is answered 503 and the connection closed. Past twice the
+  // cap the kernel's connection is closed unread: a flood must not cost a parser each.
+  let connections = 0;
+  let saturated = false;
+  const overCap = new WeakSet<Socket>();
+
+  const server = http.createServer({
+    headersTimeout: cfg.headers_timeout_ms,
+    requestTimeout: cfg.request_timeout_ms,
+    // Node checks both timeouts on this interval (30 s by default), so they fired up to 30 s late.
+    connectionsCheckingInterval: checkingIntervalMs(cfg.headers_timeout_ms),
+    keepAliveTimeout: 5_000,
+  }, (req, res) => {
+    if (overCap.has(req.socket)) {
+      req.resume();
+      sendJson(res, 503, { error: 'unavailable', reason: 'http.too_many_connections', message: `The server has ${cfg.max_connections} connections open; retry shortly.` }, { connection: 'close', 'retry-after': '1' });
+      return;
+    }
     if (draining) {
       sendJson(res, 503, { error: 'unavailable', reason: 'shutting_down' }, { connection: 'close', 'retry-after': '1' });
       return;
@@ -406,12 +442,25 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
       else res.destroy();
     });
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 120_000;
-  server.keepAliveTimeout = 5_000;
-  server.on('connection', (socket) => {
+  server.maxConnections = cfg.max_connections * 2;
+  server.on('connection', (socket: Socket) => {
+    connections += 1;
     app.deps.prom?.activeConnections.inc();
-    socket.once('close', () => app.deps.prom?.activeConnections.dec());
+    if (connections > cfg.max_connections) {
+      overCap.add(socket);
+      if (!saturated) {
+        saturated = true;
+        logger.warn('connection cap reached; answering 503 to connections past it', { max_connections: cfg.max_connections });
+      }
+    }
+    socket.once('close', () => {
+      connections -= 1;
+      app.deps.prom?.activeConnections.dec();
+      if (saturated && connections <= cfg.max_connections / 2) {
+        saturated = false;
+        logger.info('connections back under the cap', { connections, max_connections: cfg.max_connections });
+      }
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
