@@ -36,37 +36,53 @@ function pathOf(place: Place | undefined): string {
   return out.length > 120 ? `${out.slice(0, 117).replace(/[\uD800-\uDBFF]$/, '')}...` : out;
 }
 
-function loneSurrogate(place: Place, isKey: boolean): Denial {
-  const what = isKey ? 'A key' : 'A string';
-  return deny('invalid_input', `${what} in the arguments holds an unpaired UTF-16 surrogate (at ${pathOf(place)}).`, ['input.lone_surrogate']);
+function loneSurrogate(place: Place, isKey: boolean): string {
+  return `${isKey ? 'A key' : 'A string'} in the arguments holds an unpaired UTF-16 surrogate (at ${pathOf(place)}).`;
 }
 
 /**
  * Depth and well-formed strings (keys too), without recursion: the document may be nested far
- * deeper than the stack allows. Stops at the first problem.
+ * deeper than the stack allows. Stops at the first problem. Where it is costs an object per node,
+ * so it is only tracked when there is a problem to describe (a second walk).
  */
 export function checkShape(args: object): Denial | undefined {
-  const stack: [value: object, depth: number, place: Place | undefined][] = [[args, 1, undefined]];
-  for (let item = stack.pop(); item; item = stack.pop()) {
-    const [value, depth, place] = item;
-    if (depth > MAX_ARGS_DEPTH) {
-      return deny('invalid_input', `Arguments nest deeper than ${MAX_ARGS_DEPTH} levels (at ${pathOf(place)}).`, ['input.too_deep']);
-    }
+  return walk(args, false) && walk(args, true);
+}
+
+function walk(args: object, describe: boolean): Denial | undefined {
+  const values: object[] = [args];
+  const depths: number[] = [1];
+  const places: (Place | undefined)[] = [undefined];
+  const found = (reason: 'input.too_deep' | 'input.lone_surrogate', message: () => string): Denial =>
+    deny('invalid_input', describe ? message() : '', [reason]);
+  while (values.length > 0) {
+    const value = values.pop() as object;
+    const depth = depths.pop() as number;
+    const place = places.pop();
+    if (depth > MAX_ARGS_DEPTH) return found('input.too_deep', () => `Arguments nest deeper than ${MAX_ARGS_DEPTH} levels (at ${pathOf(place)}).`);
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
         const v: unknown = value[i];
         if (typeof v === 'string') {
-          if (LONE_SURROGATE.test(v)) return loneSurrogate({ parent: place, key: i }, false);
-        } else if (v !== null && typeof v === 'object') stack.push([v, depth + 1, { parent: place, key: i }]);
+          if (LONE_SURROGATE.test(v)) return found('input.lone_surrogate', () => loneSurrogate({ parent: place, key: i }, false));
+        } else if (v !== null && typeof v === 'object') {
+          values.push(v);
+          depths.push(depth + 1);
+          places.push(describe ? { parent: place, key: i } : undefined);
+        }
       }
       continue;
     }
     for (const key of Object.keys(value)) {
-      if (LONE_SURROGATE.test(key)) return loneSurrogate({ parent: place, key: key.replace(LONE_SURROGATE_ALL, '\uFFFD') }, true);
+      if (LONE_SURROGATE.test(key)) return found('input.lone_surrogate', () => loneSurrogate({ parent: place, key: key.replace(LONE_SURROGATE_ALL, '\uFFFD') }, true));
       const v: unknown = (value as Record<string, unknown>)[key];
       if (typeof v === 'string') {
-        if (LONE_SURROGATE.test(v)) return loneSurrogate({ parent: place, key }, false);
-      } else if (v !== null && typeof v === 'object') stack.push([v, depth + 1, { parent: place, key }]);
+        if (LONE_SURROGATE.test(v)) return found('input.lone_surrogate', () => loneSurrogate({ parent: place, key }, false));
+      } else if (v !== null && typeof v === 'object') {
+        values.push(v);
+        depths.push(depth + 1);
+        places.push(describe ? { parent: place, key } : undefined);
+      }
     }
   }
   return undefined;
