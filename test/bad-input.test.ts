@@ -41,18 +41,27 @@ t.test('wrong types, missing fields, unknown fields, oversized arguments: invali
   }
 });
 
-t.test('arguments that cannot be hashed reproducibly are recorded without them', async (t) => {
+t.test('a lone surrogate is refused at validation; arguments that cannot be hashed reproducibly are recorded without them', async (t) => {
   const sb = makeSandbox();
   t.teardown(sb.cleanup);
   const gate = await inProcessGate(sb.configPath);
   t.teardown(() => gate.close());
   const o = await gate.call('read_file', { path: 'hello\uD800.txt' });
-  t.equal(o.denial?.code, 'path_rejected');
+  t.equal(o.denial?.code, 'invalid_input');
+  t.same(o.denial?.reasons, ['input.lone_surrogate']);
   t.ok(o.auditSeq, 'still recorded');
+  // Valid for the schema, yet beyond what canonical JSON represents exactly (integers past 2^53).
+  const big = await gate.call('read_file', { path: 'missing.txt', offset: 2 ** 60 });
+  t.equal(big.denial?.code, 'path_rejected');
+  t.ok(big.auditSeq, 'still recorded');
   await gate.close();
-  const rec = readAudit(sb.auditPath).at(-1)!;
+  const recs = readAudit(sb.auditPath);
+  const lone = recs.find((r) => r.request_id === o.requestId)!;
+  t.equal(lone.args, null, 'unvalidated arguments are kept as a hash only');
+  t.match(lone.args_sha256, /^[0-9a-f]{64}$/);
+  const rec = recs.find((r) => r.request_id === big.requestId)!;
   t.equal(rec.args, null);
-  t.equal(rec.args_unrepresentable, 'lone_surrogate');
+  t.equal(rec.args_unrepresentable, 'unsafe_integer');
 });
 
 t.test('malformed JSON-RPC over stdio does not kill the server', async (t) => {

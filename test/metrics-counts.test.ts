@@ -180,9 +180,9 @@ t.test('an append retried without unhashable arguments counts once; per-tool ref
   const okBefore = valueOf(before, 'mcp_requests_total', { tool: 'read_file', status: 'denied' });
   const appendsBefore = valueOf(before, 'mcp_audit_append_duration_seconds_count');
   const recordsBefore = readAudit(sb.auditPath).length;
-  // A lone surrogate cannot be canonicalised: the first append fails, the gate records the call
-  // again without its arguments. One call, one record, one count.
-  const lone = await call(token.dev, 'read_file', { path: 'x\ud800.txt' });
+  // An integer past 2^53 passes the schema but cannot be canonicalised: the first append fails,
+  // the gate records the call again without its arguments. One call, one record, one count.
+  const lone = await call(token.dev, 'read_file', { path: 'x.txt', offset: 2 ** 60 });
   t.equal(lone.code, 'path_rejected');
   const m = await scrape();
   t.equal(readAudit(sb.auditPath).length, recordsBefore + 1, 'one record');
