@@ -3,7 +3,7 @@ import { PACKAGE_ROOT } from '../../config/package-paths.js';
 import type { Logger } from '../../observability/logger.js';
 import { ProcessPool } from '../../../sandbox/pool/process-pool.js';
 import { codeReadFlags } from '../../execution/pools.js';
-import type { DatabaseExecutor, QueryCaps, QueryResult } from './pg-executor.js';
+import type { DatabaseExecutor, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
 
 /**
  * The zero-setup database: PGlite with demo data in one disposable worker, started on first use
@@ -34,9 +34,9 @@ export class EmbeddedExecutor implements DatabaseExecutor {
     return this.starting;
   }
 
-  async query(text: string, params: readonly (string | number | boolean | null)[], caps: QueryCaps, signal?: AbortSignal): Promise<QueryResult> {
+  async query(text: string, params: readonly (string | number | boolean | null)[], caps: QueryCaps, run: QueryRun = {}): Promise<QueryResult> {
     const pool = await this.ensure();
-    const r = await pool.run<QueryResult>('query', { text, params, maxRows: caps.maxRows, maxBytes: caps.maxBytes, searchPath: this.searchPath }, { timeoutMs: caps.timeoutMs, signal });
+    const r = await pool.run<QueryResult>('query', { text, params, maxRows: caps.maxRows, maxBytes: caps.maxBytes, searchPath: this.searchPath }, { timeoutMs: caps.timeoutMs, signal: run.signal });
     return r.value;
   }
 

@@ -1,6 +1,7 @@
 import postgres from 'postgres';
-import { refuse } from '../../errors/denial.js';
-import { mapDatabaseError } from './errors.js';
+import { DenialError, refuse, type Denial } from '../../errors/denial.js';
+import type { CallDeadline } from '../../gate/types.js';
+import { isConnectionError, mapDatabaseError, unavailableReason } from './errors.js';
 import { jsonSafe } from './json-safe.js';
 
 export interface PgExecutorOptions {
@@ -11,6 +12,8 @@ export interface PgExecutorOptions {
   readonly connectTimeoutS: number;
   /** Session settings the analyser assumed (search_path, standard_conforming_strings). */
   readonly session: Readonly<Record<string, string>>;
+  /** Told once when the database becomes unreachable and once when it is back (for logs, /ready). */
+  readonly onStateChange?: ((state: 'down' | 'up', detail: Record<string, unknown>) => void) | undefined;
 }
 
 export interface QueryCaps {
@@ -18,6 +21,12 @@ export interface QueryCaps {
   readonly maxBytes: number;
   readonly timeoutMs: number;
   readonly lockTimeoutMs: number;
+}
+
+/** The call a query runs for: its cancellation and the gate's deadline. */
+export interface QueryRun {
+  readonly signal?: AbortSignal | undefined;
+  readonly deadline?: CallDeadline | undefined;
 }
 
 export interface QueryResult {
@@ -31,25 +40,57 @@ export interface QueryResult {
 
 type Param = string | number | boolean | null;
 
-
-const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'EPIPE', 'ENOTFOUND']);
-
-/**
- * Runs analysed SELECTs on PostgreSQL and nothing else. Extended protocol only (postgres.js never
- * sends a text with the simple protocol when parameters are bound, and `prepare: false` keeps
- * statements unnamed so DISCARD ALL cannot strand a cached one). Every query runs on a reserved
- * connection inside BEGIN READ ONLY with transaction-local timeouts, through a cursor that stops
- * at the row and byte caps, and ends in ROLLBACK, never COMMIT; DISCARD ALL then clears anything
- * the session kept (advisory locks, GUCs, LISTEN, holdable cursors) before the pool reuses it.
- */
 /** What the database tools need from an executor: the real server or the embedded one. */
 export interface DatabaseExecutor {
-  query(text: string, params: readonly Param[], caps: QueryCaps, signal?: AbortSignal): Promise<QueryResult>;
+  query(text: string, params: readonly Param[], caps: QueryCaps, run?: QueryRun): Promise<QueryResult>;
   close(): Promise<void>;
 }
 
+/**
+ * What patches/postgres+3.4.10.patch adds: reserve() takes a signal (a caller that stops waiting
+ * leaves the queue), and a reserved connection can be destroyed rather than released.
+ */
+interface Reserved extends postgres.ReservedSql<Record<string, never>> {
+  destroy(): void;
+}
+type Reserve = (opts?: { signal?: AbortSignal }) => Promise<Reserved>;
+
+/** While the database is known to be down, a call waits this long for a connection, then answers. */
+const DOWN_WAIT_MS = 1000;
+/** Connection failures are retried (a fresh connection) within this window from the first one. */
+const RETRY_WINDOW_MS = 1500;
+const MAX_ATTEMPTS = 3;
+/** A retry starts only if at least this much of the call's budget is left. */
+const MIN_ATTEMPT_MS = 250;
+/** statement_timeout ends this long before the budget, so the server's cancel is the answer. */
+const STATEMENT_MARGIN_MS = 100;
+/** After a cancel, the query gets this long to stop by itself; then its connection is destroyed. */
+const ABORT_GRACE_MS = 150;
+/** Without a gate deadline, past the budget by this much the executor stops waiting on the server. */
+const OVERRUN_MS = 200;
+/** ROLLBACK and DISCARD ALL must be done within this; otherwise the connection is destroyed. */
+const CLEANUP_MS = 2000;
+
+const ACQUIRE_TIMEOUT = Symbol('acquire timeout');
+
+/**
+ * Runs analysed SELECTs on PostgreSQL and nothing else. Extended protocol only for text from the
+ * call (`.cursor()` never uses the simple protocol, and `prepare: false` keeps statements
+ * unnamed so DISCARD ALL cannot strand a cached one). Every query runs on a reserved connection
+ * inside BEGIN READ ONLY with transaction-local timeouts, through a cursor that stops at the row
+ * and byte caps, and ends in ROLLBACK, never COMMIT; DISCARD ALL then clears anything the session
+ * kept (advisory locks, GUCs, LISTEN, holdable cursors) before the pool reuses it.
+ *
+ * Faults: a connection that fails, or whose call is cancelled, is destroyed, never released, so
+ * the pool reconnects afresh; connection failures are retried briefly and then answered
+ * `unavailable`; every wait (a connection, the server) is bounded by the call's deadline, and a
+ * wait for a connection is marked on the deadline so the gate answers `unavailable` there.
+ */
 export class PgExecutor implements DatabaseExecutor {
   private readonly sql: postgres.Sql;
+  private down: { since: number; reason: string; code: string; error: string } | undefined;
+  /** Calls waiting for a connection: when the database is found down, they wait no longer than DOWN_WAIT_MS. */
+  private readonly waiting = new Set<{ started: number; giveUp: AbortController; timer: NodeJS.Timeout }>();
 
   constructor(private readonly opts: PgExecutorOptions) {
     this.sql = postgres(opts.url, {
@@ -57,6 +98,8 @@ export class PgExecutor implements DatabaseExecutor {
       idle_timeout: opts.idleTimeoutS,
       max_lifetime: opts.maxLifetimeS,
       connect_timeout: opts.connectTimeoutS,
+      // Reconnect soon after the server is back (the default grows to 20 s between attempts).
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
       prepare: false,
       onnotice: () => undefined,
       connection: { application_name: 'bulwark', ...opts.session },
@@ -64,55 +107,111 @@ export class PgExecutor implements DatabaseExecutor {
     });
   }
 
-  async ping(): Promise<void> {
-    await this.sql`select 1`;
+  /** False from a connection failure until the next query succeeds. */
+  get reachable(): boolean {
+    return this.down === undefined;
+  }
+
+  /** One full round (reserve, BEGIN, SELECT, ROLLBACK), bounded: what /ready and doctor use. */
+  async ping(timeoutMs = 2000): Promise<void> {
+    await this.query('select 1', [], { maxRows: 1, maxBytes: 1024, timeoutMs, lockTimeoutMs: 1000 });
   }
 
   /** Run one analysed statement; `text` is exactly what the analyser accepted. */
-  async query(text: string, params: readonly Param[], caps: QueryCaps, signal?: AbortSignal): Promise<QueryResult> {
-    return this.withRetry(() => this.queryOnce(text, params, caps, signal));
-  }
-
-  private async withRetry<T>(fn: () => Promise<T>): Promise<T> {
-    // A dropped connection before the statement ran is retried with backoff; then `unavailable`.
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
+  async query(text: string, params: readonly Param[], caps: QueryCaps, run: QueryRun = {}): Promise<QueryResult> {
+    const started = performance.now();
+    // The gate's deadline when there is one; otherwise the caps' time from now.
+    const endAt = run.deadline ? run.deadline.at : started + caps.timeoutMs;
+    let firstFailure: number | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const progress = { sent: false };
       try {
-        return await fn();
+        const result = await this.attempt(text, params, caps, run, endAt, started, progress);
+        this.markUp();
+        return result;
       } catch (err) {
-        const code = (err as { code?: string }).code ?? '';
-        if (!CONNECTION_ERRORS.has(code)) throw err;
-        lastErr = err;
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt + Math.random() * 50));
+        if (err instanceof DenialError) throw err;
+        if (run.signal?.aborted) throw abortDenial(run.signal);
+        if (!isConnectionError(err)) {
+          mapDatabaseError(err, caps.timeoutMs);
+          throw err;
+        }
+        this.markDown(err);
+        firstFailure ??= performance.now();
+        // Only a call whose statement was not sent yet is tried again on a fresh connection: one
+        // whose backend went away mid-query is answered now (running it again could take the
+        // whole budget, and the client can retry as well as we can).
+        const pause = 50 * 2 ** (attempt - 1) + Math.random() * 25;
+        const now = performance.now();
+        if (!progress.sent && attempt < MAX_ATTEMPTS && now - firstFailure + pause < RETRY_WINDOW_MS && endAt - now - pause > MIN_ATTEMPT_MS) {
+          await sleep(pause, run.signal);
+          if (run.signal?.aborted) throw abortDenial(run.signal);
+          continue;
+        }
+        refuse('unavailable', 'The database is unreachable; try again shortly.', reasonsFor(unavailableReason(err)), {
+          cause: String((err as { code?: unknown }).code ?? ''),
+          attempts: attempt,
+        });
       }
     }
-    return refuse('unavailable', 'The database is unreachable.', ['db.unreachable'], { error: String((lastErr as Error)?.message ?? lastErr).slice(0, 200) });
   }
 
-  private async queryOnce(text: string, params: readonly Param[], caps: QueryCaps, signal?: AbortSignal): Promise<QueryResult> {
-    const started = performance.now();
-    const conn = await this.sql.reserve();
-    let running: { cancel: () => void } | undefined;
-    const onAbort = () => running?.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let clean = false;
+  private async attempt(text: string, params: readonly Param[], caps: QueryCaps, run: QueryRun, endAt: number, started: number, progress: { sent: boolean }): Promise<QueryResult> {
+    // Waiting for a connection and for BEGIN is waiting on the database: at the deadline the
+    // gate answers `unavailable` for it, not `timeout`.
+    const clearMark = run.deadline?.waitingOn('database');
+    let conn: Reserved;
     try {
+      conn = await this.acquire(run, endAt);
+    } catch (err) {
+      clearMark?.();
+      throw err;
+    }
+    let running: { cancel: () => unknown } | undefined;
+    let halted: 'aborted' | 'overrun' | undefined;
+    let destroyTimer: NodeJS.Timeout | undefined;
+    const halt = (why: 'aborted' | 'overrun') => {
+      if (halted) return;
+      halted = why;
+      // Stop the work on the server now; if the query does not end by itself promptly, the
+      // connection goes (a server that does not answer cannot hold the call).
+      try {
+        running?.cancel();
+      } catch {
+        /* nothing running */
+      }
+      destroyTimer = setTimeout(() => conn.destroy(), ABORT_GRACE_MS);
+    };
+    const onAbort = () => halt('aborted');
+    run.signal?.addEventListener('abort', onAbort, { once: true });
+    const overrun = setTimeout(() => halt('overrun'), Math.max(0, endAt - performance.now()) + OVERRUN_MS);
+    let clean = false;
+    let marked = true;
+    try {
+      if (run.signal?.aborted) halt('aborted');
+      if (halted) throw new Error('halted before BEGIN');
       // One round trip for BEGIN and the SET LOCALs (they end with the transaction). This is the
       // only simple-protocol text we send, and it is ours: a constant with integers we computed,
       // never text from the call (that goes only through the extended protocol below).
       const ms = (n: number) => String(Math.max(1, Math.floor(n)));
+      const statementMs = Math.min(caps.timeoutMs, endAt - performance.now() - STATEMENT_MARGIN_MS);
       await conn.unsafe(
-        `begin transaction isolation level repeatable read read only; set local statement_timeout = ${ms(caps.timeoutMs)}; ` +
-          `set local lock_timeout = ${ms(caps.lockTimeoutMs)}; set local idle_in_transaction_session_timeout = ${ms(caps.timeoutMs + 1000)}`,
+        `begin transaction isolation level repeatable read read only; set local statement_timeout = ${ms(statementMs)}; ` +
+          `set local lock_timeout = ${ms(Math.min(caps.lockTimeoutMs, statementMs))}; set local idle_in_transaction_session_timeout = ${ms(statementMs + 1000)}`,
       );
+      clearMark?.();
+      marked = false;
       const rows: Record<string, unknown>[] = [];
       let columns: { name: string; type: number }[] = [];
       let bytes = 0;
       let truncated: QueryResult['truncated_reason'];
       const q = conn.unsafe(text, params as Param[], { prepare: false });
-      running = q as unknown as { cancel: () => void };
-      if (signal?.aborted) refuse('cancelled', 'The client cancelled the call.', ['call.cancelled']);
+      running = q as unknown as { cancel: () => unknown };
+      progress.sent = true;
+      if (halted) throw new Error('halted before the query');
       const batch = Math.max(1, Math.min(500, caps.maxRows + 1));
+      // The loop body never awaits: a connection that closes between batches is seen by the next
+      // read, so a result cut short by a fault is never returned as complete.
       outer: for await (const chunk of q.cursor(batch)) {
         if (!columns.length) columns = ((chunk as unknown as { columns?: { name: string; type: number }[] }).columns ?? []).map((c) => ({ name: c.name, type: c.type }));
         for (const row of chunk as Record<string, unknown>[]) {
@@ -130,37 +229,97 @@ export class PgExecutor implements DatabaseExecutor {
           rows.push(safe);
         }
       }
+      if (halted) throw new Error('halted');
       // The rows are in hand: answer now. The transaction ends (ROLLBACK, never COMMIT) and the
       // session is cleared in the background, pipelined; the connection returns to the pool only
       // after both, so no other call can see it before it is clean.
       clean = true;
-      void this.endAndRelease(conn);
       if (!columns.length && rows.length) columns = Object.keys(rows[0] as object).map((name) => ({ name, type: 0 }));
       const base = { columns, rows, row_count: rows.length, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
       return truncated ? { ...base, truncated: true, truncated_reason: truncated } : { ...base, truncated: false };
     } catch (err) {
-      if (signal?.aborted) refuse('cancelled', 'The client cancelled the call; the query was cancelled on the server.', ['call.cancelled']);
-      mapDatabaseError(err, caps.timeoutMs);
+      if (halted === 'aborted' && run.signal?.aborted) throw abortDenial(run.signal);
+      if (halted === 'overrun') {
+        if (marked) refuse('unavailable', 'The database did not answer within the call’s time.', ['db.unreachable', 'db.no_answer']);
+        refuse('timeout', 'The query did not finish within the call’s time; it was cancelled.', ['db.deadline']);
+      }
       throw err;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      // Whatever happened, the connection leaves in a clean state or not at all.
-      if (!clean) await this.endAndRelease(conn);
+      if (marked) clearMark?.();
+      run.signal?.removeEventListener('abort', onAbort);
+      clearTimeout(overrun);
+      if (halted) {
+        // A connection whose call was stopped is never reused: a late cancel could hit the next
+        // call's query, and its state is unknown.
+        clearTimeout(destroyTimer);
+        conn.destroy();
+      } else if (clean) {
+        void this.endAndRelease(conn);
+      } else {
+        // The query failed: if the connection is alive it is cleaned and reused; if it is not,
+        // the cleanup fails and the connection is destroyed.
+        void this.endAndRelease(conn);
+      }
     }
   }
 
-  private async endAndRelease(conn: postgres.ReservedSql): Promise<void> {
+  /** A connection from the pool, waiting no longer than the budget allows. */
+  private async acquire(run: QueryRun, endAt: number): Promise<Reserved> {
+    if (run.signal?.aborted) throw abortDenial(run.signal);
+    const budget = Math.min(endAt - performance.now(), this.down ? DOWN_WAIT_MS : Infinity);
+    if (budget <= 0) refuse('unavailable', 'No time was left to reach the database.', ['db.unreachable', 'db.no_time']);
+    const giveUp = new AbortController();
+    const wait = { started: performance.now(), giveUp, timer: setTimeout(() => giveUp.abort(ACQUIRE_TIMEOUT), budget) };
+    this.waiting.add(wait);
+    const onAbort = () => giveUp.abort(run.signal?.reason);
+    run.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await (this.sql.reserve as unknown as Reserve)({ signal: giveUp.signal });
+    } catch (err) {
+      if (run.signal?.aborted) throw abortDenial(run.signal);
+      if (giveUp.signal.aborted) {
+        if (this.down) refuse('unavailable', 'The database is unreachable; try again shortly.', reasonsFor(this.down.reason), { cause: this.down.code });
+        refuse('unavailable', 'No database connection became free in time.', ['db.pool_busy']);
+      }
+      throw err;
+    } finally {
+      clearTimeout(wait.timer);
+      this.waiting.delete(wait);
+      run.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async endAndRelease(conn: Reserved): Promise<void> {
+    const timer = setTimeout(() => conn.destroy(), CLEANUP_MS);
     try {
       // Both sent at once (one round trip); DISCARD ALL runs after the ROLLBACK on this connection.
       await Promise.all([conn`rollback`, conn`discard all`]);
-    } catch {
-      /* a broken connection: the pool drops it itself */
-    }
-    try {
+      clearTimeout(timer);
       conn.release();
     } catch {
-      /* already gone */
+      // A broken connection, or one that did not clean up in time: it is not reused.
+      clearTimeout(timer);
+      conn.destroy();
     }
+  }
+
+  private markDown(err: unknown): void {
+    if (this.down) return;
+    this.down = { since: performance.now(), reason: unavailableReason(err), code: String((err as { code?: unknown }).code ?? ''), error: String((err as Error)?.message ?? err).slice(0, 200) };
+    this.opts.onStateChange?.('down', { reason: this.down.reason, code: this.down.code, error: this.down.error });
+    // Calls that started waiting while the database looked fine now wait as if it were down.
+    const now = performance.now();
+    for (const w of this.waiting) {
+      clearTimeout(w.timer);
+      w.timer = setTimeout(() => w.giveUp.abort(ACQUIRE_TIMEOUT), Math.max(0, w.started + DOWN_WAIT_MS - now));
+    }
+  }
+
+  private markUp(): void {
+    if (!this.down) return;
+    const downMs = Math.round(performance.now() - this.down.since);
+    this.down = undefined;
+    this.opts.onStateChange?.('up', { down_ms: downMs });
   }
 
   /**
@@ -199,4 +358,27 @@ export class PgExecutor implements DatabaseExecutor {
   async close(): Promise<void> {
     await this.sql.end({ timeout: 5 });
   }
+}
+
+/** The answer for a call whose signal was aborted: the gate's own denial at its deadline, else a client cancel. */
+function abortDenial(signal: AbortSignal): DenialError {
+  const reason = signal.reason as Partial<Denial> | undefined;
+  if (reason && typeof reason.code === 'string' && typeof reason.message === 'string' && Array.isArray(reason.reasons)) return new DenialError(reason as Denial);
+  return new DenialError({ code: 'cancelled', message: 'The client cancelled the call; the query was stopped.', reasons: ['call.cancelled'] });
+}
+
+function reasonsFor(reason: string): string[] {
+  return reason === 'db.unreachable' ? [reason] : ['db.unreachable', reason];
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

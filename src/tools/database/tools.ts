@@ -3,7 +3,7 @@ import { analyseSql, DEFAULT_SQL_FUNCTIONS } from '../../analysis/sql.js';
 import { refuse } from '../../errors/denial.js';
 import type { Authorised } from '../../gate/types.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
-import type { DatabaseExecutor, QueryCaps, QueryResult } from './pg-executor.js';
+import type { DatabaseExecutor, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 const REDACTED = '[REDACTED]';
@@ -13,12 +13,17 @@ function executor(env: ToolEnv): DatabaseExecutor {
   return env.database;
 }
 
+/** The call's cancellation and deadline: the executor bounds every wait by them. */
+function runOf(call: Authorised): QueryRun {
+  return { signal: call.context.signal, deadline: call.context.deadline };
+}
+
 function capsFor(call: Authorised, env: ToolEnv, asked?: number): QueryCaps {
   const db = env.config.database;
   return {
     maxRows: Math.min(db.max_rows, call.caps.maxRows ?? db.max_rows, asked ?? Infinity),
     maxBytes: Math.min(db.max_result_bytes, call.caps.maxBytes),
-    timeoutMs: Math.min(db.statement_timeout_ms, call.caps.timeoutMs),
+    timeoutMs: Math.min(db.statement_timeout_ms, call.caps.timeoutMs, call.context.deadline?.remainingMs() ?? Infinity),
     lockTimeoutMs: db.lock_timeout_ms,
   };
 }
@@ -89,7 +94,7 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
   },
   async execute(call, env) {
     const text = call.pinned.text as string;
-    const r = await executor(env).query(text, call.args.params, capsFor(call, env, call.args.max_rows), call.context.signal);
+    const r = await executor(env).query(text, call.args.params, capsFor(call, env, call.args.max_rows), runOf(call));
     const { result, redacted } = redact(r, call.caps.redactColumns);
     const fingerprint = (call.facts.sql as { fingerprint?: string }).fingerprint;
     return {
@@ -125,7 +130,7 @@ export const listTablesTool: ToolDefinition<z.output<typeof listInput>> = {
         order by 1, 2`,
       [call.args.schema ?? null],
       { ...capsFor(call, env), maxRows: 10_000 },
-      call.context.signal,
+      runOf(call),
     );
     // Filtered by the same policy that decides queries: a table is listed only if this
     // principal could describe it.
@@ -162,7 +167,7 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>> =
         order by a.attnum`,
       [schema, name],
       { ...capsFor(call, env), maxRows: 2000 },
-      call.context.signal,
+      runOf(call),
     );
     if (!r.rows.length) refuse('tool_error', `No table ${schema}.${name}.`, ['db.no_such_table']);
     const columns = r.rows.map(({ row_estimate: _r, ...c }) => c);
