@@ -84,8 +84,8 @@ t.test('a revoked key stops working within reload_check_ms (cached proof dropped
   t.match(await auth.authenticate(`Bearer ${a.token}`, '::1'), { ok: false, reason: 'auth.key_revoked' }, 'revoked within the bound although a proof was cached');
 });
 
-t.test('lockout: exponential back-off, 429 without argon2, per address and per key id', async (t) => {
-  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json', lockout: { threshold: 3, base_s: 10, max_s: 100 } } });
+t.test('lockout: exponential back-off, 429 without argon2, per (key id, address) and per address', async (t) => {
+  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json', lockout: { threshold: 3, address_threshold: 4, base_s: 10, max_s: 100 } } });
   t.teardown(sb.cleanup);
   const file = path.join(sb.dir, 'keys.json');
   const a = await createKey(file, { principal: 'alice', roles: ['developer'], tier: 'local' });
@@ -104,11 +104,21 @@ t.test('lockout: exponential back-off, 429 without argon2, per address and per k
   t.equal(runs, 3, 'no argon2 while locked');
   const locked = await auth.authenticate(wrong, '203.0.113.9');
   t.ok(!locked.ok && locked.retryAfterS! >= 1 && locked.retryAfterS! <= 10, 'Retry-After within the first back-off');
-  // The same key id from another address is locked too (per key id) …
-  t.match(await auth.authenticate(wrong, '198.51.100.1'), { ok: false, status: 429 });
-  // … and another key from the locked address (per address).
-  t.match(await auth.authenticate(`Bearer ${b.token}`, '203.0.113.9'), { ok: false, status: 429 });
-  t.equal(runs, 3);
+  // The same key id from another address is not locked (issue 17: key ids are public, so a lock per
+  // key id alone would let anyone lock its holder out) — it gets its verification …
+  t.match(await auth.authenticate(wrong, '198.51.100.1'), { ok: false, status: 401, reason: 'auth.bad_secret' });
+  t.equal(runs, 4);
+  // An address past its budget (4): unknown ids are cheap refusals that spend it …
+  for (let i = 0; i < 4; i++) t.match(await auth.authenticate(`Bearer bwk_00000000000000${i}a_${'A'.repeat(43)}`, '203.0.113.20'), { ok: false, status: 401, reason: 'auth.unknown_key' });
+  t.match(await auth.authenticate(`Bearer bwk_00000000000000${1}a_${'A'.repeat(43)}`, '203.0.113.20'), { ok: false, status: 429 });
+  // … yet a holder on that shared address, whose key id never failed from it, is verified;
+  t.ok((await auth.authenticate(`Bearer ${b.token}`, '203.0.113.20')).ok, 'a valid key on a locked shared address');
+  // a guess at a key id that never failed there gets one attempt, which locks that pair at once.
+  const wrongB = `Bearer bwk_${parseApiKey(b.token)!.id}_${'A'.repeat(43)}`;
+  const before = runs;
+  t.match(await auth.authenticate(wrongB, '203.0.113.20'), { ok: false, status: 401, reason: 'auth.bad_secret' });
+  t.match(await auth.authenticate(wrongB, '203.0.113.20'), { ok: false, status: 429 });
+  t.equal(runs - before, 1, 'one argon2 run per key id on a locked address');
   // After the back-off one more failure doubles it.
   clock += 10_001;
   t.match(await auth.authenticate(wrong, '203.0.113.9'), { ok: false, status: 401 });
@@ -255,7 +265,7 @@ t.test('an unreachable JWKS is not the client\'s fault: no lockout strike, API k
     auth: {
       http: 'api_key',
       keys_file: 'keys.json',
-      lockout: { threshold: 2, base_s: 60 },
+      lockout: { threshold: 2, address_threshold: 2, base_s: 60 },
       // Port 1 on loopback: connection refused at once.
       oauth: { issuer: 'https://issuer.test.example', audience: 'bulwark', jwks_url: 'http://127.0.0.1:1/jwks.json' },
     },

@@ -27,7 +27,8 @@ const token: Record<'dev' | 'reader' | 'tiny', string> = { dev: '', reader: '', 
 
 t.before(async () => {
   const keys = path.join(sb.dir, 'keys.json');
-  token.dev = (await createKey(keys, { principal: 'dev', roles: ['developer'], tier: 'local' })).token;
+  // `metrics`: /metrics needs it (issue 17); it grants no tool, so the policy outcomes below are unchanged.
+  token.dev = (await createKey(keys, { principal: 'dev', roles: ['developer', 'metrics'], tier: 'local' })).token;
   token.reader = (await createKey(keys, { principal: 'reader', roles: ['reader'], tier: 'local' })).token;
   token.tiny = (await createKey(keys, { principal: 'tiny', roles: ['developer'], tier: 'tiny' })).token;
   server = await startHttpServer(['--config', sb.configPath]);
@@ -201,7 +202,7 @@ t.test('a per-tool bucket refusal is labelled with its scope', async (t) => {
     limits: { per_tool: { file_info: { capacity: 1, refill_per_s: 0.001 } } },
   });
   t.teardown(sb2.cleanup);
-  const key = (await createKey(path.join(sb2.dir, 'keys.json'), { principal: 'p', roles: ['developer'], tier: 'local' })).token;
+  const key = (await createKey(path.join(sb2.dir, 'keys.json'), { principal: 'p', roles: ['developer', 'metrics'], tier: 'local' })).token;
   const s2 = await startHttpServer(['--config', sb2.configPath]);
   t.teardown(() => s2.stop());
   const post = (id: number) =>

@@ -57,7 +57,7 @@ if (!REDIS_URL) {
 
   t.before(async () => {
     botToken = (await createKey(keysFile, { principal: 'bot', roles: ['developer'], tier: 'tiny' })).token;
-    coderToken = (await createKey(keysFile, { principal: 'coder', roles: ['developer'], tier: 'local' })).token;
+    coderToken = (await createKey(keysFile, { principal: 'coder', roles: ['developer', 'metrics'], tier: 'local' })).token;
     [a, b] = await Promise.all([startHttpServer(['--config', sbA.configPath]), startHttpServer(['--config', sbB.configPath])]);
   });
   t.teardown(async () => {
@@ -150,7 +150,7 @@ if (!REDIS_URL) {
     const redis = new Redis(url, { maxRetriesPerRequest: 1 });
     t.teardown(() => redis.quit());
     const keys = (await redis.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
-    t.ok(keys.some((k) => k.includes('principal:bot')), `bot's bucket is in Redis: ${JSON.stringify(keys)}`);
-    t.ok(keys.some((k) => k.includes('principal:coder') && k.includes('run_javascript')), 'coder\'s run_javascript bucket is in Redis');
+    t.ok(keys.some((k) => k.includes('principal:api_key:bot')), `bot's bucket is in Redis: ${JSON.stringify(keys)}`);
+    t.ok(keys.some((k) => k.includes('principal:api_key:coder') && k.includes('run_javascript')), 'coder\'s run_javascript bucket is in Redis');
   });
 }

@@ -131,7 +131,7 @@ export async function benchHttpLoad({ quick = false } = {}) {
   // The workspace's own config is not used: each server gets one from writeConfig.
   const ws = workspace('fsync');
   const keysFile = path.join(ws.dir, 'keys.json');
-  const token = (await createKey(keysFile, { principal: 'bench-http', roles: ['developer'], tier: 'local' })).token;
+  const token = (await createKey(keysFile, { principal: 'bench-http', roles: ['developer', 'metrics'], tier: 'local' })).token;
   const durabilities = process.env.HTTP_LOAD_DURABILITY ? process.env.HTTP_LOAD_DURABILITY.split(',') : ['fsync', 'batch'];
 
   const targets = [];

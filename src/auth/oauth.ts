@@ -81,24 +81,70 @@ export class JwtVerifier {
 
   async verify(token: string): Promise<JwtResult> {
     let payload: Record<string, unknown>;
+    const opts = {
+      issuer: this.cfg.issuer,
+      audience: this.cfg.audience,
+      clockTolerance: this.cfg.clock_skew_s,
+      algorithms: [...this.cfg.algorithms],
+      requiredClaims: ['exp'],
+    };
     try {
-      ({ payload } = await jwtVerify(token, this.keys, {
-        issuer: this.cfg.issuer,
-        audience: this.cfg.audience,
-        clockTolerance: this.cfg.clock_skew_s,
-        algorithms: [...this.cfg.algorithms],
-        requiredClaims: ['exp'],
-      }));
+      try {
+        ({ payload } = await jwtVerify(token, this.keys, opts));
+      } catch (err) {
+        // No `kid` and several keys of the token's type: normal while an issuer rotates keys.
+        if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+        payload = await tryCandidates(token, err, opts);
+      }
     } catch (err) {
       const reason = reasonOf(err);
       return err instanceof JwksFailure || err instanceof errors.JWKSInvalid ? { ok: false, reason, detail: err.message } : { ok: false, reason };
     }
     const id = payload[this.cfg.principal_claim];
-    if (typeof id !== 'string' || id.length === 0 || id.length > 128) return { ok: false, reason: 'auth.jwt_no_principal' };
+    if (typeof id !== 'string' || id.length === 0) return { ok: false, reason: 'auth.jwt_no_principal' };
+    if (!wellFormedId(id)) return { ok: false, reason: 'auth.jwt_bad_principal' };
     const raw = payload[this.cfg.roles_claim];
-    const roles = (typeof raw === 'string' ? raw.split(/\s+/) : Array.isArray(raw) ? raw : []).filter((r): r is string => typeof r === 'string' && r.length > 0 && r.length <= 64).slice(0, 32);
+    // RFC 6749 §3.3: scope tokens are separated by SP (%x20) only; any other white space is part
+    // of a token (and then refused below), so `x\u00a0developer` can never become `developer`.
+    const roles = typeof raw === 'string' ? raw.split(' ').filter((r) => r.length > 0) : Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : undefined;
+    if (roles === undefined || roles.length > MAX_ROLES || !roles.every((r): r is string => typeof r === 'string' && wellFormedRole(r))) return { ok: false, reason: 'auth.jwt_bad_principal' };
     return { ok: true, principal: { id, roles, auth: 'oauth', tier: this.cfg.tier } };
   }
+}
+
+/** At most this many keys are tried for a token without `kid` (a key set is small; this bounds the cost). */
+const MAX_KID_CANDIDATES = 4;
+const MAX_ROLES = 32;
+
+async function tryCandidates(token: string, multiple: errors.JWKSMultipleMatchingKeys, opts: Parameters<typeof jwtVerify>[2]): Promise<Record<string, unknown>> {
+  let tried = 0;
+  let last: unknown = multiple;
+  for await (const key of multiple as unknown as AsyncIterable<Parameters<typeof jwtVerify>[1]>) {
+    if (tried++ >= MAX_KID_CANDIDATES) break;
+    try {
+      return (await jwtVerify(token, key as Exclude<Parameters<typeof jwtVerify>[1], JWTVerifyGetKey>, opts)).payload;
+    } catch (err) {
+      // Another key may have signed it; any other failure (claims, expiry) is the token's own.
+      if (!(err instanceof errors.JWSSignatureVerificationFailed)) throw err;
+      last = err;
+    }
+  }
+  throw last;
+}
+
+/**
+ * Identities must be recordable: the audit log canonicalises them, and the policy sees them. A
+ * lone surrogate, a control or format character (invisible look-alikes, bidi overrides) or an
+ * over-long id is refused with `auth.jwt_bad_principal`, not passed on to fail later.
+ */
+// With the u flag \p{Cs} matches only a lone surrogate (a pair is one code point).
+const BAD_CHARS = /[\p{Cs}\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+export function wellFormedId(s: string): boolean {
+  return s.length >= 1 && s.length <= 128 && !BAD_CHARS.test(s);
+}
+/** A role is one scope token: no white space of any kind either. */
+export function wellFormedRole(s: string): boolean {
+  return s.length >= 1 && s.length <= 64 && !BAD_CHARS.test(s) && !/\s/u.test(s);
 }
 
 /**

@@ -1,11 +1,12 @@
 import crypto from 'node:crypto';
-import argon2 from 'argon2';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { CallContext, Principal } from '../gate/types.js';
 import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
 import { keysFileOf, openKeyStore, type KeyStore } from './key-store.js';
 import { Lockout } from './lockout.js';
+import { Argon2Gate } from './argon2-gate.js';
+import { RefusalBudget, type RefusalAggregate } from './refusal-budget.js';
 import { JWKS_FAILURE_REASONS, JwtVerifier } from './oauth.js';
 
 const verified = new WeakMap<CallContext, Principal>();
@@ -73,7 +74,15 @@ export class AuthRuntime {
   private readonly procKey = crypto.randomBytes(32);
   private readonly proofs = new Map<string, Proof>();
   private readonly inflight = new Map<string, Promise<boolean>>();
-  private readonly lockout: Lockout;
+  /** Failures per (key id, address): `key:<id>@<address>`. */
+  private readonly keyLock: Lockout;
+  /** Failures per address, whatever was presented: `ip:<address>`. */
+  private readonly addrLock: Lockout;
+  private readonly argon2: Argon2Gate;
+  /** Which refusals get an audit record each; the rest are aggregated (see RefusalBudget). */
+  readonly refusals: RefusalBudget;
+  private aggregateSink: ((aggs: RefusalAggregate[]) => Promise<void>) | undefined;
+  private aggregateTimer: NodeJS.Timeout | undefined;
   private records = new Map<string, KeyRecord>();
   private stamp = '';
   private lastCheck = -Infinity;
@@ -98,7 +107,11 @@ export class AuthRuntime {
     this.proofTtlMs = config.auth.proof_ttl_s * 1000;
     this.maxStaleMs = config.auth.max_stale_s * 1000;
     const l = config.auth.lockout;
-    this.lockout = new Lockout({ threshold: l.threshold, baseMs: l.base_s * 1000, maxMs: l.max_s * 1000, forgetMs: l.forget_s * 1000 }, this.now);
+    const timing = { baseMs: l.base_s * 1000, maxMs: l.max_s * 1000, forgetMs: l.forget_s * 1000 };
+    this.keyLock = new Lockout({ threshold: l.threshold, ...timing }, this.now);
+    this.addrLock = new Lockout({ threshold: l.address_threshold ?? 4 * l.threshold, ...timing }, this.now);
+    this.argon2 = new Argon2Gate(config.auth.argon2.concurrency, config.auth.argon2.queue);
+    this.refusals = new RefusalBudget({ perAddress: config.auth.refusals.per_address, intervalMs: config.auth.refusals.interval_s * 1000, maxAddresses: 10_000 }, this.now);
     this.jwt = config.auth.oauth ? new JwtVerifier(config.auth.oauth, configDir) : undefined;
   }
 
@@ -173,30 +186,47 @@ export class AuthRuntime {
 
   async authenticate(authorization: string | undefined, clientIp: string): Promise<AuthResult> {
     const ipSubject = `ip:${clientIp}`;
-    const m = /^Bearer[ ]+([\x21-\x7e]{1,4096})\s*$/i.exec(authorization ?? '');
-    if (!m) return { ok: false, status: 401, reason: authorization ? 'auth.malformed_header' : 'auth.missing' };
+    // A missing header is how RFC 9728 discovery starts: it always gets its 401 and challenge (no
+    // argon2 runs, and its audit records are bounded by the refusal budget), and it does not lock
+    // the address, so clients discovering behind one NAT cannot lock out those holding keys.
+    if (authorization === undefined || authorization === '') return { ok: false, status: 401, reason: 'auth.missing' };
+    const ipWait = this.addrLock.retryAfterS(ipSubject);
+    const m = /^Bearer[ ]+([\x21-\x7e]{1,4096})\s*$/i.exec(authorization);
+    if (!m) {
+      if (ipWait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: ipWait };
+      this.addrLock.failure(ipSubject);
+      return { ok: false, status: 401, reason: 'auth.malformed_header' };
+    }
     const token = m[1] as string;
     const key = parseApiKey(token);
-    if (key) return this.checkKey(key.id, key.secret, ipSubject);
+    if (key) return this.checkKey(key.id, key.secret, clientIp);
+    if (ipWait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: ipWait };
     if (this.jwt && token.split('.').length === 3) {
-      const ipWait = this.lockout.retryAfterS(ipSubject);
-      if (ipWait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: ipWait };
-      const r = await this.jwt.verify(token);
-      if (r.ok) return { ok: true, principal: r.principal };
-      if ((JWKS_FAILURE_REASONS as readonly string[]).includes(r.reason)) {
-        // The issuer's key set could not be had: not the client's fault, so no lockout strike
-        // (an issuer outage must not lock every client out for lockout.max_s).
-        this.logger.warn('the JWKS could not be used; access tokens are refused until it can', { reason: r.reason, detail: r.detail });
-      } else {
-        this.lockout.failure(ipSubject);
+      // Counted from the start: concurrent forged tokens cannot all pass the check above.
+      this.addrLock.begin(ipSubject);
+      let failed = false;
+      try {
+        const r = await this.jwt.verify(token);
+        if (r.ok) return { ok: true, principal: r.principal };
+        if ((JWKS_FAILURE_REASONS as readonly string[]).includes(r.reason)) {
+          // The issuer's key set could not be had: not the client's fault, so no lockout strike
+          // (an issuer outage must not lock every client out for lockout.max_s).
+          this.logger.warn('the JWKS could not be used; access tokens are refused until it can', { reason: r.reason, detail: r.detail });
+        } else {
+          failed = true;
+        }
+        return { ok: false, status: 401, reason: r.reason };
+      } finally {
+        this.addrLock.end(ipSubject, failed);
       }
-      return { ok: false, status: 401, reason: r.reason };
     }
-    this.lockout.failure(ipSubject);
+    this.addrLock.failure(ipSubject);
     return { ok: false, status: 401, reason: 'auth.malformed_token' };
   }
 
-  private async checkKey(id: string, secret: string, ipSubject: string): Promise<AuthResult> {
+  private async checkKey(id: string, secret: string, clientIp: string): Promise<AuthResult> {
+    const ipSubject = `ip:${clientIp}`;
+    const pairSubject = `key:${id}@${clientIp}`;
     const reloadMs = this.config.auth.reload_check_ms;
     const since = this.now();
     // Due, or a poll is under way and our copy is older than the bound (e.g. the very first load).
@@ -213,45 +243,60 @@ export class AuthRuntime {
     // secrets must not lock its holder out, and a proof only matches the right secret.
     const proof = this.proofs.get(id);
     if (rec && state === 'active' && proof && proof.until > t && crypto.timingSafeEqual(proof.mac, presented)) {
-      return this.succeeded(rec, ipSubject, t);
+      return this.succeeded(rec, t);
     }
-    const wait = Math.max(this.lockout.retryAfterS(ipSubject), this.lockout.retryAfterS(`key:${id}`));
-    if (wait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: wait, keyId: id };
+    // Locks are per (key id, address) plus a budget per address (issue 17): key ids are public,
+    // so a lock per key id alone would let anyone keep its holder out from wherever they are.
+    // Total argon2 cost is bounded by the Argon2Gate whatever the addresses.
+    const pairWait = this.keyLock.retryAfterS(pairSubject);
+    if (pairWait > 0) return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: pairWait, keyId: id };
+    const ipWait = this.addrLock.retryAfterS(ipSubject);
+    // An address over its budget (someone on a shared address guessing) still gets one attempt
+    // per key id that has never failed from it: a holder is not locked out by a neighbour, and
+    // a guess costs the guesser that key id for a full lock period (`strict`).
+    const strict = ipWait > 0;
+    if (strict && (this.keyLock.failures(pairSubject) > 0 || this.keyLock.inflight(pairSubject) > 0)) {
+      return { ok: false, status: 429, reason: 'auth.locked_out', retryAfterS: ipWait, keyId: id };
+    }
     if (!rec || state !== 'active') {
-      this.failed(id, ipSubject);
+      this.addrLock.failure(ipSubject);
+      this.keyLock.failure(pairSubject, strict);
       return { ok: false, status: 401, reason: rec ? `auth.key_${state}` : 'auth.unknown_key', keyId: id };
     }
-    // Concurrent first requests with the same key share one argon2 run.
+    // Concurrent first requests with the same key share one argon2 run; only a new run is an
+    // attempt (so 16 concurrent first calls of a holder are one attempt, 48 different guesses 48).
     const slot = presented.toString('hex');
     let pending = this.inflight.get(slot);
     if (!pending) {
+      const run = this.argon2.verify(rec.hash, secret);
+      if (!run) return { ok: false, status: 503, reason: 'auth.busy', retryAfterS: 1, keyId: id };
       this.hooks.onArgon2?.();
       this.argon2Runs += 1;
-      pending = argon2.verify(rec.hash, secret).catch(() => false).finally(() => this.inflight.delete(slot));
+      this.addrLock.begin(ipSubject);
+      this.keyLock.begin(pairSubject);
+      pending = run.then((good) => {
+        this.addrLock.end(ipSubject, !good);
+        this.keyLock.end(pairSubject, false);
+        if (!good) this.keyLock.failure(pairSubject, strict);
+        return good;
+      });
       this.inflight.set(slot, pending);
+      void pending.finally(() => this.inflight.delete(slot));
     }
     const good = await pending;
-    if (!good) {
-      this.failed(id, ipSubject);
-      return { ok: false, status: 401, reason: 'auth.bad_secret', keyId: id };
-    }
+    if (!good) return { ok: false, status: 401, reason: 'auth.bad_secret', keyId: id };
     // The store may have changed while argon2 ran.
     const now = this.now();
     const current = this.records.get(id);
     if (!current || keyState(current, now) !== 'active') return { ok: false, status: 401, reason: 'auth.key_revoked', keyId: id };
     if (this.proofTtlMs > 0) this.proofs.set(id, { mac: presented, until: now + this.proofTtlMs });
-    return this.succeeded(current, ipSubject, now);
+    this.keyLock.success(pairSubject);
+    return this.succeeded(current, now);
   }
 
-  private failed(id: string, ipSubject: string): void {
-    this.lockout.failure(ipSubject);
-    this.lockout.failure(`key:${id}`);
-  }
-
-  private succeeded(rec: KeyRecord, _ipSubject: string, t: number): AuthResult {
-    // Only the key's own count resets: a client holding one valid key must not be able to wipe
-    // its address's failures by interleaving good requests (address failures decay with forget_s).
-    this.lockout.success(`key:${rec.id}`);
+  private succeeded(rec: KeyRecord, t: number): AuthResult {
+    // The address's failures are never reset by a success: a client holding one valid key must
+    // not be able to launder its address (address failures decay with forget_s).
     const last = this.usage.get(rec.id) ?? 0;
     if (t - last >= USAGE_WRITE_MS) {
       this.usage.set(rec.id, t);
@@ -272,7 +317,25 @@ export class AuthRuntime {
     });
   }
 
+  /**
+   * Where aggregated refusals go (the HTTP transport writes each as one audit record): checked
+   * every tenth of an interval, and drained at close.
+   */
+  onAggregates(sink: (aggs: RefusalAggregate[]) => Promise<void>): void {
+    this.aggregateSink = sink;
+    clearInterval(this.aggregateTimer);
+    const every = Math.max(100, Math.min(5000, (this.config.auth.refusals.interval_s * 1000) / 10));
+    this.aggregateTimer = setInterval(() => {
+      const due = this.refusals.due();
+      if (due.length > 0) void sink(due);
+    }, every);
+    this.aggregateTimer.unref();
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.aggregateTimer);
+    const left = this.refusals.drain();
+    if (left.length > 0 && this.aggregateSink) await this.aggregateSink(left);
     await this.flushUsage(true);
     await this.store.close().catch(() => undefined);
   }

@@ -63,10 +63,26 @@ export const configSchema = z.object({
     /** How often at most the key store's mtime is checked (revocation bound = this + one request). */
     reload_check_ms: z.number().int().min(50).max(60_000).default(1000),
     lockout: z.object({
+      /** Failures per (key id, client address) before that pair is locked. */
       threshold: z.number().int().min(1).max(1000).default(5),
+      /** Failures per client address (any key, malformed tokens, JWTs) before the address is locked; default 4 × threshold. */
+      address_threshold: z.number().int().min(1).max(10_000).optional(),
       base_s: z.number().min(0.01).max(3600).default(1),
       max_s: z.number().min(0.01).max(86_400).default(900),
       forget_s: z.number().min(1).max(86_400).default(900),
+    }).strict().default({}),
+    /**
+     * argon2 runs on the libuv thread pool that the audit log's fdatasync needs too: at most
+     * `concurrency` verifications at once, `queue` waiting, the rest refused at once (503 auth.busy).
+     */
+    argon2: z.object({
+      concurrency: z.number().int().min(1).max(8).default(1),
+      queue: z.number().int().min(0).max(1000).default(16),
+    }).strict().default({}),
+    /** Refused authentications past `per_address` per address and interval are aggregated into one audit record. */
+    refusals: z.object({
+      per_address: z.number().int().min(0).max(100_000).default(20),
+      interval_s: z.number().min(0.1).max(3600).default(60),
     }).strict().default({}),
     /** The protected resource identifier for RFC 9728 metadata (default: this server's /mcp URL). */
     resource: z.string().url().optional(),
@@ -81,7 +97,9 @@ export const configSchema = z.object({
       principal_claim: z.string().min(1).default('sub'),
       tier: z.string().min(1).max(64).default('standard'),
       clock_skew_s: z.number().int().min(0).max(300).default(30),
-      algorithms: z.array(z.string().min(2)).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
+      // Asymmetric only: `none` needs no key at all, and HS* would make the issuer's public key set a
+      // shared secret (algorithm confusion). Refused here so a typo cannot open either door.
+      algorithms: z.array(z.string().min(2).refine((a) => a.toLowerCase() !== 'none' && !/^HS/i.test(a), { message: 'none and HMAC (HS*) algorithms are not accepted: access tokens must be signed with the issuer\'s asymmetric key' })).min(1).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
       scopes_supported: z.array(z.string().min(1)).optional(),
     }).strict().refine((o) => (o.jwks_file === undefined) !== (o.jwks_url === undefined), 'exactly one of jwks_file or jwks_url').optional(),
   }).strict().refine((a) => a.store !== 'postgres' || a.postgres_url !== undefined, { message: 'auth.store is postgres: set auth.postgres_url', path: ['postgres_url'] }).default({}),

@@ -20,11 +20,14 @@ export async function rateLimit(call: Authenticated, deps: GateDeps): Promise<Ve
   const perTool = deps.tools.has(call.tool) ? tierOf(limits.per_tool[call.tool], deps) : undefined;
   // A store that hangs past the call's deadline makes the gate answer `unavailable`, not `timeout`.
   const clear = call.context.deadline?.waitingOn('rate_store');
+  // Identities are namespaced by how they were established: an API key's principal `carol` and a
+  // token's subject `carol` are different callers with different tiers and must not share a bucket.
+  const who = `${call.principal.auth}:${call.principal.id}`;
   try {
-    const r = await deps.buckets.take(`principal:${call.principal.id}`, tier);
+    const r = await deps.buckets.take(`principal:${who}`, tier);
     if (!r.ok) return fail(deny('rate_limited', `Rate limit reached; retry in ${r.retryAfterS} s.`, ['rate.principal'], { retry_after_s: r.retryAfterS }));
     if (perTool) {
-      const t = await deps.buckets.take(`principal:${call.principal.id}:tool:${call.tool}`, perTool);
+      const t = await deps.buckets.take(`principal:${who}:tool:${call.tool}`, perTool);
       if (!t.ok) return fail(deny('rate_limited', `Rate limit for ${call.tool} reached; retry in ${t.retryAfterS} s.`, ['rate.principal_tool'], { retry_after_s: t.retryAfterS }));
     }
   } catch {

@@ -106,7 +106,9 @@ export class Metrics {
 
   /** Observe one recorded call from its audit fields. */
   observeRecord(fields: Record<string, unknown>): void {
-    const tool = typeof fields.tool === 'string' ? fields.tool.slice(0, 64) : 'unknown';
+    // An unknown tool's name is recorded quoted (auditFields): as a label it would add a set of
+    // series per invented name without bound, so all unknown names share one label value.
+    const tool = typeof fields.tool === 'string' && !fields.tool.startsWith('"') ? fields.tool.slice(0, 64) : UNKNOWN_TOOL_LABEL;
     const outcome = fields.outcome as { status?: string; code?: string | null; duration_ms?: number } | undefined;
     if (!outcome) return;
     const status = outcome.status ?? 'unknown';
@@ -122,6 +124,9 @@ export class Metrics {
     }
   }
 }
+
+/** The `tool` label of calls to names that are not registered tools. */
+export const UNKNOWN_TOOL_LABEL = '(unknown)';
 
 /** The audit log, with each append timed and each recorded call counted. */
 export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {

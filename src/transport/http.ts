@@ -7,6 +7,7 @@ import { callTool, createMcpServer, type ConnectionInfo } from '../server/mcp-se
 import { isLoopback } from './loopback.js';
 import crypto from 'node:crypto';
 import type { AuthResult } from '../auth/runtime.js';
+import type { RefusalAggregate } from '../auth/refusal-budget.js';
 import { auditFields } from '../audit/record.js';
 import { deny } from '../errors/denial.js';
 import type { Principal } from '../gate/types.js';
@@ -20,6 +21,12 @@ export interface HttpServerHandle {
 
 /** The pseudo tool name of an audit record for a request refused before any tool was named. */
 export const AUTH_AUDIT_TOOL = 'http:authenticate';
+
+/**
+ * Roles that may read /metrics (tool names, refusal reasons, pool state): `metrics` for a scraper's
+ * key (it grants no tool), or `admin`. Any other principal gets 403.
+ */
+export const METRICS_ROLES: readonly string[] = ['metrics', 'admin'];
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -221,34 +228,45 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
     return `${r.origin}/.well-known/oauth-protected-resource${r.pathname === '/' ? '' : r.pathname}`;
   };
 
-  /** Bearer check for a protected endpoint; answers 401/429 itself and returns undefined on refusal. */
-  const requireBearer = async (req: http.IncomingMessage, res: http.ServerResponse, peer: string, requestId: string): Promise<Principal | undefined> => {
+  /**
+   * Bearer check for a protected endpoint; answers 401/429/503 itself and returns undefined on
+   * refusal. `roles`: the principal must also hold one of them (403 otherwise).
+   */
+  const requireBearer = async (req: http.IncomingMessage, res: http.ServerResponse, peer: string, requestId: string, roles?: readonly string[]): Promise<Principal | undefined> => {
+    const started = performance.now();
     const r: AuthResult = await auth!.authenticate(req.headers.authorization, peer);
     app.deps.prom?.authOutcomes.inc({ outcome: r.ok ? 'ok' : r.status === 429 ? 'locked' : 'refused', reason: r.ok ? r.principal.auth : r.reason });
     if (r.ok) {
       logger.debug('authenticated', { request_id: requestId, client_ip: peer, principal: r.principal.id, auth: r.principal.auth, key_id: r.keyId ?? null });
+      if (roles !== undefined && !roles.some((x) => r.principal.roles.includes(x))) {
+        sendJson(res, 403, { error: 'forbidden', reason: 'auth.role_required', message: `This endpoint requires one of the roles ${roles.join(', ')}.` });
+        return undefined;
+      }
       return r.principal;
     }
-    logger.warn('authentication refused', { request_id: requestId, client_ip: peer, reason: r.reason, key_id: r.keyId ?? null, status: r.status });
+    // Past the address's budget a refusal is counted into one record per address and interval
+    // instead of a record (an fsync) each; lockout 429s are always counted, never recorded singly.
+    const ownRecord = auth!.refusals.admit(peer, r.reason, r.status !== 429);
+    if (ownRecord) logger.warn('authentication refused', { request_id: requestId, client_ip: peer, reason: r.reason, key_id: r.keyId ?? null, status: r.status });
     if (r.status === 503) {
-      // The key store has not been readable for auth.max_stale_s: fail closed, and say so.
-      await auditRefusal(requestId, peer, r.reason, r.keyId, 'unavailable');
-      sendJson(res, 503, { error: 'unavailable', reason: r.reason, message: 'The API key store cannot be read; keys are refused until it can.' }, { 'retry-after': String(r.retryAfterS ?? 1) });
+      // The key store has not been readable for auth.max_stale_s, or argon2 is saturated: fail closed, and say so.
+      if (ownRecord) await auditRefusal(requestId, peer, r.reason, r.keyId, performance.now() - started, 'unavailable');
+      const message = r.reason === 'auth.busy' ? 'Too many key verifications are running; retry shortly.' : 'The API key store cannot be read; keys are refused until it can.';
+      sendJson(res, 503, { error: 'unavailable', reason: r.reason, message }, { 'retry-after': String(r.retryAfterS ?? 1) });
       return undefined;
     }
     if (r.status === 429) {
-      // Locked subjects are not audited one by one: the lock exists so failures cost nothing.
       app.deps.prom?.rateLimited.inc({ scope: 'auth_lockout' });
       sendJson(res, 429, { error: 'too_many_requests', reason: r.reason, retry_after_s: r.retryAfterS }, { 'retry-after': String(r.retryAfterS ?? 1) });
       return undefined;
     }
-    await auditRefusal(requestId, peer, r.reason, r.keyId);
+    if (ownRecord) await auditRefusal(requestId, peer, r.reason, r.keyId, performance.now() - started);
     const challenge = `Bearer resource_metadata="${metadataUrlOf(req)}"${req.headers.authorization ? ', error="invalid_token"' : ''}`;
     sendJson(res, 401, { error: 'unauthorized', reason: r.reason, message: 'A valid bearer token (API key or access token) is required.' }, { 'www-authenticate': challenge });
     return undefined;
   };
 
-  const auditRefusal = async (requestId: string, peer: string, reason: string, keyId: string | undefined, code: 'unauthenticated' | 'unavailable' = 'unauthenticated'): Promise<void> => {
+  const auditRefusal = async (requestId: string, peer: string, reason: string, keyId: string | undefined, durationMs: number, code: 'unauthenticated' | 'unavailable' = 'unauthenticated'): Promise<void> => {
     try {
       const fields = auditFields({
         context: { transport: 'http', clientIp: peer, requestId, receivedAt: new Date(), signal: new AbortController().signal },
@@ -263,13 +281,41 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
         status: 'denied',
         denial: code === 'unavailable' ? deny('unavailable', 'The API key store cannot be read.', [reason]) : deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
         result: undefined,
-        durationMs: 0,
+        durationMs,
       });
       await app.deps.audit.append(fields);
     } catch (err) {
       logger.error('could not audit a refused authentication', { request_id: requestId, error: (err as Error).message });
     }
   };
+
+  /** One record per address and interval for the refusals past its budget (count, first/last time, reasons). */
+  const auditAggregates = async (aggs: RefusalAggregate[]): Promise<void> => {
+    for (const a of aggs) {
+      const requestId = crypto.randomUUID();
+      try {
+        const fields = auditFields({
+          context: { transport: 'http', clientIp: a.address, requestId, receivedAt: new Date(a.first), signal: new AbortController().signal },
+          tool: AUTH_AUDIT_TOOL,
+          toolKnown: true,
+          principal: undefined,
+          args: { aggregated: { count: a.count, first: new Date(a.first).toISOString(), last: new Date(a.last).toISOString(), reasons: { ...a.reasons } } },
+          argsValidated: true,
+          facts: undefined,
+          decision: undefined,
+          policyRevision: app.deps.policy.revision,
+          status: 'denied',
+          denial: deny('unauthenticated', `${a.count} refused authentications from this address, counted rather than recorded one by one.`, ['auth.refusals_aggregated', ...Object.keys(a.reasons).sort()]),
+          result: undefined,
+          durationMs: a.last - a.first,
+        });
+        await app.deps.audit.append(fields);
+      } catch (err) {
+        logger.error('could not audit aggregated refusals', { client_ip: a.address, count: a.count, error: (err as Error).message });
+      }
+    }
+  };
+  if (bearerRequired) auth!.onAggregates(auditAggregates);
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const host = req.headers.host ?? '';
@@ -305,7 +351,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
         sendJson(res, 404, { error: 'not_found' });
         return;
       }
-      if (bearerRequired && !(await requireBearer(req, res, peer, requestId))) return;
+      if (bearerRequired && !(await requireBearer(req, res, peer, requestId, METRICS_ROLES))) return;
       const text = await app.deps.prom.registry.metrics();
       res.writeHead(200, { 'content-type': app.deps.prom.registry.contentType, 'cache-control': 'no-store' });
       res.end(text);
