@@ -10,6 +10,7 @@ import { benchAudit } from './audit.mjs';
 import { benchDatabase } from './database.mjs';
 import { benchApi } from './api.mjs';
 import { benchAuth } from './auth.mjs';
+import { benchAuthBurst } from './auth-burst.mjs';
 import { benchHttpLoad } from './http-load.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -22,6 +23,7 @@ const out = {
     run_javascript_warm_ms: { p50: 2 },
     worker_round_trip_ms: { p50: 0.2 },
     auth: { fast_path_added_us_p50: 50, lockout_cpu_us: 100 },
+    auth_burst: { cached_proof_call_p99_ms: 50 },
     http_64_clients: { calls_per_s: 3000, p99_ms: 25 },
   },
 };
@@ -35,5 +37,6 @@ out.audit = await benchAudit({ quick });
 out.database = await benchDatabase({ quick });
 out.api = await benchApi({ quick });
 out.auth = await benchAuth({ quick });
+out.auth_burst = await benchAuthBurst({ quick });
 out.http_load = await benchHttpLoad({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
