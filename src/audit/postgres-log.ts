@@ -17,6 +17,19 @@ export const AUDIT_POSTGRES_SQL = path.resolve(path.dirname(fileURLToPath(import
 /** Advisory-lock namespace for audit streams (the first key of the two-key form). */
 const LOCK_CLASS = 0x42_57_41; // "BWA"
 
+/** After a failed write: the first try to resume, then back-off up to once a second. */
+const RECOVER_FIRST_MS = 250;
+const RECOVER_MAX_MS = 1000;
+/** Request ids of refused appends named in the recovery record (the count is exact). */
+const REFUSED_IDS_KEPT = 32;
+
+interface RefusedSummary {
+  count: number;
+  first_at: string;
+  last_at: string;
+  request_ids: string[];
+}
+
 interface Pending {
   readonly fields: Record<string, unknown>;
   readonly resolve: (a: Appended) => void;
@@ -26,7 +39,8 @@ interface Pending {
 type Sql = postgres.Sql<Record<string, never>>;
 
 export function connect(url: string): Sql {
-  return postgres(url, { max: 2, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 30 }) as unknown as Sql;
+  // Reconnect soon after the server is back (the default back-off grows to 20 s).
+  return postgres(url, { max: 2, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 30, backoff: (n: number) => Math.min(0.05 * 2 ** n, 0.5) }) as unknown as Sql;
 }
 
 /** Apply sql/audit-postgres.sql (as an administrator, once). */
@@ -46,11 +60,25 @@ export async function installPostgresSchema(url: string): Promise<void> {
  * the transaction (group commit), other processes wait for the lock, so the chain stays one
  * line. A trigger re-checks every insert (seq, prev, hash) and refuses UPDATE, DELETE, TRUNCATE.
  * A call resolves after COMMIT whatever the durability mode: the seq comes from the database.
+ *
+ * A failed write (the server restarted, the connection dropped) fails the log: appends are
+ * refused with AuditUnavailableError, and the log tries to resume on its own, soon after the
+ * failure and then about once a second (and on an append, at most as often). Resuming is one
+ * more flush: under the stream lock it reads the head from the database, so the chain continues
+ * from what is really there (also a batch whose COMMIT was sent but not acknowledged), and its
+ * first record is `audit.recovery`, saying when and why the log failed and what it refused
+ * meanwhile. Nothing already written is touched.
  */
 export class PostgresAuditLog implements AuditLog {
   private queue: Pending[] = [];
   private flushing = false;
   private failure: Error | undefined;
+  private failedAt: Date | undefined;
+  private refused: RefusedSummary | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  private recoverDelayMs = RECOVER_FIRST_MS;
+  private recovering = false;
+  private lastRecoverAt = 0;
   private closed = false;
   private seq = 0;
   private sinceCheckpoint = 0;
@@ -93,8 +121,13 @@ export class PostgresAuditLog implements AuditLog {
   }
 
   async append(fields: Record<string, unknown>): Promise<Appended> {
-    if (this.failure) throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
     if (this.closed) throw new AuditUnavailableError('audit log is closed');
+    if (this.failure) {
+      this.noteRefused(fields);
+      // An append is also a reason to try again, at most about once a second.
+      if (!this.recovering && Date.now() - this.lastRecoverAt >= RECOVER_MAX_MS) void this.tryRecover();
+      throw new AuditUnavailableError(`audit log failed earlier: ${this.failure.message}`);
+    }
     // Refuse what cannot be hashed reproducibly now, before it joins a transaction with others
     // (seq, ts, prev and v add well under 300 bytes).
     canonicalJson(fields, this.maxLine - 400);
@@ -112,38 +145,134 @@ export class PostgresAuditLog implements AuditLog {
         this.queue = [];
         let sealed: Appended[];
         try {
-          sealed = await this.sql.begin(async (tx) => {
-            await tx`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${this.stream}))`;
-            const [head] = await tx`SELECT seq, hash FROM bulwark_audit WHERE stream = ${this.stream} ORDER BY seq DESC LIMIT 1`;
-            let seq = head ? Number(head.seq) : 0;
-            let prev = head ? String(head.hash) : GENESIS_PREV;
-            const rows = batch.map((p) => {
-              seq += 1;
-              const { line, hash } = sealRecord(p.fields, seq, prev, this.maxLine);
-              const row = { stream: this.stream, seq, line, prev, hash };
-              prev = hash;
-              return row;
-            });
-            await tx`INSERT INTO bulwark_audit ${tx(rows, 'stream', 'seq', 'line', 'prev', 'hash')}`;
-            return rows.map((r) => ({ seq: r.seq, hash: r.hash }));
-          }) as unknown as Appended[];
+          sealed = await this.insert(batch.map((p) => p.fields));
         } catch (err) {
-          // A lost connection or a refused insert: nothing of this batch is recorded. The log
-          // stays failed so the gate withholds results rather than guess what was written.
-          this.failure = err as Error;
-          const e = new AuditUnavailableError(`audit write failed: ${(err as Error).message}`);
-          for (const p of [...batch, ...this.queue]) p.reject(e);
-          this.queue = [];
+          // A lost connection or a refused insert: the callers are told nothing was recorded
+          // (they withhold their results), and the log is failed until it resumes.
+          this.fail(err as Error, batch);
           return;
         }
         batch.forEach((p, i) => p.resolve(sealed[i] as Appended));
-        this.seq = Math.max(this.seq, (sealed[sealed.length - 1] as Appended).seq);
-        this.sinceCheckpoint += sealed.length;
-        this.maybeCheckpoint(false);
+        this.wrote(sealed);
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** One transaction: the stream lock, the head as the database has it, the rows sealed onto it. */
+  private async insert(records: readonly Record<string, unknown>[]): Promise<Appended[]> {
+    return (await this.sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${this.stream}))`;
+      const [head] = await tx`SELECT seq, hash FROM bulwark_audit WHERE stream = ${this.stream} ORDER BY seq DESC LIMIT 1`;
+      let seq = head ? Number(head.seq) : 0;
+      let prev = head ? String(head.hash) : GENESIS_PREV;
+      const rows = records.map((fields) => {
+        seq += 1;
+        const { line, hash } = sealRecord(fields, seq, prev, this.maxLine);
+        const row = { stream: this.stream, seq, line, prev, hash };
+        prev = hash;
+        return row;
+      });
+      await tx`INSERT INTO bulwark_audit ${tx(rows, 'stream', 'seq', 'line', 'prev', 'hash')}`;
+      return rows.map((r) => ({ seq: r.seq, hash: r.hash }));
+    })) as unknown as Appended[];
+  }
+
+  private wrote(sealed: readonly Appended[]): void {
+    this.seq = Math.max(this.seq, (sealed[sealed.length - 1] as Appended).seq);
+    this.sinceCheckpoint += sealed.length;
+    this.maybeCheckpoint(false);
+  }
+
+  private fail(err: Error, batch: readonly Pending[]): void {
+    if (!this.failure) {
+      this.failedAt = new Date();
+      this.opts.onWarning?.('audit log write failed; appends are refused until it resumes', { backend: 'postgres', stream: this.stream, error: err.message, code: (err as { code?: unknown }).code ?? null });
+    }
+    this.failure = err;
+    const e = new AuditUnavailableError(`audit write failed: ${err.message}`);
+    const pending = [...batch, ...this.queue];
+    this.queue = [];
+    for (const p of pending) {
+      this.noteRefused(p.fields);
+      p.reject(e);
+    }
+    this.scheduleRecovery();
+  }
+
+  private noteRefused(fields: Record<string, unknown>): void {
+    // (its own count is carried over by the caller)
+    if (fields.event === 'audit.refused') return;
+    const now = new Date().toISOString();
+    const id = typeof fields.request_id === 'string' ? fields.request_id : undefined;
+    const r = (this.refused ??= { count: 0, first_at: now, last_at: now, request_ids: [] });
+    r.count++;
+    r.last_at = now;
+    if (id && r.request_ids.length < REFUSED_IDS_KEPT) r.request_ids.push(id);
+  }
+
+  private takeRefused(): RefusedSummary | undefined {
+    const r = this.refused;
+    this.refused = undefined;
+    return r;
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoverTimer || this.recovering || this.closed) return;
+    this.recoverTimer = setTimeout(() => {
+      this.recoverTimer = undefined;
+      void this.tryRecover();
+    }, this.recoverDelayMs);
+    this.recoverTimer.unref();
+  }
+
+  /** Resume: the recovery record, sealed onto the head the database has, makes the log writable again. */
+  private async tryRecover(): Promise<void> {
+    if (!this.failure || this.closed || this.recovering) return;
+    this.recovering = true;
+    this.lastRecoverAt = Date.now();
+    clearTimeout(this.recoverTimer);
+    this.recoverTimer = undefined;
+    const failure = this.failure;
+    const refused = this.takeRefused();
+    try {
+      while (this.flushing) await new Promise((r) => setImmediate(r));
+      const recovery = {
+        backend: 'postgres',
+        action: 'resumed',
+        stream: this.stream,
+        reason: failure.message.slice(0, 300),
+        code: (failure as { code?: unknown }).code ?? null,
+        failed_at: this.failedAt?.toISOString() ?? null,
+        resumed_at: new Date().toISOString(),
+        refused_appends: refused ?? { count: 0, first_at: null, last_at: null, request_ids: [] },
+      };
+      const [sealed] = await this.insert([{ event: 'audit.recovery', recovery }]);
+      this.failure = undefined;
+      this.failedAt = undefined;
+      this.recoverDelayMs = RECOVER_FIRST_MS;
+      this.wrote([sealed as Appended]);
+      this.opts.onWarning?.('audit log resumed after a write failure', { ...recovery, refused_appends: recovery.refused_appends.count, seq: (sealed as Appended).seq });
+      // Appends refused while the recovery record was being written are counted in the chain
+      // too, in a record of their own right after it.
+      const meanwhile = this.takeRefused();
+      if (meanwhile) {
+        void this.append({ event: 'audit.refused', refused: { backend: 'postgres', stream: this.stream, reason: 'the log was resuming', refused_appends: meanwhile } }).catch(() => {
+          // The log failed again: these count in the next recovery record.
+          this.refused = this.refused ? { ...meanwhile, count: meanwhile.count + this.refused.count, last_at: this.refused.last_at } : meanwhile;
+        });
+      }
+    } catch {
+      // Still failing: the refusals counted so far go into the next recovery record.
+      const meanwhile = this.takeRefused();
+      this.refused = refused && meanwhile ? { count: refused.count + meanwhile.count, first_at: refused.first_at, last_at: meanwhile.last_at, request_ids: [...refused.request_ids, ...meanwhile.request_ids].slice(0, REFUSED_IDS_KEPT) } : (refused ?? meanwhile);
+      this.recoverDelayMs = Math.min(RECOVER_MAX_MS, this.recoverDelayMs * 2);
+      this.recovering = false;
+      this.scheduleRecovery();
+      return;
+    }
+    this.recovering = false;
   }
 
   private maybeCheckpoint(force: boolean): void {
@@ -192,6 +321,8 @@ export class PostgresAuditLog implements AuditLog {
     if (this.closed) return;
     while (this.flushing || this.queue.length) await new Promise((r) => setImmediate(r));
     this.closed = true;
+    clearTimeout(this.recoverTimer);
+    while (this.recovering) await new Promise((r) => setTimeout(r, 10));
     if (this.tick) clearInterval(this.tick);
     if (!this.failure) this.maybeCheckpoint(true);
     await this.checkpointing;
