@@ -5,7 +5,7 @@ import type { CallContext, Principal } from '../gate/types.js';
 import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
 import { keysFileOf, openKeyStore, type KeyStore } from './key-store.js';
 import { Lockout } from './lockout.js';
-import { Argon2Gate } from './argon2-gate.js';
+import { Argon2Gate, type Verdict } from './argon2-gate.js';
 import { RefusalBudget, type RefusalAggregate } from './refusal-budget.js';
 import { JWKS_FAILURE_REASONS, JwtVerifier } from './oauth.js';
 
@@ -73,7 +73,7 @@ export class AuthRuntime {
   argon2Runs = 0;
   private readonly procKey = crypto.randomBytes(32);
   private readonly proofs = new Map<string, Proof>();
-  private readonly inflight = new Map<string, Promise<boolean>>();
+  private readonly inflight = new Map<string, Promise<Verdict>>();
   /** Failures per (key id, address): `key:<id>@<address>`. */
   private readonly keyLock: Lockout;
   /** Failures per address, whatever was presented: `ip:<address>`. */
@@ -110,7 +110,7 @@ export class AuthRuntime {
     const timing = { baseMs: l.base_s * 1000, maxMs: l.max_s * 1000, forgetMs: l.forget_s * 1000 };
     this.keyLock = new Lockout({ threshold: l.threshold, ...timing }, this.now);
     this.addrLock = new Lockout({ threshold: l.address_threshold ?? 4 * l.threshold, ...timing }, this.now);
-    this.argon2 = new Argon2Gate(config.auth.argon2.concurrency, config.auth.argon2.queue);
+    this.argon2 = new Argon2Gate(config.auth.argon2.concurrency, config.auth.argon2.queue, config.auth.argon2.isolate);
     this.refusals = new RefusalBudget({ perAddress: config.auth.refusals.per_address, intervalMs: config.auth.refusals.interval_s * 1000, maxAddresses: 10_000 }, this.now);
     this.jwt = config.auth.oauth ? new JwtVerifier(config.auth.oauth, configDir) : undefined;
   }
@@ -274,17 +274,20 @@ export class AuthRuntime {
       this.argon2Runs += 1;
       this.addrLock.begin(ipSubject);
       this.keyLock.begin(pairSubject);
-      pending = run.then((good) => {
-        this.addrLock.end(ipSubject, !good);
+      pending = run.then((v) => {
+        // `error`: the verification could not run — not the client's failure.
+        const failed = v === false;
+        this.addrLock.end(ipSubject, failed);
         this.keyLock.end(pairSubject, false);
-        if (!good) this.keyLock.failure(pairSubject, strict);
-        return good;
+        if (failed) this.keyLock.failure(pairSubject, strict);
+        return v;
       });
       this.inflight.set(slot, pending);
       void pending.finally(() => this.inflight.delete(slot));
     }
-    const good = await pending;
-    if (!good) return { ok: false, status: 401, reason: 'auth.bad_secret', keyId: id };
+    const verdict = await pending;
+    if (verdict === 'error') return { ok: false, status: 503, reason: 'auth.busy', retryAfterS: 1, keyId: id };
+    if (!verdict) return { ok: false, status: 401, reason: 'auth.bad_secret', keyId: id };
     // The store may have changed while argon2 ran.
     const now = this.now();
     const current = this.records.get(id);
@@ -334,6 +337,7 @@ export class AuthRuntime {
 
   async close(): Promise<void> {
     clearInterval(this.aggregateTimer);
+    this.argon2.close();
     const left = this.refusals.drain();
     if (left.length > 0 && this.aggregateSink) await this.aggregateSink(left);
     await this.flushUsage(true);

@@ -78,6 +78,8 @@ export const configSchema = z.object({
     argon2: z.object({
       concurrency: z.number().int().min(1).max(8).default(1),
       queue: z.number().int().min(0).max(1000).default(16),
+      /** Run them in a child process at a lower CPU priority, with its own thread pool. */
+      isolate: z.boolean().default(true),
     }).strict().default({}),
     /** Refused authentications past `per_address` per address and interval are aggregated into one audit record. */
     refusals: z.object({
