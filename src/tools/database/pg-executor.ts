@@ -274,7 +274,13 @@ export class PgExecutor implements DatabaseExecutor {
     const onAbort = () => giveUp.abort(run.signal?.reason);
     run.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await (this.sql.reserve as unknown as Reserve)({ signal: giveUp.signal });
+      const conn = await (this.sql.reserve as unknown as Reserve)({ signal: giveUp.signal });
+      if (typeof conn.destroy !== 'function') {
+        // Unpatched postgres.js kills the process when a reserved connection's backend goes away.
+        conn.release();
+        throw new Error('postgres.js is not patched (patches/postgres+3.4.10.patch is applied by npm install)');
+      }
+      return conn;
     } catch (err) {
       if (run.signal?.aborted) throw abortDenial(run.signal);
       if (giveUp.signal.aborted) {
