@@ -12,6 +12,7 @@ import { serveStdio } from './transport/stdio.js';
 import { serveHttp } from './transport/http.js';
 import { AUDIT_HELP, runAuditCli } from './cli/audit-commands.js';
 import { KEYS_HELP, runKeysCli } from './cli/keys-commands.js';
+import { WITNESS_HELP, runWitnessCli } from './cli/witness-commands.js';
 import { authDoctorChecks } from './auth/doctor.js';
 import type { HttpServerHandle } from './transport/http.js';
 import { findOpa, OPA_VERSION } from './cli/opa.js';
@@ -42,6 +43,7 @@ Commands:
                         Check the log (chain, checkpoints), read it, prove inclusion, make keys
   keys create|list|revoke
                         Manage API keys for HTTP (auth.http: api_key)
+  witness serve|keygen  A C2SP tlog-witness that cosigns audit checkpoints which extend what it saw
   doctor                Check config, policy and audit log, and say what is wrong
 
 Run \`bulwark <command> --help\` for a command's options.
@@ -62,6 +64,7 @@ Exit codes: 0 success; 1 a check failed (audit damaged, doctor found a problem, 
 `,
   audit: AUDIT_HELP,
   keys: KEYS_HELP,
+  witness: WITNESS_HELP,
   doctor: `Usage: bulwark doctor [--config FILE] [--root DIR]... [--json]\n  Checks: config, policy, audit, keys (auth.keys_file), oauth (JWKS), database (PostgreSQL ping), roots\n`,
 };
 
@@ -254,6 +257,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdAudit(rest);
     case 'keys':
       return cmdKeys(rest);
+    case 'witness':
+      return runWitnessCli(rest);
     case 'doctor':
       return cmdDoctor(rest);
     case undefined:

@@ -539,9 +539,9 @@ t.test('keygen, export (JSONL, CSV), tail, show across segments, verify --from/-
   t.equal(cli(['export', file, '--since', '2999-01-01T00:00:00Z']).stdout, '');
   t.same(cli(['tail', file, '-n', '2']).stdout.trim().split('\n').map((l) => JSON.parse(l).seq), [24, 25]);
   t.equal(JSON.parse(cli(['show', '3', file]).stdout).seq, 3, 'show finds a record in a rotated segment');
-  const strict = cli(['verify', file, '--strict', '--json']);
+  const strict = cli(['verify', file, '--strict', '--json', '--public-key', PUB]);
   t.equal(strict.status, 0, 'every record is canonical JSON with the expected seq and prev');
-  const part = cli(['verify', file, '--from', '15', '--to', '18', '--json']);
+  const part = cli(['verify', file, '--from', '15', '--to', '18', '--json', '--public-key', PUB]);
   t.equal(part.status, 0);
   t.equal(JSON.parse(part.stdout).partial, true);
 });
@@ -565,7 +565,8 @@ t.test('the gate with checkpoints from config: verify --config checks the signat
   const v = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--config', sb2.configPath, '--json'], { encoding: 'utf8' });
   t.equal(v.status, 0, v.stdout + v.stderr);
   const r = JSON.parse(v.stdout);
-  t.equal(r.records, 20);
+  t.equal(r.records, 21, 'the genesis record and the 20 calls');
+  t.equal(r.start.kind, 'genesis', 'a signed log from the config starts with its genesis record');
   t.equal(r.checkpoints.signatures, 'verified');
   t.ok(r.checkpoints.sources.some((s: string) => s.endsWith('gate-mirror.jsonl')), 'the configured mirror is read too');
   t.ok(r.checkpoints.matched >= 7);

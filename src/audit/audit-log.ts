@@ -5,6 +5,7 @@ import { canonicalJsonWith, MAX_LINE_BYTES, parseStrict } from './canonical-json
 import { chainHashFast, GENESIS_PREV, HASH_SUFFIX_LENGTH, isoNow, LineBuffer, sealLine, unsealLine } from './chain.js';
 import { lastUsableCheckpoint, makeCheckpointLine, type CheckpointOptions, type DurableState } from './checkpoint.js';
 import { acquireLock, firstLine, lastLine, logPaths, readManifest, scanLines, segmentName, syncDir, writeManifest, type LogPaths, type Manifest } from './files.js';
+import { genesisFields } from './genesis.js';
 import { Frontier, leafHashLatin1 } from './merkle.js';
 
 export const AUDIT_RECORD_VERSION = 1;
@@ -36,6 +37,29 @@ export interface AuditLogOptions {
   readonly onWarning?: ((message: string, detail: Record<string, unknown>) => void) | undefined;
   /** Each fdatasync of appended records, in seconds (metrics; one sync may cover many records). */
   readonly onSync?: ((seconds: number) => void) | undefined;
+  /**
+   * Write a genesis record as seq 1 of a new log (see genesis.ts), naming the keys that will sign
+   * it. Off unless asked for here; the config turns it on for every signed log (audit.genesis).
+   */
+  readonly genesis?: boolean | undefined;
+  /** Each signed checkpoint once it is written (the witness client submits it). */
+  readonly onCheckpoint?: ((note: string, size: number) => Promise<void> | void) | undefined;
+  /** The policy revision when the log is created, named in its genesis record. */
+  readonly policyRevision?: string | undefined;
+}
+
+/** The genesis record a new log starts with, or undefined when none is configured. */
+export function genesisFor(opts: AuditLogOptions): Record<string, unknown> | undefined {
+  const cp = opts.checkpoint;
+  if (opts.genesis !== true) return undefined;
+  return genesisFields({
+    stream: opts.stream ?? 'default',
+    origin: cp?.origin ?? null,
+    created_at: new Date().toISOString(),
+    keys: cp ? [cp.signer.encoded] : [],
+    policy_revision: opts.policyRevision ?? null,
+    checkpoint: cp ? { every_records: cp.everyRecords, every_ms: cp.everyMs } : null,
+  });
 }
 
 export class AuditUnavailableError extends Error {
@@ -360,6 +384,9 @@ export class FileAuditLog implements AuditLog {
       const log = new FileAuditLog(st.fh, opts, p, st.manifest, st.bytes, st.frontier, release, st.start, st.cpSize);
       await log.openCheckpointSinks();
       log.startTimer();
+      // A new log (nothing written, no segment before it) starts with its genesis record.
+      const genesis = st.start.seq === 0 && st.manifest.active_first_seq === 1 && st.manifest.segments.length === 0 ? genesisFor(opts) : undefined;
+      if (genesis) await log.append(genesis);
       if (st.recovery) {
         opts.onWarning?.('audit log: recovered a torn last record at start-up', { ...st.recovery });
         await log.append({ event: 'audit.recovery', recovery: st.recovery });
@@ -567,7 +594,8 @@ export class FileAuditLog implements AuditLog {
     const due = force || d.size - this.lastCheckpoint.size >= cp.everyRecords || Date.now() - this.lastCheckpoint.at >= cp.everyMs;
     if (!due) return;
     this.lastCheckpoint = { size: d.size, at: Date.now() };
-    const line = `${JSON.stringify(makeCheckpointLine(cp, d))}\n`;
+    const cpLine = makeCheckpointLine(cp, d);
+    const line = `${JSON.stringify(cpLine)}\n`;
     this.checkpointWrites = this.checkpointWrites.then(async () => {
       for (const [i, h] of this.cpHandles.entries()) {
         try {
@@ -577,6 +605,8 @@ export class FileAuditLog implements AuditLog {
           this.opts.onWarning?.('audit checkpoint could not be written', { sink: i === 0 ? this.paths.checkpoints : cp.mirrorPath, error: (err as Error).message });
         }
       }
+      // Witnesses (C2SP tlog-witness) get it after it is on disk; their answers never hold up the log.
+      void this.opts.onCheckpoint?.(cpLine.note, cpLine.size);
     });
   }
 

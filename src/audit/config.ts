@@ -1,7 +1,15 @@
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { AuditLogOptions } from './audit-log.js';
+import { logPaths } from './files.js';
 import { loadSigner, loadVerifier, type NoteVerifier } from './note.js';
+import { WitnessClient } from './witness-client.js';
+import { loadWitnessVerifier, WITNESS_KEY_FORM, type WitnessVerifier } from './witness-cosignature.js';
+
+/** A witness key inline (its name may hold "/") or a file relative to the config's folder. */
+function witnessKey(spec: string, baseDir: string): WitnessVerifier {
+  return loadWitnessVerifier(WITNESS_KEY_FORM.test(spec.trim()) ? spec : path.resolve(baseDir, spec));
+}
 
 export type AuditConfig = Config['audit'];
 
@@ -19,6 +27,9 @@ export function defaultOrigin(stream: string): string {
 /** The AuditLog options a config asks for (keys are loaded here, so a bad key fails at boot). */
 export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWarning?: AuditLogOptions['onWarning']): AuditLogOptions {
   const cp = audit.checkpoint;
+  const witnesses = audit.witnesses.map((w) => ({ name: w.name, url: w.url, key: witnessKey(w.key, baseDir) }));
+  if (witnesses.length && (!cp?.private_key || audit.backend !== 'file')) throw new Error('audit.witnesses needs the file backend and audit.checkpoint.private_key (witnesses cosign signed checkpoints)');
+  const client = witnesses.length ? new WitnessClient(logPaths(audit.path), witnesses, onWarning) : undefined;
   return {
     path: audit.path,
     durability: audit.durability,
@@ -37,6 +48,9 @@ export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWa
           origin: cp.origin ?? defaultOrigin(audit.stream),
         }
       : undefined,
+    // Every signed log starts with a genesis record unless the config says otherwise.
+    genesis: audit.genesis ?? cp?.private_key !== undefined,
+    onCheckpoint: client ? (note, size) => client.submit(note, size) : undefined,
     onWarning,
   };
 }
@@ -48,4 +62,9 @@ export function verifiersFromConfig(audit: AuditConfig, baseDir: string): NoteVe
 
 export function mirrorsFromConfig(audit: AuditConfig, baseDir: string): string[] {
   return audit.checkpoint?.mirror_path ? [path.resolve(baseDir, audit.checkpoint.mirror_path)] : [];
+}
+
+/** Witness keys a verifier trusts (audit.witnesses[].key) and the quorum (default: all). */
+export function witnessesFromConfig(audit: AuditConfig, baseDir: string): { keys: WitnessVerifier[]; quorum: number | undefined } {
+  return { keys: audit.witnesses.map((w) => witnessKey(w.key, baseDir)), quorum: audit.witness_quorum };
 }

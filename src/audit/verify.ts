@@ -6,7 +6,9 @@ import { chainHash, GENESIS_PREV, HASH_SUFFIX_LENGTH, unsealLine } from './chain
 import { loadCheckpoints, type LoadedCheckpoint } from './checkpoint.js';
 import { logPaths, ManifestError, readManifest, scanLines, segmentFilesOnDisk, type Manifest } from './files.js';
 import { Frontier, leafHashLatin1 } from './merkle.js';
-import { trusted, type NoteVerifier } from './note.js';
+import { AnchorError, parseGenesisLine, prunePath, readPruneStatement, type Anchor, type GenesisInfo } from './genesis.js';
+import { openNote, parseVerifierKey, trusted, type NoteVerifier } from './note.js';
+import { checkCosignatures, CosignatureError, type WitnessVerifier } from './witness-cosignature.js';
 
 export type DamageKind =
   | 'malformed'
@@ -17,7 +19,17 @@ export type DamageKind =
   | 'truncated'
   | 'bad_signature'
   | 'missing_segment'
-  | 'rollback';
+  | 'rollback'
+  /** Records 1..N are gone and no signed prune statement or trusted checkpoint says where the log may start. */
+  | 'head_truncated'
+  /** A complete, signed log whose first record is not its genesis record. */
+  | 'missing_genesis'
+  /** The log carries checkpoints (or its genesis names signing keys) but no trusted key was given. */
+  | 'no_trusted_key'
+  /** A signed log with a span of records longer than its checkpoint interval that no checkpoint covers. */
+  | 'unsigned_gap'
+  /** Witness keys were given, and no checkpoint of the log is cosigned by enough of them. */
+  | 'unwitnessed';
 
 export interface VerifyProblem {
   readonly kind: DamageKind;
@@ -48,6 +60,15 @@ export interface VerifyReport {
   };
   readonly merkle_root?: string | undefined;
   readonly partial: boolean;
+  /**
+   * Where the verified records start: at the genesis record, at seq 1 of a log without one (written
+   * before genesis records, unsigned), after a signed prune statement, after a checkpoint the
+   * auditor gave (`--from-checkpoint`), or at `--from` (partial).
+   */
+  readonly start: { readonly kind: 'genesis' | 'no_genesis' | 'pruned' | 'from_checkpoint' | 'partial'; readonly size: number; readonly source?: string | undefined };
+  readonly genesis?: GenesisInfo | undefined;
+  /** With witness keys: the largest checkpoint size cosigned by at least `quorum` of them. */
+  readonly witnessed?: { readonly size: number; readonly quorum: number; readonly keys: number; readonly by: readonly string[] } | undefined;
   readonly warnings: readonly string[];
   /**
    * Intent records (written before a side-effecting tool ran) that no outcome record names: the
@@ -77,6 +98,36 @@ export interface VerifyOptions {
   /** Parse every record: valid canonical JSON, top-level seq and prev as expected, no duplicate keys. */
   readonly strict?: boolean | undefined;
   readonly maxLineBytes?: number | undefined;
+  /**
+   * 'require' (the CLI's default): a log that carries checkpoints, or whose genesis names signing
+   * keys, fails with no_trusted_key unless a trusted key is given. 'optional' (the library default):
+   * signatures are checked when keys are given, and a warning says so when not.
+   */
+  readonly signatures?: 'require' | 'optional' | undefined;
+  /** Trust the keys the genesis record names (weaker than a pinned key: a warning says so). */
+  readonly trustGenesis?: boolean | undefined;
+  /** A trusted checkpoint the records may start after (`--from-checkpoint`). */
+  readonly anchor?: Anchor | undefined;
+  /** The prune statement file (file backend: `<stem>.prune.json` beside the log). */
+  readonly pruneFile?: string | undefined;
+  /**
+   * A signed log must start with a genesis record (`--require-genesis`); otherwise a log without
+   * one is reported in the warnings. Logs written before genesis records, and PostgreSQL streams
+   * (whose writer does not write one yet), are checked for seq 1 and the zero hash only.
+   */
+  readonly requireGenesis?: boolean | undefined;
+  /** The configured checkpoint interval; otherwise the signed genesis record's, otherwise 1 s. */
+  readonly checkpointIntervalMs?: number | undefined;
+  /** Witness keys (cosignature/v1) and how many of them must cosign (k of n; default all). */
+  readonly witnessKeys?: readonly WitnessVerifier[] | undefined;
+  readonly witnessQuorum?: number | undefined;
+  /** The cosignatures file (file backend: `<stem>.cosignatures.jsonl`); read as checkpoints too. */
+  readonly cosignaturesFile?: string | undefined;
+}
+
+/** How long a signed log may go without a checkpoint: the writer signs within one interval and a tick. */
+export function coverageBoundMs(intervalMs: number): number {
+  return 2 * intervalMs + 2000;
 }
 
 const HASH_KEY = Buffer.from(',"hash":"');
@@ -86,6 +137,8 @@ function hashKeyAt(buf: Buffer, at: number): boolean {
   return true;
 }
 const SEQ_KEY = Buffer.from(',"seq":');
+/** The top-level ts: keys are sorted and only "v" follows it, so the last occurrence is the record's own. */
+const TS_KEY = Buffer.from(',"ts":"');
 /** In `"event":"intent"` and in `"intent_seq":`; rare elsewhere, so only lines holding it are parsed. */
 const INTENT_MARK = Buffer.from('"intent');
 const HS = HASH_SUFFIX_LENGTH;
@@ -129,15 +182,74 @@ class Found extends Error {
  */
 export async function verifySegments(label: string, segments: readonly Segment[], sources: { file: string; mirror: boolean }[], opts: VerifyOptions, extraWarnings: string[] = []): Promise<VerifyReport> {
   const warnings = [...extraWarnings];
-  const keys = opts.publicKeys ?? [];
+  let keys = opts.publicKeys ?? [];
   const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
   const cps: CheckpointRef[] = [];
   let firstProblem: VerifyProblem | undefined;
   const setProblem = (p: VerifyProblem) => {
     firstProblem ??= p;
   };
-  for (const src of sources) {
+  const head = segments[0];
+  const genesis = head && head.exists && head.first_seq === 1 ? parseGenesisLine((await head.lines(1, 1))[0] ?? '') : undefined;
+  if (opts.trustGenesis) {
+    if (genesis?.keys.length) {
+      try {
+        keys = [...keys, ...genesis.keys.map((k) => parseVerifierKey(k))];
+        warnings.push(`trusting the key(s) named by the genesis record (--trust-genesis: ${genesis.keys.map((k) => k.split('+')[0]).join(', ')}): this shows the log is the one its genesis started, not that the genesis is genuine; pin the public key for that`);
+      } catch (err) {
+        setProblem({ kind: 'bad_signature', segment: head?.name ?? label, line: 1, seq: 1, message: `the genesis record names a key that cannot be read: ${(err as Error).message}` });
+      }
+    } else {
+      warnings.push('--trust-genesis: the log has no genesis record naming keys');
+    }
+  }
+  let anchor = opts.anchor;
+  let anchorKind: 'pruned' | 'from_checkpoint' | undefined = anchor ? 'from_checkpoint' : undefined;
+  if (!anchor && opts.pruneFile) {
+    try {
+      anchor = readPruneStatement(opts.pruneFile, keys);
+      if (anchor) anchorKind = 'pruned';
+    } catch (err) {
+      if (!(err instanceof AnchorError)) throw err;
+      setProblem({ kind: 'bad_signature', segment: path.basename(opts.pruneFile), line: 1, message: err.message });
+    }
+  }
+  let rawCheckpoints = 0;
+  // Cosigned checkpoints are checkpoints too: the log must match each (a rewrite re-signed with
+  // the log's key cannot carry the witnesses' cosignatures along).
+  const allSources = opts.cosignaturesFile ? [...sources, { file: opts.cosignaturesFile, mirror: true }] : sources;
+  const witnessKeys = opts.witnessKeys ?? [];
+  const quorum = Math.max(1, Math.min(opts.witnessQuorum ?? witnessKeys.length, witnessKeys.length || 1));
+  const cosigned = new Map<number, Set<string>>();
+  if (witnessKeys.length && opts.cosignaturesFile) {
+    let text = '';
+    try {
+      text = fs.readFileSync(opts.cosignaturesFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    text.split('\n').forEach((l, i) => {
+      if (!l) return;
+      try {
+        const c = JSON.parse(l) as { note?: unknown; cosignature?: unknown };
+        if (typeof c.note !== 'string' || typeof c.cosignature !== 'string') return;
+        const opened = openNote(c.note, keys);
+        // A cosignature counts only on a checkpoint the log's trusted key signed.
+        if (keys.length && !trusted(opened)) return;
+        const size = Number(opened.text.split('\n')[1]);
+        for (const ok of checkCosignatures(opened.text, [c.cosignature], witnessKeys)) {
+          const set = cosigned.get(size) ?? new Set<string>();
+          set.add(ok.witness.encoded);
+          cosigned.set(size, set);
+        }
+      } catch (err) {
+        if (err instanceof CosignatureError) setProblem({ kind: 'bad_signature', segment: path.basename(opts.cosignaturesFile as string), line: i + 1, message: err.message });
+      }
+    });
+  }
+  for (const src of allSources) {
     const loaded = loadCheckpoints(src.file, keys);
+    rawCheckpoints += loaded.checkpoints.length;
     for (const pr of loaded.problems) setProblem({ kind: 'bad_signature', segment: path.basename(src.file), line: pr.line, message: pr.message, checkpoint: { file: src.file, line: pr.line, size: 0 } });
     for (const cp of loaded.checkpoints) {
       if (keys.length && !trusted(cp)) {
@@ -155,7 +267,16 @@ export async function verifySegments(label: string, segments: readonly Segment[]
       cps.push({ cp, mirror: src.mirror });
     }
   }
-  if (!keys.length && cps.length) warnings.push('checkpoint signatures were not checked: pass --public-key (or configure audit.checkpoint.public_keys)');
+  const signed = rawCheckpoints > 0 || (genesis?.keys.length ?? 0) > 0;
+  if (!keys.length && signed) {
+    if (opts.signatures === 'require') {
+      setProblem({ kind: 'no_trusted_key', segment: label, line: 0, message: `the log is signed (${rawCheckpoints} checkpoint(s)${genesis?.keys.length ? `, genesis names ${genesis.keys.length} key(s)` : ''}) but no trusted public key was given: pass --public-key K, configure audit.checkpoint.public_keys, --trust-genesis, or --no-signatures to check the hash chain only` });
+    } else if (cps.length) {
+      warnings.push('checkpoint signatures were not checked: pass --public-key (or configure audit.checkpoint.public_keys)');
+    }
+  }
+  // With trusted keys, every span of records must be covered by a checkpoint within the interval.
+  const coverage = keys.length > 0;
   cps.sort((a, b) => a.cp.size - b.cp.size);
   const merkle = opts.merkle === true || cps.some((c) => !c.cp.chainHead);
 
@@ -166,17 +287,65 @@ export async function verifySegments(label: string, segments: readonly Segment[]
     const s = segments[i] as Segment;
     if (s.first_seq <= from) startIdx = i;
   }
-  const partial = startIdx > 0 || to !== Infinity;
+  const rangeStart = startIdx > 0 || from > 1;
+  // An anchor (prune statement, trusted checkpoint): segments wholly before it are not needed.
+  let anchorCheck: Anchor | undefined;
+  let anchorFrontier: Frontier | undefined;
+  if (anchor && !rangeStart) {
+    while (startIdx < segments.length - 1 && (segments[startIdx] as Segment).last_seq !== undefined && ((segments[startIdx] as Segment).last_seq as number) <= anchor.size) startIdx++;
+    const s = segments[startIdx];
+    if (s && s.first_seq - 1 === anchor.size) {
+      if (s.prev !== anchor.chainHead) setProblem({ kind: 'modified', segment: s.name, line: 1, seq: s.first_seq, message: `segment ${s.name} does not continue the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} at size ${anchor.size} (${path.basename(anchor.source)}): its chain head differs` });
+      anchorFrontier = anchor.frontier;
+    } else if (s && s.first_seq - 1 < anchor.size) {
+      // The records up to the anchor are walked, and the chain head there must be the anchor's.
+      anchorCheck = anchor;
+    }
+  }
+  const partial = rangeStart || to !== Infinity;
   if (partial && merkle) warnings.push('a partial range cannot check Merkle roots; only chain heads are compared');
-  const useMerkle = merkle && !partial;
+  const useMerkle = merkle && !partial && (startIdx === 0 || anchorFrontier !== undefined) && !anchorCheck;
+  if (merkle && !partial && !useMerkle) warnings.push('the log starts after a prune statement or trusted checkpoint without a Merkle frontier; only chain heads are compared');
 
   let P = segments[startIdx]?.prev ?? GENESIS_PREV;
   let E = segments[startIdx]?.first_seq ?? 1;
+  let startKind: VerifyReport['start']['kind'] = partial && rangeStart ? 'partial' : genesis ? 'genesis' : 'no_genesis';
+  if (!rangeStart) {
+    const s = segments[startIdx];
+    if (anchor && (anchorFrontier !== undefined || anchorCheck || (s && s.first_seq - 1 === anchor.size))) {
+      startKind = anchorKind ?? 'from_checkpoint';
+    } else if (s && !s.exists && segments.some((x) => x.exists)) {
+      // The oldest segments are listed but gone: the head of the log was deleted.
+      const k = segments.findIndex((x) => x.exists);
+      const n = (segments[k] as Segment).first_seq - 1;
+      setProblem({ kind: 'head_truncated', segment: s.name, line: 0, seq: s.first_seq, message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${segments.slice(0, k).map((x) => x.name).join(', ')} are gone and no signed prune statement or trusted checkpoint (--from-checkpoint) covers them`, range: { from: s.first_seq, to: n } });
+    } else if (s && s.first_seq > 1) {
+      setProblem({ kind: 'head_truncated', segment: s.name, line: 1, seq: s.first_seq, message: `head truncated: records 1..${s.first_seq - 1} missing (${s.first_seq - 1} record(s)); the log starts at seq ${s.first_seq} and no signed prune statement or trusted checkpoint (--from-checkpoint) says it may`, range: { from: 1, to: s.first_seq - 1 } });
+    } else if (s && s.prev !== GENESIS_PREV) {
+      setProblem({ kind: 'modified', segment: s.name, line: 1, seq: 1, message: 'the first segment does not start from the genesis hash (64 zeros)' });
+    } else if (!genesis && opts.requireGenesis === true && (signed || keys.length > 0) && s?.exists) {
+      setProblem({ kind: 'missing_genesis', segment: s.name, line: 1, seq: 1, message: 'the log is signed but its first record is not a genesis record: its head was replaced' });
+    } else if (!genesis && s?.exists) {
+      warnings.push('the log has no genesis record (an unsigned log, or one written before genesis records)');
+    }
+  }
   const firstSeq = E;
   let count = 0;
   let matched = 0;
   let lastGood = E - 1;
-  const frontier = useMerkle ? new Frontier() : undefined;
+  const frontier = useMerkle ? (anchorFrontier ?? new Frontier()) : undefined;
+  let witnessedSize = 0;
+  let witnessedBy: string[] = [];
+  for (const [size, set] of cosigned) {
+    if (set.size >= quorum && size > witnessedSize) {
+      witnessedSize = size;
+      witnessedBy = [...set].map((k) => k.split('+')[0] as string);
+    }
+  }
+  let spanFrom = E;
+  let spanFirstTs: string | undefined;
+  let lastTs: string | undefined;
+  const spans: { from: number; to: number; firstTs: string; endTs: string }[] = [];
   let cpIdx = 0;
   while (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size < E) cpIdx++;
   const scratch = Buffer.allocUnsafe(64 + maxLine + 1);
@@ -215,6 +384,9 @@ export async function verifySegments(label: string, segments: readonly Segment[]
       if (headOk && rootOk) {
         matched++;
         lastGood = cp.size;
+        if (spanFirstTs !== undefined && cp.time) spans.push({ from: spanFrom, to: cp.size, firstTs: spanFirstTs, endTs: cp.time });
+        spanFirstTs = undefined;
+        spanFrom = cp.size + 1;
         continue;
       }
       const pos = position(lastGood + 1);
@@ -288,16 +460,35 @@ export async function verifySegments(label: string, segments: readonly Segment[]
           return false;
         }
         if (frontier) frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
+        if (coverage) {
+          const ti = buf.lastIndexOf(TS_KEY, end - HS);
+          if (ti >= start) {
+            const q = buf.indexOf(0x22, ti + 7);
+            lastTs = buf.toString('latin1', ti + 7, q);
+            spanFirstTs ??= lastTs;
+          }
+        }
         const mark = buf.indexOf(INTENT_MARK, start);
         if (mark >= 0 && mark < end) noteIntent(buf.toString('utf8', start, end), E);
         P = stored;
         E++;
         count++;
         lines = lineNo;
+        if (anchorCheck && E - 1 === anchorCheck.size && P !== anchorCheck.chainHead) {
+          anomaly = undefined;
+          throw new Found({ kind: 'modified', segment: seg.name, line: lineNo, seq: E - 1, message: `the chain head at seq ${E - 1} is not the one the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} (${path.basename(anchorCheck.source)}) names: a record up to it was rewritten` });
+        }
         if (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size === E - 1) checkCheckpoints();
         return true;
       });
-      if (anomaly) throw new Found(await classify(segments, si, anomaly.lineNo, anomaly.text.toString('utf8'), E, P));
+      if (anomaly) {
+        const found = await classify(segments, si, anomaly.lineNo, anomaly.text.toString('utf8'), E, P);
+        // The very first line of a log that should start at seq 1 holds a later record: its head was cut.
+        if (E === 1 && anomaly.lineNo === 1 && found.kind === 'deleted' && found.seq !== undefined) {
+          throw new Found({ kind: 'head_truncated', segment: seg.name, line: 1, seq: found.seq, message: `head truncated: records 1..${found.seq - 1} missing (${found.seq - 1} record(s)); the log starts at seq ${found.seq}`, range: { from: 1, to: found.seq - 1 } });
+        }
+        throw new Found(found);
+      }
       if (stoppedAtTo) break;
       if (tail && E <= to) {
         throw new Found({ kind: 'truncated', segment: seg.name, line: lines + 1, seq: E, message: `the last record is incomplete (${tail.length} bytes without a line break): a crash mid-write or a cut` });
@@ -313,16 +504,40 @@ export async function verifySegments(label: string, segments: readonly Segment[]
     }
     // Checkpoints beyond the end: the log lost records it had when they were signed.
     if (to === Infinity) {
+      // The largest signed size names how many records are really gone (not the first one beyond the end).
       const beyond = cps.slice(cpIdx).filter((c) => c.cp.size > E - 1);
-      const local = beyond.find((c) => !c.mirror);
-      const mirrored = beyond.find((c) => c.mirror);
+      const largest = (list: CheckpointRef[]): CheckpointRef | undefined => list.reduce<CheckpointRef | undefined>((a, c) => (!a || c.cp.size > a.cp.size ? c : a), undefined);
+      const local = largest(beyond.filter((c) => !c.mirror));
+      const mirrored = largest(beyond.filter((c) => c.mirror));
       const last = segments[segments.length - 1];
       const where = last ? { segment: last.name, line: Math.max(E - last.first_seq + 1, 1) } : { segment: label, line: 1 };
       if (local) {
         throw new Found({ kind: 'truncated', ...where, seq: E, message: `the log ends at seq ${E - 1}, but a checkpoint signed at size ${local.cp.size} covers records up to ${local.cp.size}: ${local.cp.size - (E - 1)} record(s) missing at the end`, checkpoint: { file: local.cp.file, line: local.cp.line, size: local.cp.size }, range: { from: E, to: local.cp.size } });
       }
       if (mirrored) {
-        throw new Found({ kind: 'rollback', ...where, seq: E, message: `the log and its own checkpoints end at seq ${E - 1}, but the mirrored checkpoint ${mirrored.cp.file}:${mirrored.cp.line} was signed at size ${mirrored.cp.size}: the whole log was rolled back`, checkpoint: { file: mirrored.cp.file, line: mirrored.cp.line, size: mirrored.cp.size }, range: { from: E, to: mirrored.cp.size } });
+        throw new Found({ kind: 'rollback', ...where, seq: E, message: `the log and its own checkpoints end at seq ${E - 1}, but the mirrored checkpoint ${mirrored.cp.file}:${mirrored.cp.line} was signed at size ${mirrored.cp.size}: the whole log was rolled back; records ${E}..${mirrored.cp.size} (${mirrored.cp.size - (E - 1)} record(s)) are gone`, checkpoint: { file: mirrored.cp.file, line: mirrored.cp.line, size: mirrored.cp.size }, range: { from: E, to: mirrored.cp.size } });
+      }
+    }
+    if (witnessKeys.length && !partial) {
+      if (witnessedSize === 0) {
+        const last = segments[segments.length - 1];
+        throw new Found({ kind: 'unwitnessed', segment: last?.name ?? label, line: 0, message: `no checkpoint of this log is cosigned by ${quorum} of the ${witnessKeys.length} witness key(s) given${cosigned.size ? ` (the best has ${Math.max(...[...cosigned.values()].map((s) => s.size))})` : ''}: the log cannot be shown to be the one the witnesses saw` });
+      }
+      if (witnessedSize < E - 1) warnings.push(`records ${witnessedSize + 1}..${E - 1} are not yet cosigned by ${quorum} witness(es) (the last witnessed checkpoint is at size ${witnessedSize})`);
+    }
+    if (coverage && !partial) {
+      if (spanFirstTs !== undefined && lastTs !== undefined) spans.push({ from: spanFrom, to: E - 1, firstTs: spanFirstTs, endTs: lastTs });
+      // The interval a signed genesis names is only believed once a trusted checkpoint covers it.
+      // (Before that, a shorter claimed interval can only make verify stricter, so it is used.)
+      const claimed = genesis?.checkpoint?.every_ms;
+      const interval = opts.checkpointIntervalMs ?? (claimed === undefined ? 1000 : matched > 0 ? claimed : Math.min(claimed, 1000));
+      const bound = coverageBoundMs(interval);
+      for (const sp of spans) {
+        const ms = Date.parse(sp.endTs) - Date.parse(sp.firstTs);
+        if (!(ms <= bound)) {
+          const pos = position(sp.from);
+          throw new Found({ kind: 'unsigned_gap', ...pos, seq: sp.from, message: `no checkpoint signed by a trusted key covers records ${sp.from}..${sp.to} (${(ms / 1000).toFixed(1)} s; the log signs at least every ${interval} ms): its checkpoints were removed, or the records replaced`, range: { from: sp.from, to: sp.to } });
+        }
       }
     }
   } catch (err) {
@@ -344,9 +559,12 @@ export async function verifySegments(label: string, segments: readonly Segment[]
       last_seq: E - 1,
       last_hash: P,
       segments: segNames,
-      checkpoints: { total: cps.length, matched, latest_size: cps.length ? (cps[cps.length - 1] as CheckpointRef).cp.size : 0, signatures: keys.length ? 'verified' : 'not_checked', sources: sources.map((s) => s.file) },
+      checkpoints: { total: cps.length, matched, latest_size: cps.length ? (cps[cps.length - 1] as CheckpointRef).cp.size : 0, signatures: keys.length ? 'verified' : 'not_checked', sources: allSources.map((s) => s.file) },
+      ...(witnessKeys.length ? { witnessed: { size: witnessedSize, quorum, keys: witnessKeys.length, by: witnessedBy } } : {}),
       ...(frontier && !problem ? { merkle_root: frontier.root().toString('base64') } : {}),
       partial,
+      start: { kind: startKind, size: firstSeq - 1, ...(anchor && (startKind === 'pruned' || startKind === 'from_checkpoint') ? { source: anchor.source } : {}) },
+      ...(genesis ? { genesis } : {}),
       warnings,
       outcome_unknown: unknown,
       ...(problem ? { problem } : {}),
@@ -520,10 +738,10 @@ export async function verifyFile(target: string, opts: VerifyOptions = {}): Prom
   const { segments, warnings, problem, active } = fileSegments(target);
   const p = logPaths(active);
   if (problem && !segments.length) {
-    return { ok: false, path: active, records: 0, first_seq: 1, last_seq: 0, last_hash: GENESIS_PREV, segments: [], checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] }, partial: false, warnings, outcome_unknown: [], problem };
+    return { ok: false, path: active, records: 0, first_seq: 1, last_seq: 0, last_hash: GENESIS_PREV, segments: [], checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] }, partial: false, start: { kind: 'no_genesis', size: 0 }, warnings, outcome_unknown: [], problem };
   }
   const sources = [{ file: p.checkpoints, mirror: false }, ...(opts.mirrors ?? []).map((f) => ({ file: path.resolve(f), mirror: true }))];
-  const r = await verifySegments(active, segments, sources, opts, warnings);
+  const r = await verifySegments(active, segments, sources, { pruneFile: prunePath(p), cosignaturesFile: path.join(p.dir, `${p.stem}.cosignatures.jsonl`), ...opts }, warnings);
   if (problem && r.ok) return { ...r, ok: false, problem };
   if (problem && r.problem && problem.kind === 'missing_segment') return { ...r, problem };
   return r;

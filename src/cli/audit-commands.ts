@@ -8,16 +8,36 @@ import { mirrorsFromConfig, verifiersFromConfig } from '../audit/config.js';
 import { logPaths } from '../audit/files.js';
 import { generateKey, loadVerifier, type NoteVerifier } from '../audit/note.js';
 import { buildConsistencyProof, buildInclusionProof, checkConsistency, checkInclusion, type ConsistencyProof, type InclusionProof } from '../audit/proofs.js';
-import { fileSegments, verifyFile, type Segment, type VerifyReport } from '../audit/verify.js';
+import { fileSegments, verifyFile, type Segment, type VerifyOptions, type VerifyReport } from '../audit/verify.js';
+import { auditOptionsFromConfig, witnessesFromConfig } from '../audit/config.js';
+import { loadWitnessVerifier, type WitnessVerifier } from '../audit/witness-cosignature.js';
+import { AnchorError, makePruneStatement, prunePath, readTrustedCheckpoint, type Anchor } from '../audit/genesis.js';
+import { acquireLock } from '../audit/files.js';
+import { Frontier, leafHashLatin1 } from '../audit/merkle.js';
+import type { NoteSigner } from '../audit/note.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 export const AUDIT_HELP = `Usage:
   bulwark audit verify [PATH|POSTGRES_URL] [--public-key K]... [--mirror FILE]... [--from SEQ] [--to SEQ]
                        [--merkle] [--strict] [--stream NAME] [--json]
+                       [--from-checkpoint FILE] [--trust-genesis | --no-signatures] [--require-genesis]
+                       [--witness-key W]... [--witness-quorum K]
         exit 0 when intact; 1 naming the first bad record (segment, line, seq) and the damage:
         modified, inserted, deleted, reordered, truncated, malformed, bad_signature,
-        missing_segment, rollback
+        missing_segment, rollback, head_truncated, missing_genesis, no_trusted_key, unsigned_gap.
+        A log must start at its genesis record (seq 1), after a signed prune statement
+        (<stem>.prune.json), or after --from-checkpoint FILE (a checkpoint note signed by a
+        trusted key). A signed log needs a trusted key (--public-key, audit.checkpoint.public_keys,
+        or --trust-genesis: the keys its genesis record names, with a warning); --no-signatures
+        checks the hash chain only, and says so. --require-genesis: a signed log without a genesis
+        record fails (otherwise a warning). --witness-key W (cosignature/v1 key; default: the
+        configured audit.witnesses): some checkpoint must be cosigned by K of them (default all),
+        and the log must match every cosigned checkpoint (<stem>.cosignatures.jsonl); else
+        unwitnessed / modified. Records after the last witnessed checkpoint are named in a warning.
+  bulwark audit prune --before SEQ [PATH]                 delete the rotated segments that end before
+        SEQ, after writing a prune statement signed with audit.checkpoint.private_key (the writer
+        must be stopped: the log's lock is taken)
   bulwark audit verify --inclusion PROOF.json [--public-key K]...
   bulwark audit verify --consistency OLD NEW [PATH] [--public-key K]...
         OLD, NEW: checkpoint notes (files), or one proof file from \`audit prove --consistency\`
@@ -67,6 +87,13 @@ const OPTIONS = {
   name: { type: 'string' },
   html: { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
+  'from-checkpoint': { type: 'string' },
+  'trust-genesis': { type: 'boolean' },
+  'no-signatures': { type: 'boolean' },
+  'require-genesis': { type: 'boolean' },
+  'witness-key': { type: 'string', multiple: true },
+  'witness-quorum': { type: 'string' },
+  before: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -120,11 +147,32 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
   };
   try {
     switch (sub) {
-      case 'verify':
+      case 'verify': {
         if (values.inclusion) return verifyInclusionCmd(values.inclusion, keys(), values.json ?? false);
         if (values.consistency) return await verifyConsistencyCmd(values.consistency, positionals, keys(), values.json ?? false, target);
+        if (values['no-signatures'] && (values['trust-genesis'] || values['public-key']?.length || values['from-checkpoint'])) throw new UsageError('--no-signatures cannot be combined with --public-key, --trust-genesis or --from-checkpoint');
+        const noSig = values['no-signatures'] ?? false;
+        const k = noSig ? [] : keys();
+        let anchor: Anchor | undefined;
+        if (values['from-checkpoint']) {
+          try {
+            anchor = readTrustedCheckpoint(values['from-checkpoint'], k);
+          } catch (err) {
+            if (!(err instanceof AnchorError)) throw err;
+            process.stderr.write(`bulwark audit verify: ${err.message}\n`);
+            return EXIT.failed;
+          }
+        }
+        if (noSig) process.stderr.write('warning: --no-signatures: checkpoint signatures are not checked; a rewrite of the whole log would pass\n');
         return await verifyCmd(target(positionals[0]), {
-          keys: keys(),
+          keys: k,
+          signatures: noSig ? 'optional' : 'require',
+          trustGenesis: values['trust-genesis'] ?? false,
+          requireGenesis: values['require-genesis'] ?? false,
+          witnessKeys: values['witness-key']?.length ? values['witness-key'].map((w) => loadWitnessVerifier(w)) : safe(() => (values.config || !positionals[0] ? witnessesFromConfig(config().config.audit, config().baseDir).keys : []), []),
+          witnessQuorum: positiveInt(values['witness-quorum'], '--witness-quorum') ?? safe(() => (values.config || !positionals[0] ? witnessesFromConfig(config().config.audit, config().baseDir).quorum : undefined), undefined),
+          anchor,
+          intervalMs: safe(() => (values.config || !positionals[0] ? config().config.audit.checkpoint?.every_ms : undefined), undefined),
           mirrors: [...(values.mirror ?? []), ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), []))],
           from: positiveInt(values.from, '--from'),
           to: positiveInt(values.to, '--to'),
@@ -132,6 +180,17 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
           strict: values.strict ?? false,
           json: values.json ?? false,
         });
+      }
+      case 'prune': {
+        const before = positiveInt(values.before, '--before');
+        if (!before) throw new UsageError('usage: bulwark audit prune --before SEQ [PATH]');
+        const t = target(positionals[0]);
+        if (t.kind !== 'file') throw new UsageError('prune works on file logs');
+        const a = config().config.audit;
+        if (!a.checkpoint?.private_key) throw new UsageError('audit.checkpoint.private_key is needed to sign the prune statement');
+        const opts = auditOptionsFromConfig(a, config().baseDir);
+        return await pruneCmd(t.where, before, opts.checkpoint!.signer, opts.checkpoint!.origin);
+      }
       case 'prove': {
         if (values.consistency) {
           const oldSize = positiveInt(values.consistency, '--consistency OLD_SIZE') as number;
@@ -217,8 +276,8 @@ function printReport(r: VerifyReport, json: boolean): void {
     `${r.records} records before it verified; last good seq ${r.last_seq}\n`);
 }
 
-async function verifyCmd(t: Target, o: { keys: NoteVerifier[]; mirrors: string[]; from?: number | undefined; to?: number | undefined; merkle: boolean; strict: boolean; json: boolean }): Promise<number> {
-  const opts = { publicKeys: o.keys, mirrors: o.mirrors, from: o.from, to: o.to, merkle: o.merkle, strict: o.strict };
+async function verifyCmd(t: Target, o: { keys: NoteVerifier[]; mirrors: string[]; from?: number | undefined; to?: number | undefined; merkle: boolean; strict: boolean; json: boolean; signatures: 'require' | 'optional'; trustGenesis: boolean; requireGenesis: boolean; witnessKeys: WitnessVerifier[]; witnessQuorum: number | undefined; anchor: Anchor | undefined; intervalMs: number | undefined }): Promise<number> {
+  const opts: VerifyOptions = { publicKeys: o.keys, mirrors: o.mirrors, from: o.from, to: o.to, merkle: o.merkle, strict: o.strict, signatures: o.signatures, trustGenesis: o.trustGenesis, requireGenesis: o.requireGenesis, witnessKeys: o.witnessKeys, witnessQuorum: o.witnessQuorum, anchor: o.anchor, checkpointIntervalMs: o.intervalMs };
   let r: VerifyReport;
   if (t.kind === 'postgres') {
     const { verifyPostgres } = await import('../audit/postgres-log.js');
@@ -572,4 +631,61 @@ function keygenCmd(out: string | undefined, name: string): number {
     `public key:  ${pub}\nverifier key: ${key.encoded}\n` +
     `add the verifier key to audit.checkpoint.public_keys; keep old ones listed after a rotation.\n`);
   return EXIT.ok;
+}
+
+/**
+ * Prune: the rotated segments that end before `before` are deleted, after a prune statement at
+ * their end (size, Merkle root, chain head, signed) is durable beside the log. The segments are
+ * verified first (a damaged head is not pruned into a clean-looking log), under the log's lock.
+ */
+async function pruneCmd(active: string, before: number, signer: NoteSigner, origin: string): Promise<number> {
+  const p = logPaths(active);
+  const release = acquireLock(p.lock);
+  try {
+    const { segments, manifest } = fileSegments(active);
+    if (!manifest) throw new UsageError(`${active} has no manifest: only rotated segments can be pruned`);
+    const sealed = segments.filter((s) => s.last_seq !== undefined && (s.last_seq as number) < before);
+    if (!sealed.length) throw new UsageError(`no rotated segment ends before seq ${before}`);
+    const cut = sealed[sealed.length - 1] as Segment;
+    const size = cut.last_seq as number;
+    // A second prune would carry the tree on from the first statement's frontier: not done yet.
+    if (segments.some((s) => s.first_seq <= size && !s.exists)) throw new UsageError('the log was pruned before; pruning it again is not supported yet');
+    const verdict = await verifyFile(active, { to: size, publicKeys: [signer] });
+    if (!verdict.ok) {
+      process.stderr.write(`bulwark audit prune: the records to prune do not verify: ${verdict.problem?.message}\n`);
+      return EXIT.failed;
+    }
+    const frontier = new Frontier();
+    let head = '';
+    for (const s of segments) {
+      if (s.first_seq > size) break;
+      await s.scan((buf, start, end) => {
+        frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
+        head = buf.toString('latin1', end - 66, end - 2);
+      });
+    }
+    if (frontier.size !== size || head !== cut.last_hash) throw new Error(`the segments hold ${frontier.size} records up to the cut, expected ${size}`);
+    const stmt = makePruneStatement(signer, origin, size, head, frontier);
+    const file = prunePath(p);
+    const tmp = `${file}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, `${JSON.stringify(stmt)}\n`);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    const dfd = fs.openSync(p.dir, 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+    for (const s of sealed) fs.rmSync(path.join(p.dir, s.name), { force: true });
+    process.stdout.write(`pruned records 1..${size} (${sealed.length} segment(s)); prune statement ${file}\n`);
+    return EXIT.ok;
+  } finally {
+    release();
+  }
 }

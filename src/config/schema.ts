@@ -234,6 +234,22 @@ export const configSchema = z.object({
       mirror_path: z.string().min(1).optional(),
       origin: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
     }).strict().optional(),
+    /**
+     * Start a new log with a genesis record (stream, creation time, signing keys, policy revision).
+     * Default: when checkpoints are signed. `audit verify --require-genesis` requires it of a signed log.
+     */
+    genesis: z.boolean().optional(),
+    /**
+     * C2SP tlog-witnesses that cosign each checkpoint (file backend, with checkpoint signing): the
+     * submission prefix URL and the witness's cosignature/v1 verifier key (NAME+KEYID+BASE64, type 0x04).
+     */
+    witnesses: z.array(z.object({
+      name: z.string().min(1),
+      url: z.string().url(),
+      key: z.string().min(1),
+    }).strict()).default([]),
+    /** How many of the witnesses must cosign a checkpoint for verify to accept it (default: all). */
+    witness_quorum: z.number().int().min(1).optional(),
   }).strict().default({}),
   observability: z.object({
     log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),

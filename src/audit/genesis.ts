@@ -1,0 +1,138 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { GENESIS_PREV, unsealLine } from './chain.js';
+import type { LogPaths } from './files.js';
+import { Frontier } from './merkle.js';
+import { checkpointText, readCheckpointNote, signNote, trusted, type NoteSigner, type NoteVerifier, type SignedCheckpoint } from './note.js';
+
+/**
+ * A log is complete from its genesis (issue 12). Its first record (seq 1, prev = 64 zeros) is a
+ * genesis record naming the stream, when it was created, the keys that will sign its checkpoints
+ * and how often; verify refuses a log whose records do not start there, unless it starts exactly
+ * where a signed prune statement, or a checkpoint the auditor trusts (`--from-checkpoint`), says.
+ */
+export const GENESIS_EVENT = 'audit.genesis';
+
+export interface GenesisInfo {
+  readonly stream: string;
+  readonly origin: string | null;
+  readonly created_at: string;
+  /** Verifier keys (note format) of the checkpoint signer(s); empty for an unsigned log. */
+  readonly keys: readonly string[];
+  readonly policy_revision: string | null;
+  readonly checkpoint: { readonly every_records: number; readonly every_ms: number } | null;
+}
+
+export function genesisFields(g: GenesisInfo): Record<string, unknown> {
+  return { event: GENESIS_EVENT, genesis: { ...g, keys: [...g.keys], checkpoint: g.checkpoint ? { ...g.checkpoint } : null } };
+}
+
+/** The genesis information of a stored line, or undefined when the line is not a genesis record at seq 1. */
+export function parseGenesisLine(line: string): GenesisInfo | undefined {
+  const s = unsealLine(line);
+  if (!s) return undefined;
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(s.body) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (rec.event !== GENESIS_EVENT || rec.seq !== 1 || rec.prev !== GENESIS_PREV) return undefined;
+  const g = rec.genesis as Record<string, unknown> | null | undefined;
+  if (!g || typeof g !== 'object') return undefined;
+  const cp = g.checkpoint as { every_records?: unknown; every_ms?: unknown } | null | undefined;
+  return {
+    stream: typeof g.stream === 'string' ? g.stream : '',
+    origin: typeof g.origin === 'string' ? g.origin : null,
+    created_at: typeof g.created_at === 'string' ? g.created_at : '',
+    keys: Array.isArray(g.keys) ? g.keys.filter((k): k is string => typeof k === 'string') : [],
+    policy_revision: typeof g.policy_revision === 'string' ? g.policy_revision : null,
+    checkpoint: cp && typeof cp.every_records === 'number' && typeof cp.every_ms === 'number' ? { every_records: cp.every_records, every_ms: cp.every_ms } : null,
+  };
+}
+
+/**
+ * A prune statement: a signed checkpoint note at the cut (tree size, Merkle root, chain head),
+ * with the extension line `prune`, so an ordinary checkpoint can never stand in for one. It sits
+ * beside the log (`<stem>.prune.json`) with the Merkle frontier at the cut, which lets a verifier
+ * carry the tree on from there. Only the key holder can write one, so deleting old segments
+ * without it is "head truncated".
+ */
+export const PRUNE_LINE = 'prune';
+
+export function prunePath(p: LogPaths): string {
+  return path.join(p.dir, `${p.stem}.prune.json`);
+}
+
+export interface PruneFile {
+  readonly v: 1;
+  readonly note: string;
+  readonly size: number;
+  readonly frontier: readonly string[];
+}
+
+export function makePruneStatement(signer: NoteSigner, origin: string, size: number, chainHead: string, frontier: Frontier, now = new Date()): PruneFile {
+  const body = checkpointText({ origin, size, root: frontier.root(), chainHead, time: now.toISOString() });
+  return { v: 1, note: signNote(`${body}${PRUNE_LINE}\n`, [signer]), size, frontier: frontier.snapshot().map((b) => b.toString('base64')) };
+}
+
+export interface Anchor {
+  /** Records 1..size are not needed: the log continues from here. */
+  readonly size: number;
+  readonly chainHead: string;
+  readonly root: Buffer;
+  readonly source: string;
+  /** The frontier at `size`, when known: the Merkle root can be carried on. */
+  readonly frontier?: Frontier | undefined;
+}
+
+export class AnchorError extends Error {}
+
+/** A prune statement, checked: signed by a trusted key, a `prune` line, a chain head, a frontier that folds to the root. */
+export function readPruneStatement(file: string, keys: readonly NoteVerifier[]): Anchor | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let raw: PruneFile;
+  let cp: SignedCheckpoint;
+  try {
+    raw = JSON.parse(text) as PruneFile;
+    cp = readCheckpointNote(String(raw.note), keys);
+  } catch (err) {
+    throw new AnchorError(`${path.basename(file)}: not a prune statement: ${(err as Error).message}`);
+  }
+  if (!raw.note.split('\n\n')[0]?.split('\n').includes(PRUNE_LINE)) throw new AnchorError(`${path.basename(file)}: the note has no "prune" line (an ordinary checkpoint is not a prune statement)`);
+  if (!keys.length) throw new AnchorError(`${path.basename(file)}: a prune statement can only be trusted with a trusted public key (--public-key, audit.checkpoint.public_keys or --trust-genesis)`);
+  if (!trusted(cp)) throw new AnchorError(`${path.basename(file)}: the prune statement is not signed by a trusted key`);
+  if (!cp.chainHead) throw new AnchorError(`${path.basename(file)}: the prune statement names no chain head`);
+  let frontier: Frontier | undefined;
+  try {
+    const f = Frontier.fromState(cp.size, (raw.frontier ?? []).map((b) => Buffer.from(b, 'base64')));
+    if (f.root().equals(cp.root)) frontier = f;
+  } catch {
+    frontier = undefined;
+  }
+  return { size: cp.size, chainHead: cp.chainHead, root: cp.root, source: file, frontier };
+}
+
+/** A checkpoint the auditor gives (`--from-checkpoint`): a note file or a checkpoints-file line, signed by a trusted key. */
+export function readTrustedCheckpoint(file: string, keys: readonly NoteVerifier[]): Anchor {
+  const text = fs.readFileSync(file, 'utf8');
+  let note = text;
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) note = String((JSON.parse(trimmed.split('\n')[0] as string) as { note?: unknown }).note ?? '');
+  let cp: SignedCheckpoint;
+  try {
+    cp = readCheckpointNote(note, keys);
+  } catch (err) {
+    throw new AnchorError(`${file}: not a checkpoint note: ${(err as Error).message}`);
+  }
+  if (!keys.length) throw new AnchorError(`--from-checkpoint needs a trusted public key to check ${file} against`);
+  if (!trusted(cp)) throw new AnchorError(`${file}: the checkpoint is not signed by a trusted key`);
+  if (!cp.chainHead) throw new AnchorError(`${file}: the checkpoint names no chain head`);
+  return { size: cp.size, chainHead: cp.chainHead, root: cp.root, source: file };
+}
