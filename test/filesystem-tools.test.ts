@@ -101,7 +101,7 @@ function denied(t: Test, o: GateOutcome, code: string, reason: string, label: st
 // read_file
 // ---------------------------------------------------------------------------------------------
 
-test('read_file: text with size, sha256, mime and the canonical path', async (t) => {
+test('read_file: text with size, sha256, mime and the root-relative path', async (t) => {
   const { sb, call } = await session(t);
   const file = path.join(sb.root, 'hello.txt');
   const st = fs.statSync(file);
@@ -109,7 +109,8 @@ test('read_file: text with size, sha256, mime and the canonical path', async (t)
   const r = ok(t, o, 'read hello.txt');
   t.equal(o.result?.text, 'hello, world\n');
   t.same(r, {
-    path: file,
+    // Issue 17: relative to the root, never the server's absolute path.
+    path: 'hello.txt',
     size: 13,
     mtime: st.mtime.toISOString(),
     mime: 'text/plain',
@@ -130,6 +131,8 @@ test('read_file: text with size, sha256, mime and the canonical path', async (t)
   const json = ok(t, await call('read_file', { path: path.join(sb.root, 'sub/deeper/data.json') }), 'read data.json by absolute path');
   t.equal(json.mime, 'application/json');
   t.equal(json.content, '{"k": 1}\n');
+  t.equal(json.path, 'sub/deeper/data.json', 'asked by absolute path, answered relative to the root');
+  t.notOk(JSON.stringify(json).includes(sb.root), 'the server\'s root appears nowhere in the result');
   fs.writeFileSync(path.join(sb.root, 'README'), 'no extension\n');
   t.equal(ok(t, await call('read_file', { path: 'README' }), 'read README').mime, 'text/plain', 'text without an extension is text/plain');
   fs.writeFileSync(path.join(sb.root, 'utf8.txt'), 'grüße, 世界 🎉\n');

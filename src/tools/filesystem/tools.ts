@@ -90,10 +90,13 @@ export const readFileTool: ToolDefinition<z.output<typeof readFileInput>> = {
     if (call.args.encoding === 'text' && r.binary) {
       refuse('tool_error', 'The file is not UTF-8 text; ask for encoding "base64".', ['file.not_text']);
     }
+    // The result names the file relative to its root (issue 17): the server's absolute layout (home
+    // folders, mount points) is not the client's business, and the relative form is what it sent.
+    const shown = pinOf(call.pinned).components.join('/');
     const text = r.encoding === 'none'
-      ? `${r.path}: binary file, ${r.size} bytes, ${r.mime}, sha256 ${r.sha256}. Ask for encoding "base64" to get the bytes.`
+      ? `${shown}: binary file, ${r.size} bytes, ${r.mime}, sha256 ${r.sha256}. Ask for encoding "base64" to get the bytes.`
       : r.content;
-    return { text, structured: { ...r }, metrics };
+    return { text, structured: { ...r, path: shown }, metrics };
   },
 };
 
