@@ -115,6 +115,8 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
         maxLifetimeS: config.database.pool.max_lifetime_s,
         connectTimeoutS: config.database.pool.connect_timeout_s,
         session,
+        // One line when the database goes away and one when it is back, not one per call.
+        onStateChange: (state, d) => (state === 'down' ? logger.warn('database unreachable; calls answer unavailable', d) : logger.info('database reachable again', d)),
       })
     : config.database.embedded
       ? new EmbeddedExecutor(logger, session.search_path as string)
@@ -144,6 +146,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   readinessChecks.filesystem_pool = () => pools.filesystem.healthy;
   readinessChecks.javascript_pool = () => pools.javascript.healthy;
   if (database instanceof PgExecutor) readinessChecks.database = () => database.ping().then(() => true);
+  if (database instanceof EmbeddedExecutor) readinessChecks.database = () => database.healthy;
   // One Redis serves the gate's buckets (limits.store), the API gateway's and its cache.
   if (config.limits.store === 'redis' || config.limits.api_cache.store === 'redis') readinessChecks.redis = () => api.redisHealthy();
   if (config.auth.http === 'api_key') readinessChecks.key_store = () => auth.storeFresh;

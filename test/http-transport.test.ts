@@ -20,7 +20,7 @@ t.test('health and readiness', async (t) => {
   t.same(JSON.parse(h.body), { status: 'ok' });
   const r = await request(`${server.base}/ready`, { method: 'GET' });
   t.equal(r.status, 200);
-  t.same(JSON.parse(r.body).checks, { policy: true, audit: true, filesystem_pool: true, javascript_pool: true });
+  t.same(JSON.parse(r.body).checks, { policy: true, audit: true, filesystem_pool: true, javascript_pool: true, database: true });
 });
 
 t.test('DNS-rebinding defence: unlisted Host and Origin get 403', async (t) => {

@@ -36,7 +36,7 @@ t.test('loopback-only: /metrics on a per-app registry, /health, /ready', async (
   t.match(m.body, /mcp_audit_append_duration_seconds_count 2/);
   t.match(m.body, /mcp_worker_pool_size\{pool="/);
   t.match(m.body, /bulwark_process_cpu_user_seconds_total/);
-  t.same(JSON.parse((await get(`${server.base}/ready`)).body).checks, { policy: true, audit: true, filesystem_pool: true, javascript_pool: true });
+  t.same(JSON.parse((await get(`${server.base}/ready`)).body).checks, { policy: true, audit: true, filesystem_pool: true, javascript_pool: true, database: true });
   t.equal((await get(`${server.base}/health`)).status, 200);
 });
 

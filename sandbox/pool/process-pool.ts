@@ -37,6 +37,12 @@ export interface RunOptions {
    * at its cap is answered `timeout` without running; a running one has its worker killed.
    */
   readonly timeoutMs: number;
+  /**
+   * A tighter cap on the running part alone, counted from dispatch (still within `timeoutMs`):
+   * for a worker that is slow to start (the embedded database boots in seconds), the wait may use
+   * the call's whole deadline while the statement keeps its own cap.
+   */
+  readonly runMs?: number | undefined;
   /** Aborting it drops a queued call, or kills the worker running it. */
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((progress: number, total?: number, message?: string) => void) | undefined;
@@ -395,7 +401,7 @@ export class ProcessPool extends EventEmitter {
       t.worker = w;
       t.dispatched = now;
       clearTimeout(t.timer);
-      t.timer = setTimeout(() => this.kill(w, 'timeout'), Math.ceil(left));
+      t.timer = setTimeout(() => this.kill(w, 'timeout'), Math.ceil(Math.min(left, t.opts.runMs ?? Infinity)));
       const msg: TaskMessage = { type: 'task', id: t.id, op: t.op, payload: t.payload };
       w.child.send(msg);
     }

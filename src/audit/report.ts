@@ -141,8 +141,9 @@ export async function collectReport(label: string, segments: readonly Segment[],
         intents++;
         return true;
       }
-      if (rec.event === 'audit.recovery' && recoveries.length < MAX_RECOVERIES) {
-        const r = (rec.recovery ?? {}) as Record<string, unknown>;
+      if ((rec.event === 'audit.recovery' || rec.event === 'audit.refused') && recoveries.length < MAX_RECOVERIES) {
+        // audit.refused: appends refused while a recovery record was being written (PostgreSQL).
+        const r = ((rec.event === 'audit.refused' ? { action: 'refused', ...(rec.refused as object) } : rec.recovery) ?? {}) as Record<string, unknown>;
         const refused = r.refused_appends as { count?: unknown } | undefined;
         const parts = [
           r.reason !== undefined ? `failure: ${str(r.reason, '')}` : '',

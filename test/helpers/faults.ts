@@ -112,10 +112,10 @@ export function checkAnswered(t: Test, answers: readonly Answer[], records: read
   t.equal(odd.length, 0, `answers only ${opts.allowed.join(' / ')}${odd.length ? `; got ${[...new Set(odd.map((a) => `${a.code}(${a.reasons.join(',')})`))].join(', ')}` : ''}`);
   const noId = answers.filter((a) => a.code !== 'no_answer' && !a.requestId);
   t.equal(noId.length, 0, 'every answer names its request id');
-  const recoveries = records.filter((r) => r.event === 'audit.recovery');
-  const refusedIds = new Set(recoveries.flatMap((r) => (r.recovery?.refused_appends?.request_ids ?? []) as string[]));
-  // A recovery record names the first refused request ids and counts the rest.
-  const countedOnly = recoveries.reduce((n, r) => n + Math.max(0, (r.recovery?.refused_appends?.count ?? 0) - (r.recovery?.refused_appends?.request_ids?.length ?? 0)), 0);
+  // Recovery records (and PostgreSQL's audit.refused) name the first refused request ids and count the rest.
+  const refusals = records.flatMap((r) => (r.event === 'audit.recovery' ? [r.recovery?.refused_appends] : r.event === 'audit.refused' ? [r.refused?.refused_appends] : [])).filter(Boolean);
+  const refusedIds = new Set(refusals.flatMap((x) => (x.request_ids ?? []) as string[]));
+  const countedOnly = refusals.reduce((n, x) => n + Math.max(0, (x.count ?? 0) - (x.request_ids?.length ?? 0)), 0);
   let missing = 0;
   let doubled = 0;
   let unaccounted = 0;

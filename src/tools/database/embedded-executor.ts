@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../config/package-paths.js';
 import type { Logger } from '../../observability/logger.js';
+import { refuse } from '../../errors/denial.js';
 import { ProcessPool } from '../../../sandbox/pool/process-pool.js';
 import { codeReadFlags } from '../../execution/pools.js';
 import type { DatabaseExecutor, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
@@ -31,12 +32,23 @@ export class EmbeddedExecutor implements DatabaseExecutor {
       this.pool = pool;
       return pool;
     })();
+    // A start that failed is not kept: the next call tries again (the pool heals, so must its start).
+    this.starting.catch(() => {
+      this.starting = undefined;
+    });
     return this.starting;
   }
 
+  /** For /ready: false while the embedded database's worker pool is in a crash loop. */
+  get healthy(): boolean {
+    return this.pool?.healthy ?? true;
+  }
+
   async query(text: string, params: readonly (string | number | boolean | null)[], caps: QueryCaps, run: QueryRun = {}): Promise<QueryResult> {
-    const pool = await this.ensure();
-    const r = await pool.run<QueryResult>('query', { text, params, maxRows: caps.maxRows, maxBytes: caps.maxBytes, searchPath: this.searchPath }, { timeoutMs: caps.timeoutMs, signal: run.signal });
+    const pool = await this.ensure().catch((err: Error) =>
+      refuse('unavailable', 'The embedded database cannot start now; retry shortly.', ['db.embedded_unavailable'], { error: err.message.slice(0, 200) }),
+    );
+    const r = await pool.run<QueryResult>('query', { text, params, maxRows: caps.maxRows, maxBytes: caps.maxBytes, searchPath: this.searchPath }, { timeoutMs: run.deadline?.remainingMs() ?? caps.timeoutMs, runMs: caps.timeoutMs, signal: run.signal });
     return r.value;
   }
 
