@@ -65,6 +65,8 @@ t.before(async () => {
     tokens[name] = (await createKey(keysFile, { principal: name, roles: name === 'dev' ? ['developer'] : ['developer'], tier })).token;
   }
   tokens.scraper = (await createKey(keysFile, { principal: 'scraper', roles: ['metrics'], tier: 'local' })).token;
+  // A store edited by hand: a principal with a lone surrogate (JSON keeps it as \ud800).
+  tokens.bad = (await createKey(keysFile, { principal: 'mallory\ud800', roles: ['developer'], tier: 'local' })).token;
   const p1 = await generateKeyPair('ES256', { extractable: true });
   const p2 = await generateKeyPair('ES256', { extractable: true });
   k1 = p1.privateKey;
@@ -183,6 +185,44 @@ t.test('a JWT principal the audit log cannot encode is refused with an audited 4
   }
   const ok = await call(await jwt({ scope: 'developer  reader' }), 'read_file', { path: 'hello.txt' }, '127.0.6.20');
   t.notOk(ok.body.result.isError, 'SP-separated scope (empty tokens ignored) still works');
+});
+
+t.test('an API key whose principal the audit log cannot encode is refused with an audited 401', async (t) => {
+  const r = await call(tokens.bad!, 'read_file', { path: 'hello.txt' }, '127.0.6.40');
+  // Before: accepted, and the call answered audit_unavailable without a record.
+  t.equal(r.status, 401);
+  t.equal(r.body.reason, 'auth.key_bad_principal');
+  t.ok(authRecords().some((x) => x.client_ip === '127.0.6.40' && x.outcome.reasons[0] === 'auth.key_bad_principal'), 'audited');
+});
+
+t.test('the argon2 verifier process killed mid-verification: 503 auth.busy (no failure counted), then it serves again', async (t) => {
+  const pid = server.child.pid!;
+  const verifier = (): number | undefined => {
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === pid && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('argon2-child')) return Number(d);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return undefined;
+  };
+  const fresh = (await createKey(keysFile, { principal: 'fresh', roles: ['developer'], tier: 'local' })).token;
+  const child = verifier();
+  t.ok(child, 'the verifier runs in its own process');
+  const pending = call(fresh, 'file_info', { path: 'hello.txt' }, '127.0.11.1');
+  await new Promise((r) => setTimeout(r, 40));
+  process.kill(child!, 'SIGKILL');
+  const r = await pending;
+  t.equal(r.status, 503);
+  t.equal(r.body.reason, 'auth.busy');
+  const again = await call(fresh, 'file_info', { path: 'hello.txt' }, '127.0.11.1');
+  t.equal(again.status, 200, 'verified by a new verifier process');
+  t.notOk(again.body.result.isError);
+  t.not(verifier(), child);
 });
 
 t.test('an API key principal and a JWT subject with the same id do not share a rate bucket', async (t) => {

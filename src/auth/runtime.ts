@@ -7,7 +7,7 @@ import { keysFileOf, openKeyStore, type KeyStore } from './key-store.js';
 import { Lockout } from './lockout.js';
 import { Argon2Gate, type Verdict } from './argon2-gate.js';
 import { RefusalBudget, type RefusalAggregate } from './refusal-budget.js';
-import { JWKS_FAILURE_REASONS, JwtVerifier } from './oauth.js';
+import { JWKS_FAILURE_REASONS, JwtVerifier, wellFormedId, wellFormedRole } from './oauth.js';
 
 const verified = new WeakMap<CallContext, Principal>();
 
@@ -298,6 +298,12 @@ export class AuthRuntime {
   }
 
   private succeeded(rec: KeyRecord, t: number): AuthResult {
+    // A store written by hand or by another tool may hold an identity the audit log cannot record
+    // or the policy would misread: refuse it like a JWT's (issue 17), never pass it on.
+    if (!wellFormedId(rec.principal) || rec.roles.length > 32 || !rec.roles.every(wellFormedRole)) {
+      this.logger.error('an API key names a principal or role that is not well-formed; it is refused', { key_id: rec.id });
+      return { ok: false, status: 401, reason: 'auth.key_bad_principal', keyId: rec.id };
+    }
     // The address's failures are never reset by a success: a client holding one valid key must
     // not be able to launder its address (address failures decay with forget_s).
     const last = this.usage.get(rec.id) ?? 0;
