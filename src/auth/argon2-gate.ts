@@ -44,6 +44,11 @@ export class Argon2Gate {
     return this.run(() => (this.isolate ? this.inChild(hash, secret) : argon2.verify(hash, secret).catch(() => false)));
   }
 
+  /** Verifications running now. */
+  get busy(): number {
+    return this.running;
+  }
+
   /** Stop the verifier process (pending verifications answer `error`). */
   close(): void {
     this.child?.kill();
