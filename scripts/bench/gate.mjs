@@ -1,17 +1,26 @@
 // Gate overhead per call, tool I/O excluded: the whole gate minus the execute stage, in-process,
 // for each audit durability mode (the audit append is part of the gate and dominates under fsync).
+// `node scripts/bench/gate.mjs --against /tmp/old` (a folder holding another build's dist/) runs
+// that build and this one alternately in one process, so load swings hit both alike.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { dist, summarise, workspace } from './lib.mjs';
 
-const { loadConfig } = await import(dist('src/config/loader.js'));
-const { createApp } = await import(dist('src/app.js'));
-const { createLogger } = await import(dist('src/observability/logger.js'));
-const { runGate } = await import(dist('src/gate/run.js'));
+async function loadBuild(distDir) {
+  const imp = (p) => import(pathToFileURL(path.join(distDir, p)).href);
+  const { loadConfig } = await imp('src/config/loader.js');
+  const { createApp } = await imp('src/app.js');
+  const { createLogger } = await imp('src/observability/logger.js');
+  const { runGate } = await imp('src/gate/run.js');
+  return { loadConfig, createApp, createLogger, runGate };
+}
 
-export async function benchGate({ durability, calls = 5000 }) {
+async function measure(build, durability, calls) {
   const ws = workspace(durability);
-  const app = await createApp(loadConfig({ file: ws.config }), createLogger('error'));
-  const call = () => runGate({ tool: 'read_file', args: { path: ws.file }, context: { transport: 'stdio', requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal } }, app.deps);
+  const app = await build.createApp(build.loadConfig({ file: ws.config }), build.createLogger('error'));
+  const call = () => build.runGate({ tool: 'read_file', args: { path: ws.file }, context: { transport: 'stdio', requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal } }, app.deps);
   for (let i = 0; i < 500; i++) await call();
   const overhead = [];
   const withoutRecord = [];
@@ -35,4 +44,32 @@ export async function benchGate({ durability, calls = 5000 }) {
     audit_append_ms: summarise(record),
     tool_execute_ms: summarise(execute),
   };
+}
+
+let current;
+export async function benchGate({ durability, calls = 5000 }) {
+  current ??= await loadBuild(dist(''));
+  return measure(current, durability, calls);
+}
+
+/** This build against another, alternating rounds; p50s of the gate without the audit append. */
+export async function benchGateAgainst(against, { rounds = 4, calls = 3000 } = {}) {
+  const otherDist = fs.existsSync(path.join(against, 'dist')) ? path.join(against, 'dist') : against;
+  const builds = { this: await loadBuild(dist('')), against: await loadBuild(otherDist) };
+  const out = { against, rounds: [] };
+  for (let r = 0; r < rounds; r++) {
+    const row = {};
+    for (const name of r % 2 ? ['against', 'this'] : ['this', 'against']) {
+      const m = await measure(builds[name], 'async', calls);
+      row[name] = { overhead_without_audit_p50_ms: m.gate_overhead_without_audit_ms.p50, overhead_without_audit_p99_ms: m.gate_overhead_without_audit_ms.p99 };
+    }
+    out.rounds.push(row);
+  }
+  return out;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const i = process.argv.indexOf('--against');
+  const result = i > 0 ? await benchGateAgainst(process.argv[i + 1]) : [await benchGate({ durability: 'async', calls: 3000 })];
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
