@@ -104,6 +104,7 @@ t.test('48 wrong secrets from 48 addresses: argon2 runs one at a time, the exces
   t.ok(busy.length >= 48 - 1 - 16, `${busy.length} × 503 (concurrency 1 + queue 16 admitted)`);
   t.match(JSON.parse(busy[0]!.body), { error: 'unavailable', reason: 'auth.busy' });
   t.equal(busy[0]!.headers['retry-after'], '1');
+  t.ok(authRecords().some((r) => r.client_ip?.startsWith('127.0.2.') && r.outcome.code === 'unavailable' && r.outcome.reasons[0] === 'auth.busy'), 'a busy refusal is audited as unavailable');
 });
 
 t.test('a key id under attack from one address does not lock its holder out from another (no cached proof)', async (t) => {

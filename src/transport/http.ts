@@ -279,7 +279,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
         decision: undefined,
         policyRevision: app.deps.policy.revision,
         status: 'denied',
-        denial: code === 'unavailable' ? deny('unavailable', 'The API key store cannot be read.', [reason]) : deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
+        denial: code === 'unavailable' ? deny('unavailable', reason === 'auth.busy' ? 'Too many key verifications were running.' : 'The API key store cannot be read.', [reason]) : deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
         result: undefined,
         durationMs,
       });
