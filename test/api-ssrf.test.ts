@@ -85,8 +85,19 @@ t.test('canonical paths: encodings normalised, nothing resolved', async (t) => {
   t.equal(canonicalPath('/users/@me').path, '/users/@me');
   t.equal(canonicalPath('/dir/').path, '/dir/', 'a trailing slash is kept');
   t.equal(canonicalPath('/100%25').path, '/100%25', 'a literal percent sign survives');
-  t.equal(rejection(() => canonicalPath('/a/./b')), 'url.dot_segment');
-  t.equal(rejection(() => canonicalPath('/%2e')), 'url.dot_segment');
+  // RFC 3986 remove_dot_segments for "." only: it cannot move the path, so it is removed, not refused.
+  t.equal(canonicalPath('/a/./b').path, '/a/b', 'a single-dot segment is removed');
+  t.equal(canonicalPath('/items/%2e/42').path, '/items/42', 'an encoded single dot is removed too');
+  t.equal(canonicalPath('/items/%2E/./42').path, '/items/42');
+  t.equal(canonicalPath('/./items').path, '/items', 'a leading "." is removed');
+  t.equal(canonicalPath('/items/.').path, '/items/', 'a final "." leaves the directory, as RFC 3986 does');
+  t.equal(canonicalPath('/%2e').path, '/');
+  t.equal(canonicalPath('/.').path, '/');
+  // Everything that is not exactly one dot is still refused: ".." in any encoding, and look-alikes.
+  for (const raw of ['/a/../b', '/a/%2e%2e/b', '/a/.%2E/b', '/a/./../b', '/a/.;x/b', '/a/..;/b', '/a/./%2e./b', '/a/...', '/a/%20./b', '/a/．/b', '/a/．．/b', '/a/%EF%BC%8E/b']) {
+    t.ok(['url.dot_segment', 'url.bad_character'].includes(rejection(() => canonicalPath(raw)) ?? ''), `${raw} refused (${rejection(() => canonicalPath(raw))})`);
+  }
+  t.equal(rejection(() => canonicalPath('/a/.//b')), 'url.empty_segment', 'removing "." does not hide an empty segment');
 });
 
 t.test('property: every accepted path is canonical, idempotent and free of traversal', async (t) => {
@@ -242,6 +253,19 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   const ok = await w.call({ api: 'legit', path: '/json' });
   t.equal(ok.status, 'ok', 'legit upstream answers');
   t.same(ok.result?.structured.body, { ok: true, items: [1, 2, 3], name: 'bulwark' });
+
+  // A single-dot segment is harmless once removed: the upstream gets the resolved path, which is
+  // what the policy decided on.
+  const before = w.legit.count('/v1/json');
+  const dotted = await w.call({ api: 'legit', path: '/./json' });
+  t.equal(dotted.status, 'ok', '/./json is answered (the "." removed)');
+  t.same(dotted.result?.structured.body, { ok: true, items: [1, 2, 3], name: 'bulwark' });
+  t.equal(w.legit.count('/v1/json'), before + 1, 'the upstream saw /v1/json, the resolved path');
+  t.equal(w.legit.seen.filter((s) => s.url.includes('/.')).length, 0, 'no dot segment reached the upstream');
+  const encodedDot = await w.call({ api: 'legit', path: '/%2E/json' });
+  t.equal(encodedDot.status, 'ok', '/%2E/json is answered too');
+  const dotDot = await w.call({ api: 'legit', path: '/./../json' });
+  refusedAsUrl(t, dotDot, '/./../json', 'url.dot_segment');
 
   const hostilePaths: [string, string][] = [
     [`http://127.0.0.1:${w.canary.port}/`, 'url.absolute_url'],

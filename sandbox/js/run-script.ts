@@ -28,32 +28,57 @@ export interface ScriptResult {
  * Runs inside the isolate before the user's code: a console that hands one string per call to the
  * host, no WebAssembly (its memory is not counted against the isolate's limit), and the result
  * serialised to JSON *inside* the isolate, so no getter or proxy of the script's runs in the host.
+ *
+ * The wrapper's own code runs after the script has had the chance to replace any global or
+ * prototype method (`JSON.stringify = () => "FORGED"`, `Promise.prototype.then = ...`,
+ * `Array.prototype.map = ...`), so it uses only the intrinsics it captured before the script ran,
+ * called through a captured Reflect.apply, and it checks that what it hands out is a string.
+ * toJSON methods and getters on the script's own result still run: they are part of what the script
+ * returns, not of the wrapper. A script that makes its own promise unreadable (a throwing
+ * Promise.prototype.constructor getter, which `await` must consult) ends in tool_error: it can
+ * break its own result, never replace it.
+ *
+ * The script's code is compiled as its own script, `<script>`, whose line 1 is the code's line 1
+ * (SCRIPT_HEAD sits on line 0), so stack traces name the caller's code plainly and not the
+ * wrapper; host frames never appear in an isolate's stack. The prelude runs first: code that closes
+ * SCRIPT_HEAD's function early (`}); ...; (async function () {`) runs at the script's top level,
+ * but only after the intrinsics were captured, so it can do nothing the function body could not.
  */
-function wrap(code: string): string {
-  return `
+const PRELUDE = `
+const __apply = Reflect.apply;
+const __JSON = JSON;
+const __stringify = JSON.stringify;
+const __parse = JSON.parse;
+const __String = String;
+const __Number = Number;
+const __defineProperty = Object.defineProperty;
+const __freeze = Object.freeze;
 const __log = $0;
 const __inputJson = $1;
 const __progress = $2;
-Object.defineProperty(globalThis, 'progress', {
-  value: (n, total) => { __progress.applySync(undefined, [Number(n), total === undefined ? -1 : Number(total)]); },
+const __logApply = __log.applySync;
+const __progressApply = __progress.applySync;
+const __str = (v) => { try { return __String(v); } catch { return '[unprintable]'; } };
+__defineProperty(globalThis, 'progress', {
+  value: (n, total) => { __apply(__progressApply, __progress, [undefined, [__Number(n), total === undefined ? -1 : __Number(total)]]); },
   writable: false, configurable: false,
 });
-const __fmt = (v) => { if (typeof v === 'string') return v; try { const s = JSON.stringify(v); return s === undefined ? String(v) : s; } catch { return String(v); } };
-const __console = Object.freeze({
-  log: (...a) => { __log.applySync(undefined, [a.map(__fmt).join(' ')]); },
-  info: (...a) => { __log.applySync(undefined, [a.map(__fmt).join(' ')]); },
-  warn: (...a) => { __log.applySync(undefined, [a.map(__fmt).join(' ')]); },
-  error: (...a) => { __log.applySync(undefined, [a.map(__fmt).join(' ')]); },
-});
-Object.defineProperty(globalThis, 'console', { value: __console, writable: false, configurable: false });
+const __fmt = (v) => { if (typeof v === 'string') return v; try { const s = __apply(__stringify, __JSON, [v]); return typeof s === 'string' ? s : __str(v); } catch { return __str(v); } };
+// A loop, not a.map(...).join(' '): map reads the script's Array[Symbol.species].
+const __line = (a) => { let s = ''; for (let i = 0; i < a.length; i++) s += (i === 0 ? '' : ' ') + __fmt(a[i]); return s; };
+const __emit = (...a) => { __apply(__logApply, __log, [undefined, [__line(a)]]); };
+const __console = __freeze({ log: __emit, info: __emit, warn: __emit, error: __emit });
+__defineProperty(globalThis, 'console', { value: __console, writable: false, configurable: false });
 delete globalThis.WebAssembly;
-const input = __inputJson === undefined ? undefined : JSON.parse(__inputJson);
-return (async (input) => {
-"use strict";
-${code}
-})(input).then((v) => { const s = JSON.stringify(v === undefined ? null : v); return s === undefined ? 'null' : s; });
+const input = __inputJson === undefined ? undefined : __apply(__parse, __JSON, [__inputJson]);
+const __serialise = (v) => { const s = __apply(__stringify, __JSON, [v === undefined ? null : v]); return typeof s === 'string' ? s : 'null'; };
+// The runner: called with the script's function once it is compiled. await, not .then: no lookup
+// of the script's Promise.prototype.then on the way out.
+return (script) => (async () => __serialise(await __apply(script, undefined, [input])))();
 `;
-}
+
+/** The script's code becomes the body of an async function; this head is line 0 of `<script>`. */
+const SCRIPT_HEAD = '(async function (input) { "use strict";';
 
 class OutputOverflow extends Error {}
 
@@ -87,11 +112,16 @@ export async function runScript(req: ScriptRequest, spare?: WarmIsolate, onProgr
       const progress = new ivm.Reference((n: number, total: number) => {
         if (Number.isFinite(n)) onProgress?.(n, Number.isFinite(total) && total >= 0 ? total : undefined);
       });
-      json = (await context.evalClosure(wrap(req.code), [log, req.inputJson, progress], {
+      const runner = (await context.evalClosure(PRELUDE, [log, req.inputJson, progress], {
         timeout: req.timeoutMs,
-        result: { promise: true, copy: true },
-        filename: 'script.js',
-      })) as unknown as string;
+        result: { reference: true },
+        filename: '<bulwark>',
+      })) as unknown as IvmModule.Reference<(fn: unknown) => Promise<string>>;
+      const script = await isolate.compileScript(`${SCRIPT_HEAD}\n${req.code}\n})`, { filename: '<script>', lineOffset: -1 });
+      const fn = (await script.run(context, { reference: true, timeout: req.timeoutMs })) as IvmModule.Reference<unknown>;
+      // One CPU budget for all three steps.
+      const left = Math.max(1, req.timeoutMs - Math.ceil(Number(isolate.cpuTime) / 1e6));
+      json = (await runner.apply(undefined, [fn.derefInto()], { timeout: left, result: { promise: true, copy: true } })) as unknown as string;
     } catch (err) {
       const message = (err as Error)?.message ?? String(err);
       if (overflow) refuse('resource_exceeded', `The script printed more than ${req.maxOutputBytes} bytes.`, ['js.output_cap']);

@@ -96,9 +96,12 @@ function byteLength(s: string): number {
 }
 
 /**
- * Canonicalise the path the caller asked for, or refuse it. Nothing is decoded twice and nothing is
- * resolved: a dot segment, literal or encoded, is refused rather than collapsed, so the path that
- * reaches the upstream is the path the policy saw.
+ * Canonicalise the path the caller asked for, or refuse it. Nothing is decoded twice. A single-dot
+ * segment ("." or "%2E", exactly) is removed, as RFC 3986 remove_dot_segments does: it names the
+ * same resource and cannot move the path anywhere, so `/items/./42` is `/items/42`. Every other dot
+ * segment ("..", "%2E%2E", "..;x", ". ", "...", fullwidth dots that fold to them) is refused rather
+ * than resolved: ".." is the one that could leave the upstream's base path or the policy's prefixes.
+ * Either way the path that reaches the upstream is the path the policy saw.
  */
 export function canonicalPath(raw: string): CanonicalPath {
   if (typeof raw !== 'string' || raw.length === 0) refuse('url_rejected', 'The path is empty.', ['url.path_empty']);
@@ -118,7 +121,13 @@ export function canonicalPath(raw: string): CanonicalPath {
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i] as string;
     if (seg === '' && i !== segments.length - 1) refuse('url_rejected', 'The path has an empty segment ("//").', ['url.empty_segment']);
-    out.push(canonicalSegment(seg));
+    const canonical = canonicalSegment(seg);
+    if (canonical === '.') {
+      // remove_dot_segments: "/a/./b" is "/a/b"; a final "." leaves the directory ("/a/." is "/a/").
+      if (i === segments.length - 1) out.push('');
+      continue;
+    }
+    out.push(canonical);
   }
   const path = `/${out.join('/')}`;
   if (byteLength(path) > MAX_PATH_BYTES) refuse('url_rejected', `The path is longer than ${MAX_PATH_BYTES} bytes once encoded.`, ['url.path_too_long']);
@@ -165,6 +174,9 @@ function canonicalSegment(seg: string): string {
   for (const form of [decoded, folded]) {
     // "..;x" (path parameters, as Tomcat reads them), ".. " and "..." are all dot segments to someone.
     const bare = (form.split(';')[0] as string).trim();
+    // Exactly "." (literal or %2E, canonicalised to ".") is removed by canonicalPath; anything else
+    // that reads as dots to someone is refused.
+    if (form === '.' && canonical === '.') continue;
     if (/^\.+$/.test(bare)) refuse('url_rejected', 'The path has a "." or ".." segment.', ['url.dot_segment']);
   }
   return canonical;
