@@ -7,6 +7,12 @@ import argon2 from 'argon2';
 import { Lockout } from '../src/auth/lockout.js';
 import { OVERFLOW_ADDRESS, RefusalBudget } from '../src/auth/refusal-budget.js';
 import { Argon2Gate } from '../src/auth/argon2-gate.js';
+import { AuthRuntime } from '../src/auth/runtime.js';
+import type { RefusalAggregate } from '../src/auth/refusal-budget.js';
+import { loadConfig } from '../src/config/loader.js';
+import { createLogger } from '../src/observability/logger.js';
+import { makeSandbox } from './helpers/fixtures.js';
+import path from 'node:path';
 
 t.test('Lockout: running attempts count towards the threshold; a success ends them without a failure', async (t) => {
   let clock = 1_000_000;
@@ -69,3 +75,22 @@ for (const isolate of [false, true]) {
     t.equal(await gate.verify(hash, secret), true, 'and it serves again');
   });
 }
+
+t.test('AuthRuntime.close writes the aggregates still open (shutdown loses no count)', async (t) => {
+  const sb = makeSandbox({ auth: { http: 'api_key', keys_file: 'keys.json', refusals: { per_address: 2, interval_s: 3600 } } });
+  t.teardown(sb.cleanup);
+  const auth = new AuthRuntime(loadConfig({ file: sb.configPath }).config, path.dirname(sb.configPath), createLogger('error'));
+  const written: RefusalAggregate[] = [];
+  auth.onAggregates(async (aggs) => {
+    written.push(...aggs);
+  });
+  let own = 0;
+  for (let i = 0; i < 12; i++) {
+    const r = await auth.authenticate(undefined, '198.51.100.9');
+    if (!r.ok && auth.refusals.admit('198.51.100.9', r.reason, r.status !== 429)) own += 1;
+  }
+  t.equal(own, 2);
+  t.same(written, [], 'the interval (an hour) has not ended');
+  await auth.close();
+  t.match(written, [{ address: '198.51.100.9', count: 10, reasons: { 'auth.missing': 10 } }]);
+});
