@@ -26,6 +26,7 @@ import { ApiRuntime } from '../src/tools/api/runtime.js';
 import { RateStoreUnavailable } from '../src/limits/rate-store.js';
 import { cacheKey } from '../src/tools/api/cache.js';
 import { makeSandbox, readAudit } from './helpers/fixtures.js';
+import { verifyCli } from './helpers/faults.js';
 import { httpClient, startHttpServer } from './helpers/clients.js';
 
 t.setTimeout(180_000);
@@ -296,5 +297,7 @@ if (!BIN) {
     const recs = readAudit(sb.auditPath).filter((r) => (r.tool === 'run_javascript' || r.tool === 'read_file') && r.outcome);
     t.comment(JSON.stringify({ scenario: 'redis killed and restarted: records', calls: seen.length, records: recs.length }));
     t.equal(recs.length, seen.length, 'one outcome record per answered call');
+    const v = verifyCli(sb.auditPath);
+    t.equal(v.status, 0, `audit verify passes after the outage: ${v.out.slice(0, 300)}`);
   });
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { BIN, makeSandbox, readAudit } from './helpers/fixtures.js';
+import { verifyCli } from './helpers/faults.js';
 import { cleanChildEnv } from './helpers/child-env.js';
 
 /**
@@ -105,6 +106,8 @@ t.test('stdin closed right after N calls: every call is run and answered, then e
   t.equal(recs.length, N, 'one audit record per call');
   t.equal(recs.filter((r) => r.outcome.code === null || r.outcome.code === undefined).length, N, 'all recorded as ok');
   t.comment(`stdin EOF: calls=${N} answered=${answers.size} ok=${ok} max_answer_ms=${maxMs.toFixed(0)} records=${recs.length} exit=${exit?.code}`);
+  const v = verifyCli(sb.auditPath);
+  t.equal(v.status, 0, `audit verify passes: ${v.out.slice(0, 300)}`);
 });
 
 t.test('a last message without its newline, then EOF, is still answered', async (t) => {

@@ -20,6 +20,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { backoffDelay, ProcessPool, type PoolHealth } from '../sandbox/pool/process-pool.js';
 import { DenialError } from '../src/errors/denial.js';
 import { makeSandbox, readAudit, ROOT } from './helpers/fixtures.js';
+import { verifyCli } from './helpers/faults.js';
 import { httpClient, startHttpServer } from './helpers/clients.js';
 import { parseMetrics, valueOf } from './helpers/bearer.js';
 
@@ -419,4 +420,6 @@ t.test('kill -9 bursts of workers: every call answered, pools unhealthy during t
   const recs = readAudit(sb.auditPath).filter((r) => (r.tool === 'run_javascript' || r.tool === 'read_file') && r.outcome);
   t.comment(JSON.stringify({ scenario: 'kill -9 storm: records', calls: tally.calls + probes, records: recs.length }));
   t.equal(recs.length, tally.calls + probes, `one outcome record per answered call (${tally.calls} in the storm, ${probes} recovery probes)`);
+  const v = verifyCli(sb.auditPath);
+  t.equal(v.status, 0, `audit verify passes after the storm: ${v.out.slice(0, 300)}`);
 });
