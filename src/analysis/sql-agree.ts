@@ -85,6 +85,26 @@ function describe(a: ReadonlySet<string>, b: ReadonlySet<string>): string {
   return `libpg-query only: [${onlyA.join(', ')}], node-sql-parser only: [${onlyB.join(', ')}]`;
 }
 
+/**
+ * The text as node-sql-parser must read it to read it as PostgreSQL does: every backslash inside a
+ * standard string (offsets from the scanner) replaced by another ordinary character. With
+ * standard_conforming_strings on (the session setting the executor enforces), a backslash in '...'
+ * is an ordinary character, so replacing it changes no token boundary for PostgreSQL; for
+ * node-sql-parser, which reads it as an escape (`'\'` as an unterminated string holding a quote),
+ * it removes the one reading on which the two lexers differ. The replacement is ASCII and one UTF-16
+ * unit, so offsets, lengths and everything outside the strings stay exactly as written.
+ */
+export function neutraliseStringBackslashes(text: string, offsets: readonly number[]): string {
+  if (offsets.length === 0) return text;
+  let out = '';
+  let from = 0;
+  for (const k of offsets) {
+    out += text.slice(from, k) + '_';
+    from = k + 1;
+  }
+  return out + text.slice(from);
+}
+
 export function secondOpinion(text: string, walk: WalkResult): SecondOpinion {
   const t0 = performance.now();
   let result: { tableList: string[]; ast: unknown };

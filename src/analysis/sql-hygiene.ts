@@ -45,6 +45,12 @@ export interface SqlScan {
    */
   readonly identifiers: ReadonlySet<string>;
   readonly hazards: ReadonlySet<LexicalHazard>;
+  /**
+   * UTF-16 offsets of the backslashes inside standard ('...', B'', X'', N'', U&'') strings, in
+   * order: ordinary characters to PostgreSQL with standard_conforming_strings on, escapes to
+   * node-sql-parser (sql-agree.ts neutralises them before asking it). Empty when there are none.
+   */
+  readonly stringBackslashes: readonly number[];
   /** UTF-8 length of the text. */
   readonly bytes: number;
   readonly tokens: number;
@@ -149,6 +155,7 @@ function scan(text: string, maxDepth: number, maxTokens: number, bytes: number):
   const n = text.length;
   const identifiers = new Set<string>();
   const hazards = new Set<LexicalHazard>();
+  const stringBackslashes: number[] = [];
   let depth = 0;
   let deepest = 0;
   let statements = 0;
@@ -171,7 +178,10 @@ function scan(text: string, maxDepth: number, maxTokens: number, bytes: number):
         hazards.add('unterminated');
         return n;
       }
-      if (backslashBefore(j, q)) hazards.add('backslash_in_string');
+      if (backslashBefore(j, q)) {
+        hazards.add('backslash_in_string');
+        for (let k = nextBackslash; k !== -1 && k < q; k = text.indexOf('\\', k + 1)) stringBackslashes.push(k);
+      }
       if (text.charCodeAt(q + 1) === C.QUOTE) {
         j = q + 2;
         continue;
@@ -386,5 +396,5 @@ function scan(text: string, maxDepth: number, maxTokens: number, bytes: number):
     i++;
   }
   if (inStatement) statements++;
-  return { depth: deepest, statements, identifiers, hazards, bytes, tokens };
+  return { depth: deepest, statements, identifiers, hazards, stringBackslashes, bytes, tokens };
 }

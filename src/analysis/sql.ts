@@ -1,7 +1,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { loadModule, parseSync } from 'libpg-query';
 import { DenialError, refuse } from '../errors/denial.js';
-import { secondOpinion } from './sql-agree.js';
+import { neutraliseStringBackslashes, secondOpinion } from './sql-agree.js';
 import { checkSqlHygiene, DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_SQL_DEPTH, DEFAULT_MAX_SQL_TOKENS, type LexicalHazard, type SqlScan } from './sql-hygiene.js';
 import { SqlWalker, type FunctionRef, type NameRef, type WalkResult } from './sql-walk.js';
 
@@ -32,6 +32,17 @@ export { REG_TYPES } from './sql-walk.js';
  * the scanner still cross-checks libpg-query: one statement, and every relation and function name
  * must appear as an identifier token outside strings and comments. `agreement: 'strict'` turns the
  * tolerance off; the facts say which kind of agreement a query got (`agreement: 'both' | 'lexical'`).
+ *
+ * Backslashes in standard strings: with standard_conforming_strings on, `'a\b'` is three ordinary
+ * characters to PostgreSQL, while node-sql-parser reads `\` as an escape (so `'x\'` never ends for
+ * it). Its reading is the wrong one there, so it is asked about the text with every backslash the
+ * scanner located inside a standard string replaced by `_` (neutraliseStringBackslashes): no token
+ * boundary moves for PostgreSQL, and node-sql-parser then reads what PostgreSQL reads, so its
+ * agreement is required as on any text; that hazard no longer counts for the tolerance above.
+ *
+ * `TABLE t` is the grammar's shorthand for `SELECT * FROM t`: libpg-query returns the same tree, so
+ * facts and fingerprint are identical. A bare VALUES list is allowed deliberately (it reads nothing;
+ * its expressions are walked like any other).
  *
  * Assumptions the executor must make true (see sqlSessionSettings): standard_conforming_strings = on
  * (libpg-query lexes with it on), and search_path = pg_catalog, <defaultSchema>, pg_temp (unqualified
@@ -376,14 +387,21 @@ function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | und
       }
     }
   }
-  const opinion = secondOpinion(text, walk);
+  // node-sql-parser reads a backslash in a standard string as an escape; PostgreSQL (with
+  // standard_conforming_strings on) as a character. It is asked about the text with those
+  // backslashes neutralised, so that it reads what PostgreSQL reads, and its check stays sound.
+  const neutralised = scan.stringBackslashes.length > 0;
+  const opinion = secondOpinion(neutralised ? neutraliseStringBackslashes(text, scan.stringBackslashes) : text, walk);
   if (timings) timings.nodeSqlParser = opinion.ms;
   if (opinion.status === 'agree') return { kind: 'both' };
   if (opinion.status === 'disagree') {
     return { kind: 'deny', message: `The two SQL parsers read the query differently (${opinion.detail}).`, detail: { second_opinion: 'disagree' } };
   }
-  if (scan.hazards.size > 0) {
-    const hazards = [...scan.hazards].sort() as LexicalHazard[];
+  // After neutralisation a backslash in a standard string is no longer a hazard for the tolerance
+  // rule below; every other hazard (E'', U&'', dollar quotes, nested comments, a stray backslash) is.
+  const remaining = neutralised ? [...scan.hazards].filter((h) => h !== 'backslash_in_string') : [...scan.hazards];
+  if (remaining.length > 0) {
+    const hazards = remaining.sort() as LexicalHazard[];
     return {
       kind: 'deny',
       message: `node-sql-parser cannot parse the query and it contains constructs SQL lexers disagree on (${hazards.join(', ')}).`,
