@@ -105,8 +105,8 @@ t.test('witness serve: cosigns checkpoints that extend what it saw; durable stat
   const sizes = cos.map((c) => c.size as number);
   t.same(sizes, [...sizes].sort((a, b) => a - b), 'in order');
   t.equal(sizes.at(-1), 24, 'the final checkpoint (genesis + 23 records) is cosigned');
-  const state = JSON.parse(fs.readFileSync(path.join(stateDir, 'state.json'), 'utf8'));
-  t.equal(state.logs[ORIGIN].size, 24, 'the witness persisted the latest cosigned size');
+  const state = readLines(path.join(stateDir, 'state.jsonl')).map((l) => JSON.parse(l)).filter((x) => x.origin === ORIGIN).at(-1);
+  t.equal(state.size, 24, 'the witness persisted the latest cosigned size');
 
   const last = cos.at(-1)!.note as string;
   // A stale old size: 409 with the witness's size, as text/x.tlog.size.
@@ -127,12 +127,19 @@ t.test('witness serve: cosigns checkpoints that extend what it saw; durable stat
   t.equal(r.status, 200);
   t.match(r.text, /^— witness\.test\/w1 [A-Za-z0-9+/]+=*\n$/);
 
-  // Restarted: the state survives, so a resubmission from size 0 still conflicts.
+  // Restarted (after a torn write at the end of its state): the state survives, so a resubmission
+  // from size 0 still conflicts.
   await w.stop();
+  fs.appendFileSync(path.join(stateDir, 'state.jsonl'), '{"origin":"bulwark/au');
   const w2 = await startWitness(t, keyFile, stateDir);
   r = await post(w2.url, `old 0\n\n${last}`);
   t.equal(r.status, 409, 'after a restart the witness still knows size 24');
   t.equal(r.text, '24\n');
+  await w2.stop();
+  fs.writeFileSync(path.join(stateDir, 'state.jsonl'), 'garbage\n');
+  const broken = spawnSync(process.execPath, [BIN, 'witness', 'serve', '--key', keyFile, '--state', stateDir, '--log', `${ORIGIN}=${LOG_KEY.encoded}`, '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10_000 });
+  t.not(broken.status, 0, 'a witness whose state is unreadable refuses to start');
+  t.match(broken.stderr, /must be retired, not restarted/);
 
   // Verify with the witness key: intact and witnessed up to 24.
   const v = cli(['verify', file, '--public-key', LOG_KEY.encoded, '--witness-key', wkey.encoded, '--json']);
@@ -215,7 +222,7 @@ t.test('attack: the log host AND the signing key rewrite history; the witness ke
   t.equal(r.status, 422, 'a checkpoint that does not extend what the witness cosigned: refused (422)');
   const refused = readLines(path.join(stateDir, 'refused.jsonl')).map((l) => JSON.parse(l));
   t.same(refused.map((x) => x.status), [409, 422], 'the witness kept both forked checkpoints as evidence');
-  t.equal(JSON.parse(fs.readFileSync(path.join(stateDir, 'state.json'), 'utf8')).logs[ORIGIN].size, 24, 'its state is unchanged');
+  t.equal(readLines(path.join(stateDir, 'state.jsonl')).map((l) => JSON.parse(l)).at(-1).size, 24, 'its state is unchanged');
 });
 
 t.test('k of n: a quorum of witness keys', async (t) => {

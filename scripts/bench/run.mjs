@@ -12,6 +12,7 @@ import { benchApi } from './api.mjs';
 import { benchAuth } from './auth.mjs';
 import { benchAuthBurst } from './auth-burst.mjs';
 import { benchHttpLoad } from './http-load.mjs';
+import { benchEvidence } from './evidence.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -39,4 +40,5 @@ out.api = await benchApi({ quick });
 out.auth = await benchAuth({ quick });
 out.auth_burst = await benchAuthBurst({ quick });
 out.http_load = await benchHttpLoad({ quick });
+out.evidence = await benchEvidence({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -12,7 +12,7 @@ export const WITNESS_HELP = `Usage:
         a C2SP tlog-witness: POST <prefix>/add-checkpoint cosigns (cosignature/v1) a checkpoint of
         a configured log (ORIGIN, e.g. bulwark/audit/default; KEY the log's verifier key or a file)
         only if it extends the last checkpoint this witness cosigned for it (consistency proof
-        checked; state in DIR/state.json, written durably before answering; refused forks are
+        checked; state appended to DIR/state.jsonl and fdatasynced before answering; refused forks are
         kept in DIR/refused.jsonl). Default listen 127.0.0.1:7380. Prints "listening on URL".
   bulwark witness keygen --out DIR [--name NAME]
         a cosignature/v1 Ed25519 key pair (NAME.key 0600, NAME.pub); the .pub line goes in

@@ -12,8 +12,8 @@ import { cosign, type WitnessSigner } from '../audit/witness-cosignature.js';
  *   old <size>\n  <base64 proof hash>\n × 0..63  \n  <signed checkpoint note>
  *
  * For each log it knows (origin → the log's verifier keys) it keeps the latest checkpoint it
- * cosigned, in a state file written durably (temporary file, fdatasync, rename, directory sync)
- * before it answers; checking the old size and persisting the new state happen in one critical
+ * cosigned, appended to `state.jsonl` and fdatasynced before it answers (one sync per cosignature;
+ * the last line per origin wins, a torn last line is ignored); checking the old size and persisting the new state happen in one critical
  * section (requests are handled one at a time), so the spec's roll-back race cannot occur. It
  * never cosigns a checkpoint that does not extend what it cosigned before: 409 for a stale old
  * size or a same-size checkpoint with another root, 422 for a consistency proof that fails.
@@ -35,9 +35,8 @@ interface LogState {
   readonly at: string;
 }
 
-interface StateFile {
-  readonly v: 1;
-  readonly logs: Record<string, LogState>;
+interface StateLine extends LogState {
+  readonly origin: string;
 }
 
 export interface Answer {
@@ -49,9 +48,10 @@ export interface Answer {
 const MAX_PROOF_LINES = 63;
 
 export class Witness {
-  private state: StateFile;
+  private readonly state = new Map<string, LogState>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly file: string;
+  private readonly fd: number;
   private readonly refusedFile: string;
   private readonly release: () => void;
 
@@ -59,10 +59,22 @@ export class Witness {
     fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     // One witness process per state: two would race on "the latest checkpoint cosigned".
     this.release = acquireLock(path.join(opts.stateDir, 'witness.lock'));
-    this.file = path.join(opts.stateDir, 'state.json');
+    this.file = path.join(opts.stateDir, 'state.jsonl');
     this.refusedFile = path.join(opts.stateDir, 'refused.jsonl');
     try {
-      this.state = fs.existsSync(this.file) ? (JSON.parse(fs.readFileSync(this.file, 'utf8')) as StateFile) : { v: 1, logs: {} };
+      const text = fs.existsSync(this.file) ? fs.readFileSync(this.file, 'utf8') : '';
+      const lines = text.split('\n');
+      // The last piece has no newline: a write a crash cut short, never acknowledged.
+      lines.pop();
+      for (const l of lines) {
+        const r = JSON.parse(l) as StateLine;
+        if (typeof r.origin !== 'string' || !Number.isSafeInteger(r.size) || typeof r.root !== 'string') throw new Error('malformed state line');
+        this.state.set(r.origin, { size: r.size, root: r.root, checkpoint: r.checkpoint, at: r.at });
+      }
+      this.fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
+      const torn = text.length - text.lastIndexOf('\n') - 1;
+      if (torn > 0) fs.ftruncateSync(this.fd, text.length - torn);
+      syncDir(opts.stateDir);
     } catch (err) {
       this.release();
       // A witness that lost its state must not start afresh: it would cosign a fork.
@@ -71,11 +83,12 @@ export class Witness {
   }
 
   close(): void {
+    fs.closeSync(this.fd);
     this.release();
   }
 
   latest(origin: string): LogState | undefined {
-    return this.state.logs[origin];
+    return this.state.get(origin);
   }
 
   /** One add-checkpoint request, serialised with every other. */
@@ -116,7 +129,7 @@ export class Witness {
     // Signatures from unknown keys are ignored; one valid signature by a trusted key is needed.
     if (!opened.signatures.some((s) => s.valid === true)) return text(403, 'the checkpoint is not signed by a key this witness trusts for its origin');
     if (oldSize > cp.size) return text(400, 'old size is larger than the checkpoint size');
-    const known = this.state.logs[origin];
+    const known = this.state.get(origin);
     const knownSize = known?.size ?? 0;
     if (oldSize !== knownSize) return { status: 409, contentType: 'text/x.tlog.size', body: `${knownSize}\n` };
     const root = cp.root.toString('base64');
@@ -131,22 +144,16 @@ export class Witness {
       this.evidence(origin, oldSize, note, 422, 'consistency proof does not verify');
       return text(422, `the consistency proof from size ${oldSize} to ${cp.size} does not verify`);
     }
-    this.persist({ v: 1, logs: { ...this.state.logs, [origin]: { size: cp.size, root, checkpoint: opened.text, at: new Date().toISOString() } } });
+    this.persist(origin, { size: cp.size, root, checkpoint: opened.text, at: new Date().toISOString() });
     return { status: 200, contentType: 'text/plain; charset=utf-8', body: cosign(opened.text, this.opts.signer) };
   }
 
-  private persist(next: StateFile): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(next));
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    syncDir(this.opts.stateDir);
-    this.state = next;
+  /** Durable before the cosignature leaves: a crash after answering cannot forget what was cosigned. */
+  private persist(origin: string, next: LogState): void {
+    const line = Buffer.from(`${JSON.stringify({ origin, ...next })}\n`);
+    for (let off = 0; off < line.length; ) off += fs.writeSync(this.fd, line, off, line.length - off);
+    fs.fdatasyncSync(this.fd);
+    this.state.set(origin, next);
   }
 
   private evidence(origin: string, oldSize: number, note: string, status: number, reason: string): void {
