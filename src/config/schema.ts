@@ -83,7 +83,7 @@ export const configSchema = z.object({
     }).strict().default({}),
     /** Refused authentications past `per_address` per address and interval are aggregated into one audit record. */
     refusals: z.object({
-      per_address: z.number().int().min(0).max(100_000).default(20),
+      per_address: z.number().int().min(0).max(100_000).default(5),
       interval_s: z.number().min(0.1).max(3600).default(60),
     }).strict().default({}),
     /** The protected resource identifier for RFC 9728 metadata (default: this server's /mcp URL). */
