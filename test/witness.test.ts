@@ -14,6 +14,7 @@ import { fileSegments, verifyFile } from '../src/audit/verify.js';
 import { WitnessClient, cosignaturesPath } from '../src/audit/witness-client.js';
 import { checkCosignatures, cosign, cosignerKeyId, generateWitnessKey, parseWitnessVerifier } from '../src/audit/witness-cosignature.js';
 import { BIN, makeSandbox } from './helpers/fixtures.js';
+import { inProcessGate } from './helpers/gate.js';
 
 // Issue 12 (3): C2SP tlog-witness both ways, and the attack a witness exists for: the log host AND
 // the log's signing key rewrite history and re-sign it.
@@ -145,6 +146,11 @@ t.test('witness serve: cosigns checkpoints that extend what it saw; durable stat
   const v = cli(['verify', file, '--public-key', LOG_KEY.encoded, '--witness-key', wkey.encoded, '--json']);
   t.equal(v.status, 0, v.stdout + v.stderr);
   t.equal(JSON.parse(v.stdout).witnessed.size, 24);
+  // The auditor's report shows the witness status.
+  const html = path.join(path.dirname(file), '..', 'report.html');
+  const rep = spawnSync(process.execPath, [BIN, 'audit', 'report', file, '--html', html, '--public-key', LOG_KEY.encoded, '--witness-key', wkey.encoded], { encoding: 'utf8' });
+  t.equal(rep.status, 0, rep.stdout + rep.stderr);
+  t.match(fs.readFileSync(html, 'utf8'), /witnessed up to size 24 by witness\.test\/w1 \(1 of 1 witness key\(s\) required\)/);
 });
 
 /**
@@ -235,4 +241,35 @@ t.test('k of n: a quorum of witness keys', async (t) => {
   r = await verifyFile(file, { publicKeys: [LOG_KEY], witnessKeys: [parseWitnessVerifier(wkey.encoded), parseWitnessVerifier(absent.encoded)], witnessQuorum: 1 });
   t.equal(r.ok, true, JSON.stringify(r.problem));
   t.same(r.witnessed?.by, ['witness.test/w1']);
+});
+
+t.test('the server with audit.witnesses configured: its checkpoints are cosigned and verify --config holds it to them', async (t) => {
+  const { sb, wkey, keyFile, stateDir } = setup(t);
+  const w = await startWitness(t, keyFile, stateDir);
+  const logKeyFile = path.join(sb.dir, 'log.key');
+  fs.writeFileSync(logKeyFile, `${LOG_KEY.encodedPrivate}\n`, { mode: 0o600 });
+  const auditPath = path.join(sb.dir, 'gate-audit', 'audit.jsonl');
+  const sb2 = makeSandbox({
+    audit: {
+      path: auditPath,
+      checkpoint: { private_key: logKeyFile, public_keys: [LOG_KEY.encoded], every_records: 3, origin: ORIGIN },
+      witnesses: [{ name: 'w1', url: w.url, key: wkey.encoded }],
+    },
+  });
+  t.teardown(sb2.cleanup);
+  const gate = await inProcessGate(sb2.configPath);
+  for (let i = 0; i < 10; i++) await gate.call('read_file', { path: 'hello.txt' });
+  await gate.close();
+  // Cosignatures arrive off the call path: wait for the final checkpoint's.
+  let r: { ok: boolean; records: number; witnessed?: { size: number } } = { ok: false, records: -1 };
+  for (let i = 0; i < 100; i++) {
+    const v = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--config', sb2.configPath, '--json'], { encoding: 'utf8' });
+    r = JSON.parse(v.stdout);
+    if (r.ok && r.witnessed?.size === r.records) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  t.equal(r.ok, true, JSON.stringify(r));
+  t.equal(r.records, 11, 'the genesis record and 10 calls');
+  t.equal(r.witnessed?.size, 11, 'the configured witness cosigned the final checkpoint; verify used the configured witness key');
+  t.ok(readLines(cosignaturesPath(logPaths(auditPath))).length >= 3, 'a cosignature per checkpoint');
 });

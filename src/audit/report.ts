@@ -285,8 +285,9 @@ function timeline(d: ReportData): string {
 
 function verdictBlock(v: VerifyReport): string {
   const cps = v.checkpoints.total ? `${v.checkpoints.matched}/${v.checkpoints.total} checkpoint(s) matched (signatures ${v.checkpoints.signatures.replace('_', ' ')})` : 'no checkpoints';
+  const wit = v.witnessed ? `; witnessed up to size ${v.witnessed.size} by ${v.witnessed.by.join(', ') || 'no witness'} (${v.witnessed.quorum} of ${v.witnessed.keys} witness key(s) required)` : '';
   if (v.ok) {
-    return `<div class="verdict ok" id="verdict">VERIFIED: ${v.records} records in ${v.segments.length} segment(s), chain intact, last seq ${v.last_seq}; ${escapeHtml(cps)}${v.partial ? ' (partial range)' : ''}.</div>` +
+    return `<div class="verdict ok" id="verdict">VERIFIED: ${v.records} records in ${v.segments.length} segment(s), chain intact, last seq ${v.last_seq}; ${escapeHtml(cps)}${escapeHtml(wit)}${v.partial ? ' (partial range)' : ''}.</div>` +
       `<p class="meta">Chain head: <code>${escapeHtml(v.last_hash)}</code></p>`;
   }
   const p = v.problem;

@@ -49,7 +49,7 @@ export const AUDIT_HELP = `Usage:
   bulwark audit export [PATH] [--since T] [--until T] [--format jsonl|csv]
         T: a seq number or an RFC 3339 time (ts); --until is inclusive
   bulwark audit keygen --out DIR [--name NAME]            Ed25519 checkpoint key pair (NAME.key 0600, NAME.pub)
-  bulwark audit report [PATH] --html FILE [--public-key K]... [--mirror FILE]...
+  bulwark audit report [PATH] --html FILE [--public-key K]... [--mirror FILE]... [--witness-key W]...
         self-contained HTML page: verification verdict, counts by principal, tool, decision and
         outcome code, a timeline and every denial (first 5,000); exit 1 when the log is damaged
 PATH defaults to the configured audit log (--config FILE, or .bulwark/audit.jsonl); with
@@ -216,6 +216,8 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
       case 'report':
         return await reportCmd(target(positionals[0]), values.html, {
           publicKeys: keys(),
+          witnessKeys: (values['witness-key'] ?? []).map((w) => loadWitnessVerifier(w)),
+          witnessQuorum: positiveInt(values['witness-quorum'], '--witness-quorum'),
           mirrors: [...(values.mirror ?? []), ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), []))],
         });
       default:
@@ -594,7 +596,7 @@ async function exportCmd(t: Target, since: string | undefined, until: string | u
   return EXIT.ok;
 }
 
-async function reportCmd(t: Target, html: string | undefined, opts: { publicKeys: NoteVerifier[]; mirrors: string[] }): Promise<number> {
+async function reportCmd(t: Target, html: string | undefined, opts: { publicKeys: NoteVerifier[]; mirrors: string[]; witnessKeys: WitnessVerifier[]; witnessQuorum: number | undefined }): Promise<number> {
   if (!html) throw new UsageError('--html FILE is required');
   const { collectReport, renderHtml, writeFileReport } = await import('../audit/report.js');
   let d: Awaited<ReturnType<typeof writeFileReport>>;
