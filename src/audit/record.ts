@@ -1,3 +1,4 @@
+import { canonicalJson } from './canonical-json.js';
 import { sha256Hex } from './chain.js';
 import type { Denial } from '../errors/denial.js';
 import type { Decision } from '../policy/types.js';
@@ -10,6 +11,11 @@ export interface RecordInput {
   readonly principal?: Principal | undefined;
   /** Validated arguments, when validation passed; raw otherwise (then only their hash is kept). */
   readonly args: unknown;
+  /**
+   * The arguments as the client sent them (before validation filled in defaults): what
+   * args_sha256 hashes, so a client can reproduce it. When absent, `args` is hashed.
+   */
+  readonly rawArgs?: unknown;
   readonly argsValidated: boolean;
   readonly auditArgs?: Record<string, unknown> | undefined;
   readonly facts?: Facts | undefined;
@@ -84,9 +90,39 @@ function stableStringify(value: unknown): string {
   }
 }
 
+/**
+ * The hash a client can reproduce: SHA-256 of the RFC 8785 canonical JSON (keys sorted by UTF-16
+ * code units, ECMAScript number form, no white space, UTF-8) of the arguments as received (`{}`
+ * when absent). Arguments that have no canonical form (nesting deeper than 64, integers beyond
+ * 2^53, lone surrogates: all refused at validation) are hashed as JSON.stringify writes them, and
+ * the record says so (`args_sha256_form: "json"`).
+ */
+export function argsDigest(args: unknown): { readonly sha256: string; readonly bytes: number; readonly form: 'jcs' | 'json' } {
+  let text: string;
+  let form: 'jcs' | 'json' = 'jcs';
+  try {
+    text = canonicalJson(args ?? {});
+  } catch {
+    text = stableStringify(args ?? {});
+    form = 'json';
+  }
+  return { sha256: sha256Hex(text), bytes: Buffer.byteLength(text), form };
+}
+
+/** A tool name as the client gave it, capped at 200 UTF-16 units; quoted only if it is not well-formed text. */
+export function recordedToolName(name: string): string {
+  const cut = name.length > 200 ? name.slice(0, 200) : name;
+  const wellFormed = (x: string): boolean => (x as unknown as { isWellFormed?: () => boolean }).isWellFormed?.() ?? !/[\ud800-\udfff]/.test(x);
+  if (wellFormed(cut)) return cut;
+  // A cut through a surrogate pair leaves half of it: drop that half.
+  if (cut.length === 200 && wellFormed(cut.slice(0, 199))) return cut.slice(0, 199);
+  // Lone surrogates cannot be hashed reproducibly: the escaped JSON form stands in.
+  return JSON.stringify(name).slice(0, 200);
+}
+
 /** The fields of one audit record (the log adds v, seq, ts, prev, hash). */
 export function auditFields(r: RecordInput): Record<string, unknown> {
-  const argsJson = stableStringify(r.args ?? {});
+  const digest = argsDigest('rawArgs' in r ? r.rawArgs : r.args);
   const masked: string[] = [];
   let args: unknown = null;
   if (r.argsValidated) {
@@ -101,11 +137,11 @@ export function auditFields(r: RecordInput): Record<string, unknown> {
     transport: r.context.transport,
     client_ip: r.context.clientIp ?? null,
     principal: r.principal ? { id: r.principal.id, roles: [...r.principal.roles], auth: r.principal.auth } : null,
-    // JSON.stringify escapes anything odd, so an unknown name is always a representable string.
-    tool: r.toolKnown ? r.tool : JSON.stringify(r.tool).slice(0, 200),
+    tool: r.toolKnown ? r.tool : recordedToolName(r.tool),
     args,
-    args_sha256: sha256Hex(argsJson),
-    args_bytes: Buffer.byteLength(argsJson),
+    args_sha256: digest.sha256,
+    args_bytes: digest.bytes,
+    ...(digest.form === 'json' ? { args_sha256_form: 'json' } : {}),
     masked,
     facts: r.facts ?? null,
     decision: r.decision ? { allow: r.decision.allow, reasons: [...r.decision.reasons], policy_revision: r.policyRevision } : null,
@@ -130,8 +166,9 @@ export function auditFields(r: RecordInput): Record<string, unknown> {
  * follows and names it (`intent_seq`); an intent with no outcome is "outcome unknown" (the
  * process stopped mid-call), which verify and the report show and do not call damage.
  */
-export function intentFields(call: Authorised, policyRevision: string, auditArgs: Record<string, unknown> | undefined): Record<string, unknown> {
-  const argsJson = stableStringify(call.args ?? {});
+export function intentFields(call: Authorised, policyRevision: string, auditArgs: Record<string, unknown> | undefined, rawArgs?: unknown): Record<string, unknown> {
+  // The same hash as its outcome record's (pass the arguments as received when the caller has them).
+  const digest = argsDigest(rawArgs === undefined ? call.args : rawArgs);
   return {
     event: 'intent',
     request_id: call.context.requestId,
@@ -140,8 +177,9 @@ export function intentFields(call: Authorised, policyRevision: string, auditArgs
     principal: { id: call.principal.id, roles: [...call.principal.roles], auth: call.principal.auth },
     tool: call.tool,
     args: auditArgs ?? call.args,
-    args_sha256: sha256Hex(argsJson),
-    args_bytes: Buffer.byteLength(argsJson),
+    args_sha256: digest.sha256,
+    args_bytes: digest.bytes,
+    ...(digest.form === 'json' ? { args_sha256_form: 'json' } : {}),
     masked: [],
     facts: call.facts,
     decision: { allow: true, reasons: [...call.decision.reasons], policy_revision: policyRevision },
