@@ -62,4 +62,25 @@ if (!PGURL) {
     t.match(bad.stdout, /^DAMAGED: wrote/);
     t.match(fs.readFileSync(html, 'utf8'), /id="verdict">DAMAGED: postgres:[^ ]+ line 4 \(seq 4\): modified/);
   });
+
+  t.test('a PostgreSQL stream whose first rows the owner deleted: head truncated, and a signed stream needs a key', async (t) => {
+    const s = `head-${crypto.randomUUID().slice(0, 8)}`;
+    const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: PGURL, stream: s, checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: `bulwark/audit/${s}` } });
+    for (let i = 0; i < 30; i++) await log.append({ request_id: `r${i}`, tool: 'read_file', outcome: { status: 'ok' } });
+    await log.close();
+    let v = spawnSync(process.execPath, [BIN, 'audit', 'verify', PGURL, '--stream', s, '--json'], { encoding: 'utf8' });
+    t.equal(v.status, 1, 'checkpoints and no key: exit 1');
+    t.equal(JSON.parse(v.stdout).problem.kind, 'no_trusted_key');
+    await admin.unsafe('ALTER TABLE bulwark_audit DISABLE TRIGGER bulwark_audit_no_change');
+    try {
+      await admin`DELETE FROM bulwark_audit WHERE stream = ${s} AND seq <= 10`;
+    } finally {
+      await admin.unsafe('ALTER TABLE bulwark_audit ENABLE TRIGGER bulwark_audit_no_change');
+    }
+    v = spawnSync(process.execPath, [BIN, 'audit', 'verify', PGURL, '--stream', s, '--json', '--no-signatures'], { encoding: 'utf8' });
+    t.equal(v.status, 1);
+    const r = JSON.parse(v.stdout);
+    t.equal(r.problem.kind, 'head_truncated', r.problem.message);
+    t.match(r.problem.message, 'records 1..10 missing');
+  });
 }
