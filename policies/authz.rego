@@ -497,7 +497,7 @@ code_denials := {"policy.facts_invalid"} if {
 
 obligations_for(false, _) := {}
 
-obligations_for(true, roles) := object.union(limit_obligations(roles), redact_obligation(roles))
+obligations_for(true, roles) := object.union(object.union(limit_obligations(roles), redact_obligation(roles)), plan_obligation(roles))
 
 # Numeric limits: the most generous granting role wins. A key is emitted only
 # when every granting role sets it (a role without the key is unlimited, and
@@ -524,6 +524,26 @@ redact_obligation(roles) := {"redact_columns": cols} if {
 	cols := redacted_columns(roles, object.get(db, "redact_columns", {}))
 	count(cols) > 0
 } else := {}
+
+# The cost gate (query_database only): the executor EXPLAINs the query and refuses
+# a plan whose estimated total cost or rows exceed these (sql.cost_exceeded).
+# From database.plan_limits[role]; as for the numeric limits, a key is emitted
+# only when every granting role sets it, with the largest value. A query whose
+# fingerprint is listed in database.cheap_queries skips the gate (no
+# obligation, no EXPLAIN).
+plan_obligation(roles) := {} if {
+	input.tool != "query_database"
+} else := {} if {
+	input.facts.sql.fingerprint in object.get(db, "cheap_queries", [])
+} else := plan_limits(roles, object.get(db, "plan_limits", {}))
+
+plan_limits(roles, by_role) := {k: v |
+	some k in ["max_plan_cost", "max_plan_rows"]
+	every r in roles {
+		is_number(object.get(object.get(by_role, r, {}), k, null))
+	}
+	v := max({n | some r in roles; n := by_role[r][k]})
+}
 
 redacted_columns(roles, by_role) := sort(object.get(by_role, r, [])) if {
 	count(roles) == 1

@@ -394,6 +394,63 @@ test_obligations_per_role if {
 	d4.obligations == {"max_bytes": 16777216, "timeout_ms": 30000, "max_rows": 10000, "memory_mb": 128}
 }
 
+# ---------------------------------------------------------------- cost gate
+# (the default data sets no plan_limits: these tests give their own)
+
+plan_data := {"analyst": {"max_plan_cost": 10000000, "max_plan_rows": 100000000}, "admin": {"max_plan_cost": 1000000000, "max_plan_rows": 10000000000}, "developer": {"max_plan_cost": 10000000}}
+
+test_plan_limits_none_by_default if {
+	d := authz.decision with input as select(["analyst"], ["public.users"], [])
+	d.allow
+	not "max_plan_cost" in object.keys(d.obligations)
+	not "max_plan_rows" in object.keys(d.obligations)
+}
+
+test_plan_limits_per_role if {
+	d := authz.decision with input as select(["analyst"], ["public.users"], []) with data.bulwark.database.plan_limits as plan_data
+	d.obligations == {"max_bytes": 4194304, "timeout_ms": 10000, "max_rows": 1000, "redact_columns": ["email", "phone", "ssn"], "max_plan_cost": 10000000, "max_plan_rows": 100000000}
+}
+
+test_plan_limits_only_for_query_database if {
+	i := call(["developer"], "describe_table", {"sql": {"statements": 1, "kind": "describe", "tables": ["public.users"], "functions": []}})
+	d := authz.decision with input as i with data.bulwark.database.plan_limits as plan_data
+	d.allow
+	not "max_plan_cost" in object.keys(d.obligations)
+	j := authz.decision with input as js(["developer"], 1) with data.bulwark.database.plan_limits as plan_data
+	not "max_plan_cost" in object.keys(j.obligations)
+}
+
+test_plan_limits_most_generous_granting_role if {
+	d := authz.decision with input as select(["analyst", "admin"], ["public.users"], []) with data.bulwark.database.plan_limits as plan_data
+	d.obligations.max_plan_cost == 1000000000
+	d.obligations.max_plan_rows == 10000000000
+}
+
+test_plan_limit_omitted_when_a_granting_role_is_unlimited if {
+	# developer sets no max_plan_rows: with it among the granting roles, that key is omitted
+	d := authz.decision with input as select(["analyst", "developer"], ["public.users"], []) with data.bulwark.database.plan_limits as plan_data
+	d.obligations.max_plan_cost == 10000000
+	not "max_plan_rows" in object.keys(d.obligations)
+}
+
+test_plan_limits_skipped_for_a_query_marked_cheap if {
+	i := call(["analyst"], "query_database", {"sql": {"statements": 1, "kind": "select", "tables": ["public.users"], "functions": [], "fingerprint": "sqlt1:abc"}})
+	d := authz.decision with input as i with data.bulwark.database.plan_limits as plan_data with data.bulwark.database.cheap_queries as ["sqlt1:abc"]
+	d.allow
+	not "max_plan_cost" in object.keys(d.obligations)
+	not "max_plan_rows" in object.keys(d.obligations)
+	other := authz.decision with input as i with data.bulwark.database.plan_limits as plan_data with data.bulwark.database.cheap_queries as ["sqlt1:def"]
+	other.obligations.max_plan_cost == 10000000
+}
+
+test_plan_limits_need_numbers if {
+	i := select(["analyst"], ["public.users"], [])
+	d := authz.decision with input as i with data.bulwark.database.plan_limits as {"analyst": {"max_plan_cost": null, "max_plan_rows": "10"}}
+	d.allow
+	not "max_plan_cost" in object.keys(d.obligations)
+	not "max_plan_rows" in object.keys(d.obligations)
+}
+
 test_obligations_most_generous_granting_role if {
 	d := authz.decision with input as read(["reader", "analyst"], "/srv/data/a")
 	d.obligations == {"max_bytes": 4194304, "timeout_ms": 10000}

@@ -4,8 +4,12 @@
 // (an identical text seen before: only the per-call checks run).
 //
 // Standalone: `npx tsc -p . && node scripts/bench/sql.mjs` prints the JSON. BENCH_QUICK=1 shrinks it.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { dist, summarise } from './lib.mjs';
+import { ROOT, dist, summarise } from './lib.mjs';
 
 const { analyseSql, initSqlAnalysis } = await import(dist('src/analysis/sql.js'));
 
@@ -105,6 +109,64 @@ function measure(sql, samples, opts) {
   };
 }
 
+/**
+ * The cost gate's overhead: the same query through PgExecutor with and without plan limits
+ * (EXPLAIN (FORMAT JSON) first, in the same transaction), interleaved, on loopback. Budget ≤ 1 ms p50.
+ * Uses PGURL when set; otherwise starts a throwaway PostgreSQL with scripts/services.sh.
+ */
+export async function benchCostGate({ quick = false } = {}) {
+  let servicesDir;
+  if (!process.env.PGURL) {
+    servicesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-services-'));
+    const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'services.sh'), 'start', servicesDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) return { skipped: 'could not start PostgreSQL' };
+    for (const line of fs.readFileSync(path.join(servicesDir, 'env'), 'utf8').split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line);
+      if (m) process.env[m[1]] = m[2];
+    }
+  }
+  const { createTestDatabase } = await import(dist('test/helpers/database.js'));
+  const { PgExecutor } = await import(dist('src/tools/database/pg-executor.js'));
+  const { sqlSessionSettings } = await import(dist('src/analysis/sql.js'));
+  const db = await createTestDatabase();
+  const ex = new PgExecutor({ url: db.readerUrl, maxConnections: 2, idleTimeoutS: 30, maxLifetimeS: 600, connectTimeoutS: 5, session: sqlSessionSettings() });
+  const caps = { maxRows: 1000, maxBytes: 1 << 20, timeoutMs: 5000, lockTimeoutMs: 500 };
+  const planCaps = { ...caps, plan: { maxCost: 1e7, maxRows: 1e8 } };
+  const out = {};
+  try {
+    for (const [name, text, params] of [
+      ['simple', SIMPLE, (i) => [1 + (i % 40)]],
+      ['join_aggregate', 'SELECT c.region, count(*) AS n, sum(o.total) AS revenue FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.status = $1 GROUP BY c.region ORDER BY revenue DESC', () => ['paid']],
+    ]) {
+      const n = quick ? 200 : 2000;
+      for (let i = 0; i < 100; i++) {
+        await ex.query(text, params(i), caps);
+        await ex.query(text, params(i), planCaps);
+      }
+      const plain = [];
+      const gated = [];
+      const explain = [];
+      for (let i = 0; i < n; i++) {
+        let t0 = performance.now();
+        await ex.query(text, params(i), caps);
+        plain.push(performance.now() - t0);
+        t0 = performance.now();
+        const r = await ex.query(text, params(i), planCaps);
+        gated.push(performance.now() - t0);
+        explain.push(r.plan.ms);
+      }
+      const a = summarise(plain);
+      const b = summarise(gated);
+      out[name] = { without_gate_ms: a, with_gate_ms: b, explain_round_trip_ms: summarise(explain), overhead_p50_ms: Math.round((b.p50 - a.p50) * 1000) / 1000 };
+    }
+  } finally {
+    await ex.close();
+    await db.drop();
+    if (servicesDir) spawnSync('bash', [path.join(ROOT, 'scripts', 'services.sh'), 'stop', servicesDir], { stdio: 'ignore' });
+  }
+  return { budget_overhead_p50_ms: 1, within_budget: Object.values(out).every((x) => x.overhead_p50_ms <= 1), ...out };
+}
+
 export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {}) {
   await initSqlAnalysis();
   const n = (full) => (quick ? Math.max(30, Math.floor(full / 20)) : full);
@@ -119,6 +181,7 @@ export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {})
     analytical_20_line: analytical,
     ten_kb: tenKb,
     worst_accepted_by_default_limits: worst,
+    cost_gate: await benchCostGate({ quick }),
   };
 }
 

@@ -21,6 +21,21 @@ export interface QueryCaps {
   readonly maxBytes: number;
   readonly timeoutMs: number;
   readonly lockTimeoutMs: number;
+  /** The cost gate: when given, the planner's estimate is checked before the query runs. */
+  readonly plan?: PlanLimits | undefined;
+}
+
+/** Limits on the planner's estimate for the top plan node (the policy's max_plan_cost / max_plan_rows). */
+export interface PlanLimits {
+  readonly maxCost?: number | undefined;
+  readonly maxRows?: number | undefined;
+}
+
+/** The planner's estimate, as EXPLAIN (FORMAT JSON) gave it, and what asking cost. */
+export interface PlanEstimate {
+  readonly total_cost: number;
+  readonly rows: number;
+  readonly ms: number;
 }
 
 /** The call a query runs for: its cancellation and the gate's deadline. */
@@ -36,6 +51,8 @@ export interface QueryResult {
   readonly truncated: boolean;
   readonly truncated_reason?: 'max_rows' | 'max_bytes';
   readonly duration_ms: number;
+  /** Present when the cost gate ran. */
+  readonly plan?: PlanEstimate;
 }
 
 type Param = string | number | boolean | null;
@@ -72,6 +89,19 @@ const OVERRUN_MS = 200;
 const CLEANUP_MS = 2000;
 
 const ACQUIRE_TIMEOUT = Symbol('acquire timeout');
+
+/** The top plan node's estimate from EXPLAIN (FORMAT JSON); anything unreadable fails closed. */
+function planOf(rows: readonly Record<string, unknown>[]): { cost: number; rows: number } {
+  let doc = rows[0]?.['QUERY PLAN'];
+  if (typeof doc === 'string') doc = JSON.parse(doc) as unknown;
+  const plan = Array.isArray(doc) ? (doc[0] as { Plan?: Record<string, unknown> } | undefined)?.Plan : undefined;
+  const cost = plan?.['Total Cost'];
+  const n = plan?.['Plan Rows'];
+  if (typeof cost !== 'number' || typeof n !== 'number' || !Number.isFinite(cost) || !Number.isFinite(n)) {
+    refuse('sql_rejected', 'The query plan could not be read, so the cost gate refuses the query.', ['sql.plan_unreadable']);
+  }
+  return { cost, rows: n };
+}
 
 /**
  * Runs analysed SELECTs on PostgreSQL and nothing else. Extended protocol only for text from the
@@ -201,6 +231,7 @@ export class PgExecutor implements DatabaseExecutor {
       );
       clearMark?.();
       marked = false;
+      const plan = caps.plan ? await this.checkPlan(conn, text, params, caps.plan, (q) => (running = q), () => halted) : undefined;
       const rows: Record<string, unknown>[] = [];
       let columns: { name: string; type: number }[] = [];
       let bytes = 0;
@@ -235,7 +266,7 @@ export class PgExecutor implements DatabaseExecutor {
       // after both, so no other call can see it before it is clean.
       clean = true;
       if (!columns.length && rows.length) columns = Object.keys(rows[0] as object).map((name) => ({ name, type: 0 }));
-      const base = { columns, rows, row_count: rows.length, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
+      const base = { columns, rows, row_count: rows.length, duration_ms: Math.round((performance.now() - started) * 1000) / 1000, ...(plan ? { plan } : {}) };
       return truncated ? { ...base, truncated: true, truncated_reason: truncated } : { ...base, truncated: false };
     } catch (err) {
       if (halted === 'aborted' && run.signal?.aborted) throw abortDenial(run.signal);
@@ -261,6 +292,36 @@ export class PgExecutor implements DatabaseExecutor {
         void this.endAndRelease(conn);
       }
     }
+  }
+
+  /**
+   * The cost gate: EXPLAIN (FORMAT JSON) of exactly the analysed text, with the same parameters, in
+   * the same READ ONLY transaction and under the same statement_timeout, before the query runs.
+   * EXPLAIN without ANALYZE plans and does not execute. The text goes through the extended protocol
+   * like the query itself; the prefix is ours and constant, and the analyser accepted exactly one
+   * SELECT (VALUES and TABLE included), which is what EXPLAIN accepts. A plan whose estimated total
+   * cost or rows exceed the limits is refused (`sql_rejected`, `sql.cost_exceeded`) with the estimate.
+   */
+  private async checkPlan(conn: Reserved, text: string, params: readonly Param[], limits: PlanLimits, setRunning: (q: { cancel: () => unknown }) => void, halted: () => unknown): Promise<PlanEstimate> {
+    const t0 = performance.now();
+    const q = conn.unsafe(`explain (format json)\n${text}`, params as Param[], { prepare: false });
+    setRunning(q as unknown as { cancel: () => unknown });
+    const rows = (await q) as unknown as Record<string, unknown>[];
+    if (halted()) throw new Error('halted during the plan check');
+    const top = planOf(rows);
+    const estimate: PlanEstimate = { total_cost: top.cost, rows: top.rows, ms: Math.round((performance.now() - t0) * 1000) / 1000 };
+    const over: string[] = [];
+    if (limits.maxCost !== undefined && top.cost > limits.maxCost) over.push(`estimated cost ${top.cost} > ${limits.maxCost}`);
+    if (limits.maxRows !== undefined && top.rows > limits.maxRows) over.push(`estimated rows ${top.rows} > ${limits.maxRows}`);
+    if (over.length > 0) {
+      refuse('sql_rejected', `The query's plan is too expensive to run (${over.join(', ')}); narrow it (filters, LIMIT, fewer joins).`, ['sql.cost_exceeded'], {
+        plan_cost: top.cost,
+        plan_rows: top.rows,
+        ...(limits.maxCost === undefined ? {} : { max_plan_cost: limits.maxCost }),
+        ...(limits.maxRows === undefined ? {} : { max_plan_rows: limits.maxRows }),
+      });
+    }
+    return estimate;
   }
 
   /** A connection from the pool, waiting no longer than the budget allows. */

@@ -3,7 +3,8 @@ import { analyseSql, DEFAULT_SQL_FUNCTIONS } from '../../analysis/sql.js';
 import { refuse } from '../../errors/denial.js';
 import type { Authorised } from '../../gate/types.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
-import type { DatabaseExecutor, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
+import { DenialError } from '../../errors/denial.js';
+import type { DatabaseExecutor, PlanLimits, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 const REDACTED = '[REDACTED]';
@@ -26,6 +27,28 @@ function capsFor(call: Authorised, env: ToolEnv, asked?: number): QueryCaps {
     timeoutMs: Math.min(db.statement_timeout_ms, call.caps.timeoutMs, call.context.deadline?.remainingMs() ?? Infinity),
     lockTimeoutMs: db.lock_timeout_ms,
   };
+}
+
+/**
+ * The cost gate's limits: the policy's `max_plan_cost` / `max_plan_rows` obligations. A policy
+ * skips the gate for a query it marks cheap by not emitting them (policies/authz.rego: a
+ * fingerprint listed in `database.cheap_queries`), and then no EXPLAIN is sent.
+ */
+function planLimits(call: Authorised): PlanLimits | undefined {
+  const o = call.decision.obligations as Readonly<Record<string, unknown>>;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+  const maxCost = num(o.max_plan_cost);
+  const maxRows = num(o.max_plan_rows);
+  return maxCost === undefined && maxRows === undefined ? undefined : { maxCost, maxRows };
+}
+
+/**
+ * The planner's estimate joins the call's recorded facts (under `sql.plan`, beside what the policy
+ * saw; the policy decided before it existed), for a refused plan and a run one alike.
+ */
+function recordPlan(call: Authorised, plan: Record<string, unknown>): void {
+  const sql = (call.facts as Record<string, unknown>).sql;
+  if (typeof sql === 'object' && sql !== null) (sql as Record<string, unknown>).plan = plan;
 }
 
 /** The policy's `redact_columns` obligation, applied to every row before it leaves the server. */
@@ -94,7 +117,15 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
   },
   async execute(call, env) {
     const text = call.pinned.text as string;
-    const r = await executor(env).query(text, call.args.params, capsFor(call, env, call.args.max_rows), runOf(call));
+    const plan = planLimits(call);
+    let r: QueryResult;
+    try {
+      r = await executor(env).query(text, call.args.params, { ...capsFor(call, env, call.args.max_rows), plan }, runOf(call));
+    } catch (err) {
+      if (err instanceof DenialError && err.denial.reasons.includes('sql.cost_exceeded')) recordPlan(call, { ...(err.denial.detail ?? {}), refused: true });
+      throw err;
+    }
+    if (r.plan) recordPlan(call, { plan_cost: r.plan.total_cost, plan_rows: r.plan.rows, ms: r.plan.ms, ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }), ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }) });
     const { result, redacted } = redact(r, call.caps.redactColumns);
     const fingerprint = (call.facts.sql as { fingerprint?: string }).fingerprint;
     return {
