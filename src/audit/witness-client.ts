@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LogPaths } from './files.js';
+import { loadCheckpoints } from './checkpoint.js';
+import { scanLines, segmentName, type LogPaths } from './files.js';
+import { consistencyRanges, Frontier, leafHash, RangeHasher, verifyConsistency, type Range } from './merkle.js';
 import { buildConsistencyProof } from './proofs.js';
-import { openNote } from './note.js';
+import { openNote, parseCheckpointText } from './note.js';
 import { fileSegments } from './verify.js';
 import { checkCosignatures, type WitnessVerifier } from './witness-cosignature.js';
 
@@ -83,7 +85,7 @@ export class WitnessClient {
     let old = this.known.get(w.name) ?? 0;
     if (old >= size) return;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const proof = old > 0 && old < size ? (await this.proof(old, size)) : [];
+      const proof = old > 0 && old < size ? (await this.consistencyProof(old, size, note)) : [];
       const body = `old ${old}\n${proof.map((h) => `${h}\n`).join('')}\n${note}`;
       const res = await fetch(`${w.url.replace(/\/$/, '')}/add-checkpoint`, { method: 'POST', body, signal: AbortSignal.timeout(this.timeoutMs), headers: { 'content-type': 'text/plain; charset=utf-8' } });
       const text = await res.text();
@@ -118,12 +120,76 @@ export class WitnessClient {
   }
 
   /**
-   * RFC 6962 consistency proof old → size over the log's records. It reads the log from the start
-   * (the durable records up to `size`): simple and exact; its cost grows with the log.
+   * RFC 6962 consistency proof old → size. Every node of PROOF(m, D[n]) that lies in the old tree
+   * is one of its frontier's perfect subtrees, and the rest are subtrees of the new leaves; so
+   * from the checkpoint line at `old` (its frontier, checked against its signed root, and where
+   * record `old` ends) only the records after it are read. The proof is checked against the two
+   * roots before it is sent; if anything is missing it is built from the whole log instead.
    */
-  private async proof(old: number, size: number): Promise<string[]> {
+  async consistencyProof(old: number, size: number, note: string): Promise<string[]> {
+    const newRoot = parseCheckpointText(openNote(note, []).text).root;
+    try {
+      const fast = this.proofFromCheckpoint(old, size, newRoot);
+      if (fast) return fast;
+    } catch {
+      // Fall back to reading the whole log.
+    }
     const { segments } = fileSegments(this.paths.active);
     const p = await buildConsistencyProof(segments, old, size, null, null);
     return [...p.proof];
+  }
+
+  private proofFromCheckpoint(old: number, size: number, newRoot: Buffer): string[] | undefined {
+    const cp = loadCheckpoints(this.paths.checkpoints, []).checkpoints.reverse().find((c) => c.size === old && c.raw.seg !== undefined && c.raw.offset !== undefined && Array.isArray(c.raw.frontier));
+    if (!cp) return undefined;
+    const f = Frontier.fromState(old, cp.raw.frontier.map((b) => Buffer.from(b, 'base64')));
+    if (!f.root().equals(cp.root)) return undefined;
+    // The frontier's subtrees, largest (leftmost) first: the binary decomposition of `old`.
+    const known = new Map<string, Buffer>();
+    const nodes = f.snapshot();
+    let start = 0;
+    let i = 0;
+    for (let p = 2 ** Math.floor(Math.log2(old)); p >= 1; p /= 2) {
+      if (old - start >= p) {
+        known.set(`${start}:${start + p}`, nodes[i++] as Buffer);
+        start += p;
+      }
+    }
+    const ranges = consistencyRanges(old, size);
+    const fresh = ranges.filter((r) => r.start >= old);
+    const hasher = new RangeHasher(fresh);
+    let index = old;
+    const feed = (buf: Buffer, s: number, e: number): boolean => {
+      if (index >= size) return false;
+      hasher.add(index++, leafHash(buf.subarray(s, e)));
+      return true;
+    };
+    const seg = cp.raw.seg as number;
+    const sealed = path.join(this.paths.dir, segmentName(this.paths, seg));
+    const { segments } = fileSegments(this.paths.active);
+    // Record `old` ends at `offset` in the segment that starts at `seg` (sealed since, or still active).
+    const first = segments.find((x) => x.first_seq === seg);
+    if (!first) return undefined;
+    const firstFile = fs.existsSync(sealed) ? sealed : this.paths.active;
+    scanLines(firstFile, feed, cp.raw.offset as number);
+    for (const x of segments) {
+      if (x.first_seq <= seg || index >= size) continue;
+      const file = x.name === path.basename(this.paths.active) ? this.paths.active : path.join(this.paths.dir, x.name);
+      scanLines(file, feed);
+    }
+    if (index < size) return undefined;
+    const fromNew = hasher.results();
+    const proof: Buffer[] = [];
+    let k = 0;
+    for (const r of ranges as Range[]) {
+      if (r.start >= old) proof.push(fromNew[k++] as Buffer);
+      else {
+        const h = known.get(`${r.start}:${r.end}`);
+        if (!h) return undefined;
+        proof.push(h);
+      }
+    }
+    if (!verifyConsistency(old, size, proof, cp.root, newRoot)) return undefined;
+    return proof.map((b) => b.toString('base64'));
   }
 }
