@@ -25,7 +25,8 @@ export const AUDIT_HELP = `Usage:
                        [--witness-key W]... [--witness-quorum K]
         exit 0 when intact; 1 naming the first bad record (segment, line, seq) and the damage:
         modified, inserted, deleted, reordered, truncated, malformed, bad_signature,
-        missing_segment, rollback, head_truncated, missing_genesis, no_trusted_key, unsigned_gap.
+        missing_segment, rollback, head_truncated, missing_genesis, no_trusted_key, unsigned_gap,
+        unwitnessed.
         A log must start at its genesis record (seq 1), after a signed prune statement
         (<stem>.prune.json), or after --from-checkpoint FILE (a checkpoint note signed by a
         trusted key). A signed log needs a trusted key (--public-key, audit.checkpoint.public_keys,
