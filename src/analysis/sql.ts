@@ -187,6 +187,163 @@ export interface SqlFacts {
   readonly agreement: 'both' | 'lexical';
 }
 
+/**
+ * How the query uses columns, by name (lower-case, unresolved), for the redaction gate in
+ * query_database (a first, fail-closed step towards lineage; issue 13 items 1-2). Only a *bare
+ * copy* can be masked safely: a top-level output of a plain SELECT that is exactly a column
+ * reference and keeps that column's name (`email`, `c.email`, `email AS email`). Every other
+ * reference — an alias that renames, any function, cast or operator, a predicate, ORDER BY,
+ * GROUP BY, a subquery, a CTE, a set operation — is a use the mask cannot follow.
+ */
+export interface ColumnUses {
+  /** Column names copied bare to an output of the same name (maskable by name). */
+  readonly bare: readonly string[];
+  /** Column names referenced anywhere else (derived values, predicates, orderings, subqueries). */
+  readonly other: readonly string[];
+  /** A reference that may be a whole row (`c`, `row_to_json(c)`, `(c).email`): a name of a relation, alias or CTE used as a column. */
+  readonly wholeRow: readonly string[];
+  /** A star inside an expression (`to_jsonb(c.*)`, `row(c.*)`), or in a set operation's branch (combined by position). */
+  readonly nestedStar: boolean;
+  /** A star at the top level of a plain SELECT. */
+  readonly topStar: boolean;
+  /** A table, subquery or CTE alias with a column list (`customers c(a, b, c, e)`) while a star copies columns. */
+  readonly renames: boolean;
+  /** SELECT DISTINCT at the top: the row count depends on the values of the bare outputs. */
+  readonly distinct: boolean;
+  /** ORDER BY / GROUP BY by output position (`ORDER BY 1`): orders or groups by a bare output's values. */
+  readonly ordinal: boolean;
+  /** A NATURAL JOIN: compares every same-named column, masked ones included. */
+  readonly natural: boolean;
+}
+
+type Node = Record<string, unknown>;
+
+function fieldNames(ref: Node): { names: string[]; star: boolean } {
+  const names: string[] = [];
+  let star = false;
+  for (const f of (ref.fields as Node[] | undefined) ?? []) {
+    const str = f.String as Node | undefined;
+    if (str && typeof str.sval === 'string') names.push(str.sval.toLowerCase());
+    else if ('A_Star' in f) star = true;
+  }
+  return { names, star };
+}
+
+/** One pass over libpg-query's tree of an accepted SELECT (iterative; the walk already bounded it). */
+export function columnUsesOf(stmt: unknown): ColumnUses {
+  const bare = new Set<string>();
+  const other = new Set<string>();
+  const single = new Set<string>();
+  const relNames = new Set<string>();
+  let nestedStar = false;
+  let topStar = false;
+  let renames = false;
+  let distinct = false;
+  let ordinal = false;
+  let natural = false;
+  let innerStar = false;
+  let setOp = false;
+  const derivedNames = new Set<string>();
+  const stack: unknown[] = [];
+  const top = (stmt as Node | undefined)?.SelectStmt as Node | undefined;
+  if (top && top.op === 'SETOP_NONE') {
+    if (Array.isArray(top.distinctClause) && top.distinctClause.length > 0) distinct = true;
+    for (const c of [...((top.sortClause as Node[] | undefined) ?? []).map((x) => (x.SortBy as Node | undefined)?.node), ...((top.groupClause as Node[] | undefined) ?? [])]) {
+      if (typeof c === 'object' && c !== null && 'A_Const' in c) ordinal = true;
+    }
+    for (const [k, v] of Object.entries(top)) {
+      if (k !== 'targetList') {
+        stack.push(v);
+        continue;
+      }
+      for (const t of (v as Node[]) ?? []) {
+        const rt = t.ResTarget as Node | undefined;
+        const ref = (rt?.val as Node | undefined)?.ColumnRef as Node | undefined;
+        if (ref) {
+          const { names, star } = fieldNames(ref);
+          if (star) {
+            topStar = true;
+            continue;
+          }
+          const last = names[names.length - 1];
+          if (names.length === 1) single.add(names[0] as string);
+          const out = typeof rt?.name === 'string' ? rt.name.toLowerCase() : last;
+          if (last !== undefined && out === last) {
+            bare.add(last);
+            continue;
+          }
+        }
+        stack.push(t);
+      }
+    }
+  } else stack.push(stmt);
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x !== 'object' || x === null) continue;
+    if (Array.isArray(x)) {
+      for (const v of x) stack.push(v);
+      continue;
+    }
+    const node = x as Node;
+    const sel = node.SelectStmt as Node | undefined;
+    // A set operation combines its branches by position, under the first branch's names: a star
+    // in any branch (or in the top-level one, handled above only for a plain SELECT) can land a
+    // masked column under another name.
+    if (sel && sel.op !== undefined && sel.op !== 'SETOP_NONE') setOp = true;
+    const target = node.ResTarget as Node | undefined;
+    const targetRef = (target?.val as Node | undefined)?.ColumnRef as Node | undefined;
+    if (targetRef && fieldNames(targetRef).star) {
+      // `SELECT *` / `SELECT t.*` inside a subquery or CTE copies columns under their own names.
+      innerStar = true;
+      continue;
+    }
+    const ref = node.ColumnRef as Node | undefined;
+    if (ref) {
+      const { names, star } = fieldNames(ref);
+      if (star) nestedStar = true;
+      else if (names.length > 0) other.add(names[names.length - 1] as string);
+      if (!star && names.length === 1) single.add(names[0] as string);
+      continue;
+    }
+    const sub = node.RangeSubselect as Node | undefined;
+    const subAlias = sub?.alias as Node | undefined;
+    if (subAlias) {
+      if (typeof subAlias.aliasname === 'string') derivedNames.add(subAlias.aliasname.toLowerCase());
+      if (Array.isArray(subAlias.colnames) && subAlias.colnames.length > 0) renames = true;
+    }
+    const join = node.JoinExpr as Node | undefined;
+    if (join) {
+      // USING (email) and NATURAL JOIN compare columns by name: predicates without a ColumnRef.
+      for (const u of (join.usingClause as Node[] | undefined) ?? []) {
+        const sval = (u.String as Node | undefined)?.sval;
+        if (typeof sval === 'string') other.add(sval.toLowerCase());
+      }
+      if (join.isNatural === true) natural = true;
+    }
+    const rv = node.RangeVar as Node | undefined;
+    if (rv) {
+      if (typeof rv.relname === 'string') relNames.add(rv.relname.toLowerCase());
+      const alias = rv.alias as Node | undefined;
+      if (alias && typeof alias.aliasname === 'string') relNames.add(alias.aliasname.toLowerCase());
+      if (alias && Array.isArray(alias.colnames) && alias.colnames.length > 0) renames = true;
+    }
+    const cte = node.CommonTableExpr as Node | undefined;
+    if (cte) {
+      if (typeof cte.ctename === 'string') derivedNames.add(cte.ctename.toLowerCase());
+      if (Array.isArray(cte.aliascolnames) && cte.aliascolnames.length > 0) renames = true;
+    }
+    for (const k in node) stack.push(node[k]);
+  }
+  // A whole row of a table can carry masked columns; one of a subquery or CTE only when a star
+  // copied columns into it (otherwise its columns were each checked where they were selected).
+  // Function aliases (`generate_series(...) d`) are not rows of a table.
+  const rowNames = innerStar ? new Set([...relNames, ...derivedNames]) : relNames;
+  const wholeRow = [...single].filter((n) => rowNames.has(n)).sort();
+  if (setOp && (innerStar || topStar)) nestedStar = true;
+  if (renames && !(innerStar || topStar)) renames = false;
+  return { bare: [...bare].sort(), other: [...other].sort(), wholeRow, nestedStar, topStar, renames, distinct, ordinal, natural };
+}
+
 export interface SqlAnalysis {
   readonly facts: SqlFacts;
   /** The exact text that was analysed: the executor runs this string, unchanged. */
@@ -195,6 +352,8 @@ export interface SqlAnalysis {
   readonly relations: readonly NameRef[];
   /** Functions with their exact names. */
   readonly calls: readonly FunctionRef[];
+  /** How columns are used, by name (for the redaction gate). */
+  readonly columnUses: ColumnUses;
 }
 
 const DEFAULT_MAX_TREE_DEPTH = 200;
@@ -252,6 +411,7 @@ interface Parsed {
   readonly scan: SqlScan;
   readonly fingerprint: string;
   readonly limit: number | undefined;
+  readonly columnUses: ColumnUses;
   /** Computed on first need, then reused. */
   agreement?: { readonly kind: 'both' | 'lexical' } | { readonly kind: 'deny'; readonly message: string; readonly detail: Record<string, unknown> };
 }
@@ -325,7 +485,7 @@ function parseAndWalk(text: string, scan: SqlScan, maxTreeDepth: number, maxNode
   const stmt = tree.stmts[0]?.stmt;
   const walk = new SqlWalker({ maxTreeDepth, maxNodes }).walkStatement(stmt);
   const select = (stmt as { SelectStmt: Record<string, unknown> }).SelectStmt;
-  const parsed: Parsed = { walk, scan, fingerprint: fingerprintOf(tree.version, stmt), limit: constantLimit(select) };
+  const parsed: Parsed = { walk, scan, fingerprint: fingerprintOf(tree.version, stmt), limit: constantLimit(select), columnUses: columnUsesOf(stmt) };
   if (timings) timings.walk = performance.now() - t;
   return parsed;
 }
@@ -498,7 +658,7 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
     agreement: agreement.kind,
   };
   if (timings) timings.total = performance.now() - t0;
-  return { facts, text, relations: walk.relations, calls: walk.functions };
+  return { facts, text, relations: walk.relations, calls: walk.functions, columnUses: parsed.columnUses };
 }
 
 /** True when `err` is the analyser's refusal (as opposed to a bug). */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { analyseSql, DEFAULT_SQL_FUNCTIONS } from '../../analysis/sql.js';
+import { analyseSql, DEFAULT_SQL_FUNCTIONS, type ColumnUses } from '../../analysis/sql.js';
 import { refuse } from '../../errors/denial.js';
 import type { Authorised } from '../../gate/types.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
@@ -49,6 +49,37 @@ function planLimits(call: Authorised): PlanLimits | undefined {
 function recordPlan(call: Authorised, plan: Record<string, unknown>): void {
   const sql = (call.facts as Record<string, unknown>).sql;
   if (typeof sql === 'object' && sql !== null) (sql as Record<string, unknown>).plan = plan;
+}
+
+/**
+ * The redaction gate (fail closed, by column name): a redacted column may only be copied bare to an
+ * output of its own name, where redact() masks it. Any other use — renamed (`email AS contact`),
+ * derived (`lower(email)`, `email::int`, whose error text would quote the value), in a predicate,
+ * ORDER BY, GROUP BY, a subquery, CTE or set operation — and any whole-row reference, nested star,
+ * star over renamed columns, DISTINCT or positional ORDER/GROUP BY over a masked output is refused
+ * before the query runs: none of them can be masked. Returns the masked columns the query touches.
+ */
+function checkMasks(uses: ColumnUses | undefined, redacted: readonly string[]): string[] {
+  if (redacted.length === 0) return [];
+  const set = new Set(redacted.map((c) => c.toLowerCase()));
+  // Analyses pinned before this gate existed carry no uses: nothing is known, so refuse.
+  if (uses === undefined) refuse('sql_rejected', 'The query cannot be checked against the masked columns.', ['sql.masked_column_use'], { masked: [...set].sort() });
+  const used = uses.other.filter((c) => set.has(c));
+  if (used.length > 0) {
+    refuse('sql_rejected', `The masked column(s) ${used.join(', ')} may only be selected as they are (not renamed, computed on, filtered, sorted or grouped by).`, ['sql.masked_column_use'], { columns: used });
+  }
+  if (uses.wholeRow.length > 0) {
+    refuse('sql_rejected', `The whole-row reference(s) ${uses.wholeRow.join(', ')} would carry masked columns; select the columns instead.`, ['sql.masked_whole_row'], { references: uses.wholeRow });
+  }
+  if (uses.natural) refuse('sql_rejected', 'A NATURAL JOIN compares every same-named column, masked ones included; join with ON instead.', ['sql.masked_column_use']);
+  if (uses.nestedStar || (uses.topStar && uses.renames)) {
+    refuse('sql_rejected', 'A * inside an expression, subquery or CTE, or over renamed columns, would carry masked columns; select the columns instead.', ['sql.masked_whole_row']);
+  }
+  const touched = uses.bare.filter((c) => set.has(c));
+  if ((uses.distinct || uses.ordinal) && (touched.length > 0 || uses.topStar)) {
+    refuse('sql_rejected', 'DISTINCT, or ORDER BY / GROUP BY by position, over a masked column would reveal its values.', ['sql.masked_column_use'], { columns: touched });
+  }
+  return uses.topStar ? [...set].sort() : touched;
 }
 
 /** The policy's `redact_columns` obligation, applied to every row before it leaves the server. */
@@ -113,16 +144,22 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
     if (a.facts.params !== call.args.params.length) {
       refuse('invalid_input', `The query uses ${a.facts.params} parameter(s) but ${call.args.params.length} were given.`, ['sql.param_count']);
     }
-    return { facts: { sql: { ...a.facts } }, pinned: { text: a.text } };
+    return { facts: { sql: { ...a.facts } }, pinned: { text: a.text, uses: a.columnUses } };
   },
   async execute(call, env) {
     const text = call.pinned.text as string;
+    const masked = checkMasks(call.pinned.uses as ColumnUses | undefined, call.caps.redactColumns);
     const plan = planLimits(call);
     let r: QueryResult;
     try {
       r = await executor(env).query(text, call.args.params, { ...capsFor(call, env, call.args.max_rows), plan }, runOf(call));
     } catch (err) {
       if (err instanceof DenialError && err.denial.reasons.includes('sql.cost_exceeded')) recordPlan(call, { ...(err.denial.detail ?? {}), refused: true });
+      // The server's error text may quote values; for a query that touches masked columns only
+      // the SQLSTATE and a fixed sentence leave.
+      if (err instanceof DenialError && masked.length > 0 && err.denial.reasons.includes('db.query_error')) {
+        refuse(err.denial.code, 'The database rejected a query that reads masked columns (its message is withheld).', err.denial.reasons, { sqlstate: err.denial.detail?.sqlstate ?? null });
+      }
       throw err;
     }
     if (r.plan) recordPlan(call, { plan_cost: r.plan.total_cost, plan_rows: r.plan.rows, ms: r.plan.ms, ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }), ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }) });
