@@ -103,7 +103,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   // The metrics registry is built after the pools; syncs before then are not observed.
   let observeSync: ((seconds: number) => void) | undefined;
-  const audit = await AuditLog.open({ ...auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)), onSync: (s) => observeSync?.(s) });
+  const audit = await AuditLog.open({ ...auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)), onSync: (s) => observeSync?.(s), policyRevision: policy.revision });
   const pools = await createPools(config, logger);
   await initSqlAnalysis().catch((err: Error) => logger.error('the SQL parser failed to load; database calls will be refused', { error: err.message }));
   const session = sqlSessionSettings({ defaultSchema: config.database.default_schema });
