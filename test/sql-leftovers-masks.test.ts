@@ -96,6 +96,10 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT email FROM customers GROUP BY 1'],
   ['SELECT name, email FROM customers WHERE email IS NOT NULL'],
   ['SELECT name FROM users WHERE phone = \'1\''],
+  ['SELECT * FROM customers ORDER BY 4'],
+  ['SELECT id FROM (SELECT * FROM customers ORDER BY 4) s'],
+  ['SELECT count(*) FROM (SELECT DISTINCT * FROM customers) s'],
+  ['SELECT id, row_number() OVER (ORDER BY email) AS r FROM customers'],
 ];
 
 t.test('no shape returns a real email or anything derived from one', async (t) => {

@@ -206,6 +206,8 @@ export interface ColumnUses {
   readonly nestedStar: boolean;
   /** A star at the top level of a plain SELECT. */
   readonly topStar: boolean;
+  /** A star in a subquery's or CTE's target list (copies columns under their own names). */
+  readonly innerStar: boolean;
   /** A table, subquery or CTE alias with a column list (`customers c(a, b, c, e)`) while a star copies columns. */
   readonly renames: boolean;
   /** SELECT DISTINCT at the top: the row count depends on the values of the bare outputs. */
@@ -290,6 +292,11 @@ export function columnUsesOf(stmt: unknown): ColumnUses {
     // in any branch (or in the top-level one, handled above only for a plain SELECT) can land a
     // masked column under another name.
     if (sel && sel.op !== undefined && sel.op !== 'SETOP_NONE') setOp = true;
+    // DISTINCT and positional GROUP BY / ORDER BY in a subquery or CTE act on what its star copied.
+    if (sel && Array.isArray(sel.distinctClause) && sel.distinctClause.length > 0) distinct = true;
+    if (sel) for (const g of (sel.groupClause as Node[] | undefined) ?? []) if ('A_Const' in g) ordinal = true;
+    const sortNode = (node.SortBy as Node | undefined)?.node;
+    if (typeof sortNode === 'object' && sortNode !== null && 'A_Const' in sortNode) ordinal = true;
     const target = node.ResTarget as Node | undefined;
     const targetRef = (target?.val as Node | undefined)?.ColumnRef as Node | undefined;
     if (targetRef && fieldNames(targetRef).star) {
@@ -341,7 +348,7 @@ export function columnUsesOf(stmt: unknown): ColumnUses {
   const wholeRow = [...single].filter((n) => rowNames.has(n)).sort();
   if (setOp && (innerStar || topStar)) nestedStar = true;
   if (renames && !(innerStar || topStar)) renames = false;
-  return { bare: [...bare].sort(), other: [...other].sort(), wholeRow, nestedStar, topStar, renames, distinct, ordinal, natural };
+  return { bare: [...bare].sort(), other: [...other].sort(), wholeRow, nestedStar, topStar, innerStar, renames, distinct, ordinal, natural };
 }
 
 export interface SqlAnalysis {

@@ -76,7 +76,7 @@ function checkMasks(uses: ColumnUses | undefined, redacted: readonly string[]): 
     refuse('sql_rejected', 'A * inside an expression, subquery or CTE, or over renamed columns, would carry masked columns; select the columns instead.', ['sql.masked_whole_row']);
   }
   const touched = uses.bare.filter((c) => set.has(c));
-  if ((uses.distinct || uses.ordinal) && (touched.length > 0 || uses.topStar)) {
+  if ((uses.distinct || uses.ordinal) && (touched.length > 0 || uses.topStar || uses.innerStar)) {
     refuse('sql_rejected', 'DISTINCT, or ORDER BY / GROUP BY by position, over a masked column would reveal its values.', ['sql.masked_column_use'], { columns: touched });
   }
   return uses.topStar ? [...set].sort() : touched;
