@@ -11,7 +11,21 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, dist, summarise } from './lib.mjs';
 
-const { analyseSql, initSqlAnalysis } = await import(dist('src/analysis/sql.js'));
+const { analyseSql, initSqlAnalysis, columnUsesOf } = await import(dist('src/analysis/sql.js'));
+const { parseSync } = await import('libpg-query');
+
+/** The redaction gate's column-use pass alone (it runs inside every uncached analysis). */
+function measureColumnUses(sql, samples) {
+  const stmt = parseSync(sql).stmts[0].stmt;
+  for (let i = 0; i < Math.max(50, samples / 5); i++) columnUsesOf(stmt);
+  const xs = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    columnUsesOf(stmt);
+    xs.push(performance.now() - t0);
+  }
+  return summarise(xs, 'us');
+}
 
 export const SIMPLE = 'SELECT id, name FROM users WHERE id = $1';
 
@@ -181,6 +195,7 @@ export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {})
     analytical_20_line: analytical,
     ten_kb: tenKb,
     worst_accepted_by_default_limits: worst,
+    column_uses_us: { simple: measureColumnUses(SIMPLE, n(5000)), analytical_20_line: measureColumnUses(ANALYTICAL_20, n(1000)) },
     cost_gate: await benchCostGate({ quick }),
   };
 }
