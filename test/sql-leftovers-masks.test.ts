@@ -158,3 +158,24 @@ t.test('a database error on a query that reads masked columns withholds the serv
   t.match(o.denial?.message ?? '', /message is withheld/);
   t.equal(o.denial?.detail?.sqlstate, '22012', 'the SQLSTATE is kept');
 });
+
+t.test('the same shapes on the embedded PGlite demo database leak nothing either', async (t) => {
+  const sb = makeSandbox({ database: { statement_timeout_ms: 5000 }, principals: { stdio: { id: 'ann', roles: ['analyst'], tier: 'local' } } });
+  const embedded = await inProcessGate(sb.configPath);
+  t.teardown(async () => {
+    await embedded.close();
+    sb.cleanup();
+  });
+  const warm = await embedded.call('query_database', { sql: 'SELECT id, email FROM customers ORDER BY id LIMIT 1', params: [] });
+  t.same(warm.result?.structured.rows, [{ id: 1, email: '[REDACTED]' }], 'the demo has customers with emails, masked as a bare copy');
+  // Shapes over the demo's tables only (it has no users table and no phone column).
+  const shapes = ATTACKS.filter(([sql]) => !/\busers\b|phone/.test(sql));
+  t.ok(shapes.length >= 55, `${shapes.length} shapes`);
+  let refused = 0;
+  for (const [sql, params] of shapes) {
+    const o = await embedded.call('query_database', { sql, params: params ?? [] });
+    t.notMatch(JSON.stringify({ result: o.result?.structured ?? null, denial: o.denial ?? null }), LEAK, `embedded: ${sql}`);
+    if (o.denial?.reasons.some((r) => r.startsWith('sql.masked_'))) refused++;
+  }
+  t.ok(refused >= 40, `${refused} refused by the redaction gate before reaching PGlite`);
+});
