@@ -119,11 +119,17 @@ t.test('no shape returns a real email or anything derived from one', async (t) =
   t.notMatch(JSON.stringify(recs.map((r) => r.outcome)), LEAK, 'no email in the recorded outcomes');
   const masked = recs.filter((r) => (r.outcome?.reasons ?? []).some((x: string) => x.startsWith('sql.masked_')));
   t.ok(masked.length >= 40, `${masked.length} refusals recorded with a sql.masked_* reason`);
+  const contact = recs.find((r) => r.args?.sql === 'SELECT name, email AS contact FROM customers');
+  t.same(contact?.facts.sql.masks, { refused: ['email'] }, 'the record names the masked column a refused query used');
+  const whole = recs.find((r) => r.args?.sql === 'SELECT c FROM customers c');
+  t.same(whole?.facts.sql.masks, { refused: ['c'] }, 'and the whole-row reference');
 });
 
 t.test('bare copies are masked; legitimate analytics keep exact results', async (t) => {
   const bare = await q('SELECT id, name, email FROM customers ORDER BY id LIMIT 2');
   t.same(bare.result?.structured.rows, [{ id: 1, name: 'customer1', email: '[REDACTED]' }, { id: 2, name: 'customer2', email: '[REDACTED]' }]);
+  const rec = readAudit(analyst.app.deps.config.audit.path).find((r) => r.request_id === bare.requestId);
+  t.same(rec?.facts.sql.masks, { masked: ['email'] }, 'the record names the columns masked in the result');
   const qualified = await q('SELECT c.id, c.email FROM customers c WHERE c.id = 3');
   t.same(qualified.result?.structured.rows, [{ id: 3, email: '[REDACTED]' }]);
   const star = await q('SELECT * FROM customers WHERE id = 4');

@@ -47,8 +47,13 @@ function planLimits(call: Authorised): PlanLimits | undefined {
  * saw; the policy decided before it existed), for a refused plan and a run one alike.
  */
 function recordPlan(call: Authorised, plan: Record<string, unknown>): void {
+  recordFact(call, 'plan', plan);
+}
+
+/** Adds what the executor learnt (plan estimate, masked columns) to the call's recorded facts. */
+function recordFact(call: Authorised, key: string, value: unknown): void {
   const sql = (call.facts as Record<string, unknown>).sql;
-  if (typeof sql === 'object' && sql !== null) (sql as Record<string, unknown>).plan = plan;
+  if (typeof sql === 'object' && sql !== null) (sql as Record<string, unknown>)[key] = value;
 }
 
 /**
@@ -148,7 +153,15 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
   },
   async execute(call, env) {
     const text = call.pinned.text as string;
-    const masked = checkMasks(call.pinned.uses as ColumnUses | undefined, call.caps.redactColumns);
+    let masked: string[];
+    try {
+      masked = checkMasks(call.pinned.uses as ColumnUses | undefined, call.caps.redactColumns);
+    } catch (err) {
+      // The record names the masked columns the refused query used (the reason says how).
+      if (err instanceof DenialError) recordFact(call, 'masks', { refused: err.denial.detail?.columns ?? err.denial.detail?.references ?? [] });
+      throw err;
+    }
+    if (masked.length > 0) recordFact(call, 'masks', { masked });
     const plan = planLimits(call);
     let r: QueryResult;
     try {
