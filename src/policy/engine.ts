@@ -17,7 +17,7 @@ export interface PolicyEvaluator {
   visibleTools(input: unknown): string[];
 }
 
-const OBLIGATION_NUMBERS = ['max_bytes', 'timeout_ms', 'max_rows', 'memory_mb'] as const;
+const OBLIGATION_NUMBERS = ['max_bytes', 'timeout_ms', 'max_rows', 'memory_mb', 'max_plan_cost', 'max_plan_rows'] as const;
 
 function parseObligations(value: unknown): Obligations {
   if (value === undefined) return {};

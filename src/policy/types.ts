@@ -3,6 +3,9 @@ export interface Obligations {
   readonly timeout_ms?: number;
   readonly max_rows?: number;
   readonly memory_mb?: number;
+  /** The SQL cost gate: refuse plans whose estimated total cost / rows exceed these (query_database). */
+  readonly max_plan_cost?: number;
+  readonly max_plan_rows?: number;
   readonly redact_columns?: readonly string[];
 }
 
