@@ -122,7 +122,8 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
       ? new EmbeddedExecutor(logger, session.search_path as string)
       : undefined;
   const gateMetrics = new GateMetrics();
-  const prom = new Metrics(pools, () => gateMetrics.snapshot());
+  const tools = buildRegistry();
+  const prom = new Metrics(pools, () => gateMetrics.snapshot(), tools.keys());
   observeSync = (s) => prom.auditFsync.observe(s);
   const auth = new AuthRuntime(config, configDir, logger);
   await auth.start();
@@ -130,7 +131,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     config,
     logger,
     policy,
-    tools: buildRegistry(),
+    tools,
     toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table), api },
     // With limits.store: redis the gate shares the API gateway's Redis buckets, so replicas share limits.
     buckets: config.limits.store === 'redis' ? api.rate : new MemoryRateStore(),

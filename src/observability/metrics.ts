@@ -35,7 +35,15 @@ export class Metrics {
   readonly auditAppendFailures = new Counter({ name: 'mcp_audit_append_failures_total', help: 'Audit appends that failed (the call was answered audit_unavailable or retried without its arguments)', registers: [this.registry] });
   readonly authOutcomes = new Counter({ name: 'mcp_auth_total', help: 'HTTP bearer authentication outcomes', labelNames: ['outcome', 'reason'] as const, registers: [this.registry] });
 
-  constructor(pools?: Pools, gateCounts?: () => Record<string, number>) {
+  /**
+   * Names that get their own `tool` label: the registered tools (and the transports' `http:…`
+   * pseudo-tools). Records keep an unknown name as given; as a label it would add a set of series
+   * per invented name without bound, so every other name shares one label value.
+   */
+  private readonly knownTools: ReadonlySet<string> | undefined;
+
+  constructor(pools?: Pools, gateCounts?: () => Record<string, number>, knownTools?: Iterable<string>) {
+    this.knownTools = knownTools ? new Set(knownTools) : undefined;
     collectDefaultMetrics({ register: this.registry, prefix: 'bulwark_' });
     if (pools) {
       const poolGauge = (name: string, help: string, field: 'size' | 'ready' | 'busy' | 'queued' | 'spawned') =>
@@ -106,9 +114,9 @@ export class Metrics {
 
   /** Observe one recorded call from its audit fields. */
   observeRecord(fields: Record<string, unknown>): void {
-    // An unknown tool's name is recorded quoted (auditFields): as a label it would add a set of
-    // series per invented name without bound, so all unknown names share one label value.
-    const tool = typeof fields.tool === 'string' && !fields.tool.startsWith('"') ? fields.tool.slice(0, 64) : UNKNOWN_TOOL_LABEL;
+    const name = typeof fields.tool === 'string' ? fields.tool : '';
+    const known = this.knownTools ? this.knownTools.has(name) || name.startsWith('http:') : name !== '' && !name.startsWith('"');
+    const tool = known ? name.slice(0, 64) : UNKNOWN_TOOL_LABEL;
     const outcome = fields.outcome as { status?: string; code?: string | null; duration_ms?: number } | undefined;
     if (!outcome) return;
     const status = outcome.status ?? 'unknown';
