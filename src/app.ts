@@ -16,7 +16,7 @@ import { initSqlAnalysis, sqlSessionSettings } from './analysis/sql.js';
 import { PgExecutor } from './tools/database/pg-executor.js';
 import { EmbeddedExecutor } from './tools/database/embedded-executor.js';
 import { policyInput } from './policy/input.js';
-import type { Authorised } from './gate/types.js';
+import type { Authorised } from './core/call.js';
 
 /** The same question describe_table asks the policy, for one table: used to filter list_tables. */
 function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string): boolean {

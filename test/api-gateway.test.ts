@@ -15,7 +15,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { ApiRuntime } from '../src/tools/api/runtime.js';
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
 import { startUpstream, writePolicyData, type TestUpstream } from './helpers/upstreams.js';
-import type { GateOutcome } from '../src/gate/types.js';
+import type { GateOutcome } from '../src/core/call.js';
 
 const SECRET_TOKEN = 'sk-live-5e1f0c2a9b7d4e3f8a6c';
 

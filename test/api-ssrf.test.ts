@@ -13,8 +13,8 @@ import { inProcessGate, type InProcessGate } from './helpers/gate.js';
 import { startUpstream, writePolicyData, type TestUpstream } from './helpers/upstreams.js';
 import { canonicalPath, judgeAddress } from '../src/analysis/url.js';
 import { classifyIp, cidrContains, parseCidr, type IpClass } from '../src/analysis/ip-ranges.js';
-import { DenialError } from '../src/errors/denial.js';
-import type { GateOutcome } from '../src/gate/types.js';
+import { DenialError } from '../src/core/denial.js';
+import type { GateOutcome } from '../src/core/call.js';
 import type { ApiRuntime } from '../src/tools/api/runtime.js';
 
 // ------------------------------------------------------------------------------------------

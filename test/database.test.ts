@@ -6,7 +6,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { ATTACKS, LEGIT } from './sql-corpus.js';
 import { PgExecutor } from '../src/tools/database/pg-executor.js';
 import { sqlSessionSettings } from '../src/analysis/sql.js';
-import { DenialError } from '../src/errors/denial.js';
+import { DenialError } from '../src/core/denial.js';
 
 // Against a real PostgreSQL (started by `npm test`): the shipped SELECT-only role, the gate, the
 // policy and the executor together.

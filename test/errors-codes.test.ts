@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { DENIAL_CODE_LIST } from '../src/errors/codes.js';
+import { DENIAL_CODE_LIST } from '../src/core/codes.js';
 import { ROOT } from './helpers/fixtures.js';
 
 // Renaming or removing a code breaks clients and dashboards: this pin makes it deliberate.

@@ -11,8 +11,8 @@ import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
 import { PgExecutor, type QueryCaps } from '../src/tools/database/pg-executor.js';
 import { isConnectionError, mapDatabaseError } from '../src/tools/database/errors.js';
 import { sqlSessionSettings } from '../src/analysis/sql.js';
-import { DenialError } from '../src/errors/denial.js';
-import type { CallDeadline } from '../src/gate/types.js';
+import { DenialError } from '../src/core/denial.js';
+import type { CallDeadline } from '../src/core/call.js';
 
 // PostgreSQL faults against a cluster of this test's own (it is terminated, restarted and
 // stopped here), a real Bulwark server process over HTTP and real MCP SDK clients.

@@ -18,7 +18,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { backoffDelay, ProcessPool, type PoolHealth } from '../sandbox/pool/process-pool.js';
-import { DenialError } from '../src/errors/denial.js';
+import { DenialError } from '../src/core/denial.js';
 import { makeSandbox, readAudit, ROOT } from './helpers/fixtures.js';
 import { verifyCli } from './helpers/faults.js';
 import { httpClient, startHttpServer } from './helpers/clients.js';

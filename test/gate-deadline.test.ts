@@ -13,7 +13,7 @@ import { runGate } from '../src/gate/run.js';
 import { EXECUTOR_GRACE_MS } from '../src/gate/deadline.js';
 import type { GateDeps } from '../src/gate/deps.js';
 import type { ToolDefinition } from '../src/tools/types.js';
-import type { Authorised } from '../src/gate/types.js';
+import type { Authorised } from '../src/core/call.js';
 
 const CAP_MS = 400;
 /** Grace plus scheduling slack on a loaded 2-core machine. */
@@ -71,7 +71,7 @@ t.test('a cleared mark is a plain timeout; an executor that reports cancellation
     return new Promise(() => undefined);
   });
   t.equal((await call(cleared)).denial?.code, 'timeout');
-  const { DenialError, deny } = await import('../src/errors/denial.js');
+  const { DenialError, deny } = await import('../src/core/denial.js');
   const polite = withExecutor((c) => new Promise((_, reject) => c.context.signal.addEventListener('abort', () => reject(new DenialError(deny('cancelled', 'stopped', ['call.cancelled']))))));
   const o = await call(polite);
   t.equal(o.denial?.code, 'timeout', 'the deadline, not a client cancellation');
@@ -79,7 +79,7 @@ t.test('a cleared mark is a plain timeout; an executor that reports cancellation
 
 t.test('a client cancellation stays a cancellation', async (t) => {
   const { withExecutor, call } = await setup(t);
-  const { DenialError, deny } = await import('../src/errors/denial.js');
+  const { DenialError, deny } = await import('../src/core/denial.js');
   const deps = withExecutor((c) => new Promise((_, reject) => c.context.signal.addEventListener('abort', () => reject(new DenialError(deny('cancelled', 'stopped', ['call.cancelled']))))));
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 50);

@@ -14,8 +14,8 @@ import { makeSandbox, readAudit, SECRET, type Sandbox } from './helpers/fixtures
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
 import { outcomeToResult } from '../src/server/mcp-server.js';
 import { analysePath } from '../src/analysis/path.js';
-import { DenialError } from '../src/errors/denial.js';
-import type { GateOutcome } from '../src/gate/types.js';
+import { DenialError } from '../src/core/denial.js';
+import type { GateOutcome } from '../src/core/call.js';
 import { readPinnedFile } from '../sandbox/fs/read-file.js';
 import { listPinnedDirectory } from '../sandbox/fs/list-directory.js';
 import { searchPinned } from '../sandbox/fs/search-files.js';

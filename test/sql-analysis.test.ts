@@ -18,7 +18,7 @@ import {
   type SqlTimings,
 } from '../src/analysis/sql.js';
 import { checkSqlHygiene } from '../src/analysis/sql-hygiene.js';
-import { DenialError } from '../src/errors/denial.js';
+import { DenialError } from '../src/core/denial.js';
 import { WasmPolicyEngine, readPolicyData } from '../src/policy/engine.js';
 import { ATTACKS, DANGEROUS_CALLS, LEGIT, LOOKALIKES, SCOPES, type Passed } from './sql-corpus.js';
 

@@ -14,9 +14,9 @@ import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { PgExecutor, type QueryCaps } from '../src/tools/database/pg-executor.js';
 import { initSqlAnalysis, sqlSessionSettings } from '../src/analysis/sql.js';
-import { DenialError } from '../src/errors/denial.js';
+import { DenialError } from '../src/core/denial.js';
 import { queryDatabaseTool } from '../src/tools/database/tools.js';
-import type { Authorised } from '../src/gate/types.js';
+import type { Authorised } from '../src/core/call.js';
 import type { ToolEnv } from '../src/tools/types.js';
 
 let db: TestDatabase;

@@ -5,7 +5,7 @@ import t from 'tap';
 import { loadConfig } from '../src/config/loader.js';
 import { createPools } from '../src/execution/pools.js';
 import { createLogger } from '../src/observability/logger.js';
-import { DenialError } from '../src/errors/denial.js';
+import { DenialError } from '../src/core/denial.js';
 import { makeSandbox, readAudit, SECRET } from './helpers/fixtures.js';
 import { inProcessGate } from './helpers/gate.js';
 import { startHttpServer, stdioClient } from './helpers/clients.js';

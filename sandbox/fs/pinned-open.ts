@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { refuse } from '../../src/errors/denial.js';
+import { refuse } from '../../src/core/denial.js';
 import type { PathPin } from '../../src/analysis/path.js';
 
 const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { refuse } from '../../src/errors/denial.js';
+import { refuse } from '../../src/core/denial.js';
 import type { PathPin } from '../../src/analysis/path.js';
 import { openPinned } from './pinned-open.js';
 import { decodeText, mimeType } from './content.js';

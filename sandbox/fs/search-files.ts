@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { RE2 } from 're2-wasm';
-import { refuse } from '../../src/errors/denial.js';
+import { refuse } from '../../src/core/denial.js';
 import type { PathPin } from '../../src/analysis/path.js';
 import { openChild, openPinned } from './pinned-open.js';
 import { walk } from './walk.js';

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { refuse } from '../../src/errors/denial.js';
+import { refuse } from '../../src/core/denial.js';
 import type IvmModule from 'isolated-vm';
 
 const require = createRequire(import.meta.url);

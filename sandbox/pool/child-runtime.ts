@@ -1,4 +1,4 @@
-import { DenialError } from '../../src/errors/denial.js';
+import { DenialError } from '../../src/core/denial.js';
 import type { ChildMessage, TaskMessage } from './protocol.js';
 
 export interface TaskContext {

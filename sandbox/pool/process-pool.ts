@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { DenialError, deny } from '../../src/errors/denial.js';
+import { DenialError, deny } from '../../src/core/denial.js';
 import type { ChildMessage, TaskMessage, TaskMetrics } from './protocol.js';
 
 export interface BackoffOptions {

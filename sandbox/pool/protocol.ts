@@ -1,4 +1,4 @@
-import type { Denial } from '../../src/errors/denial.js';
+import type { Denial } from '../../src/core/denial.js';
 
 /** Parent → child. */
 export interface TaskMessage {

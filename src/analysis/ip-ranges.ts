@@ -228,3 +228,10 @@ export function cidrContains(cidr: Cidr, address: string): boolean {
   if (version !== cidr.version) return false;
   return inPrefix(bytes, [...cidr.bytes], cidr.bits);
 }
+
+/** 127.0.0.0/8, ::1, and the IPv4-mapped form of 127/8 (how a dual-stack socket reports IPv4 peers). */
+export function isLoopback(address: string): boolean {
+  const a = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+  if (net.isIPv4(a)) return a.startsWith('127.');
+  return a === '::1';
+}

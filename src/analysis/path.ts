@@ -1,21 +1,11 @@
+import type { PathFacts, PathKind } from '../core/facts.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { refuse } from '../errors/denial.js';
+import { refuse } from '../core/denial.js';
 
 /** Linux PATH_MAX and NAME_MAX: longer strings cannot name a file, so they are refused before any syscall. */
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
-
-export type PathKind = 'file' | 'directory';
-
-export interface PathFacts {
-  readonly canonical: string;
-  readonly root: string;
-  readonly kind: PathKind;
-  readonly size: number;
-  readonly nlink: number;
-  readonly extension: string;
-}
 
 /** What the executor must find again when it opens the path: same device, same inode. */
 export interface PathPin {

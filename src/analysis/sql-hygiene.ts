@@ -1,4 +1,4 @@
-import { refuse } from '../errors/denial.js';
+import { refuse } from '../core/denial.js';
 
 /**
  * Input hygiene for SQL text, before any parser sees it: a length cap, no control characters, and a

@@ -1,4 +1,4 @@
-import { refuse } from '../errors/denial.js';
+import { refuse } from '../core/denial.js';
 
 /**
  * The walk over libpg-query's raw parse tree (PostgreSQL 17 grammar, JSON form). Deny by default, at

@@ -1,6 +1,7 @@
+import type { SqlQueryFacts } from '../core/facts.js';
 import * as nodeCrypto from 'node:crypto';
 import { loadModule, parseSync } from 'libpg-query';
-import { DenialError, refuse } from '../errors/denial.js';
+import { DenialError, refuse } from '../core/denial.js';
 import { neutraliseStringBackslashes, secondOpinion } from './sql-agree.js';
 import { checkSqlHygiene, DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_SQL_DEPTH, DEFAULT_MAX_SQL_TOKENS, type LexicalHazard, type SqlScan } from './sql-hygiene.js';
 import { SqlWalker, type FunctionRef, type NameRef, type WalkResult } from './sql-walk.js';
@@ -168,24 +169,6 @@ export interface SqlTimings {
   cached: boolean;
 }
 
-export interface SqlFacts {
-  readonly statements: 1;
-  readonly kind: 'select';
-  /** Relations read, lower-case "schema.table", sorted; CTE names excluded. */
-  readonly tables: readonly string[];
-  /** Functions called, lower-case, sorted; pg_catalog-qualified calls reported by their bare name. */
-  readonly functions: readonly string[];
-  /** Column names referenced (unresolved: last name part), lower-case, sorted; '*' for a star. */
-  readonly columns: readonly string[];
-  /** Highest $n parameter; the executor must bind exactly this many. */
-  readonly params: number;
-  /** The top-level LIMIT / FETCH FIRST when it is a constant. */
-  readonly limit?: number;
-  /** 'sqlt1:' + sha256 of libpg-query's tree without locations and constant values (not pg_query's fingerprint). */
-  readonly fingerprint: string;
-  /** 'both': node-sql-parser agreed; 'lexical': it could not parse a lexically plain text (see above). */
-  readonly agreement: 'both' | 'lexical';
-}
 
 /**
  * How the query uses columns, by name (lower-case, unresolved), for the redaction gate in
@@ -352,7 +335,7 @@ export function columnUsesOf(stmt: unknown): ColumnUses {
 }
 
 export interface SqlAnalysis {
-  readonly facts: SqlFacts;
+  readonly facts: SqlQueryFacts;
   /** The exact text that was analysed: the executor runs this string, unchanged. */
   readonly text: string;
   /** Relations with their exact (case-preserved) names, CTEs excluded. */
@@ -653,7 +636,7 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
     refuse('sql_rejected', 'node-sql-parser cannot parse the query, and strict agreement is required.', ['sql.parser_disagreement'], { second_opinion: 'unparsed' });
   }
 
-  const facts: SqlFacts = {
+  const facts: SqlQueryFacts = {
     statements: 1,
     kind: 'select',
     tables: [...tables].sort(),

@@ -8,7 +8,7 @@
  * Reason codes (all under `url_rejected`) are listed in SECURITY.md.
  */
 import dns from 'node:dns';
-import { DenialError, refuse } from '../errors/denial.js';
+import { DenialError, refuse } from '../core/denial.js';
 import { cidrContains, classifyIp, NEVER_REACHABLE, parseCidr, parseIp, type Cidr, type IpClass } from './ip-ranges.js';
 
 /** Bytes of the canonical path, after the base path is joined. */
@@ -17,7 +17,9 @@ export const MAX_PATH_BYTES = 2048;
 export const MAX_QUERY_BYTES = 4096;
 export const MAX_QUERY_PARAMS = 100;
 
-export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+import type { HttpMethod } from '../core/facts.js';
+
+export type { HttpMethod };
 export const HTTP_METHODS: readonly HttpMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /** An upstream's address parts, compiled once from its trusted `base_url`. */

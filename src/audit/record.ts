@@ -1,8 +1,8 @@
 import { canonicalJson } from './canonical-json.js';
 import { sha256Hex } from './chain.js';
-import type { Denial } from '../errors/denial.js';
-import type { Decision } from '../policy/types.js';
-import type { Authorised, Facts, OutcomeStatus, Principal, ToolResult, CallContext } from '../gate/types.js';
+import type { Denial } from '../core/denial.js';
+import type { Decision } from '../core/decision.js';
+import type { Authorised, Facts, OutcomeStatus, Principal, ToolResult, CallContext } from '../core/call.js';
 
 export interface RecordInput {
   readonly context: CallContext;

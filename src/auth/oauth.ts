@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { ConfigError } from '../config/loader.js';
 import type { Config } from '../config/schema.js';
-import type { Principal } from '../gate/types.js';
+import type { Principal } from '../core/call.js';
 
 type OAuthConfig = NonNullable<Config['auth']['oauth']>;
 

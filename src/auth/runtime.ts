@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import type { CallContext, Principal } from '../gate/types.js';
+import type { CallContext, Principal } from '../core/call.js';
 import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
 import { keysFileOf, openKeyStore, type KeyStore } from './key-store.js';
 import { Lockout } from './lockout.js';

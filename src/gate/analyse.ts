@@ -1,8 +1,8 @@
-import { DenialError, deny, fail, pass, type Verdict } from '../errors/denial.js';
-import type { DenialCode } from '../errors/codes.js';
+import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
+import type { DenialCode } from '../core/codes.js';
 import type { ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';
-import type { Analysed, Validated } from './types.js';
+import type { Analysed, Validated } from '../core/call.js';
 
 const FAMILY_REJECTION: Record<ToolFamily, DenialCode> = {
   filesystem: 'path_rejected',

@@ -1,7 +1,7 @@
-import { deny, fail, pass, type Verdict } from '../errors/denial.js';
+import { deny, fail, pass, type Verdict } from '../core/denial.js';
 import type { GateDeps } from './deps.js';
-import type { Authenticated, RawCall } from './types.js';
-import { isLoopback } from '../transport/loopback.js';
+import type { Authenticated, RawCall } from '../core/call.js';
+import { isLoopback } from '../analysis/ip-ranges.js';
 import { requestAuth } from '../auth/runtime.js';
 
 /**

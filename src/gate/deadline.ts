@@ -1,5 +1,5 @@
-import { deny, type Denial } from '../errors/denial.js';
-import type { CallDeadline } from './types.js';
+import { deny, type Denial } from '../core/denial.js';
+import type { CallDeadline } from '../core/call.js';
 
 /**
  * After the deadline the executor gets this long to report its own typed answer (a pool's

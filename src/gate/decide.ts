@@ -1,9 +1,10 @@
-import { deny, fail, pass, type Verdict } from '../errors/denial.js';
-import { PolicyError, type Decision, type Obligations } from '../policy/types.js';
+import { deny, fail, pass, type Verdict } from '../core/denial.js';
+import { PolicyError } from '../policy/types.js';
+import type { Decision, Obligations } from '../core/decision.js';
 import { policyInput } from '../policy/input.js';
 import type { ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';
-import type { Analysed, Authorised, Caps } from './types.js';
+import type { Analysed, Authorised, Caps } from '../core/call.js';
 import type { GateDeadline } from './deadline.js';
 
 const minted = new WeakSet<object>();

@@ -1,10 +1,10 @@
-import { DenialError, deny, fail, pass, type Verdict } from '../errors/denial.js';
+import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
 import { intentFields } from '../audit/record.js';
 import { appendRecord } from './append.js';
 import type { GateDeps } from './deps.js';
 import { isAuthorised } from './decide.js';
 import type { GateDeadline } from './deadline.js';
-import type { Authorised, ToolResult } from './types.js';
+import type { Authorised, ToolResult } from '../core/call.js';
 
 /** Slack for the JSON framing around capped content (names, numbers, escapes). */
 const OUTPUT_FRAMING_SLACK = 64 * 1024;

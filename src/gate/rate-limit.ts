@@ -1,7 +1,7 @@
-import { deny, fail, pass, type Verdict } from '../errors/denial.js';
+import { deny, fail, pass, type Verdict } from '../core/denial.js';
 import type { TierSpec } from '../limits/token-bucket.js';
 import type { GateDeps } from './deps.js';
-import type { Authenticated } from './types.js';
+import type { Authenticated } from '../core/call.js';
 
 function tierOf(spec: string | TierSpec | undefined, deps: GateDeps): TierSpec | undefined {
   if (spec === undefined) return undefined;

@@ -1,11 +1,11 @@
-import { deny, type Denial, type Verdict } from '../errors/denial.js';
-import type { DenialCode } from '../errors/codes.js';
+import { deny, type Denial, type Verdict } from '../core/denial.js';
+import type { DenialCode } from '../core/codes.js';
 import { auditFields, type RecordInput } from '../audit/record.js';
 import { appendRecord } from './append.js';
-import type { StageName } from '../observability/gate-metrics.js';
-import type { Decision } from '../policy/types.js';
+import type { StageName } from '../core/stages.js';
+import type { Decision } from '../core/decision.js';
 import type { GateDeps } from './deps.js';
-import type { Analysed, Authenticated, Authorised, CallContext, GateOutcome, OutcomeStatus, RawCall, ToolResult, Validated } from './types.js';
+import type { Analysed, Authenticated, Authorised, CallContext, GateOutcome, OutcomeStatus, RawCall, ToolResult, Validated } from '../core/call.js';
 import { authenticate } from './authenticate.js';
 import { rateLimit } from './rate-limit.js';
 import { validate } from './validate.js';

@@ -1,6 +1,6 @@
-import { deny, fail, pass, type Denial, type Verdict } from '../errors/denial.js';
+import { deny, fail, pass, type Denial, type Verdict } from '../core/denial.js';
 import type { GateDeps } from './deps.js';
-import type { Authenticated, Validated } from './types.js';
+import type { Authenticated, Validated } from '../core/call.js';
 
 export const UNKNOWN_TOOL_REASON = 'tool.unknown';
 

@@ -1,4 +1,4 @@
-export type StageName = 'authenticate' | 'rate_limit' | 'validate' | 'analyse' | 'decide' | 'execute' | 'record';
+import type { StageName } from '../core/stages.js';
 export type StageOutcome = 'pass' | 'deny' | 'error';
 
 /**

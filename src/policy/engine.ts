@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
-import { PolicyError, type Decision, type Obligations } from './types.js';
+import { PolicyError } from './types.js';
+import type { Decision, Obligations } from '../core/decision.js';
 
 export const DECISION_ENTRYPOINT = 'bulwark/authz/decision';
 export const VISIBLE_TOOLS_ENTRYPOINT = 'bulwark/authz/visible_tools';

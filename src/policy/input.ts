@@ -1,4 +1,4 @@
-import type { Analysed } from '../gate/types.js';
+import type { Analysed } from '../core/call.js';
 
 /**
  * The only place that shapes the policy input (DESIGN.md §3). Its fields are an interface:

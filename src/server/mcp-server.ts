@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import type { GateDeps } from '../gate/deps.js';
-import type { CallContext, GateOutcome, Principal, TransportKind } from '../gate/types.js';
+import type { CallContext, GateOutcome, Principal, TransportKind } from '../core/call.js';
 import { runGate } from '../gate/run.js';
 import { authenticate } from '../gate/authenticate.js';
 import { UNKNOWN_TOOL_REASON } from '../gate/validate.js';

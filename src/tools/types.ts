@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import type { Authorised, Facts, Pinned, ToolResult, Validated } from '../gate/types.js';
+import type { Authorised, Facts, Pinned, ToolResult, Validated } from '../core/call.js';
 import type { Pools } from '../execution/pools.js';
 import type { ApiRuntime } from './api/runtime.js';
 import type { DatabaseExecutor } from './database/pg-executor.js';
@@ -33,9 +33,9 @@ export interface ToolEnv {
   readonly mayReadTable?: ((call: Authorised, table: string) => boolean) | undefined;
 }
 
-export interface AnalysisResult {
-  readonly facts: Facts;
-  readonly pinned: Pinned;
+export interface AnalysisResult<F extends Facts = Facts, P = Pinned> {
+  readonly facts: F;
+  readonly pinned: P;
 }
 
 /**
@@ -43,7 +43,7 @@ export interface AnalysisResult {
  * analyser (raw arguments to facts, throwing DenialError to refuse) and its executor, which only
  * accepts an Authorised call.
  */
-export interface ToolDefinition<A = any> {
+export interface ToolDefinition<A = any, F extends Facts = Facts, P = any> {
   readonly name: string;
   readonly family: ToolFamily;
   readonly description: string;
@@ -51,8 +51,8 @@ export interface ToolDefinition<A = any> {
   readonly input: z.ZodType<A, z.ZodTypeDef, unknown>;
   /** JSON Schema for outputs (`structuredContent`). */
   readonly outputSchema: Readonly<Record<string, unknown>>;
-  analyse(call: Validated<A>, env: ToolEnv): Promise<AnalysisResult>;
-  execute(call: Authorised<A>, env: ToolEnv): Promise<ToolResult>;
+  analyse(call: Validated<A>, env: ToolEnv): Promise<AnalysisResult<F, P>>;
+  execute(call: Authorised<A, F, P>, env: ToolEnv): Promise<ToolResult>;
   /**
    * True when this call can change something outside Bulwark: the gate then writes a durable
    * intent record before executing it (no side effect before its record). Absent: read-only.

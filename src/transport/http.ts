@@ -4,13 +4,13 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { App } from '../app.js';
 import { callTool, createMcpServer, type ConnectionInfo } from '../server/mcp-server.js';
-import { isLoopback } from './loopback.js';
+import { isLoopback } from '../analysis/ip-ranges.js';
 import crypto from 'node:crypto';
 import type { AuthResult } from '../auth/runtime.js';
 import type { RefusalAggregate } from '../auth/refusal-budget.js';
 import { auditFields } from '../audit/record.js';
-import { deny } from '../errors/denial.js';
-import type { Principal } from '../gate/types.js';
+import { deny } from '../core/denial.js';
+import type { Principal } from '../core/call.js';
 
 export interface HttpServerHandle {
   readonly server: http.Server;

@@ -4,7 +4,7 @@ import { createApp, type App } from '../../src/app.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { runGate } from '../../src/gate/run.js';
 import { unwrapSpawnHook } from './child-env.js';
-import type { GateOutcome, TransportKind } from '../../src/gate/types.js';
+import type { GateOutcome, TransportKind } from '../../src/core/call.js';
 
 export interface InProcessGate {
   readonly app: App;

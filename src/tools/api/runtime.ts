@@ -1,8 +1,9 @@
+import type { UrlFacts } from '../../core/facts.js';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import { ConfigError } from '../../config/loader.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Authorised } from '../../gate/types.js';
+import type { Authorised } from '../../core/call.js';
 import { compileTarget, systemResolver, type HttpMethod, type Resolver, type UpstreamTarget } from '../../analysis/url.js';
 import type { TierSpec } from '../../limits/token-bucket.js';
 import { MemoryRateStore, type RateStore } from '../../limits/rate-store.js';
@@ -71,7 +72,7 @@ export interface UpstreamState {
  * Asks the policy about a redirect hop, with the hop's url facts in place of the first request's.
  * Returns the decision; throws when the policy cannot decide (the hop is then refused).
  */
-export type HopAuthoriser = (call: Authorised, url: Readonly<Record<string, unknown>>) => { readonly allow: boolean; readonly reasons: readonly string[] };
+export type HopAuthoriser = (call: Authorised, url: UrlFacts) => { readonly allow: boolean; readonly reasons: readonly string[] };
 
 export interface ApiRuntimeOptions {
   /** Replace getaddrinfo (tests; a DoH resolver). */

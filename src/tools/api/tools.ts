@@ -1,3 +1,4 @@
+import type { UrlFacts } from '../../core/facts.js';
 import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -12,8 +13,8 @@ import {
   underPrefix,
   type HttpMethod,
 } from '../../analysis/url.js';
-import { deny, DenialError, refuse } from '../../errors/denial.js';
-import type { Authorised, Principal } from '../../gate/types.js';
+import { deny, DenialError, refuse } from '../../core/denial.js';
+import type { Authorised, Principal } from '../../core/call.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
 import { cacheKey, type CachedResponse } from './cache.js';
 import { attempt, AttemptError, type AttemptResponse } from './http.js';
@@ -60,6 +61,7 @@ const callInput = z.object({
 }).strict();
 
 type CallArgs = z.output<typeof callInput>;
+type ApiCall = Authorised<CallArgs, UrlFamily, ApiPinned>;
 
 interface ApiPin {
   readonly fullPath: string;
@@ -67,11 +69,9 @@ interface ApiPin {
   readonly addresses: readonly string[];
 }
 
-interface UrlFacts {
-  readonly upstream: string;
-  readonly method: HttpMethod;
-  readonly path: string;
-}
+/** What the api family's analysis produces: the url facts, and the path and addresses the executor must use. */
+type UrlFamily = { readonly url: UrlFacts };
+type ApiPinned = { readonly api: ApiPin };
 
 function available(table: ReadonlyMap<string, Upstream>): string[] {
   return [...table.keys()].sort();
@@ -87,7 +87,7 @@ function encodeBody(body: unknown): { bytes: Buffer; contentType: string } | und
   return { bytes: Buffer.from(JSON.stringify(body), 'utf8'), contentType: 'application/json' };
 }
 
-export const callApiTool: ToolDefinition<CallArgs> = {
+export const callApiTool: ToolDefinition<CallArgs, UrlFamily, ApiPinned> = {
   name: 'call_api',
   family: 'api',
   description:
@@ -130,7 +130,7 @@ export const callApiTool: ToolDefinition<CallArgs> = {
     return {
       facts: {
         url: {
-          upstream: up.name, method, path, query, host: up.target.hostname, port: up.target.port, scheme: up.target.protocol.slice(0, -1),
+          upstream: up.name, method, path, query, host: up.target.hostname, port: up.target.port, scheme: up.target.protocol === 'https:' ? 'https' : 'http',
           internal: up.target.internal, addresses: addresses.slice(0, 16), address_count: addresses.length,
         },
       },
@@ -166,12 +166,12 @@ function runtimeOf(env: ToolEnv): ApiRuntime {
   return env.api;
 }
 
-async function executeCall(rt: ApiRuntime, up: Upstream, call: Authorised<CallArgs>): Promise<{ text: string; structured: Record<string, unknown> }> {
+async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall): Promise<{ text: string; structured: Record<string, unknown> }> {
   const started = performance.now();
   const { stats, breaker } = rt.stateOf(up.name);
   stats.requests += 1;
-  const pin = (call.pinned as { api: ApiPin }).api;
-  const facts = call.facts.url as unknown as UrlFacts;
+  const pin = call.pinned.api;
+  const facts = call.facts.url;
   const method = call.args.method;
   const maxBytes = Math.min(up.spec.max_response_bytes, call.caps.maxBytes);
 
@@ -268,10 +268,10 @@ interface Sent {
   readonly path: string;
 }
 
-async function send(rt: ApiRuntime, up: Upstream, call: Authorised<CallArgs>, pin: ApiPin, deadline: number, maxBytes: number): Promise<Sent> {
+async function send(rt: ApiRuntime, up: Upstream, call: ApiCall, pin: ApiPin, deadline: number, maxBytes: number): Promise<Sent> {
   let method: HttpMethod = call.args.method;
   let body = encodeBody(call.args.body);
-  let hop = { path: (call.facts.url as unknown as UrlFacts).path, fullPath: pin.fullPath, query: pin.query, addresses: pin.addresses };
+  let hop = { path: call.facts.url.path, fullPath: pin.fullPath, query: pin.query, addresses: pin.addresses };
   let attempts = 0;
   let redirects = 0;
   for (;;) {
@@ -294,12 +294,12 @@ async function send(rt: ApiRuntime, up: Upstream, call: Authorised<CallArgs>, pi
       body = undefined;
     }
     // The policy decided on the first path; the hop's path needs its own decision.
-    authoriseHop(rt, call, { ...(call.facts.url as Record<string, unknown>), method, path: next.path, query: next.query, addresses: addresses.slice(0, 16), address_count: addresses.length, redirect: redirects });
+    authoriseHop(rt, call, { ...call.facts.url, method, path: next.path, query: next.query, addresses: addresses.slice(0, 16), address_count: addresses.length, redirect: redirects });
     hop = { path: next.path, fullPath: next.fullPath, query: next.query, addresses };
   }
 }
 
-function authoriseHop(rt: ApiRuntime, call: Authorised<CallArgs>, url: Record<string, unknown>): void {
+function authoriseHop(rt: ApiRuntime, call: ApiCall, url: UrlFacts): void {
   if (!rt.authoriseHop) refuse('url_rejected', 'Redirects cannot be checked by the policy here, so they are not followed.', ['url.redirect_rejected', 'url.redirect_unauthorised']);
   let decision: { allow: boolean; reasons: readonly string[] };
   try {

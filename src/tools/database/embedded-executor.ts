@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../config/package-paths.js';
 import type { Logger } from '../../observability/logger.js';
-import { refuse } from '../../errors/denial.js';
+import { refuse } from '../../core/denial.js';
 import { ProcessPool } from '../../../sandbox/pool/process-pool.js';
 import { codeReadFlags } from '../../execution/pools.js';
 import type { DatabaseExecutor, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';

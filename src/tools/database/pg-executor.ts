@@ -1,6 +1,6 @@
 import postgres from 'postgres';
-import { DenialError, refuse, type Denial } from '../../errors/denial.js';
-import type { CallDeadline } from '../../gate/types.js';
+import { DenialError, refuse, type Denial } from '../../core/denial.js';
+import type { CallDeadline } from '../../core/call.js';
 import { isConnectionError, mapDatabaseError, unavailableReason } from './errors.js';
 import { jsonSafe } from './json-safe.js';
 

@@ -1,10 +1,17 @@
 import { z } from 'zod';
 import { analyseSql, DEFAULT_SQL_FUNCTIONS, type ColumnUses } from '../../analysis/sql.js';
-import { refuse } from '../../errors/denial.js';
-import type { Authorised } from '../../gate/types.js';
+import { refuse } from '../../core/denial.js';
+import type { Authorised } from '../../core/call.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
-import { DenialError } from '../../errors/denial.js';
+import { DenialError } from '../../core/denial.js';
+import type { SqlExecutionFacts, SqlFacts } from '../../core/facts.js';
 import type { DatabaseExecutor, PlanLimits, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
+
+/** What the database family's analysis produces for the policy and the record. */
+type SqlFamily = { readonly sql: SqlFacts };
+/** query_database: the exact text the analyser parsed, and how it uses columns (the redaction gate). */
+type QueryPinned = { readonly text: string; readonly uses: ColumnUses };
+type QueryCall = Authorised<z.output<typeof queryInput>, SqlFamily, QueryPinned>;
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 const REDACTED = '[REDACTED]';
@@ -46,14 +53,14 @@ function planLimits(call: Authorised): PlanLimits | undefined {
  * The planner's estimate joins the call's recorded facts (under `sql.plan`, beside what the policy
  * saw; the policy decided before it existed), for a refused plan and a run one alike.
  */
-function recordPlan(call: Authorised, plan: Record<string, unknown>): void {
+function recordPlan(call: QueryCall, plan: Record<string, unknown>): void {
   recordFact(call, 'plan', plan);
 }
 
 /** Adds what the executor learnt (plan estimate, masked columns) to the call's recorded facts. */
-function recordFact(call: Authorised, key: string, value: unknown): void {
-  const sql = (call.facts as Record<string, unknown>).sql;
-  if (typeof sql === 'object' && sql !== null) (sql as Record<string, unknown>)[key] = value;
+function recordFact<K extends keyof SqlExecutionFacts>(call: QueryCall, key: K, value: SqlExecutionFacts[K]): void {
+  const sql: SqlExecutionFacts = call.facts.sql;
+  sql[key] = value;
 }
 
 /**
@@ -130,7 +137,7 @@ const RESULT_SCHEMA = {
   required: ['columns', 'rows', 'row_count', 'truncated'],
 } as const;
 
-export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
+export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlFamily, QueryPinned> = {
   name: 'query_database',
   family: 'database',
   description: 'Run one read-only SELECT on the configured PostgreSQL database. The text is parsed by the PostgreSQL parser; only SELECTs over allowed tables and functions run, in a READ ONLY transaction that is rolled back, with row, byte and time caps. Pass values as $1… parameters.',
@@ -152,10 +159,10 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
     return { facts: { sql: { ...a.facts } }, pinned: { text: a.text, uses: a.columnUses } };
   },
   async execute(call, env) {
-    const text = call.pinned.text as string;
+    const { text } = call.pinned;
     let masked: string[];
     try {
-      masked = checkMasks(call.pinned.uses as ColumnUses | undefined, call.caps.redactColumns);
+      masked = checkMasks(call.pinned.uses, call.caps.redactColumns);
     } catch (err) {
       // The record names the masked columns the refused query used (the reason says how).
       if (err instanceof DenialError) recordFact(call, 'masks', { refused: err.denial.detail?.columns ?? err.denial.detail?.references ?? [] });
@@ -177,7 +184,7 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>> = {
     }
     if (r.plan) recordPlan(call, { plan_cost: r.plan.total_cost, plan_rows: r.plan.rows, ms: r.plan.ms, ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }), ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }) });
     const { result, redacted } = redact(r, call.caps.redactColumns);
-    const fingerprint = (call.facts.sql as { fingerprint?: string }).fingerprint;
+    const fingerprint = call.facts.sql.kind === 'select' ? call.facts.sql.fingerprint : undefined;
     return {
       text: table(text, result),
       structured: { ...result, redacted_columns: redacted, fingerprint },
@@ -191,7 +198,7 @@ const TABLE_NAME = /^[a-z_][a-z0-9_$]{0,62}\.[a-z_][a-z0-9_$]{0,62}$/;
 
 const listInput = z.object({ schema: z.string().regex(/^[a-z_][a-z0-9_$]{0,62}$/).optional() }).strict();
 
-export const listTablesTool: ToolDefinition<z.output<typeof listInput>> = {
+export const listTablesTool: ToolDefinition<z.output<typeof listInput>, Record<string, never>, Record<string, never>> = {
   name: 'list_tables',
   family: 'database',
   description: 'List the tables and views this principal may read, with row estimates.',
@@ -223,7 +230,7 @@ export const listTablesTool: ToolDefinition<z.output<typeof listInput>> = {
 
 const describeInput = z.object({ table: z.string().min(3).max(130).describe('schema.table') }).strict();
 
-export const describeTableTool: ToolDefinition<z.output<typeof describeInput>> = {
+export const describeTableTool: ToolDefinition<z.output<typeof describeInput>, SqlFamily, { readonly table: string }> = {
   name: 'describe_table',
   family: 'database',
   description: 'Columns of one table this principal may read: types, nullability, defaults, and a row estimate.',
@@ -236,7 +243,7 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>> =
     return { facts: { sql: { statements: 1, kind: 'describe', tables: [name], functions: [] } }, pinned: { table: name } };
   },
   async execute(call, env) {
-    const [schema, name] = (call.pinned.table as string).split('.') as [string, string];
+    const [schema, name] = call.pinned.table.split('.') as [string, string];
     const r = await executor(env).query(
       `select a.attname as name, pg_catalog.format_type(a.atttypid, a.atttypmod) as type, not a.attnotnull as nullable,
               pg_catalog.pg_get_expr(d.adbin, d.adrelid) as default, greatest(c.reltuples, 0)::bigint as row_estimate

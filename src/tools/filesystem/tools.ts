@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { analysePath, type PathPin } from '../../analysis/path.js';
-import { refuse } from '../../errors/denial.js';
+import { refuse } from '../../core/denial.js';
 import type { ReadResult } from '../../../sandbox/fs/read-file.js';
 import type { ListResult } from '../../../sandbox/fs/list-directory.js';
 import { compileMatcher, type SearchResult } from '../../../sandbox/fs/search-files.js';
 import type { InfoResult } from '../../../sandbox/fs/file-info.js';
 import type { AnalysisResult, ToolDefinition, ToolEnv } from '../types.js';
-import type { Authorised, ExecutionMetrics, Validated } from '../../gate/types.js';
+import type { Authorised, ExecutionMetrics, Validated } from '../../core/call.js';
+import type { PathFacts } from '../../core/facts.js';
 
 // Length caps sit above the analyser's own (4096-byte paths) so that an over-long path reaches the
 // analyser and is refused as `path_rejected`, not lost as a schema error.
@@ -14,7 +15,11 @@ const pathArg = z.string().max(65_536).describe('Absolute path, or a path relati
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 
-function pathFacts(requested: string, env: ToolEnv, expect: 'file' | 'directory' | 'any', maxFileBytes?: number): AnalysisResult {
+/** What a filesystem tool's analysis produces: the canonical path, and the inode its executor must find again. */
+type PathFamily = { readonly path: PathFacts };
+type PathPinned = { readonly path: PathPin };
+
+function pathFacts(requested: string, env: ToolEnv, expect: 'file' | 'directory' | 'any', maxFileBytes?: number): AnalysisResult<PathFamily, PathPinned> {
   const a = analysePath(requested, { roots: env.config.filesystem.roots, ...(maxFileBytes === undefined ? {} : { maxFileBytes }) });
   if (expect !== 'any' && a.facts.kind !== expect) {
     refuse('path_rejected', expect === 'file' ? 'The path is a directory, not a file.' : 'The path is a file, not a directory.', [
@@ -24,12 +29,12 @@ function pathFacts(requested: string, env: ToolEnv, expect: 'file' | 'directory'
   return { facts: { path: a.facts }, pinned: { path: a.pin } };
 }
 
-function pinOf(pinned: Readonly<Record<string, unknown>>): PathPin {
-  return pinned.path as PathPin;
+function pinOf(pinned: PathPinned): PathPin {
+  return pinned.path;
 }
 
-function canonicalOf(call: { facts: { path?: { canonical: string } } }): string {
-  return call.facts.path?.canonical as string;
+function canonicalOf(call: { facts: PathFamily }): string {
+  return call.facts.path.canonical;
 }
 
 /** Run one filesystem op in a permission-confined worker, under the call's time cap. */
@@ -59,7 +64,7 @@ const readFileInput = z.object({
   length: z.number().int().positive().optional(),
 }).strict();
 
-export const readFileTool: ToolDefinition<z.output<typeof readFileInput>> = {
+export const readFileTool: ToolDefinition<z.output<typeof readFileInput>, PathFamily, PathPinned> = {
   name: 'read_file',
   family: 'filesystem',
   description: 'Read a file inside the allowed roots. Text is returned as UTF-8; binary files as metadata unless encoding is "base64". Large files can be paged with offset/length.',
@@ -109,7 +114,7 @@ const listInput = z.object({
   max_entries: z.number().int().positive().optional(),
 }).strict();
 
-export const listDirectoryTool: ToolDefinition<z.output<typeof listInput>> = {
+export const listDirectoryTool: ToolDefinition<z.output<typeof listInput>, PathFamily, PathPinned> = {
   name: 'list_directory',
   family: 'filesystem',
   description: 'List a directory inside the allowed roots, optionally recursively (bounded depth and entry count) and filtered by a glob. Links are reported, never followed.',
@@ -155,7 +160,7 @@ const searchInput = z.object({
   max_results: z.number().int().positive().optional(),
 }).strict();
 
-export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>> = {
+export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>, PathFamily, PathPinned> = {
   name: 'search_files',
   family: 'filesystem',
   description: 'Search text files under a directory for a substring or an RE2 regular expression (linear time), within a time and size budget.',
@@ -202,7 +207,7 @@ export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>> = {
 
 const infoInput = z.object({ path: pathArg }).strict();
 
-export const fileInfoTool: ToolDefinition<z.output<typeof infoInput>> = {
+export const fileInfoTool: ToolDefinition<z.output<typeof infoInput>, PathFamily, PathPinned> = {
   name: 'file_info',
   family: 'filesystem',
   description: 'Metadata of a file or directory inside the allowed roots: kind, size, times, mode, link count, MIME type and sha256.',

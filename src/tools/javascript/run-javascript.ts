@@ -1,6 +1,7 @@
+import type { CodeFacts } from '../../core/facts.js';
 import crypto from 'node:crypto';
 import { z } from 'zod';
-import { refuse } from '../../errors/denial.js';
+import { refuse } from '../../core/denial.js';
 import type { ScriptResult } from '../../../sandbox/js/run-script.js';
 import type { ToolDefinition } from '../types.js';
 
@@ -16,7 +17,7 @@ const input = z.object({
 
 type Args = z.output<typeof input>;
 
-export const runJavascriptTool: ToolDefinition<Args> = {
+export const runJavascriptTool: ToolDefinition<Args, { readonly code: CodeFacts }, Record<string, never>> = {
   name: 'run_javascript',
   family: 'javascript',
   description: 'Run untrusted JavaScript in an isolated-vm isolate inside a disposable worker process: no Node APIs, no timers, no network or files; capped memory, CPU time, wall time and output. The code is the body of an async function; `return` a JSON value.',
@@ -35,7 +36,7 @@ export const runJavascriptTool: ToolDefinition<Args> = {
     const max = env.config.javascript.max_code_bytes;
     if (bytes > max) refuse('invalid_input', `The code is ${bytes} bytes; the cap is ${max}.`, ['code.too_large']);
     const sha256 = crypto.createHash('sha256').update(call.args.code).digest('hex');
-    return { facts: { code: { language: 'javascript', bytes, sha256 } }, pinned: {} };
+    return { facts: { code: { language: 'javascript' as const, bytes, sha256 } }, pinned: {} };
   },
   async execute(call, env) {
     const js = env.config.javascript;
@@ -53,7 +54,7 @@ export const runJavascriptTool: ToolDefinition<Args> = {
     const text = `${v.logs}${v.logs ? '\n' : ''}${JSON.stringify(v.result)}`;
     return {
       text,
-      structured: { ...v, memory_mb: memoryMb, timeout_ms: timeoutMs, code_sha256: (call.facts.code as { sha256: string }).sha256 },
+      structured: { ...v, memory_mb: memoryMb, timeout_ms: timeoutMs, code_sha256: call.facts.code.sha256 },
       metrics: { duration_ms: Math.round(r.metrics.duration_ms * 1000) / 1000, cpu_ms: v.cpu_ms, heap_bytes: v.heap_bytes, output_bytes: v.output_bytes },
     };
   },

@@ -1,5 +1,8 @@
-import type { Denial } from '../errors/denial.js';
-import type { Decision, Obligations } from '../policy/types.js';
+import type { Denial } from './denial.js';
+import type { Decision, Obligations } from './decision.js';
+import type { Facts } from './facts.js';
+
+export type { Facts };
 
 export type TransportKind = 'stdio' | 'http';
 
@@ -57,27 +60,16 @@ export interface Validated<A = unknown> extends Authenticated {
   readonly argsBytes: number;
 }
 
-/** Facts go to the policy and the audit log. */
-export interface Facts {
-  readonly path?: {
-    readonly canonical: string;
-    readonly root: string;
-    readonly kind: 'file' | 'directory';
-    readonly size: number;
-    readonly nlink: number;
-    readonly extension: string;
-  };
-  readonly sql?: Readonly<Record<string, unknown>>;
-  readonly url?: Readonly<Record<string, unknown>>;
-  readonly code?: Readonly<Record<string, unknown>>;
-}
+/**
+ * What the analyser pinned for the executor and nobody else (the inode it checked, the text it
+ * parsed, the addresses it resolved). Each tool family names its own type; the gate carries it
+ * without looking inside.
+ */
+export type Pinned = unknown;
 
-/** What the analyser pinned for the executor and nobody else: e.g. the inode it checked. */
-export type Pinned = Readonly<Record<string, unknown>>;
-
-export interface Analysed<A = unknown> extends Validated<A> {
-  readonly facts: Facts;
-  readonly pinned: Pinned;
+export interface Analysed<A = unknown, F extends Facts = Facts, P = Pinned> extends Validated<A> {
+  readonly facts: F;
+  readonly pinned: P;
 }
 
 /** The caps in force for one call: configured caps tightened by the policy's obligations. */
@@ -95,7 +87,7 @@ declare const authorisedBrand: unique symbol;
  * Only gate/decide.ts can mint this (the brand is a type-level proof and decide.ts also registers
  * each value in a WeakSet the executor checks), so nothing runs without a decision.
  */
-export interface Authorised<A = unknown> extends Analysed<A> {
+export interface Authorised<A = unknown, F extends Facts = Facts, P = Pinned> extends Analysed<A, F, P> {
   readonly decision: Decision & { readonly allow: true };
   readonly caps: Caps;
   readonly [authorisedBrand]: true;

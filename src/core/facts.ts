@@ -1,0 +1,87 @@
+/**
+ * What analysis found out about one call, per tool family. Facts go to the policy (as
+ * `input.facts`) and to the audit record; a tool family declares which of them it produces, so its
+ * executor reads them typed.
+ */
+
+export type PathKind = 'file' | 'directory';
+
+export interface PathFacts {
+  readonly canonical: string;
+  readonly root: string;
+  readonly kind: PathKind;
+  readonly size: number;
+  readonly nlink: number;
+  readonly extension: string;
+}
+
+/** A query analysed by the SQL analyser (query_database). */
+export interface SqlQueryFacts {
+  readonly statements: 1;
+  readonly kind: 'select';
+  /** Relations read, lower-case "schema.table", sorted; CTE names excluded. */
+  readonly tables: readonly string[];
+  /** Functions called, lower-case, sorted; pg_catalog-qualified calls reported by their bare name. */
+  readonly functions: readonly string[];
+  /** Column names referenced (unresolved: last name part), lower-case, sorted; '*' for a star. */
+  readonly columns: readonly string[];
+  /** Highest $n parameter; the executor must bind exactly this many. */
+  readonly params: number;
+  /** The top-level LIMIT / FETCH FIRST when it is a constant. */
+  readonly limit?: number;
+  /** 'sqlt1:' + sha256 of libpg-query's tree without locations and constant values (not pg_query's fingerprint). */
+  readonly fingerprint: string;
+  /** 'both': node-sql-parser agreed; 'lexical': it could not parse a lexically plain text. */
+  readonly agreement: 'both' | 'lexical';
+}
+
+/** One table named by describe_table. */
+export interface SqlDescribeFacts {
+  readonly statements: 1;
+  readonly kind: 'describe';
+  readonly tables: readonly string[];
+  readonly functions: readonly string[];
+}
+
+/**
+ * What the executor learnt after the decision and the record keeps: the cost gate's plan estimate,
+ * the masked columns a query touched or a refused query used.
+ */
+export interface SqlExecutionFacts {
+  plan?: unknown;
+  masks?: { readonly masked?: readonly string[]; readonly refused?: unknown };
+}
+
+export type SqlFacts = (SqlQueryFacts | SqlDescribeFacts) & SqlExecutionFacts;
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface UrlFacts {
+  readonly upstream: string;
+  readonly method: HttpMethod;
+  /** Canonical path below the upstream's base. */
+  readonly path: string;
+  readonly query: string;
+  readonly host: string;
+  readonly port: number;
+  readonly scheme: 'http' | 'https';
+  readonly internal: boolean;
+  /** The addresses the host resolved to (at most 16) and how many there were. */
+  readonly addresses: readonly string[];
+  readonly address_count: number;
+  /** Set on a redirect hop's facts: which hop (1 = the first redirect). */
+  readonly redirect?: number;
+}
+
+export interface CodeFacts {
+  readonly language: 'javascript';
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+export interface Facts {
+  readonly path?: PathFacts;
+  readonly sql?: SqlFacts;
+  readonly url?: UrlFacts;
+  readonly code?: CodeFacts;
+}
