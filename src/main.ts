@@ -16,10 +16,9 @@ import { WITNESS_HELP, runWitnessCli } from './cli/witness-commands.js';
 import { authDoctorChecks } from './auth/doctor.js';
 import type { HttpServerHandle } from './transport/http.js';
 import { findOpa, OPA_VERSION } from './cli/opa.js';
-import { authenticate } from './gate/authenticate.js';
-import { validate } from './gate/validate.js';
-import { analyse } from './gate/analyse.js';
-import { decide } from './gate/decide.js';
+import { dryRun } from './gate/run.js';
+import { initSqlAnalysis } from './analysis/sql.js';
+import type { Principal } from './core/call.js';
 import { buildRegistry } from './tools/registry.js';
 import { MemoryRateStore } from './limits/rate-store.js';
 import { GateMetrics } from './observability/gate-metrics.js';
@@ -176,15 +175,11 @@ async function policyEval(argv: string[]): Promise<number> {
     audit: undefined as unknown as AuditLog, metrics: new GateMetrics(),
   };
   const context = { transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal };
-  const who = authenticate({ tool: values.tool, args, context }, deps);
-  if (!who.ok) return printEval({ denial: who.denial }, values.json);
-  const principal = { ...who.value.principal, ...(values.principal ? { id: values.principal } : {}), ...(values.roles ? { roles: values.roles.split(',').filter(Boolean) } : {}) };
-  const v = validate({ ...who.value, principal }, deps);
-  if (!v.ok) return printEval({ principal, denial: v.denial }, values.json);
-  const a = await analyse(v.value, deps);
-  if (!a.ok) return printEval({ principal, denial: a.denial }, values.json);
-  const d = decide(a.value, deps);
-  return printEval({ principal, facts: a.value.facts, decision: d.decision, policy_revision: policy.revision, ...(d.verdict.ok ? {} : { denial: d.verdict.denial }) }, values.json);
+  const asPrincipal = (p: Principal): Principal => ({ ...p, ...(values.principal ? { id: values.principal } : {}), ...(values.roles ? { roles: values.roles.split(',').filter(Boolean) } : {}) });
+  // The same stages a call passes, up to the decision: SQL needs its parser like a server does.
+  await initSqlAnalysis();
+  const out = await dryRun({ tool: values.tool, args, context }, deps, { asPrincipal });
+  return printEval({ ...out, ...(out.decision ? { policy_revision: policy.revision } : {}) }, values.json);
 }
 
 function printEval(out: Record<string, unknown>, json: boolean | undefined): number {

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import type { CallContext, Principal } from '../core/call.js';
+import type { Principal } from '../core/call.js';
 import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
 import { keysFileOf, openKeyStore, type KeyStore } from './key-store.js';
 import { Lockout } from './lockout.js';
@@ -9,28 +9,6 @@ import { Argon2Gate, type Verdict } from './argon2-gate.js';
 import { RefusalBudget, type RefusalAggregate } from './refusal-budget.js';
 import { JWKS_FAILURE_REASONS, JwtVerifier, wellFormedId, wellFormedRole } from './oauth.js';
 
-const verified = new WeakMap<CallContext, Principal>();
-
-/**
- * The principal the HTTP transport authenticated, keyed by the identity of the call contexts the
- * server creates for that request (never by anything the client sent): the bearer is checked once
- * per HTTP request, before the body is parsed, and the request's MCP server binds the result to
- * each context it makes; the gate's authenticate stage reads it back. A context object is built
- * by the server per call, so a binding cannot reach another request, and the first binding of a
- * context is final.
- *
- * (An AsyncLocalStorage did this before: once one is active, Node 20 runs a promise hook on every
- * promise in the process, which cost more than the rest of the lookup by far.)
- */
-export const requestAuth = {
-  bind(context: CallContext, principal: Principal): void {
-    if (verified.has(context)) throw new Error('requestAuth: this call context already has a principal');
-    verified.set(context, principal);
-  },
-  principalOf(context: CallContext): Principal | undefined {
-    return verified.get(context);
-  },
-} as const;
 
 export type AuthResult =
   | { readonly ok: true; readonly principal: Principal; readonly keyId?: string }

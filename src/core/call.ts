@@ -36,6 +36,12 @@ export interface CallContext {
   readonly clientIp?: string | undefined;
   readonly requestId: string;
   readonly receivedAt: Date;
+  /**
+   * HTTP with `auth.http: api_key`: the principal the transport verified from the bearer of the
+   * HTTP request this call came in, before the body was read. Set only by the server when it
+   * builds the context; nothing in a message can set it. The authenticate stage reads it.
+   */
+  readonly verifiedPrincipal?: Principal | undefined;
   /** Aborted when the client cancels or disconnects, and (from decide on) at the call's deadline. */
   readonly signal: AbortSignal;
   /** Set by the gate when the call enters it. */

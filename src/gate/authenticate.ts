@@ -2,13 +2,12 @@ import { deny, fail, pass, type Verdict } from '../core/denial.js';
 import type { GateDeps } from './deps.js';
 import type { Authenticated, RawCall } from '../core/call.js';
 import { isLoopback } from '../analysis/ip-ranges.js';
-import { requestAuth } from '../auth/runtime.js';
 
 /**
  * stdio: the process was launched by the local user, so the configured local principal is the caller.
  * HTTP with `auth.http: api_key`: the transport verified the bearer (API key or JWT) before the
  * body was read, and the request's MCP server bound that principal to this call's context
- * (`requestAuth`); the principal comes from there only, never from the request body.
+ * (`verifiedPrincipal`); the principal comes from there only, never from the request body.
  * HTTP with `auth.http: loopback-only`: loopback clients are the configured loopback principal.
  */
 export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticated> {
@@ -18,7 +17,7 @@ export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticat
     return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'stdio', tier: p.tier } });
   }
   if (deps.config.auth.http === 'api_key') {
-    const principal = requestAuth.principalOf(call.context);
+    const principal = call.context.verifiedPrincipal;
     if (principal) return pass({ ...call, principal });
     return fail(deny('unauthenticated', 'This server requires a bearer token (API key or access token).', ['auth.missing']));
   }

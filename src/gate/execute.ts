@@ -1,6 +1,5 @@
 import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
-import { intentFields } from '../audit/record.js';
-import { appendRecord } from './append.js';
+import { recordIntent } from './record.js';
 import type { GateDeps } from './deps.js';
 import { isAuthorised } from './decide.js';
 import type { GateDeadline } from './deadline.js';
@@ -26,7 +25,7 @@ export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHo
     // No side effect before its record is durable: the intent is appended (and, in fsync mode,
     // fdatasynced) before the tool starts; if it cannot be, the tool does not run.
     try {
-      const intent = await appendRecord(intentFields(call, deps.policy.revision, tool.auditArgs ? tool.auditArgs(call.args) : undefined), deps);
+      const intent = await recordIntent(call, tool.auditArgs ? tool.auditArgs(call.args) : undefined, deps);
       hooks.onIntent?.(intent.seq);
     } catch (err) {
       deps.logger.error('intent record failed; the side-effecting tool does not run', { request_id: call.context.requestId, tool: call.tool, error: (err as Error).message });

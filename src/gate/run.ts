@@ -1,11 +1,11 @@
 import { deny, type Denial, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
-import { auditFields, type RecordInput } from '../audit/record.js';
-import { appendRecord } from './append.js';
-import type { StageName } from '../core/stages.js';
+import type { RecordInput } from '../audit/record.js';
+import { recordOutcome } from './record.js';
+import { STAGES, type StageName } from '../core/stages.js';
 import type { Decision } from '../core/decision.js';
 import type { GateDeps } from './deps.js';
-import type { Analysed, Authenticated, Authorised, CallContext, GateOutcome, OutcomeStatus, RawCall, ToolResult, Validated } from '../core/call.js';
+import type { Analysed, Authenticated, Authorised, CallContext, Facts, GateOutcome, OutcomeStatus, Principal, RawCall, ToolResult, Validated } from '../core/call.js';
 import { authenticate } from './authenticate.js';
 import { rateLimit } from './rate-limit.js';
 import { validate } from './validate.js';
@@ -105,7 +105,7 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
   let auditSeq: number | undefined;
   const recordStart = performance.now();
   try {
-    auditSeq = (await withinBound(appendRecord(auditFields(record), deps), RECORD_BOUND_MS)).seq;
+    auditSeq = (await withinBound(recordOutcome(record, deps), RECORD_BOUND_MS)).seq;
     s.stageMs.record = performance.now() - recordStart;
     deps.metrics.count('record', 'pass');
   } catch (err) {
@@ -128,9 +128,60 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
   };
 }
 
-/** The stages in their fixed order. Writes into `s` only until the answer is frozen. */
-async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadline, deps: GateDeps, s: CallState): Promise<void> {
+/** What a dry run found: as far as it got, and the denial that stopped it if one did. */
+export interface DryRunOutcome {
+  readonly principal?: Principal;
+  readonly facts?: Facts;
+  readonly decision?: Decision;
+  readonly denial?: Denial;
+}
+
+export interface DryRunOptions {
+  /** The last stage to run (default `decide`). */
+  readonly until?: 'authenticate' | 'validate' | 'analyse' | 'decide';
+  /** Replace the authenticated principal (the CLI's `--roles`, `--principal`): ask as someone else. */
+  readonly asPrincipal?: (p: Principal) => Principal;
+}
+
+/**
+ * The gate's own stages up to a decision, without executing, recording or taking rate-limit
+ * tokens: what `bulwark policy eval` answers and how tools/list learns the caller. It runs the
+ * same code in the same order as a call, so the answer cannot drift from what a call would get.
+ */
+export async function dryRun(raw: RawCall, deps: GateDeps, opts: DryRunOptions = {}): Promise<DryRunOutcome> {
+  const deadline = new GateDeadline(performance.now(), deps.config.execution.timeout_ms, raw.context.signal);
+  const context: CallContext = { ...raw.context, signal: deadline.signal, deadline };
+  const s: CallState = { frozen: false, stageMs: {} };
+  try {
+    await runStages(raw, context, deadline, deps, s, { dry: true, until: opts.until ?? 'decide', asPrincipal: opts.asPrincipal });
+  } finally {
+    deadline.dispose();
+  }
+  return {
+    ...(s.principalCall ? { principal: s.principalCall.principal } : {}),
+    ...(s.analysed ? { facts: s.analysed.facts } : {}),
+    ...(s.decision ? { decision: s.decision } : {}),
+    ...(s.denial ? { denial: s.denial } : {}),
+  };
+}
+
+interface StagePlan {
+  /** A dry run takes no rate-limit tokens, counts no metrics and never executes. */
+  readonly dry: boolean;
+  readonly until: StageName;
+  readonly asPrincipal?: ((p: Principal) => Principal) | undefined;
+}
+
+const FULL_RUN: StagePlan = { dry: false, until: 'execute' };
+
+/** The stages in their fixed order (core/stages.ts). Writes into `s` only until the answer is frozen. */
+async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadline, deps: GateDeps, s: CallState, plan: StagePlan = FULL_RUN): Promise<void> {
+  const count = (stage: StageName, outcome: 'pass' | 'deny' | 'error'): void => {
+    if (!plan.dry) deps.metrics.count(stage, outcome);
+  };
+  const upTo = (stage: StageName): boolean => STAGES.indexOf(stage) <= STAGES.indexOf(plan.until);
   const guard = async <T>(stage: StageName, fn: () => Verdict<T> | Promise<Verdict<T>>): Promise<T | undefined> => {
+    if (!upTo(stage)) return undefined;
     if (s.frozen) return undefined;
     if (deadline.expired) {
       // No stage starts after the deadline (above all, no executor).
@@ -144,7 +195,7 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
     } catch (err) {
       if (s.frozen) return undefined;
       s.stageMs[stage] = performance.now() - t0;
-      deps.metrics.count(stage, 'error');
+      count(stage, 'error');
       deps.logger.error('gate stage threw', { stage, request_id: raw.context.requestId, error: (err as Error).message });
       s.denial = deny('internal_error', 'An internal error stopped the call; it was denied.', [`gate.${stage}_failed`]);
       return undefined;
@@ -152,10 +203,10 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
     if (s.frozen) return undefined;
     s.stageMs[stage] = performance.now() - t0;
     if (v.ok) {
-      deps.metrics.count(stage, 'pass');
+      count(stage, 'pass');
       return v.value;
     }
-    deps.metrics.count(stage, 'deny');
+    count(stage, 'deny');
     s.denial = v.denial;
     return undefined;
   };
@@ -163,8 +214,9 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
   // Authentication reads the transport's own context (the verified principal is bound to it);
   // every later stage sees the gate's context, whose signal carries the deadline.
   const who = await guard('authenticate', () => authenticate(raw, deps));
-  if (who) s.principalCall = { ...who, context };
-  const limited = s.principalCall && (await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, deps)));
+  if (who) s.principalCall = { ...who, context, ...(plan.asPrincipal ? { principal: plan.asPrincipal(who.principal) } : {}) };
+  // A dry run asks; it does not spend the caller's tokens.
+  const limited = s.principalCall && (plan.dry ? s.principalCall : await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, deps)));
   const validated = limited && (await guard('validate', () => validate(limited, deps)));
   if (validated && !s.frozen) s.validated = validated;
   const analysed = validated && (await guard('analyse', () => analyse(validated, deps)));
@@ -177,7 +229,7 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
       })
     : undefined;
   if (authorised && !s.frozen) s.authorised = authorised;
-  const result = authorised && (await guard('execute', () => execute(authorised, deps, { deadline, onIntent: (seq) => (s.intentSeq = seq) })));
+  const result = authorised && !plan.dry ? await guard('execute', () => execute(authorised, deps, { deadline, onIntent: (seq) => (s.intentSeq = seq) })) : undefined;
   if (s.frozen) return;
   if (s.denial?.code === 'cancelled' && deadline.expired && !raw.context.signal.aborted) {
     // The executor saw the deadline's abort as a cancellation: it was the deadline.

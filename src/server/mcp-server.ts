@@ -7,11 +7,9 @@ import { ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type 
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import type { GateDeps } from '../gate/deps.js';
 import type { CallContext, GateOutcome, Principal, TransportKind } from '../core/call.js';
-import { runGate } from '../gate/run.js';
-import { authenticate } from '../gate/authenticate.js';
+import { dryRun, runGate } from '../gate/run.js';
 import { UNKNOWN_TOOL_REASON } from '../gate/validate.js';
 import { visibleToolsInput } from '../policy/input.js';
-import { requestAuth } from '../auth/runtime.js';
 import { withDenialBranch } from './output-schema.js';
 
 export const SERVER_NAME = 'bulwark';
@@ -77,10 +75,10 @@ export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue:
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const ctx = contextFor(conn, new AbortController().signal);
-    const who = authenticate({ tool: '', args: {}, context: ctx }, deps);
-    if (!who.ok) return { tools: [] };
+    const who = await dryRun({ tool: '', args: {}, context: ctx }, deps, { until: 'authenticate' });
+    if (!who.principal) return { tools: [] };
     try {
-      const visible = new Set(deps.policy.visibleTools(visibleToolsInput(who.value.principal, names)));
+      const visible = new Set(deps.policy.visibleTools(visibleToolsInput(who.principal, names)));
       return { tools: catalogue.filter((t) => visible.has(t.name)) };
     } catch (err) {
       // Listing fails closed too: show nothing rather than everything.
@@ -120,9 +118,7 @@ export async function callTool(deps: GateDeps, conn: ConnectionInfo, rawParams: 
 }
 
 function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallContext['progress']): CallContext {
-  const ctx: CallContext = { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress };
-  if (conn.principal) requestAuth.bind(ctx, conn.principal);
-  return ctx;
+  return { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress, verifiedPrincipal: conn.principal };
 }
 
 type RequestExtra = Parameters<Parameters<Server['setRequestHandler']>[1]>[1];

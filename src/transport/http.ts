@@ -8,7 +8,7 @@ import { isLoopback } from '../analysis/ip-ranges.js';
 import crypto from 'node:crypto';
 import type { AuthResult } from '../auth/runtime.js';
 import type { RefusalAggregate } from '../auth/refusal-budget.js';
-import { auditFields } from '../audit/record.js';
+import { recordAggregatedRefusals, recordRefusedAuthentication } from '../gate/record.js';
 import { deny } from '../core/denial.js';
 import type { Principal } from '../core/call.js';
 
@@ -18,9 +18,6 @@ export interface HttpServerHandle {
   /** Stop accepting, let in-flight requests finish up to `deadlineMs`, then drop what is left. */
   close(deadlineMs?: number): Promise<void>;
 }
-
-/** The pseudo tool name of an audit record for a request refused before any tool was named. */
-export const AUTH_AUDIT_TOOL = 'http:authenticate';
 
 /**
  * Roles that may read /metrics (tool names, refusal reasons, pool state): `metrics` for a scraper's
@@ -268,22 +265,7 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
 
   const auditRefusal = async (requestId: string, peer: string, reason: string, keyId: string | undefined, durationMs: number, code: 'unauthenticated' | 'unavailable' = 'unauthenticated'): Promise<void> => {
     try {
-      const fields = auditFields({
-        context: { transport: 'http', clientIp: peer, requestId, receivedAt: new Date(), signal: new AbortController().signal },
-        tool: AUTH_AUDIT_TOOL,
-        toolKnown: true,
-        principal: undefined,
-        args: keyId ? { key_id: keyId } : {},
-        argsValidated: true,
-        facts: undefined,
-        decision: undefined,
-        policyRevision: app.deps.policy.revision,
-        status: 'denied',
-        denial: code === 'unavailable' ? deny('unavailable', reason === 'auth.busy' ? 'Too many key verifications were running.' : 'The API key store cannot be read.', [reason]) : deny('unauthenticated', 'The bearer token was missing or not valid.', [reason]),
-        result: undefined,
-        durationMs,
-      });
-      await app.deps.audit.append(fields);
+      await recordRefusedAuthentication({ requestId, clientIp: peer, reason, keyId, durationMs, code }, app.deps);
     } catch (err) {
       logger.error('could not audit a refused authentication', { request_id: requestId, error: (err as Error).message });
     }
@@ -292,24 +274,8 @@ export async function serveHttp(app: App): Promise<HttpServerHandle> {
   /** One record per address and interval for the refusals past its budget (count, first/last time, reasons). */
   const auditAggregates = async (aggs: RefusalAggregate[]): Promise<void> => {
     for (const a of aggs) {
-      const requestId = crypto.randomUUID();
       try {
-        const fields = auditFields({
-          context: { transport: 'http', clientIp: a.address, requestId, receivedAt: new Date(a.first), signal: new AbortController().signal },
-          tool: AUTH_AUDIT_TOOL,
-          toolKnown: true,
-          principal: undefined,
-          args: { aggregated: { count: a.count, first: new Date(a.first).toISOString(), last: new Date(a.last).toISOString(), reasons: { ...a.reasons } } },
-          argsValidated: true,
-          facts: undefined,
-          decision: undefined,
-          policyRevision: app.deps.policy.revision,
-          status: 'denied',
-          denial: deny('unauthenticated', `${a.count} refused authentications from this address, counted rather than recorded one by one.`, ['auth.refusals_aggregated', ...Object.keys(a.reasons).sort()]),
-          result: undefined,
-          durationMs: a.last - a.first,
-        });
-        await app.deps.audit.append(fields);
+        await recordAggregatedRefusals({ requestId: crypto.randomUUID(), ...a }, app.deps);
       } catch (err) {
         logger.error('could not audit aggregated refusals', { client_ip: a.address, count: a.count, error: (err as Error).message });
       }
