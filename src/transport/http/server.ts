@@ -2,15 +2,15 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, isInitializeRequest, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
-import type { App } from '../app.js';
-import { callTool, createMcpServer, type ConnectionInfo } from '../server/mcp-server.js';
-import { isLoopback } from '../analysis/ip-ranges.js';
+import type { App } from '../../app.js';
+import { callTool, createMcpServer, type ConnectionInfo } from '../../server/mcp-server.js';
+import { isLoopback } from '../../analysis/ip-ranges.js';
 import crypto from 'node:crypto';
-import type { AuthResult } from '../auth/runtime.js';
-import type { RefusalAggregate } from '../auth/refusal-budget.js';
-import { recordAggregatedRefusals, recordRefusedAuthentication } from '../gate/record.js';
-import { deny } from '../core/denial.js';
-import type { Principal } from '../core/call.js';
+import type { AuthResult } from '../../auth/runtime.js';
+import type { RefusalAggregate } from '../../auth/refusal-budget.js';
+import { recordAggregatedRefusals, recordRefusedAuthentication } from '../../gate/record.js';
+import { deny } from '../../core/denial.js';
+import type { Principal } from '../../core/call.js';
 
 export interface HttpServerHandle {
   readonly server: http.Server;
