@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import type { Config } from '../config/schema.js';
-import { keyState, readKeyFile } from './api-keys.js';
-import { JwtVerifier } from './oauth.js';
-import { keysFileOf } from './key-store.js';
-import { PostgresKeyStore } from './postgres-key-store.js';
+import { keyState, readKeyFile } from '../auth/api-keys.js';
+import { JwtVerifier } from '../auth/oauth.js';
+import { keysFileOf } from '../auth/key-store.js';
+import { PostgresKeyStore } from '../auth/postgres-key-store.js';
 
 export interface DoctorCheck {
   check: string;
