@@ -15,6 +15,7 @@ import { createPools, type Pools } from './execution/pools.js';
 import { initSqlAnalysis, sqlSessionSettings } from './analysis/sql.js';
 import { PgExecutor } from './tools/database/pg-executor.js';
 import { EmbeddedExecutor } from './tools/database/embedded-executor.js';
+import { EmbeddedDatabasePool } from './execution/embedded-database-pool.js';
 import { policyInput } from './policy/input.js';
 import type { Authorised } from './core/call.js';
 
@@ -119,7 +120,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
         onStateChange: (state, d) => (state === 'down' ? logger.warn('database unreachable; calls answer unavailable', d) : logger.info('database reachable again', d)),
       })
     : config.database.embedded
-      ? new EmbeddedExecutor(logger, session.search_path as string)
+      ? new EmbeddedExecutor(new EmbeddedDatabasePool(logger), session.search_path as string)
       : undefined;
   const gateMetrics = new GateMetrics();
   const tools = buildRegistry();

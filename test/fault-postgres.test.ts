@@ -9,7 +9,7 @@ import { httpClient, startHttpServer, type HttpServerProcess } from './helpers/c
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
 import { PgExecutor, type QueryCaps } from '../src/tools/database/pg-executor.js';
-import { isConnectionError, mapDatabaseError } from '../src/tools/database/errors.js';
+import { isConnectionError, mapDatabaseError } from '../sandbox/db/errors.js';
 import { sqlSessionSettings } from '../src/analysis/sql.js';
 import { DenialError } from '../src/core/denial.js';
 import type { CallDeadline } from '../src/core/call.js';

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { backoffDelay, ProcessPool, type PoolHealth } from '../sandbox/pool/process-pool.js';
+import { backoffDelay, ProcessPool, type PoolHealth } from '../src/execution/process-pool.js';
 import { DenialError } from '../src/core/denial.js';
 import { makeSandbox, readAudit, ROOT } from './helpers/fixtures.js';
 import { verifyCli } from './helpers/faults.js';

@@ -7,8 +7,8 @@
 import { PGlite } from '@electric-sql/pglite';
 import { serveTasks } from '../pool/child-runtime.js';
 import { DEMO_SEED_SQL } from './demo-seed.js';
-import { mapDatabaseError } from '../../src/tools/database/errors.js';
-import { jsonSafe } from '../../src/tools/database/json-safe.js';
+import { mapDatabaseError } from './errors.js';
+import { jsonSafe } from './json-safe.js';
 
 interface QueryPayload {
   readonly text: string;

@@ -1,8 +1,8 @@
 import postgres from 'postgres';
 import { DenialError, refuse, type Denial } from '../../core/denial.js';
 import type { CallDeadline } from '../../core/call.js';
-import { isConnectionError, mapDatabaseError, unavailableReason } from './errors.js';
-import { jsonSafe } from './json-safe.js';
+import { isConnectionError, mapDatabaseError, unavailableReason } from '../../../sandbox/db/errors.js';
+import { jsonSafe } from '../../../sandbox/db/json-safe.js';
 
 export interface PgExecutorOptions {
   readonly url: string;

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { DenialError, deny } from '../../src/core/denial.js';
-import type { ChildMessage, TaskMessage, TaskMetrics } from './protocol.js';
+import { DenialError, deny } from '../core/denial.js';
+import type { ChildMessage, TaskMessage, TaskMetrics } from '../../sandbox/pool/protocol.js';
 
 export interface BackoffOptions {
   /** Delay before the respawn that follows the first failed start. */

@@ -1,4 +1,4 @@
-import { refuse } from '../../core/denial.js';
+import { refuse } from '../../src/core/denial.js';
 
 /**
  * Errors that say the connection, not the query, failed: socket and client codes from Node and
