@@ -18,6 +18,11 @@ import { EmbeddedExecutor } from './tools/database/embedded-executor.js';
 import { EmbeddedDatabasePool } from './execution/embedded-database-pool.js';
 import { policyInput } from './policy/input.js';
 import type { Authorised } from './core/call.js';
+import { buildToolCatalogue } from './server/mcp-server.js';
+import { ApiRuntime } from './tools/api/runtime.js';
+import { AuthRuntime } from './auth/runtime.js';
+import { instrumentAudit, Metrics } from './observability/metrics.js';
+import type { ReadinessCheck } from './transport/served-app.js';
 
 /** The same question describe_table asks the policy, for one table: used to filter list_tables. */
 function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string): boolean {
@@ -28,35 +33,13 @@ function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string):
     return false;
   }
 }
-import { buildToolCatalogue } from './server/mcp-server.js';
-import { ApiRuntime } from './tools/api/runtime.js';
-import { AuthRuntime } from './auth/runtime.js';
-import { instrumentAudit, Metrics } from './observability/metrics.js';
-
-export interface Readiness {
-  readonly ready: boolean;
-  /** One entry per dependency the configured tools need: true when it can serve now. */
-  readonly checks: Readonly<Record<string, boolean>>;
-}
 
 export interface App {
   readonly deps: GateDeps;
   readonly catalogue: readonly Tool[];
-  /** Every dependency the configured tools need, asked now (for /ready and doctor). */
-  readiness(): Promise<Readiness>;
+  /** One check per dependency the configured tools need, in the order /ready lists them. */
+  readonly readiness: readonly ReadinessCheck[];
   close(): Promise<void>;
-}
-
-/** A dependency asked within 2 s; a slower answer counts as not ready. */
-async function within2s(check: () => boolean | Promise<boolean>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([Promise.resolve().then(check), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)))]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Policy data from its file, with the config's filesystem settings folded in (the config wins). */
@@ -141,26 +124,21 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     auth,
     prom,
   };
-  const readinessChecks: Record<string, () => boolean | Promise<boolean>> = {
-    policy: () => policy.ready,
-    audit: () => deps.audit.writable,
-  };
-  readinessChecks.filesystem_pool = () => pools.filesystem.healthy;
-  readinessChecks.javascript_pool = () => pools.javascript.healthy;
-  if (database instanceof PgExecutor) readinessChecks.database = () => database.ping().then(() => true);
-  if (database instanceof EmbeddedExecutor) readinessChecks.database = () => database.healthy;
+  const readiness: ReadinessCheck[] = [
+    { name: 'policy', check: () => policy.ready },
+    { name: 'audit', check: () => deps.audit.writable },
+    { name: 'filesystem_pool', check: () => pools.filesystem.healthy },
+    { name: 'javascript_pool', check: () => pools.javascript.healthy },
+  ];
+  if (database instanceof PgExecutor) readiness.push({ name: 'database', check: () => database.ping().then(() => true) });
+  if (database instanceof EmbeddedExecutor) readiness.push({ name: 'database', check: () => database.healthy });
   // One Redis serves the gate's buckets (limits.store), the API gateway's and its cache.
-  if (config.limits.store === 'redis' || config.limits.api_cache.store === 'redis') readinessChecks.redis = () => api.redisHealthy();
-  if (config.auth.http === 'api_key') readinessChecks.key_store = () => auth.storeFresh;
+  if (config.limits.store === 'redis' || config.limits.api_cache.store === 'redis') readiness.push({ name: 'redis', check: () => api.redisHealthy() });
+  if (config.auth.http === 'api_key') readiness.push({ name: 'key_store', check: () => auth.storeFresh });
   return {
     deps,
     catalogue: buildToolCatalogue(deps),
-    readiness: async () => {
-      const names = Object.keys(readinessChecks);
-      const values = await Promise.all(names.map((n) => within2s(readinessChecks[n] as () => boolean | Promise<boolean>)));
-      const checks = Object.fromEntries(names.map((n, i) => [n, values[i] as boolean]));
-      return { ready: values.every(Boolean), checks };
-    },
+    readiness,
     close: async () => {
       await auth.close();
       await pools.close();

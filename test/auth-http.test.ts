@@ -12,6 +12,7 @@ import { BIN, makeSandbox, readAudit } from './helpers/fixtures.js';
 import { cleanChildEnv } from './helpers/child-env.js';
 import { startHttpServer, type HttpServerProcess } from './helpers/clients.js';
 import { createKey, parseApiKey } from '../src/auth/api-keys.js';
+import { isDenialCode } from '../src/core/codes.js';
 
 t.setTimeout(240_000);
 
@@ -77,6 +78,7 @@ t.test('401 with WWW-Authenticate naming the RFC 9728 metadata; the metadata doc
   t.equal(none.status, 401);
   const wellKnown = `${server.base}/.well-known/oauth-protected-resource/mcp`;
   t.equal(none.headers['www-authenticate'], `Bearer resource_metadata="${wellKnown}"`);
+  t.match(JSON.parse(none.body), { error: 'unauthenticated', reason: 'auth.missing', message: String });
   const bad = await request(server.url, { headers: { ...JSON_HEADERS, authorization: 'Bearer bwk_0123456789abcdef_' + 'x'.repeat(43) }, body: INIT });
   t.equal(bad.status, 401);
   t.match(bad.headers['www-authenticate'], /error="invalid_token"/);
@@ -87,6 +89,10 @@ t.test('401 with WWW-Authenticate naming the RFC 9728 metadata; the metadata doc
   const recs = readAudit(sb.auditPath).filter((r) => r.tool === 'http:authenticate');
   t.ok(recs.length >= 2, 'refused authentications are audited');
   t.match(recs.at(-1), { principal: null, outcome: { status: 'denied', code: 'unauthenticated', reasons: ['auth.unknown_key'] }, args: { key_id: '0123456789abcdef' } });
+  // The answer and the record name the refusal alike (the answer used to say `unauthorized`).
+  const badBody = JSON.parse(bad.body);
+  t.same({ error: badBody.error, reason: badBody.reason }, { error: recs.at(-1)!.outcome.code, reason: recs.at(-1)!.outcome.reasons[0] });
+  for (const r of [none, bad]) t.ok(isDenialCode(JSON.parse(r.body).error), 'the error is a registry code');
 });
 
 t.test('an API key over the SDK transport: the principal reaches the gate, the policy and the audit log', async (t) => {
@@ -132,13 +138,19 @@ t.test('JWT access tokens: accepted from the issuer, refused otherwise', async (
     const res = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` }, body: INIT, from: `127.0.0.${10 + cases.findIndex((c) => c[0] === name)}` });
     t.equal(res.status, 401, name);
     t.match(JSON.parse(res.body).reason, reason, name);
+    t.equal(JSON.parse(res.body).error, 'unauthenticated', name);
   }
 });
 
 t.test('/metrics needs a bearer and exposes the named series', async (t) => {
-  t.equal((await request(`${server.base}/metrics`, { method: 'GET' })).status, 401);
+  const anonymous = await request(`${server.base}/metrics`, { method: 'GET' });
+  t.equal(anonymous.status, 401);
+  t.match(JSON.parse(anonymous.body), { error: 'unauthenticated', reason: 'auth.missing' });
   // Issue 17: a principal without the `metrics` (or `admin`) role is refused.
-  t.equal((await request(`${server.base}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${alice}` } })).status, 403);
+  const roleless = await request(`${server.base}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${alice}` } });
+  t.equal(roleless.status, 403);
+  t.match(JSON.parse(roleless.body), { error: 'policy_denied', reason: 'auth.role_required', message: /metrics, admin/ });
+  for (const r of [anonymous, roleless]) t.ok(isDenialCode(JSON.parse(r.body).error), 'the error is a registry code');
   const m = await request(`${server.base}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${scraper}` } });
   t.equal(m.status, 200);
   for (const series of [
@@ -168,6 +180,9 @@ t.test('lockout over HTTP: 429 with Retry-After once failures pass the threshold
   }
   t.same(statuses, [401, 401, 401, 401, 429, 429, 429, 429]);
   t.ok(Number(last!.headers['retry-after']) >= 1);
+  const locked = JSON.parse(last!.body);
+  t.match(locked, { error: 'rate_limited', reason: 'auth.locked_out', retry_after_s: Number(last!.headers['retry-after']) });
+  t.ok(isDenialCode(locked.error), 'the error is a registry code');
   const otherId = parseApiKey(tiny)!.id;
   const other = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${otherId}_${'C'.repeat(43)}` }, body: INIT, from: '127.0.0.2' });
   // Issue 17: locks are per (key id, address) plus a budget per address (4 × threshold = 16 here):

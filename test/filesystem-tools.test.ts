@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import t, { type Test } from 'tap';
 import { BIN, makeSandbox, readAudit, SECRET, type Sandbox } from './helpers/fixtures.js';
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
-import { outcomeToResult } from '../src/server/mcp-server.js';
+import { outcomeToResult } from '../src/server/surface.js';
 import type { GateOutcome } from '../src/core/call.js';
 
 const sha256 = (data: string | Uint8Array) => crypto.createHash('sha256').update(data).digest('hex');

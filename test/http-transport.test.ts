@@ -2,6 +2,7 @@ import t from 'tap';
 import { INIT, JSON_HEADERS, request } from './helpers/http.js';
 import { makeSandbox } from './helpers/fixtures.js';
 import { startHttpServer, type HttpServerProcess } from './helpers/clients.js';
+import { isDenialCode } from '../src/core/codes.js';
 
 
 let server: HttpServerProcess;
@@ -27,9 +28,12 @@ t.test('DNS-rebinding defence: unlisted Host and Origin get 403', async (t) => {
   const badHost = await request(server.url, { headers: { ...JSON_HEADERS, host: 'evil.example:80' }, body: INIT });
   t.equal(badHost.status, 403);
   t.match(badHost.body, /host_not_allowed/);
+  t.match(JSON.parse(badHost.body), { error: 'policy_denied', reason: 'host_not_allowed', message: String });
   const badOrigin = await request(server.url, { headers: { ...JSON_HEADERS, origin: 'http://evil.example' }, body: INIT });
   t.equal(badOrigin.status, 403);
   t.match(badOrigin.body, /origin_not_allowed/);
+  t.match(JSON.parse(badOrigin.body), { error: 'policy_denied', reason: 'origin_not_allowed', message: String });
+  for (const r of [badHost, badOrigin]) t.ok(isDenialCode(JSON.parse(r.body).error), 'the error is a registry code');
   const goodOrigin = await request(server.url, { headers: { ...JSON_HEADERS, origin: 'http://trusted.example' }, body: INIT });
   t.equal(goodOrigin.status, 200);
   const noOrigin = await request(server.url, { headers: JSON_HEADERS, body: INIT });
@@ -58,6 +62,11 @@ t.test('malformed JSON-RPC and protocol errors', async (t) => {
   t.equal(get.status, 405);
   const notFound = await request(`${server.base}/other`, { method: 'GET' });
   t.equal(notFound.status, 404);
+  t.match(JSON.parse(notFound.body), { error: 'invalid_input', reason: 'http.not_found', message: String });
+  t.ok(isDenialCode(JSON.parse(notFound.body).error), 'the 404 names a registry code');
+  const postElsewhere = await request(`${server.base}/health`, { headers: JSON_HEADERS, body: INIT });
+  t.equal(postElsewhere.status, 404, 'only GET reaches the ops endpoints');
+  t.match(JSON.parse(postElsewhere.body), { error: 'invalid_input', reason: 'http.not_found' });
   const garbage = await request(server.url, { headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify({ hello: 'world' }) });
   t.ok(garbage.status >= 400 && garbage.status < 500, `not a JSON-RPC message → ${garbage.status}`);
   // The server is still healthy after all of that.

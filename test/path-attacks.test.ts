@@ -12,7 +12,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import t, { type Test } from 'tap';
 import { makeSandbox, readAudit, SECRET, type Sandbox } from './helpers/fixtures.js';
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
-import { outcomeToResult } from '../src/server/mcp-server.js';
+import { outcomeToResult } from '../src/server/surface.js';
 import { analysePath } from '../src/analysis/path.js';
 import { DenialError } from '../src/core/denial.js';
 import type { GateOutcome } from '../src/core/call.js';

@@ -3,17 +3,17 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { z } from 'zod';
-import { ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { zodToJsonSchema } from 'zod-to-json-schema';
+import { PACKAGE_VERSION } from '../config/package-paths.js';
 import type { GateDeps } from '../gate/deps.js';
-import type { CallContext, GateOutcome, Principal, TransportKind } from '../core/call.js';
+import type { CallContext, Principal, TransportKind } from '../core/call.js';
 import { dryRun, runGate } from '../gate/run.js';
-import { UNKNOWN_TOOL_REASON } from '../gate/validate.js';
 import { visibleToolsInput } from '../policy/input.js';
 import { withDenialBranch } from './output-schema.js';
+import { denialToJsonRpcError, outcomeToResult } from './surface.js';
 
 export const SERVER_NAME = 'bulwark';
-export const SERVER_VERSION = '0.1.0';
 
 export interface ConnectionInfo {
   readonly transport: TransportKind;
@@ -45,31 +45,18 @@ export function buildToolCatalogue(deps: GateDeps): Tool[] {
   }));
 }
 
-export function outcomeToResult(outcome: GateOutcome): CallToolResult {
-  if (outcome.result && !outcome.denial) {
-    return {
-      content: [{ type: 'text', text: outcome.result.text }],
-      structuredContent: { ...outcome.result.structured },
-      _meta: { 'bulwark/request_id': outcome.requestId, ...(outcome.result.metrics ? { 'bulwark/metrics': { ...outcome.result.metrics } } : {}) },
-    };
-  }
-  const d = outcome.denial;
-  if (!d) throw new Error('gate outcome without result or denial');
-  return {
-    isError: true,
-    content: [{ type: 'text', text: `${d.code}: ${d.message}${d.reasons.length ? ` (${d.reasons.join(', ')})` : ''}` }],
-    structuredContent: { error: { code: d.code, message: d.message, reasons: [...d.reasons], request_id: outcome.requestId, ...(d.detail ?? {}) } },
-  };
-}
-
 /**
  * The low-level SDK Server with our own handlers: the high-level McpServer would validate input
  * before authentication and rate limiting, and would turn every thrown error into a tool result.
  */
 export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue: readonly Tool[]): Server {
   const server = new Server(
-    { name: SERVER_NAME, version: SERVER_VERSION },
-    { capabilities: { tools: { listChanged: false } }, instructions: 'Bulwark gates every tool call: denials come back as tool results with isError and structuredContent.error.code.', jsonSchemaValidator },
+    { name: SERVER_NAME, version: PACKAGE_VERSION },
+    {
+      capabilities: { tools: { listChanged: false } },
+      instructions: 'Bulwark gates every tool call: denials come back as tool results with isError and structuredContent.error.code.',
+      jsonSchemaValidator,
+    },
   );
   const names = catalogue.map((t) => t.name);
 
@@ -103,22 +90,34 @@ export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue:
  * the gate and is recorded; an unknown tool throws the JSON-RPC error the spec asks for.
  * `sendNotification` is absent where notifications cannot reach the client (a JSON answer).
  */
-export async function callTool(deps: GateDeps, conn: ConnectionInfo, rawParams: unknown, signal: AbortSignal, sendNotification?: SendNotification): Promise<CallToolResult> {
+export async function callTool(
+  deps: GateDeps,
+  conn: ConnectionInfo,
+  rawParams: unknown,
+  signal: AbortSignal,
+  sendNotification?: SendNotification,
+): Promise<CallToolResult> {
   const params = (rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? rawParams : {}) as Record<string, unknown>;
   const meta = params._meta as { progressToken?: unknown } | undefined;
   const progressToken = typeof meta?.progressToken === 'string' || typeof meta?.progressToken === 'number' ? meta.progressToken : undefined;
   const ctx = contextFor(conn, signal, progressToken === undefined || !sendNotification ? undefined : progressSender(sendNotification, progressToken));
   const name = typeof params.name === 'string' ? params.name : JSON.stringify(params.name ?? null);
   const outcome = await runGate({ tool: name, args: params.arguments, context: ctx }, deps);
-  if (outcome.denial?.reasons.includes(UNKNOWN_TOOL_REASON)) {
-    // The spec makes an unknown tool a protocol error, not a tool result (it is still audited).
-    throw new McpError(ErrorCode.InvalidParams, outcome.denial.message);
-  }
+  const protocolError = outcome.denial && denialToJsonRpcError(outcome.denial);
+  if (protocolError) throw new McpError(protocolError.code, protocolError.message);
   return outcomeToResult(outcome);
 }
 
 function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallContext['progress']): CallContext {
-  return { transport: conn.transport, clientIp: conn.clientIp, requestId: crypto.randomUUID(), receivedAt: new Date(), signal, progress, verifiedPrincipal: conn.principal };
+  return {
+    transport: conn.transport,
+    clientIp: conn.clientIp,
+    requestId: crypto.randomUUID(),
+    receivedAt: new Date(),
+    signal,
+    progress,
+    verifiedPrincipal: conn.principal,
+  };
 }
 
 type RequestExtra = Parameters<Parameters<Server['setRequestHandler']>[1]>[1];
@@ -133,6 +132,9 @@ function progressSender(send: SendNotification, token: string | number): CallCon
     const now = Date.now();
     if (now - last < 100) return;
     last = now;
-    void send({ method: 'notifications/progress', params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) } }).catch(() => undefined);
+    void send({
+      method: 'notifications/progress',
+      params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) },
+    }).catch(() => undefined);
   };
 }

@@ -1,6 +1,6 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import type { App } from '../app.js';
+import type { ServedApp } from './served-app.js';
 import { StdioGuard } from './stdio-guard.js';
 import { createMcpServer } from '../server/mcp-server.js';
 
@@ -88,12 +88,10 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
 }
 
 /** stdio: what Claude Desktop launches. stdout carries only protocol frames; logs go to stderr. */
-export async function serveStdio(app: App): Promise<{ closed: Promise<void> }> {
+export async function serveStdio(app: Pick<ServedApp, 'deps' | 'catalogue'>): Promise<{ closed: Promise<void> }> {
   const { config, logger } = app.deps;
   const server = createMcpServer(app.deps, { transport: 'stdio' }, app.catalogue);
-  const guard = new StdioGuard(process.stdout, config.server.http.max_body_bytes, (reason) =>
-    logger.warn('rejected a malformed stdio message', { reason }),
-  );
+  const guard = new StdioGuard(process.stdout, config.server.http.max_body_bytes, (reason) => logger.warn('rejected a malformed stdio message', { reason }));
   process.stdin.pipe(guard);
   const transport = new StdioServerTransport(guard, process.stdout);
   const unanswered = new Unanswered();

@@ -1,0 +1,132 @@
+import type http from 'node:http';
+import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { Principal } from '../../core/call.js';
+import { callTool, createMcpServer, type ConnectionInfo } from '../../server/mcp-server.js';
+import type { ServedApp } from '../served-app.js';
+import { parseJsonBody, readBody } from './body.js';
+import { JsonExchangeTransport } from './json-exchange-transport.js';
+import { isRequest, jsonRpcMessages, loneToolCall } from './json-rpc-messages.js';
+import { sendJson, sendJsonRpcError } from './respond.js';
+
+export interface ExchangeRequest {
+  readonly req: http.IncomingMessage;
+  readonly res: http.ServerResponse;
+  readonly peer: string;
+  /** With auth.http: api_key, the bearer check; it answers a refusal itself. */
+  readonly authenticate?: (() => Promise<Principal | undefined>) | undefined;
+}
+
+/**
+ * One POST to the MCP path: the protocol checks, the bearer (before the body is read), the body
+ * under its cap, then the JSON-RPC messages to the gate. Stateless: a lone tools/call goes
+ * straight to `callTool`; anything else to a Server and transport built for this request alone.
+ */
+export async function serveExchange(
+  app: Pick<ServedApp, 'deps' | 'catalogue'>,
+  maxBodyBytes: number,
+  { req, res, peer, authenticate }: ExchangeRequest,
+): Promise<void> {
+  if (req.method !== 'POST') {
+    // Stateless server: no standalone SSE stream (GET) and no session to delete (DELETE).
+    sendJsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; POST JSON-RPC messages.', { allow: 'POST' });
+    return;
+  }
+  const version = req.headers['mcp-protocol-version'];
+  if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    sendJsonRpcError(res, 400, -32600, `Unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`);
+    return;
+  }
+  let principal: Principal | undefined;
+  if (authenticate) {
+    // Before the body is read: an unauthenticated client costs no parsing.
+    principal = await authenticate();
+    if (!principal) {
+      req.resume();
+      return;
+    }
+  }
+  const ctype = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (ctype !== 'application/json') {
+    sendJsonRpcError(res, 415, -32600, 'Content-Type must be application/json.');
+    return;
+  }
+  const body = await readBody(req, maxBodyBytes);
+  if (body === 'aborted') return;
+  if (body === 'too_large') {
+    sendJsonRpcError(res, 413, -32600, `Request body exceeds ${maxBodyBytes} bytes.`);
+    req.resume();
+    return;
+  }
+  const parsed = parseJsonBody(body);
+  if ('error' in parsed) {
+    sendJsonRpcError(res, 400, -32700, parsed.error);
+    return;
+  }
+  // Streamable HTTP (2025-11-25 §transports): the client must accept both a JSON answer and an SSE stream.
+  const accept = req.headers.accept ?? '';
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    sendJsonRpcError(res, 406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream');
+    return;
+  }
+  const messages = jsonRpcMessages(parsed.value);
+  if (!Array.isArray(messages)) {
+    sendJsonRpcError(res, messages.status, messages.code, messages.message);
+    return;
+  }
+  // This request's connection info: the principal verified above goes to the calls it makes.
+  const conn: ConnectionInfo = { transport: 'http', clientIp: peer, principal };
+  const direct = loneToolCall(messages);
+  if (direct) await answerToolCall(app, res, direct, conn);
+  else await exchangeWithServer(app, res, messages, conn);
+}
+
+/** Answer a lone tools/call as the SDK's Protocol would: the same result and error shapes. */
+async function answerToolCall(app: Pick<ServedApp, 'deps'>, res: http.ServerResponse, call: JSONRPCRequest, conn: ConnectionInfo): Promise<void> {
+  // A client that goes away cancels its call (the gate stops the worker), as closing a Server does.
+  const cancel = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) cancel.abort();
+  });
+  let answer: JSONRPCMessage;
+  try {
+    answer = { result: await callTool(app.deps, conn, call.params, cancel.signal), jsonrpc: '2.0', id: call.id };
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown; data?: unknown };
+    const code = typeof e.code === 'number' && Number.isSafeInteger(e.code) ? e.code : ErrorCode.InternalError;
+    answer = {
+      jsonrpc: '2.0',
+      id: call.id,
+      error: { code, message: typeof e.message === 'string' ? e.message : 'Internal error', ...(e.data !== undefined ? { data: e.data } : {}) },
+    };
+  }
+  // Nobody is left to answer (the Protocol, too, drops the response of a cancelled request).
+  if (cancel.signal.aborted) return;
+  sendJson(res, 200, answer);
+}
+
+/** Everything but a lone tools/call: a Server and a transport for this request alone. */
+async function exchangeWithServer(
+  app: Pick<ServedApp, 'deps' | 'catalogue'>,
+  res: http.ServerResponse,
+  messages: JSONRPCMessage[],
+  conn: ConnectionInfo,
+): Promise<void> {
+  const server = createMcpServer(app.deps, conn, app.catalogue);
+  const transport = new JsonExchangeTransport();
+  // A client that goes away cancels its calls: closing aborts the handlers' signals. (After a
+  // complete answer nothing is left to abort, and the Server is simply dropped.)
+  res.on('close', () => {
+    if (!res.writableFinished) void server.close();
+  });
+  await server.connect(transport);
+  if (!messages.some(isRequest)) {
+    // Only notifications or responses: nothing to answer.
+    void transport.exchange(messages);
+    res.writeHead(202);
+    res.end();
+    return;
+  }
+  const answers = await transport.exchange(messages);
+  if (!answers) return;
+  sendJson(res, 200, answers.length === 1 ? answers[0] : answers);
+}
