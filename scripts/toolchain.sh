@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned external tools Bulwark's build and tests need, when missing:
-#   opa v1.22.3 (go install), PostgreSQL (apt: postgresql), Redis (apt: redis-server),
+#   opa v1.22.3 (go install), helm v4.3.2 (go install) and the deployment schemas (Go modules),
+#   PostgreSQL (apt: postgresql), Redis (apt: redis-server),
 #   Chromium (apt: chromium; the audit report test renders HTML headless).
 # Idempotent; prints nothing when everything is present. Exits non-zero with a clear message
 # when something is missing and cannot be installed.
@@ -41,6 +42,64 @@ if ! find_opa; then
   find_opa || die "go install finished but $(go env GOPATH)/bin/opa is not opa $OPA_VERSION"
   installed+=("opa $OPA_VERSION ($(go env GOPATH)/bin/opa)")
 fi
+
+# --- helm and the deployment schemas (scripts/deploy-check.sh) ---------------------------
+# BEGIN deploy toolchain: helm v4.3.2 (go install) lints and renders deploy/helm/bulwark; the
+# Kubernetes 1.34 OpenAPI schema (k8s.io/kubernetes module, api/openapi-spec/v3), the
+# prometheus-operator v1 types and the Compose Specification schema (compose-go/v2) are Go modules
+# that deploy/check/validate.mjs reads from the module cache. Reused when present.
+HELM_VERSION=4.3.2
+DEPLOY_SCHEMA_MODULES=(
+  k8s.io/kubernetes@v1.34.4
+  github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring@v0.95.2
+  github.com/compose-spec/compose-go/v2@v2.16.2
+)
+# A `go install` build has no version stamp (helm version says v4.3): read the module version.
+helm_ok() {
+  "$1" version --template '{{.Version}}' 2>/dev/null | grep -qx "v$HELM_VERSION" ||
+    go version -m "$(command -v "$1")" 2>/dev/null | awk '$1 == "mod" && $2 == "helm.sh/helm/v4" { print $3 }' | grep -qx "v$HELM_VERSION"
+}
+
+find_helm() {
+  local gopath
+  if command -v helm >/dev/null 2>&1 && helm_ok helm; then return 0; fi
+  if command -v go >/dev/null 2>&1; then
+    gopath=$(go env GOPATH 2>/dev/null) || gopath=""
+    if [ -n "$gopath" ] && helm_ok "$gopath/bin/helm"; then return 0; fi
+  fi
+  return 1
+}
+
+if ! find_helm; then
+  command -v go >/dev/null 2>&1 ||
+    die "helm $HELM_VERSION is missing and Go is not installed (needed for: go install helm.sh/helm/v4/cmd/helm@v$HELM_VERSION)"
+  echo "toolchain: installing helm v$HELM_VERSION with go install (takes a few minutes)..." >&2
+  log=$(mktemp)
+  if ! go install "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    rm -f "$log"
+    die "go install helm.sh/helm/v4/cmd/helm@v$HELM_VERSION failed (output above)"
+  fi
+  rm -f "$log"
+  find_helm || die "go install finished but $(go env GOPATH)/bin/helm is not helm v$HELM_VERSION"
+  installed+=("helm $HELM_VERSION ($(go env GOPATH)/bin/helm)")
+fi
+
+modcache=$(go env GOMODCACHE 2>/dev/null) || modcache=""
+for module in "${DEPLOY_SCHEMA_MODULES[@]}"; do
+  path=${module%@*}
+  # The module cache escapes capital letters (!x); these paths have none.
+  if [ -n "$modcache" ] && [ -d "$modcache/$path@${module#*@}" ]; then continue; fi
+  log=$(mktemp)
+  if ! (cd "$(dirname "$log")" && GO111MODULE=on go mod download "$module") >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    rm -f "$log"
+    die "go mod download $module failed (output above)"
+  fi
+  rm -f "$log"
+  installed+=("$module (Go module cache)")
+done
+# END deploy toolchain
 
 # --- PostgreSQL, Redis and Chromium ------------------------------------------------------
 have_pg() {
