@@ -16,23 +16,12 @@ import { initSqlAnalysis, sqlSessionSettings } from './analysis/sql.js';
 import { PgExecutor } from './tools/database/pg-executor.js';
 import { EmbeddedExecutor } from './tools/database/embedded-executor.js';
 import { EmbeddedDatabasePool } from './execution/embedded-database-pool.js';
-import { policyInput } from './policy/input.js';
-import type { Authorised } from './core/call.js';
+import { policyQuestions } from './policy/questions.js';
 import { buildToolCatalogue } from './server/mcp-server.js';
 import { ApiRuntime } from './tools/api/runtime.js';
 import { AuthRuntime } from './auth/runtime.js';
 import { instrumentAudit, Metrics } from './observability/metrics.js';
 import type { ReadinessCheck } from './transport/served-app.js';
-
-/** The same question describe_table asks the policy, for one table: used to filter list_tables. */
-function mayReadTable(policy: PolicyEvaluator, call: Authorised, table: string): boolean {
-  try {
-    const input = policyInput({ ...call, tool: 'describe_table', args: { table }, facts: { sql: { statements: 1, kind: 'describe', tables: [table], functions: [] } } });
-    return policy.decide(input).allow;
-  } catch {
-    return false;
-  }
-}
 
 export interface App {
   readonly deps: GateDeps;
@@ -83,7 +72,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const { config } = loaded;
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   // Upstream configuration errors surface here, before anything is opened.
-  const api = ApiRuntime.create(config, logger, { authoriseHop: (call, url) => policy.decide(policyInput({ ...call, facts: { url } })) });
+  const api = ApiRuntime.create(config, logger);
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   // The metrics registry is built after the pools; syncs before then are not observed.
   let observeSync: ((seconds: number) => void) | undefined;
@@ -116,7 +105,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     logger,
     policy,
     tools,
-    toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, mayReadTable: (call, table) => mayReadTable(policy, call, table), api },
+    toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, policy: policyQuestions(policy), api },
     // With limits.store: redis the gate shares the API gateway's Redis buckets, so replicas share limits.
     buckets: config.limits.store === 'redis' ? api.rate : new MemoryRateStore(),
     audit: instrumentAudit(audit, prom),

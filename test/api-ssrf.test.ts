@@ -6,6 +6,7 @@
  * canary servers on loopback count zero requests. The legitimate upstream runs on loopback too, so
  * it is marked internal; the point is that nothing else gets there.
  */
+import crypto from 'node:crypto';
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { makeSandbox, readAudit, type Sandbox } from './helpers/fixtures.js';
@@ -16,6 +17,10 @@ import { classifyIp, cidrContains, parseCidr, type IpClass } from '../src/analys
 import { DenialError } from '../src/core/denial.js';
 import type { GateOutcome } from '../src/core/call.js';
 import type { ApiRuntime } from '../src/tools/api/runtime.js';
+import { runGate } from '../src/gate/run.js';
+import { policyQuestions, type PolicyQuestions } from '../src/policy/questions.js';
+import { UnavailablePolicy } from '../src/policy/engine.js';
+import { PolicyError } from '../src/policy/types.js';
 
 // ------------------------------------------------------------------------------------------
 // IP classification (pure)
@@ -378,6 +383,29 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   t.equal(policyHop.denial?.code, 'policy_denied', 'a redirect hop is decided by the policy too');
   t.same(policyHop.denial?.reasons, ['url.redirect_rejected', 'url.path_denied']);
   t.equal(w.legit.count('/v1/private'), 0, 'the denied hop was not requested');
+  // Each hop's answer is in the call's record: where the request went, and where it was refused.
+  const hopRecords = readAudit(w.sb.auditPath);
+  const hopsOf = (o: GateOutcome) => hopRecords.find((r) => r.request_id === o.requestId && r.event !== 'intent')?.facts?.url?.hops;
+  t.same(hopsOf(followed), [{ redirect: 1, method: 'GET', path: '/json', allow: true, reasons: [] }], 'a followed hop is recorded with the answer');
+  t.same(hopsOf(policyHop), [{ redirect: 1, method: 'GET', path: '/private/keys', allow: false, reasons: ['url.path_denied'] }], 'a refused hop too');
+  t.equal(hopRecords.find((r) => r.request_id === policyHop.requestId)?.facts?.url?.path, '/redirect', 'the call\'s own url facts are unchanged');
+
+  // A policy that cannot answer for a hop (the call's own decision could be made): not followed, and recorded.
+  const jsonRequests = w.legit.count('/v1/json');
+  const withHopPolicy = (policy: PolicyQuestions | undefined) => ({ ...w.gate.app.deps, toolEnv: { ...w.gate.app.deps.toolEnv, policy } });
+  const context = () => ({ transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal });
+  const redirectToJson = { tool: 'call_api', args: { api: 'legit', path: '/redirect', query: { to: '/v1/json' } } };
+  const unanswered = await runGate({ ...redirectToJson, context: context() }, withHopPolicy(policyQuestions(new UnavailablePolicy(new PolicyError('policy.evaluation_failed', 'trap')))));
+  t.equal(unanswered.decision?.allow, true, 'the call itself was allowed');
+  t.equal(unanswered.denial?.code, 'policy_error', 'a hop the policy cannot answer for is not followed');
+  t.same(unanswered.denial?.reasons, ['url.redirect_rejected']);
+  const unansweredRecord = readAudit(w.sb.auditPath).find((r) => r.request_id === unanswered.requestId);
+  t.same(unansweredRecord?.facts?.url?.hops, [{ redirect: 1, method: 'GET', path: '/json', allow: false, reasons: [], error: 'policy.evaluation_failed' }]);
+  const unasked = await runGate({ ...redirectToJson, context: context() }, withHopPolicy(undefined));
+  t.equal(unasked.denial?.code, 'url_rejected', 'without the policy\'s questions no hop is followed');
+  t.same(unasked.denial?.reasons, ['url.redirect_rejected', 'url.redirect_unauthorised']);
+  t.equal(w.legit.count('/v1/json'), jsonRequests, 'neither hop was requested');
+  w.outcomes.push(unanswered, unasked);
   const notFollowed = await w.call({ api: 'legit_noredirect', path: '/redirect', query: { to: `http://127.0.0.1:${C}/` } });
   t.equal(notFollowed.result?.structured.status, 302, 'without follow_redirects the 302 itself is the answer');
   t.equal(notFollowed.result?.structured.redirects, 0);

@@ -123,6 +123,16 @@ t.test('list_tables and describe_table show only what the principal may read', a
   t.ok(names.includes('public.orders') && names.includes('analytics.events'));
   t.notOk(names.includes('hr.salaries'), 'hr.salaries is hidden');
   t.notOk(names.some((n) => n.startsWith('Sales.')), 'tables outside the grants are hidden');
+  // The policy's answer for every table is evidence: the record names what was hidden and why.
+  const rec = readAudit(gate.app.deps.config.audit.path).find((r) => r.request_id === l.requestId);
+  const answers = rec?.facts?.sql?.tables_filtered as { table: string; allow: boolean; reasons: string[] }[];
+  t.equal(rec?.facts.sql.kind, 'list');
+  t.same(answers.find((a) => a.table === 'hr.salaries'), { table: 'hr.salaries', allow: false, reasons: ['sql.table_not_allowed'] }, 'hr.salaries: hidden by the policy, recorded');
+  t.same(answers.find((a) => a.table === 'public.orders'), { table: 'public.orders', allow: true, reasons: [] });
+  t.same(answers.filter((a) => a.allow).map((a) => a.table), names.map((n) => n.toLowerCase()), 'the allowed answers are exactly the tables listed');
+  t.equal(rec?.facts.sql.tables_asked, answers.length);
+  t.equal(rec?.facts.sql.tables_hidden, answers.length - names.length);
+  t.ok(rec?.facts.sql.tables_hidden > 0);
   const d = await gate.call('describe_table', { table: 'public.orders' });
   const cols = d.result?.structured.columns as { name: string; type: string; nullable: boolean; default: string | null }[];
   t.same(cols.map((c) => c.name), ['id', 'customer_id', 'total', 'created_at', 'status']);

@@ -2,8 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { parseDecision, readPolicyData, WasmPolicyEngine } from '../src/policy/engine.js';
+import { parseDecision, readPolicyData, UnavailablePolicy, WasmPolicyEngine } from '../src/policy/engine.js';
 import { PolicyError } from '../src/policy/types.js';
+import { policyInput } from '../src/policy/input.js';
+import { policyQuestions } from '../src/policy/questions.js';
+import type { Analysed } from '../src/core/call.js';
+import type { Facts, UrlFacts } from '../src/core/facts.js';
 import { ROOT, makeSandbox } from './helpers/fixtures.js';
 import { inProcessGate } from './helpers/gate.js';
 import { stdioClient } from './helpers/clients.js';
@@ -110,4 +114,40 @@ t.test('policy data from the config changes decisions (blocked extensions)', asy
   t.ok(o.denial?.reasons.includes('path.blocked_extension'));
   const ok = await gate.call('read_file', { path: 'sub/notes.md' });
   t.equal(ok.status, 'ok');
+});
+
+t.test('the questions tools ask after a decision: shaped like a call, answered by the same policy, failing closed', async (t) => {
+  const engine = await WasmPolicyEngine.load(WASM, DATA, 64 * 1024);
+  const asked: unknown[] = [];
+  const q = policyQuestions({ revision: engine.revision, ready: true, decide: (input) => (asked.push(input), engine.decide(input)), visibleTools: () => [] });
+  const context = { transport: 'stdio' as const, requestId: 'r-1', receivedAt: new Date('2026-01-01T00:00:00Z'), signal: new AbortController().signal };
+  const call = (roles: string[], tool: string, facts: Facts): Analysed => ({ tool, args: {}, argsBytes: 2, context, principal: { id: 'u', roles, auth: 'stdio', tier: 'local' }, facts, pinned: {} });
+
+  // list_tables asks describe_table's question: the answer is the one describe_table would get.
+  const listing = call(['analyst'], 'list_tables', {});
+  for (const [table, allow] of [['public.orders', true], ['analytics.events', false], ['hr.salaries', false]] as const) {
+    const answer = q.mayReadTable(listing, table);
+    const direct = engine.decide(policyInput(call(['analyst'], 'describe_table', { sql: { statements: 1, kind: 'describe', tables: [table], functions: [] } })));
+    t.equal(answer.allow, allow, `${table}: ${allow ? 'shown' : 'hidden'}`);
+    t.same(answer, { allow: direct.allow, reasons: direct.reasons }, `${table}: the answer describe_table gets`);
+  }
+  t.ok(q.mayReadTable(listing, 'hr.salaries').reasons.includes('sql.table_not_allowed'));
+  t.match(asked.at(-1), { tool: 'describe_table', args: { table: 'hr.salaries' }, principal: { id: 'u', roles: ['analyst'] } }, 'asked as describe_table, as the caller');
+
+  // A redirect hop: the call's question with the hop's url facts, without the answers to earlier hops.
+  const url: UrlFacts = { upstream: 'github', method: 'GET', path: '/repos/x', query: '', host: 'api.github.com', port: 443, scheme: 'https', internal: false, addresses: ['192.0.2.1'], address_count: 1 };
+  const first = call(['developer'], 'call_api', { url });
+  const earlier = [{ redirect: 1, method: 'GET' as const, path: '/repos/y', allow: true, reasons: [] }];
+  t.same(q.mayFollowHop(first, { ...url, path: '/repos/y', redirect: 2, hops: earlier }), { allow: true, reasons: [] }, 'a hop under an allowed path');
+  t.same(asked.at(-1), policyInput({ ...first, facts: { url: { ...url, path: '/repos/y', redirect: 2 } } }), 'the earlier hops are not part of the question');
+  const denied = q.mayFollowHop(first, { ...url, path: '/user/keys', redirect: 1 });
+  t.equal(denied.allow, false, 'a hop to a denied path');
+  t.ok(denied.reasons.includes('url.path_denied'), denied.reasons.join(','));
+
+  // A policy that cannot answer: every answer is a refusal that says why, and nothing throws.
+  const broken = policyQuestions(new UnavailablePolicy(new PolicyError('policy.wasm_missing', 'gone')));
+  t.same(broken.mayReadTable(listing, 'public.orders'), { allow: false, reasons: [], error: 'policy.wasm_missing' });
+  t.same(broken.mayFollowHop(first, { ...url, redirect: 1 }), { allow: false, reasons: [], error: 'policy.wasm_missing' });
+  const throwing = policyQuestions({ revision: 'x', ready: true, decide: () => { throw new Error('trap'); }, visibleTools: () => [] });
+  t.same(throwing.mayReadTable(listing, 'public.orders'), { allow: false, reasons: [], error: 'policy.evaluation_failed' });
 });

@@ -52,7 +52,36 @@ export interface SqlExecutionFacts {
   masks?: { readonly masked?: readonly string[]; readonly refused?: unknown };
 }
 
-export type SqlFacts = (SqlQueryFacts | SqlDescribeFacts) & SqlExecutionFacts;
+/**
+ * The policy's answer to a question asked after the call's decision (a table list_tables would
+ * show, a redirect hop call_api would follow). The record keeps each one, since it decided what
+ * the caller saw or where the request went.
+ */
+export interface PolicyAnswerFacts {
+  readonly allow: boolean;
+  readonly reasons: readonly string[];
+  /** Set when the policy could not answer (its failure reason): the answer is then a refusal. */
+  readonly error?: string;
+}
+
+/** One table as list_tables asked the policy about it (describe_table's question). */
+export interface TableAnswerFacts extends PolicyAnswerFacts {
+  readonly table: string;
+}
+
+/**
+ * list_tables: nothing is known before the decision; the executor records, after it, what the
+ * policy answered for each table it listed (capped) and how many it asked about and hid.
+ */
+export interface SqlListFacts {
+  readonly kind: 'list';
+  /** In listing order; at most the tool's cap of them (the counts below cover every table). */
+  readonly tables_filtered: readonly TableAnswerFacts[];
+  readonly tables_asked: number;
+  readonly tables_hidden: number;
+}
+
+export type SqlFacts = (SqlQueryFacts | SqlDescribeFacts | SqlListFacts) & SqlExecutionFacts;
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -71,6 +100,17 @@ export interface UrlFacts {
   readonly address_count: number;
   /** Set on a redirect hop's facts: which hop (1 = the first redirect). */
   readonly redirect?: number;
+  /**
+   * What the executor learnt after the decision: the policy's answer for each redirect hop it
+   * asked about, in order (the last one refused when the call was refused at a hop).
+   */
+  hops?: UrlHopFacts[];
+}
+
+export interface UrlHopFacts extends PolicyAnswerFacts {
+  readonly redirect: number;
+  readonly method: HttpMethod;
+  readonly path: string;
 }
 
 export interface CodeFacts {

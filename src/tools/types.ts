@@ -5,6 +5,7 @@ import type { Authorised, Facts, Pinned, ToolResult, Validated } from '../core/c
 import type { Pools } from '../execution/pools.js';
 import type { ApiRuntime } from './api/runtime.js';
 import type { DatabaseExecutor } from './database/pg-executor.js';
+import type { PolicyQuestions } from '../policy/questions.js';
 
 export type ToolFamily = 'filesystem' | 'database' | 'api' | 'javascript';
 
@@ -29,8 +30,11 @@ export interface ToolEnv {
   readonly api?: ApiRuntime | undefined;
   /** PostgreSQL at `database.url`, or the embedded demo database when none is configured. */
   readonly database?: DatabaseExecutor | undefined;
-  /** Asks the policy whether this call's principal may read a table (list_tables filters with it). */
-  readonly mayReadTable?: ((call: Authorised, table: string) => boolean) | undefined;
+  /**
+   * The questions tools ask the policy after the call's decision (a table to list, a redirect hop
+   * to follow). Absent, each is refused: nothing is shown or followed that the policy did not allow.
+   */
+  readonly policy?: PolicyQuestions | undefined;
 }
 
 export interface AnalysisResult<F extends Facts = Facts, P = Pinned> {

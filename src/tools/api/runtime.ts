@@ -1,9 +1,7 @@
-import type { UrlFacts } from '../../core/facts.js';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import { ConfigError } from '../../config/loader.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Authorised } from '../../core/call.js';
 import { compileTarget, systemResolver, type HttpMethod, type Resolver, type UpstreamTarget } from '../../analysis/url.js';
 import type { TierSpec } from '../../limits/token-bucket.js';
 import { MemoryRateStore, type RateStore } from '../../limits/rate-store.js';
@@ -68,17 +66,9 @@ export interface UpstreamState {
   readonly stats: UpstreamStats;
 }
 
-/**
- * Asks the policy about a redirect hop, with the hop's url facts in place of the first request's.
- * Returns the decision; throws when the policy cannot decide (the hop is then refused).
- */
-export type HopAuthoriser = (call: Authorised, url: UrlFacts) => { readonly allow: boolean; readonly reasons: readonly string[] };
-
 export interface ApiRuntimeOptions {
   /** Replace getaddrinfo (tests; a DoH resolver). */
   readonly resolver?: Resolver;
-  /** The policy, for redirect hops: without it, redirects are refused rather than followed unchecked. */
-  readonly authoriseHop?: HopAuthoriser;
   readonly now?: () => number;
   readonly random?: () => number;
 }
@@ -94,7 +84,6 @@ export class ApiRuntime {
   readonly pools = new PinnedPools();
   readonly now: () => number;
   readonly random: () => number;
-  readonly authoriseHop: HopAuthoriser | undefined;
   private resolverFn: Resolver;
 
   private constructor(
@@ -109,7 +98,6 @@ export class ApiRuntime {
     this.now = opts.now ?? (() => performance.now());
     this.random = opts.random ?? Math.random;
     this.resolverFn = opts.resolver ?? systemResolver;
-    this.authoriseHop = opts.authoriseHop;
     const state = new Map<string, UpstreamState>();
     for (const u of this.upstreams.values()) {
       state.set(u.name, { breaker: new CircuitBreaker(u.spec.breaker.failures, u.spec.breaker.cooldown_ms, this.now), stats: new UpstreamStats() });

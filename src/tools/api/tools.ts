@@ -1,4 +1,5 @@
 import type { UrlFacts } from '../../core/facts.js';
+import type { PolicyQuestions } from '../../policy/questions.js';
 import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -142,7 +143,7 @@ export const callApiTool: ToolDefinition<CallArgs, UrlFamily, ApiPinned> = {
     const rt = runtimeOf(env);
     const up = rt.upstreams.get(call.args.api);
     if (!up) refuse('internal_error', 'The upstream vanished after analysis.', ['api.upstream_missing']);
-    return executeCall(rt, up, call);
+    return executeCall(rt, up, call, env.policy);
   },
 
   auditArgs: (args) => {
@@ -166,7 +167,7 @@ function runtimeOf(env: ToolEnv): ApiRuntime {
   return env.api;
 }
 
-async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall): Promise<{ text: string; structured: Record<string, unknown> }> {
+async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: PolicyQuestions | undefined): Promise<{ text: string; structured: Record<string, unknown> }> {
   const started = performance.now();
   const { stats, breaker } = rt.stateOf(up.name);
   stats.requests += 1;
@@ -202,7 +203,7 @@ async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall): Promise
   // 4. The request, with retries and (when configured) redirects.
   let sent: Sent;
   try {
-    sent = await send(rt, up, call, pin, started + call.caps.timeoutMs, maxBytes);
+    sent = await send(rt, up, call, policy, started + call.caps.timeoutMs, maxBytes);
   } catch (err) {
     if (err instanceof AttemptError && (err.kind === 'timeout' || err.kind === 'connect' || err.kind === 'network')) breaker.failure(ticket);
     else breaker.release(ticket);
@@ -268,7 +269,8 @@ interface Sent {
   readonly path: string;
 }
 
-async function send(rt: ApiRuntime, up: Upstream, call: ApiCall, pin: ApiPin, deadline: number, maxBytes: number): Promise<Sent> {
+async function send(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: PolicyQuestions | undefined, deadline: number, maxBytes: number): Promise<Sent> {
+  const pin = call.pinned.api;
   let method: HttpMethod = call.args.method;
   let body = encodeBody(call.args.body);
   let hop = { path: call.facts.url.path, fullPath: pin.fullPath, query: pin.query, addresses: pin.addresses };
@@ -294,21 +296,22 @@ async function send(rt: ApiRuntime, up: Upstream, call: ApiCall, pin: ApiPin, de
       body = undefined;
     }
     // The policy decided on the first path; the hop's path needs its own decision.
-    authoriseHop(rt, call, { ...call.facts.url, method, path: next.path, query: next.query, addresses: addresses.slice(0, 16), address_count: addresses.length, redirect: redirects });
+    const hopFacts = { ...call.facts.url, method, path: next.path, query: next.query, addresses: addresses.slice(0, 16), address_count: addresses.length, redirect: redirects };
+    authoriseHop(rt, call, policy, hopFacts);
     hop = { path: next.path, fullPath: next.fullPath, query: next.query, addresses };
   }
 }
 
-function authoriseHop(rt: ApiRuntime, call: ApiCall, url: UrlFacts): void {
-  if (!rt.authoriseHop) refuse('url_rejected', 'Redirects cannot be checked by the policy here, so they are not followed.', ['url.redirect_rejected', 'url.redirect_unauthorised']);
-  let decision: { allow: boolean; reasons: readonly string[] };
-  try {
-    decision = rt.authoriseHop(call, url);
-  } catch (err) {
-    rt.logger.error('policy evaluation failed for a redirect hop', { request_id: call.context.requestId, error: (err as Error).message });
+/** Each hop's answer joins the call's recorded facts (`url.hops`): it decided where the request went. */
+function authoriseHop(rt: ApiRuntime, call: ApiCall, policy: PolicyQuestions | undefined, hop: UrlFacts & { readonly redirect: number }): void {
+  if (!policy) refuse('url_rejected', 'Redirects cannot be checked by the policy here, so they are not followed.', ['url.redirect_rejected', 'url.redirect_unauthorised']);
+  const answer = policy.mayFollowHop(call, hop);
+  (call.facts.url.hops ??= []).push({ redirect: hop.redirect, method: hop.method, path: hop.path, ...answer });
+  if (answer.error !== undefined) {
+    rt.logger.error('policy evaluation failed for a redirect hop', { request_id: call.context.requestId, reason: answer.error });
     refuse('policy_error', 'The policy could not be evaluated for the redirect target, so it is not followed.', ['url.redirect_rejected']);
   }
-  if (!decision.allow) refuse('policy_denied', `The policy denied the redirect target ${String(url.path)}.`, ['url.redirect_rejected', ...decision.reasons]);
+  if (!answer.allow) refuse('policy_denied', `The policy denied the redirect target ${hop.path}.`, ['url.redirect_rejected', ...answer.reasons]);
 }
 
 interface HopRequest {

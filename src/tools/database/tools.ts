@@ -4,7 +4,8 @@ import { refuse } from '../../core/denial.js';
 import type { Authorised } from '../../core/call.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
 import { DenialError } from '../../core/denial.js';
-import type { SqlExecutionFacts, SqlFacts } from '../../core/facts.js';
+import type { SqlExecutionFacts, SqlFacts, SqlListFacts, TableAnswerFacts } from '../../core/facts.js';
+import type { PolicyAnswer } from '../../policy/questions.js';
 import type { DatabaseExecutor, PlanLimits, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
 
 /** What the database family's analysis produces for the policy and the record. */
@@ -26,7 +27,7 @@ function runOf(call: Authorised): QueryRun {
   return { signal: call.context.signal, deadline: call.context.deadline };
 }
 
-function capsFor(call: Authorised, env: ToolEnv, asked?: number): QueryCaps {
+function queryCapsFor(call: Authorised, env: ToolEnv, asked?: number): QueryCaps {
   const db = env.config.database;
   return {
     maxRows: Math.min(db.max_rows, call.caps.maxRows ?? db.max_rows, asked ?? Infinity),
@@ -172,7 +173,7 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
     const plan = planLimits(call);
     let r: QueryResult;
     try {
-      r = await executor(env).query(text, call.args.params, { ...capsFor(call, env, call.args.max_rows), plan }, runOf(call));
+      r = await executor(env).query(text, call.args.params, { ...queryCapsFor(call, env, call.args.max_rows), plan }, runOf(call));
     } catch (err) {
       if (err instanceof DenialError && err.denial.reasons.includes('sql.cost_exceeded')) recordPlan(call, { ...(err.denial.detail ?? {}), refused: true });
       // The server's error text may quote values; for a query that touches masked columns only
@@ -198,7 +199,39 @@ const TABLE_NAME = /^[a-z_][a-z0-9_$]{0,62}\.[a-z_][a-z0-9_$]{0,62}$/;
 
 const listInput = z.object({ schema: z.string().regex(/^[a-z_][a-z0-9_$]{0,62}$/).optional() }).strict();
 
-export const listTablesTool: ToolDefinition<z.output<typeof listInput>, Record<string, never>, Record<string, never>> = {
+/** list_tables decides on no facts; its executor records the policy's answer per table under `sql`. */
+type ListFamily = { sql?: SqlListFacts };
+type ListCall = Authorised<z.output<typeof listInput>, ListFamily, Record<string, never>>;
+
+/** Answers kept in the record per call: a schema may hold thousands of tables; the counts cover all. */
+const TABLE_ANSWERS_KEPT = 200;
+
+/** Without the policy's questions nothing is shown (fail closed). */
+const NOT_ASKED: PolicyAnswer = { allow: false, reasons: [], error: 'policy.not_available' };
+
+/**
+ * Filtered by the same policy that decides queries: a table is listed only if this principal
+ * could describe it. The answers join the call's recorded facts, since they decided what it saw.
+ */
+function readableTables(call: ListCall, env: ToolEnv, rows: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  const answers: TableAnswerFacts[] = [];
+  let hidden = 0;
+  let error: string | undefined;
+  const tables = rows.filter((row) => {
+    const table = `${String(row.schema)}.${String(row.name)}`.toLowerCase();
+    const answer = env.policy ? env.policy.mayReadTable(call, table) : NOT_ASKED;
+    if (answers.length < TABLE_ANSWERS_KEPT) answers.push({ table, ...answer });
+    if (!answer.allow) hidden += 1;
+    error ??= answer.error;
+    return answer.allow;
+  });
+  // Once per call, not per table: a broken policy fails every table alike.
+  if (error) env.logger.error('the policy could not answer for tables to list; they are hidden', { request_id: call.context.requestId, reason: error });
+  call.facts.sql = { kind: 'list', tables_filtered: answers, tables_asked: rows.length, tables_hidden: hidden };
+  return tables;
+}
+
+export const listTablesTool: ToolDefinition<z.output<typeof listInput>, ListFamily, Record<string, never>> = {
   name: 'list_tables',
   family: 'database',
   description: 'List the tables and views this principal may read, with row estimates.',
@@ -217,13 +250,10 @@ export const listTablesTool: ToolDefinition<z.output<typeof listInput>, Record<s
           and ($1::text is null or n.nspname = $1::text)
         order by 1, 2`,
       [call.args.schema ?? null],
-      { ...capsFor(call, env), maxRows: 10_000 },
+      { ...queryCapsFor(call, env), maxRows: 10_000 },
       runOf(call),
     );
-    // Filtered by the same policy that decides queries: a table is listed only if this
-    // principal could describe it.
-    const may = env.mayReadTable ?? (() => true);
-    const tables = r.rows.filter((t) => may(call, `${String(t.schema)}.${String(t.name)}`.toLowerCase()));
+    const tables = readableTables(call, env, r.rows);
     return { text: tables.map((t) => `${t.schema}.${t.name} (${t.kind}, ~${t.row_estimate} rows)`).join('\n') || '(no tables)', structured: { tables } };
   },
 };
@@ -254,7 +284,7 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>, S
         where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
         order by a.attnum`,
       [schema, name],
-      { ...capsFor(call, env), maxRows: 2000 },
+      { ...queryCapsFor(call, env), maxRows: 2000 },
       runOf(call),
     );
     if (!r.rows.length) refuse('tool_error', `No table ${schema}.${name}.`, ['db.no_such_table']);
