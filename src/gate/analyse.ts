@@ -1,6 +1,6 @@
 import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
-import type { ToolFamily } from '../tools/types.js';
+import type { ToolDefinition, ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';
 import type { Analysed, Validated } from '../core/call.js';
 
@@ -15,9 +15,7 @@ const FAMILY_REJECTION: Record<ToolFamily, DenialCode> = {
  * Raw arguments become facts here, once. An analyser that throws something other than a
  * DenialError could not decide, so the call is refused with the family's rejection code.
  */
-export async function analyse(call: Validated, deps: GateDeps): Promise<Verdict<Analysed>> {
-  const tool = deps.tools.get(call.tool);
-  if (!tool) return fail(deny('internal_error', 'Tool vanished after validation.', ['gate.tool_missing']));
+export async function analyse(call: Validated, tool: ToolDefinition, deps: GateDeps): Promise<Verdict<Analysed>> {
   try {
     const { facts, pinned } = await tool.analyse(call, deps.toolEnv);
     return pass({ ...call, facts, pinned });

@@ -2,16 +2,20 @@ import { deny, fail, pass, type Verdict } from '../core/denial.js';
 import { PolicyError } from '../policy/types.js';
 import type { Decision, Obligations } from '../core/decision.js';
 import { policyInput } from '../policy/input.js';
-import type { ToolFamily } from '../tools/types.js';
+import type { ToolDefinition, ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';
 import type { Analysed, Authorised, Caps } from '../core/call.js';
 import type { GateDeadline } from './deadline.js';
 
-const minted = new WeakSet<object>();
+/** Each Authorised value minted below, with the definition of the tool it was decided for. */
+const minted = new WeakMap<object, ToolDefinition>();
 
-/** The executor's runtime half of the Authorised brand: only values minted below pass. */
-export function isAuthorised(value: object): boolean {
-  return minted.has(value);
+/**
+ * The executor's runtime half of the Authorised brand: the definition decide authorised this
+ * very value for, or undefined for a value decide did not mint (it must not run).
+ */
+export function authorisedTool(value: object): ToolDefinition | undefined {
+  return minted.get(value);
 }
 
 function tighten(configured: number, obligation: number | undefined): number {
@@ -56,9 +60,7 @@ export interface DecideOutput {
  * Ask the policy. With the gate's deadline, the time obligation tightens the deadline and the
  * executor's time cap is what is left of it (queue waits and connects count against it too).
  */
-export function decide(call: Analysed, deps: GateDeps, deadline?: GateDeadline): DecideOutput {
-  const tool = deps.tools.get(call.tool);
-  if (!tool) return { verdict: fail(deny('internal_error', 'Tool vanished after analysis.', ['gate.tool_missing'])) };
+export function decide(call: Analysed, tool: ToolDefinition, deps: GateDeps, deadline?: GateDeadline): DecideOutput {
   let decision: Decision;
   try {
     decision = deps.policy.decide(policyInput(call));
@@ -76,6 +78,6 @@ export function decide(call: Analysed, deps: GateDeps, deadline?: GateDeadline):
     caps = { ...caps, timeoutMs: Math.min(caps.timeoutMs, deadline.remainingMs()) };
   }
   const authorised = { ...call, decision: decision as Decision & { allow: true }, caps } as Authorised;
-  minted.add(authorised);
+  minted.set(authorised, tool);
   return { verdict: pass(authorised), decision };
 }

@@ -1,7 +1,7 @@
 import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
 import { recordIntent } from './record.js';
 import type { GateDeps } from './deps.js';
-import { isAuthorised } from './decide.js';
+import { authorisedTool } from './decide.js';
 import type { GateDeadline } from './deadline.js';
 import type { Authorised, ToolResult } from '../core/call.js';
 
@@ -16,9 +16,9 @@ export interface ExecuteHooks {
 }
 
 export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHooks = {}): Promise<Verdict<ToolResult>> {
-  if (!isAuthorised(call)) return fail(deny('internal_error', 'Refusing to execute a call that carries no decision.', ['gate.not_authorised']));
-  const tool = deps.tools.get(call.tool);
-  if (!tool) return fail(deny('internal_error', 'Tool vanished after the decision.', ['gate.tool_missing']));
+  // The definition comes with the decision, not from the registry: what runs is what was decided on.
+  const tool = authorisedTool(call);
+  if (!tool) return fail(deny('internal_error', 'Refusing to execute a call that carries no decision.', ['gate.not_authorised']));
   // Evidence first: with the log unwritable nothing runs, since nothing it did could be recorded.
   if (!deps.audit.writable) return fail(deny('audit_unavailable', 'The audit log cannot be written now, so no call runs.', ['audit.unwritable']));
   if (tool.sideEffects?.(call.args)) {

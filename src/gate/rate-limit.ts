@@ -11,13 +11,14 @@ function tierOf(spec: string | TierSpec | undefined, deps: GateDeps): TierSpec |
 /**
  * One bucket per principal (its tier), and one per principal and tool where limits.per_tool names
  * the tool. A store that cannot answer refuses the call: a limit that cannot be checked is not
- * a limit that passed.
+ * a limit that passed. `known`: the call names a registered tool; only those get a per-tool bucket,
+ * since any other name is the client's to invent.
  */
-export async function rateLimit(call: Authenticated, deps: GateDeps): Promise<Verdict<Authenticated>> {
+export async function rateLimit(call: Authenticated, known: boolean, deps: GateDeps): Promise<Verdict<Authenticated>> {
   const limits = deps.config.limits;
   const tier = limits.tiers[call.principal.tier] ?? limits.tiers[limits.default_tier];
   if (!tier) return fail(deny('rate_limited', 'No rate tier applies to this principal.', ['rate.no_tier']));
-  const perTool = deps.tools.has(call.tool) ? tierOf(limits.per_tool[call.tool], deps) : undefined;
+  const perTool = known ? tierOf(limits.per_tool[call.tool], deps) : undefined;
   // A store that hangs past the call's deadline makes the gate answer `unavailable`, not `timeout`.
   const clear = call.context.deadline?.waitingOn('rate_store');
   // Identities are namespaced by how they were established: an API key's principal `carol` and a

@@ -5,6 +5,7 @@ import { recordOutcome } from './record.js';
 import { STAGES, type StageName } from '../core/stages.js';
 import type { Decision } from '../core/decision.js';
 import type { GateDeps } from './deps.js';
+import type { ToolDefinition } from '../tools/types.js';
 import type { Analysed, Authenticated, Authorised, CallContext, Facts, GateOutcome, OutcomeStatus, Principal, RawCall, ToolResult, Validated } from '../core/call.js';
 import { authenticate } from './authenticate.js';
 import { rateLimit } from './rate-limit.js';
@@ -25,6 +26,8 @@ function statusOf(denial: Denial | undefined): OutcomeStatus {
 
 /** What the stages found out about one call; frozen once the gate has decided its answer. */
 interface CallState {
+  /** The definition of the tool the call names, looked up once as it enters (undefined: no such tool). */
+  readonly tool: ToolDefinition | undefined;
   principalCall?: Authenticated;
   validated?: Validated;
   analysed?: Analysed;
@@ -37,6 +40,10 @@ interface CallState {
   /** Set when the answer is fixed (the deadline passed): late stage results are ignored. */
   frozen: boolean;
   readonly stageMs: Partial<Record<StageName, number>>;
+}
+
+function enter(raw: RawCall, deps: GateDeps): CallState {
+  return { tool: deps.tools.get(raw.tool), frozen: false, stageMs: {} };
 }
 
 /**
@@ -54,7 +61,7 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
   const capMs = deps.config.execution.timeout_ms;
   const deadline = new GateDeadline(started, capMs, raw.context.signal);
   const context: CallContext = { ...raw.context, signal: deadline.signal, deadline };
-  const s: CallState = { frozen: false, stageMs: {} };
+  const s = enter(raw, deps);
 
   const stages = runStages(raw, context, deadline, deps, s);
   const answeredAnyway = new Promise<void>((resolve) => deadline.onExpire(() => setTimeout(resolve, EXECUTOR_GRACE_MS).unref()));
@@ -69,8 +76,7 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
   deadline.dispose();
 
   const durationMs = performance.now() - started;
-  const tool = deps.tools.get(raw.tool);
-  const { validated, analysed, authorised, decision, result } = s;
+  const { tool, validated, analysed, authorised, decision, result } = s;
   const record: RecordInput = {
     context: raw.context,
     tool: raw.tool,
@@ -151,7 +157,7 @@ export interface DryRunOptions {
 export async function dryRun(raw: RawCall, deps: GateDeps, opts: DryRunOptions = {}): Promise<DryRunOutcome> {
   const deadline = new GateDeadline(performance.now(), deps.config.execution.timeout_ms, raw.context.signal);
   const context: CallContext = { ...raw.context, signal: deadline.signal, deadline };
-  const s: CallState = { frozen: false, stageMs: {} };
+  const s = enter(raw, deps);
   try {
     await runStages(raw, context, deadline, deps, s, { dry: true, until: opts.until ?? 'decide', asPrincipal: opts.asPrincipal });
   } finally {
@@ -216,14 +222,14 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
   const who = await guard('authenticate', () => authenticate(raw, deps));
   if (who) s.principalCall = { ...who, context, ...(plan.asPrincipal ? { principal: plan.asPrincipal(who.principal) } : {}) };
   // A dry run asks; it does not spend the caller's tokens.
-  const limited = s.principalCall && (plan.dry ? s.principalCall : await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, deps)));
-  const validated = limited && (await guard('validate', () => validate(limited, deps)));
-  if (validated && !s.frozen) s.validated = validated;
-  const analysed = validated && (await guard('analyse', () => analyse(validated, deps)));
+  const limited = s.principalCall && (plan.dry ? s.principalCall : await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, s.tool !== undefined, deps)));
+  const known = limited && (await guard('validate', () => validate(limited, s.tool, deps)));
+  if (known && !s.frozen) s.validated = known.call;
+  const analysed = known && (await guard('analyse', () => analyse(known.call, known.tool, deps)));
   if (analysed && !s.frozen) s.analysed = analysed;
   const authorised: Authorised | undefined = analysed
     ? await guard('decide', () => {
-        const out = decide(analysed, deps, deadline);
+        const out = decide(analysed, known.tool, deps, deadline);
         if (!s.frozen) s.decision = out.decision;
         return out.verdict;
       })

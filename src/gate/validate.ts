@@ -1,6 +1,8 @@
 import { deny, fail, pass, type Denial, type Verdict } from '../core/denial.js';
 import type { GateDeps } from './deps.js';
 import type { Authenticated, Validated } from '../core/call.js';
+import type { ToolDefinition } from '../tools/types.js';
+import type { Known } from './known.js';
 
 export const UNKNOWN_TOOL_REASON = 'tool.unknown';
 
@@ -32,7 +34,8 @@ function pathOf(place: Place | undefined): string {
   for (let p = place; p; p = p.parent) keys.push(p.key);
   let out = '(arguments)';
   for (const k of keys.reverse()) out += typeof k === 'number' ? `[${k}]` : `.${k}`;
-  // A cut must not split a surrogate pair: the message goes into the audit record.
+  // A cut must not split a surrogate pair: the message goes to the client, where half a pair is
+  // not text (the audit record keeps the denial's code and reasons, not its message).
   return out.length > 120 ? `${out.slice(0, 117).replace(/[\uD800-\uDBFF]$/, '')}...` : out;
 }
 
@@ -88,8 +91,8 @@ function walk(args: object, describe: boolean): Denial | undefined {
   return undefined;
 }
 
-export function validate(call: Authenticated, deps: GateDeps): Verdict<Validated> {
-  const tool = deps.tools.get(call.tool);
+/** `tool`: the definition the gate looked up for the call's name as it entered (none: no such tool). */
+export function validate(call: Authenticated, tool: ToolDefinition | undefined, deps: GateDeps): Verdict<Known<Validated>> {
   if (!tool) return fail(deny('invalid_input', `Unknown tool: ${JSON.stringify(call.tool).slice(0, 80)}`, [UNKNOWN_TOOL_REASON]));
   const raw = call.args === undefined ? {} : call.args;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -105,5 +108,5 @@ export function validate(call: Authenticated, deps: GateDeps): Verdict<Validated
     const problems = parsed.error.issues.slice(0, 10).map((i) => `${i.path.length ? i.path.join('.') : '(arguments)'}: ${i.message}`);
     return fail(deny('invalid_input', `Invalid arguments for ${tool.name}: ${problems.join('; ')}`, ['input.schema']));
   }
-  return pass({ ...call, args: parsed.data, argsBytes: bytes });
+  return pass({ call: { ...call, args: parsed.data, argsBytes: bytes }, tool });
 }
