@@ -395,7 +395,8 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   const withHopPolicy = (policy: PolicyQuestions | undefined) => ({ ...w.gate.app.deps, toolEnv: { ...w.gate.app.deps.toolEnv, policy } });
   const context = () => ({ transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal });
   const redirectToJson = { tool: 'call_api', args: { api: 'legit', path: '/redirect', query: { to: '/v1/json' } } };
-  const unanswered = await runGate({ ...redirectToJson, context: context() }, withHopPolicy(policyQuestions(new UnavailablePolicy(new PolicyError('policy.evaluation_failed', 'trap')))));
+  const unavailable = policyQuestions(new UnavailablePolicy(new PolicyError('policy.evaluation_failed', 'trap')));
+  const unanswered = await runGate({ ...redirectToJson, context: context() }, withHopPolicy(unavailable));
   t.equal(unanswered.decision?.allow, true, 'the call itself was allowed');
   t.equal(unanswered.denial?.code, 'policy_error', 'a hop the policy cannot answer for is not followed');
   t.same(unanswered.denial?.reasons, ['url.redirect_rejected']);

@@ -127,7 +127,8 @@ t.test('list_tables and describe_table show only what the principal may read', a
   const rec = readAudit(gate.app.deps.config.audit.path).find((r) => r.request_id === l.requestId);
   const answers = rec?.facts?.sql?.tables_filtered as { table: string; allow: boolean; reasons: string[] }[];
   t.equal(rec?.facts.sql.kind, 'list');
-  t.same(answers.find((a) => a.table === 'hr.salaries'), { table: 'hr.salaries', allow: false, reasons: ['sql.table_not_allowed'] }, 'hr.salaries: hidden by the policy, recorded');
+  const salaries = { table: 'hr.salaries', allow: false, reasons: ['sql.table_not_allowed'] };
+  t.same(answers.find((a) => a.table === 'hr.salaries'), salaries, 'hr.salaries: hidden by the policy, recorded');
   t.same(answers.find((a) => a.table === 'public.orders'), { table: 'public.orders', allow: true, reasons: [] });
   t.same(answers.filter((a) => a.allow).map((a) => a.table), names.map((n) => n.toLowerCase()), 'the allowed answers are exactly the tables listed');
   t.equal(rec?.facts.sql.tables_asked, answers.length);

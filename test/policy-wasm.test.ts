@@ -121,21 +121,42 @@ t.test('the questions tools ask after a decision: shaped like a call, answered b
   const asked: unknown[] = [];
   const q = policyQuestions({ revision: engine.revision, ready: true, decide: (input) => (asked.push(input), engine.decide(input)), visibleTools: () => [] });
   const context = { transport: 'stdio' as const, requestId: 'r-1', receivedAt: new Date('2026-01-01T00:00:00Z'), signal: new AbortController().signal };
-  const call = (roles: string[], tool: string, facts: Facts): Analysed => ({ tool, args: {}, argsBytes: 2, context, principal: { id: 'u', roles, auth: 'stdio', tier: 'local' }, facts, pinned: {} });
+  const call = (roles: string[], tool: string, facts: Facts): Analysed => ({
+    tool,
+    args: {},
+    argsBytes: 2,
+    context,
+    principal: { id: 'u', roles, auth: 'stdio', tier: 'local' },
+    facts,
+    pinned: {},
+  });
+  const describing = (table: string): Facts => ({ sql: { statements: 1, kind: 'describe', tables: [table], functions: [] } });
 
   // list_tables asks describe_table's question: the answer is the one describe_table would get.
   const listing = call(['analyst'], 'list_tables', {});
   for (const [table, allow] of [['public.orders', true], ['analytics.events', false], ['hr.salaries', false]] as const) {
     const answer = q.mayReadTable(listing, table);
-    const direct = engine.decide(policyInput(call(['analyst'], 'describe_table', { sql: { statements: 1, kind: 'describe', tables: [table], functions: [] } })));
+    const direct = engine.decide(policyInput(call(['analyst'], 'describe_table', describing(table))));
     t.equal(answer.allow, allow, `${table}: ${allow ? 'shown' : 'hidden'}`);
     t.same(answer, { allow: direct.allow, reasons: direct.reasons }, `${table}: the answer describe_table gets`);
   }
   t.ok(q.mayReadTable(listing, 'hr.salaries').reasons.includes('sql.table_not_allowed'));
-  t.match(asked.at(-1), { tool: 'describe_table', args: { table: 'hr.salaries' }, principal: { id: 'u', roles: ['analyst'] } }, 'asked as describe_table, as the caller');
+  const expected = { tool: 'describe_table', args: { table: 'hr.salaries' }, principal: { id: 'u', roles: ['analyst'] }, facts: describing('hr.salaries') };
+  t.match(asked.at(-1), expected, 'asked as describe_table, as the caller');
 
   // A redirect hop: the call's question with the hop's url facts, without the answers to earlier hops.
-  const url: UrlFacts = { upstream: 'github', method: 'GET', path: '/repos/x', query: '', host: 'api.github.com', port: 443, scheme: 'https', internal: false, addresses: ['192.0.2.1'], address_count: 1 };
+  const url: UrlFacts = {
+    upstream: 'github',
+    method: 'GET',
+    path: '/repos/x',
+    query: '',
+    host: 'api.github.com',
+    port: 443,
+    scheme: 'https',
+    internal: false,
+    addresses: ['192.0.2.1'],
+    address_count: 1,
+  };
   const first = call(['developer'], 'call_api', { url });
   const earlier = [{ redirect: 1, method: 'GET' as const, path: '/repos/y', allow: true, reasons: [] }];
   t.same(q.mayFollowHop(first, { ...url, path: '/repos/y', redirect: 2, hops: earlier }), { allow: true, reasons: [] }, 'a hop under an allowed path');

@@ -222,14 +222,15 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
   const who = await guard('authenticate', () => authenticate(raw, deps));
   if (who) s.principalCall = { ...who, context, ...(plan.asPrincipal ? { principal: plan.asPrincipal(who.principal) } : {}) };
   // A dry run asks; it does not spend the caller's tokens.
-  const limited = s.principalCall && (plan.dry ? s.principalCall : await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, s.tool !== undefined, deps)));
-  const known = limited && (await guard('validate', () => validate(limited, s.tool, deps)));
-  if (known && !s.frozen) s.validated = known.call;
-  const analysed = known && (await guard('analyse', () => analyse(known.call, known.tool, deps)));
+  const known = s.tool !== undefined;
+  const limited = s.principalCall && (plan.dry ? s.principalCall : await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, known, deps)));
+  const validated = limited && (await guard('validate', () => validate(limited, s.tool, deps)));
+  if (validated && !s.frozen) s.validated = validated.call;
+  const analysed = validated && (await guard('analyse', () => analyse(validated.call, validated.tool, deps)));
   if (analysed && !s.frozen) s.analysed = analysed;
   const authorised: Authorised | undefined = analysed
     ? await guard('decide', () => {
-        const out = decide(analysed, known.tool, deps, deadline);
+        const out = decide(analysed, validated.tool, deps, deadline);
         if (!s.frozen) s.decision = out.decision;
         return out.verdict;
       })

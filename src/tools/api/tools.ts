@@ -167,7 +167,9 @@ function runtimeOf(env: ToolEnv): ApiRuntime {
   return env.api;
 }
 
-async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: PolicyQuestions | undefined): Promise<{ text: string; structured: Record<string, unknown> }> {
+type Rendered = { text: string; structured: Record<string, unknown> };
+
+async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: PolicyQuestions | undefined): Promise<Rendered> {
   const started = performance.now();
   const { stats, breaker } = rt.stateOf(up.name);
   stats.requests += 1;
@@ -296,15 +298,17 @@ async function send(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: PolicyQ
       body = undefined;
     }
     // The policy decided on the first path; the hop's path needs its own decision.
-    const hopFacts = { ...call.facts.url, method, path: next.path, query: next.query, addresses: addresses.slice(0, 16), address_count: addresses.length, redirect: redirects };
-    authoriseHop(rt, call, policy, hopFacts);
+    const resolved = { addresses: addresses.slice(0, 16), address_count: addresses.length };
+    authoriseHop(rt, call, policy, { ...call.facts.url, method, path: next.path, query: next.query, ...resolved, redirect: redirects });
     hop = { path: next.path, fullPath: next.fullPath, query: next.query, addresses };
   }
 }
 
 /** Each hop's answer joins the call's recorded facts (`url.hops`): it decided where the request went. */
 function authoriseHop(rt: ApiRuntime, call: ApiCall, policy: PolicyQuestions | undefined, hop: UrlFacts & { readonly redirect: number }): void {
-  if (!policy) refuse('url_rejected', 'Redirects cannot be checked by the policy here, so they are not followed.', ['url.redirect_rejected', 'url.redirect_unauthorised']);
+  if (!policy) {
+    refuse('url_rejected', 'Redirects cannot be checked by the policy here, so they are not followed.', ['url.redirect_rejected', 'url.redirect_unauthorised']);
+  }
   const answer = policy.mayFollowHop(call, hop);
   (call.facts.url.hops ??= []).push({ redirect: hop.redirect, method: hop.method, path: hop.path, ...answer });
   if (answer.error !== undefined) {
