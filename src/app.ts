@@ -7,7 +7,7 @@ import { PolicyError } from './policy/types.js';
 import { buildRegistry } from './tools/registry.js';
 import { MemoryRateStore } from './limits/rate-store.js';
 import path from 'node:path';
-import { AuditLog } from './audit/audit-log.js';
+import { AuditLog } from './audit/open-audit-log.js';
 import { auditOptionsFromConfig } from './audit/config.js';
 import type { GateDeps } from './gate/deps.js';
 import type { ToolEnv } from './tools/types.js';

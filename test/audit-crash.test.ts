@@ -3,7 +3,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { unsealLine } from '../src/audit/chain.js';
 import { fileSegments, verifyFile } from '../src/audit/verify.js';
 import { makeSandbox } from './helpers/fixtures.js';

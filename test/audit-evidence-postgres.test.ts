@@ -5,7 +5,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import postgres from 'postgres';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { installPostgresSchema } from '../src/audit/postgres-log.js';
 import { generateKey } from '../src/audit/note.js';
 import { BIN } from './helpers/fixtures.js';

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import t, { type Test } from 'tap';
-import { AuditLog, FileAuditLog, type AuditLogOptions } from '../src/audit/audit-log.js';
+import type { AuditLogOptions } from '../src/audit/audit-log.js';
+import { FileAuditLog } from '../src/audit/file-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { canonicalJson } from '../src/audit/canonical-json.js';
 import { chainHash, GENESIS_PREV, unsealLine } from '../src/audit/chain.js';
 import { LockError } from '../src/audit/files.js';
@@ -386,7 +388,7 @@ t.test('one writer per log: a second open is refused, a stale lock is taken over
   t.ok(LockError);
   // Another process cannot open it either.
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
-    import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/audit-log.js'))};
+    import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/open-audit-log.js'))};
     try { await AuditLog.open({ path: ${JSON.stringify(file)}, durability: 'fsync', batchMs: 5 }); console.log('opened'); }
     catch (e) { console.log(e.name + ': ' + e.message); }`], { encoding: 'utf8' });
   t.match(child.stdout, /locked by process \d+/, 'a second process is refused');
@@ -407,7 +409,7 @@ t.test('a writer killed mid-run leaves a stale lock the next writer takes over',
   t.teardown(sb.cleanup);
   const file = path.join(sb.dir, 'k', 'audit.jsonl');
   const child = spawn(process.execPath, ['--input-type=module', '-e', `
-    import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/audit-log.js'))};
+    import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/open-audit-log.js'))};
     const log = await AuditLog.open({ path: ${JSON.stringify(file)}, durability: 'fsync', batchMs: 5 });
     for (let i = 0; ; i++) { await log.append({ i }); if (i === 50) console.log('ready'); }`], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));

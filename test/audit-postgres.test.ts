@@ -3,7 +3,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import t from 'tap';
 import postgres from 'postgres';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { installPostgresSchema, verifyPostgres } from '../src/audit/postgres-log.js';
 import { generateKey, parseVerifierKey } from '../src/audit/note.js';
 import { BIN, ROOT } from './helpers/fixtures.js';
@@ -60,7 +60,7 @@ if (!PGURL) {
   t.test('two processes appending to one stream at once form one valid chain', async (t) => {
     const s = stream();
     const child = () => spawn(process.execPath, ['--input-type=module', '-e', `
-      import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/audit-log.js'))};
+      import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/open-audit-log.js'))};
       const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: process.env.W, stream: process.env.S });
       await Promise.all(Array.from({ length: 8 }, async (_, w) => { for (let i = 0; i < 40; i++) await log.append({ pid: process.pid, w, i }); }));
       await log.close();

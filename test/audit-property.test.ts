@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { generateKey, parseVerifierKey } from '../src/audit/note.js';
 import { verifyFile } from '../src/audit/verify.js';
 import { makeSandbox } from './helpers/fixtures.js';

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import t from 'tap';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { verifyFile } from '../src/audit/verify.js';
 import { collectFileReport, renderHtml } from '../src/audit/report.js';
 import { makeSandbox } from './helpers/fixtures.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import t, { type Test } from 'tap';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { collectFileReport, escapeHtml, renderHtml } from '../src/audit/report.js';
 import { generateKey } from '../src/audit/note.js';
 import { BIN, makeSandbox } from './helpers/fixtures.js';

@@ -9,6 +9,8 @@ import { createLogger } from '../src/observability/logger.js';
 import { AuthRuntime } from '../src/auth/runtime.js';
 import { createKey, parseApiKey, readKeyFile, revokeKey, usageFileOf, withKeyFileLock } from '../src/auth/api-keys.js';
 import { Lockout } from '../src/auth/lockout.js';
+import { PostgresKeyStore } from '../src/auth/postgres-key-store.js';
+import { redactUrl } from '../src/config/redact-url.js';
 import { generateKeyPair, SignJWT } from 'jose';
 
 t.setTimeout(180_000);
@@ -283,4 +285,15 @@ t.test('an unreachable JWKS is not the client\'s fault: no lockout strike, API k
   await auth.authenticate(`Bearer ${junk}`, '198.51.100.8');
   t.match(await auth.authenticate(`Bearer ${junk}`, '198.51.100.8'), { ok: false, status: 429 });
   await auth.close();
+});
+
+t.test('a store URL is shown without its password (the one redactUrl, shared with the audit log and Redis)', async (t) => {
+  const store = new PostgresKeyStore('postgres://bulwark_reader:s3cr3t-pw@127.0.0.1:1/keys');
+  t.teardown(() => store.close());
+  t.equal(store.where, 'postgres://bulwark_reader:***@127.0.0.1:1/keys');
+  t.equal(redactUrl('postgres://u:pw@[::1/db'), 'postgres:(unparseable url)', 'a URL that does not parse shows its scheme only');
+  t.equal(redactUrl('postgresql://host/db'), 'postgresql://host/db', 'nothing to hide');
+  const message = 'connect to redis://:hunter2@10.0.0.1:6379 failed; retrying rediss://user:pw@cache:6380/0';
+  t.equal(redactUrl(message), 'connect to redis://***@10.0.0.1:6379 failed; retrying rediss://***@cache:6380/0');
+  t.equal(redactUrl('connect ECONNREFUSED 127.0.0.1:6379'), 'connect ECONNREFUSED 127.0.0.1:6379');
 });

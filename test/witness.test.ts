@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import t, { type Test } from 'tap';
-import { AuditLog } from '../src/audit/audit-log.js';
+import { AuditLog } from '../src/audit/open-audit-log.js';
 import { canonicalJson } from '../src/audit/canonical-json.js';
 import { chainHash, unsealLine } from '../src/audit/chain.js';
 import { logPaths } from '../src/audit/files.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dist, summarise } from './lib.mjs';
 
-const { AuditLog } = await import(dist('src/audit/audit-log.js'));
+const { AuditLog } = await import(dist('src/audit/open-audit-log.js'));
 const { verifyFile, fileSegments } = await import(dist('src/audit/verify.js'));
 const { generateKey, openNote } = await import(dist('src/audit/note.js'));
 const { buildConsistencyProof } = await import(dist('src/audit/proofs.js'));

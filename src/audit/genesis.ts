@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { GENESIS_PREV, unsealLine } from './chain.js';
+import { GENESIS_PREV } from './chain.js';
 import type { LogPaths } from './files.js';
 import { Frontier } from './merkle.js';
+import { parseAuditLine, type GenesisFields, type GenesisInfo } from './record-type.js';
 import { checkpointText, readCheckpointNote, signNote, trusted, type NoteSigner, type NoteVerifier, type SignedCheckpoint } from './note.js';
 
 /**
@@ -13,41 +14,24 @@ import { checkpointText, readCheckpointNote, signNote, trusted, type NoteSigner,
  */
 export const GENESIS_EVENT = 'audit.genesis';
 
-export interface GenesisInfo {
-  readonly stream: string;
-  readonly origin: string | null;
-  readonly created_at: string;
-  /** Verifier keys (note format) of the checkpoint signer(s); empty for an unsigned log. */
-  readonly keys: readonly string[];
-  readonly policy_revision: string | null;
-  readonly checkpoint: { readonly every_records: number; readonly every_ms: number } | null;
-}
-
-export function genesisFields(g: GenesisInfo): Record<string, unknown> {
+export function genesisFields(g: GenesisInfo): GenesisFields {
   return { event: GENESIS_EVENT, genesis: { ...g, keys: [...g.keys], checkpoint: g.checkpoint ? { ...g.checkpoint } : null } };
 }
 
 /** The genesis information of a stored line, or undefined when the line is not a genesis record at seq 1. */
 export function parseGenesisLine(line: string): GenesisInfo | undefined {
-  const s = unsealLine(line);
-  if (!s) return undefined;
-  let rec: Record<string, unknown>;
-  try {
-    rec = JSON.parse(s.body) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  if (rec.event !== GENESIS_EVENT || rec.seq !== 1 || rec.prev !== GENESIS_PREV) return undefined;
-  const g = rec.genesis as Record<string, unknown> | null | undefined;
-  if (!g || typeof g !== 'object') return undefined;
-  const cp = g.checkpoint as { every_records?: unknown; every_ms?: unknown } | null | undefined;
+  const parsed = parseAuditLine(line);
+  if (!parsed.ok) return undefined;
+  const rec = parsed.record;
+  if (rec.event !== GENESIS_EVENT || rec.seq !== 1 || rec.prev !== GENESIS_PREV || !rec.genesis) return undefined;
+  const g = rec.genesis;
   return {
-    stream: typeof g.stream === 'string' ? g.stream : '',
-    origin: typeof g.origin === 'string' ? g.origin : null,
-    created_at: typeof g.created_at === 'string' ? g.created_at : '',
-    keys: Array.isArray(g.keys) ? g.keys.filter((k): k is string => typeof k === 'string') : [],
-    policy_revision: typeof g.policy_revision === 'string' ? g.policy_revision : null,
-    checkpoint: cp && typeof cp.every_records === 'number' && typeof cp.every_ms === 'number' ? { every_records: cp.every_records, every_ms: cp.every_ms } : null,
+    stream: g.stream ?? '',
+    origin: g.origin ?? null,
+    created_at: g.created_at ?? '',
+    keys: g.keys ?? [],
+    policy_revision: g.policy_revision ?? null,
+    checkpoint: g.checkpoint ?? null,
   };
 }
 

@@ -2,13 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { AuditUnavailableError, sealRecord, type Appended, type AuditLog, type AuditLogOptions } from './audit-log.js';
+import os from 'node:os';
+import { redactUrl } from '../config/redact-url.js';
+import { AuditUnavailableError, errorCode, type Appended, type AuditLog, type AuditLogOptions } from './audit-log.js';
 import { canonicalJson, MAX_LINE_BYTES } from './canonical-json.js';
 import { GENESIS_PREV } from './chain.js';
 import { makeCheckpointLine } from './checkpoint.js';
 import { Frontier, leafHash } from './merkle.js';
 import { readCheckpointNote } from './note.js';
-import os from 'node:os';
+import type { PostgresResumed, RecoveryFields, RefusedFields } from './record-type.js';
+import { NO_REFUSED_APPENDS, RefusedAppends } from './refused-appends.js';
+import { sealRecord } from './seal-record.js';
 import { verifySegments, type Segment, type VerifyOptions, type VerifyReport } from './verify.js';
 
 /** sql/audit-postgres.sql in the package (dist/src/audit → three levels up). */
@@ -23,15 +27,8 @@ const RECOVER_MAX_MS = 1000;
 /** Request ids of refused appends named in the recovery record (the count is exact). */
 const REFUSED_IDS_KEPT = 32;
 
-interface RefusedSummary {
-  count: number;
-  first_at: string;
-  last_at: string;
-  request_ids: string[];
-}
-
 interface Pending {
-  readonly fields: Record<string, unknown>;
+  readonly fields: Readonly<Record<string, unknown>>;
   readonly resolve: (a: Appended) => void;
   readonly reject: (err: Error) => void;
 }
@@ -74,7 +71,7 @@ export class PostgresAuditLog implements AuditLog {
   private flushing = false;
   private failure: Error | undefined;
   private failedAt: Date | undefined;
-  private refused: RefusedSummary | undefined;
+  private readonly refused = new RefusedAppends(REFUSED_IDS_KEPT);
   private recoverTimer: NodeJS.Timeout | undefined;
   private recoverDelayMs = RECOVER_FIRST_MS;
   private recovering = false;
@@ -120,7 +117,7 @@ export class PostgresAuditLog implements AuditLog {
     return this.seq;
   }
 
-  async append(fields: Record<string, unknown>): Promise<Appended> {
+  async append(fields: Readonly<Record<string, unknown>>): Promise<Appended> {
     if (this.closed) throw new AuditUnavailableError('audit log is closed');
     if (this.failure) {
       this.noteRefused(fields);
@@ -161,7 +158,7 @@ export class PostgresAuditLog implements AuditLog {
   }
 
   /** One transaction: the stream lock, the head as the database has it, the rows sealed onto it. */
-  private async insert(records: readonly Record<string, unknown>[]): Promise<Appended[]> {
+  private async insert(records: readonly Readonly<Record<string, unknown>>[]): Promise<Appended[]> {
     return (await this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${this.stream}))`;
       const [head] = await tx`SELECT seq, hash FROM bulwark_audit WHERE stream = ${this.stream} ORDER BY seq DESC LIMIT 1`;
@@ -188,7 +185,7 @@ export class PostgresAuditLog implements AuditLog {
   private fail(err: Error, batch: readonly Pending[]): void {
     if (!this.failure) {
       this.failedAt = new Date();
-      this.opts.onWarning?.('audit log write failed; appends are refused until it resumes', { backend: 'postgres', stream: this.stream, error: err.message, code: (err as { code?: unknown }).code ?? null });
+      this.opts.onWarning?.('audit log write failed; appends are refused until it resumes', { backend: 'postgres', stream: this.stream, error: err.message, code: errorCode(err) });
     }
     this.failure = err;
     const e = new AuditUnavailableError(`audit write failed: ${err.message}`);
@@ -201,21 +198,10 @@ export class PostgresAuditLog implements AuditLog {
     this.scheduleRecovery();
   }
 
-  private noteRefused(fields: Record<string, unknown>): void {
+  private noteRefused(fields: Readonly<Record<string, unknown>>): void {
     // (its own count is carried over by the caller)
     if (fields.event === 'audit.refused') return;
-    const now = new Date().toISOString();
-    const id = typeof fields.request_id === 'string' ? fields.request_id : undefined;
-    const r = (this.refused ??= { count: 0, first_at: now, last_at: now, request_ids: [] });
-    r.count++;
-    r.last_at = now;
-    if (id && r.request_ids.length < REFUSED_IDS_KEPT) r.request_ids.push(id);
-  }
-
-  private takeRefused(): RefusedSummary | undefined {
-    const r = this.refused;
-    this.refused = undefined;
-    return r;
+    this.refused.note(fields);
   }
 
   private scheduleRecovery(): void {
@@ -235,20 +221,20 @@ export class PostgresAuditLog implements AuditLog {
     clearTimeout(this.recoverTimer);
     this.recoverTimer = undefined;
     const failure = this.failure;
-    const refused = this.takeRefused();
+    const refused = this.refused.take();
     try {
       while (this.flushing) await new Promise((r) => setImmediate(r));
-      const recovery = {
+      const recovery: PostgresResumed = {
         backend: 'postgres',
         action: 'resumed',
         stream: this.stream,
         reason: failure.message.slice(0, 300),
-        code: (failure as { code?: unknown }).code ?? null,
+        code: errorCode(failure),
         failed_at: this.failedAt?.toISOString() ?? null,
         resumed_at: new Date().toISOString(),
-        refused_appends: refused ?? { count: 0, first_at: null, last_at: null, request_ids: [] },
+        refused_appends: refused ?? NO_REFUSED_APPENDS,
       };
-      const [sealed] = await this.insert([{ event: 'audit.recovery', recovery }]);
+      const [sealed] = await this.insert([{ event: 'audit.recovery', recovery } satisfies RecoveryFields]);
       this.failure = undefined;
       this.failedAt = undefined;
       this.recoverDelayMs = RECOVER_FIRST_MS;
@@ -256,17 +242,15 @@ export class PostgresAuditLog implements AuditLog {
       this.opts.onWarning?.('audit log resumed after a write failure', { ...recovery, refused_appends: recovery.refused_appends.count, seq: (sealed as Appended).seq });
       // Appends refused while the recovery record was being written are counted in the chain
       // too, in a record of their own right after it.
-      const meanwhile = this.takeRefused();
+      const meanwhile = this.refused.take();
       if (meanwhile) {
-        void this.append({ event: 'audit.refused', refused: { backend: 'postgres', stream: this.stream, reason: 'the log was resuming', refused_appends: meanwhile } }).catch(() => {
-          // The log failed again: these count in the next recovery record.
-          this.refused = this.refused ? { ...meanwhile, count: meanwhile.count + this.refused.count, last_at: this.refused.last_at } : meanwhile;
-        });
+        const record: RefusedFields = { event: 'audit.refused', refused: { backend: 'postgres', stream: this.stream, reason: 'the log was resuming', refused_appends: meanwhile } };
+        // The log failed again: these count in the next recovery record.
+        void this.append(record).catch(() => this.refused.putBack(meanwhile));
       }
     } catch {
       // Still failing: the refusals counted so far go into the next recovery record.
-      const meanwhile = this.takeRefused();
-      this.refused = refused && meanwhile ? { count: refused.count + meanwhile.count, first_at: refused.first_at, last_at: meanwhile.last_at, request_ids: [...refused.request_ids, ...meanwhile.request_ids].slice(0, REFUSED_IDS_KEPT) } : (refused ?? meanwhile);
+      this.refused.putBack(refused);
       this.recoverDelayMs = Math.min(RECOVER_MAX_MS, this.recoverDelayMs * 2);
       this.recovering = false;
       this.scheduleRecovery();
@@ -378,17 +362,6 @@ export function postgresSegment(sql: Sql, stream: string): Segment {
 export async function postgresCheckpointLines(sql: Sql, stream: string): Promise<string> {
   const rows = await sql`SELECT size, note, frontier FROM bulwark_audit_checkpoint WHERE stream = ${stream} ORDER BY size`;
   return rows.map((r) => `${JSON.stringify({ note: String(r.note), size: Number(r.size), frontier: r.frontier as string[] })}\n`).join('');
-}
-
-/** A URL fit to print: the password is never shown. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres:(unparseable url)';
-  }
 }
 
 export async function verifyPostgres(url: string, stream: string, opts: VerifyOptions = {}): Promise<VerifyReport> {

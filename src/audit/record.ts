@@ -3,6 +3,7 @@ import { sha256Hex } from './chain.js';
 import type { Denial } from '../core/denial.js';
 import type { Decision } from '../core/decision.js';
 import type { Authorised, Facts, OutcomeStatus, Principal, ToolResult, CallContext } from '../core/call.js';
+import type { IntentFields, OutcomeFields } from './record-type.js';
 
 export interface RecordInput {
   readonly context: CallContext;
@@ -120,8 +121,8 @@ export function recordedToolName(name: string): string {
   return JSON.stringify(name).slice(0, 200);
 }
 
-/** The fields of one audit record (the log adds v, seq, ts, prev, hash). */
-export function auditFields(r: RecordInput): Record<string, unknown> {
+/** The fields of one call's outcome record (the log adds v, seq, ts, prev, hash). */
+export function auditFields(r: RecordInput): OutcomeFields {
   const digest = argsDigest('rawArgs' in r ? r.rawArgs : r.args);
   const masked: string[] = [];
   let args: unknown = null;
@@ -141,7 +142,7 @@ export function auditFields(r: RecordInput): Record<string, unknown> {
     args,
     args_sha256: digest.sha256,
     args_bytes: digest.bytes,
-    ...(digest.form === 'json' ? { args_sha256_form: 'json' } : {}),
+    ...(digest.form === 'json' ? { args_sha256_form: digest.form } : {}),
     masked,
     facts: r.facts ?? null,
     decision: r.decision ? { allow: r.decision.allow, reasons: [...r.decision.reasons], policy_revision: r.policyRevision } : null,
@@ -166,7 +167,7 @@ export function auditFields(r: RecordInput): Record<string, unknown> {
  * follows and names it (`intent_seq`); an intent with no outcome is "outcome unknown" (the
  * process stopped mid-call), which verify and the report show and do not call damage.
  */
-export function intentFields(call: Authorised, policyRevision: string, auditArgs: Record<string, unknown> | undefined, rawArgs?: unknown): Record<string, unknown> {
+export function intentFields(call: Authorised, policyRevision: string, auditArgs: Record<string, unknown> | undefined, rawArgs?: unknown): IntentFields {
   // The same hash as its outcome record's (pass the arguments as received when the caller has them).
   const digest = argsDigest(rawArgs === undefined ? call.args : rawArgs);
   return {
@@ -179,7 +180,7 @@ export function intentFields(call: Authorised, policyRevision: string, auditArgs
     args: auditArgs ?? call.args,
     args_sha256: digest.sha256,
     args_bytes: digest.bytes,
-    ...(digest.form === 'json' ? { args_sha256_form: 'json' } : {}),
+    ...(digest.form === 'json' ? { args_sha256_form: digest.form } : {}),
     masked: [],
     facts: call.facts,
     decision: { allow: true, reasons: [...call.decision.reasons], policy_revision: policyRevision },
@@ -188,8 +189,8 @@ export function intentFields(call: Authorised, policyRevision: string, auditArgs
 }
 
 /** When validated arguments still cannot be hashed reproducibly (a lone surrogate, say), record without them. */
-export function withoutArgs(fields: Record<string, unknown>, reason: string): Record<string, unknown> {
-  return { ...fields, args: null, masked: [...((fields.masked as string[]) ?? []), 'args'], args_unrepresentable: reason };
+export function withoutArgs<F extends OutcomeFields | IntentFields>(fields: F, reason: string): F {
+  return { ...fields, args: null, masked: [...fields.masked, 'args'], args_unrepresentable: reason };
 }
 
 /** Milliseconds to microsecond precision, integers as they are: stable, hashable numbers. */

@@ -8,7 +8,7 @@
  * bound on distinct keys) and at most `maxDenials` denial rows are held in memory.
  */
 import fs from 'node:fs';
-import { unsealLine } from './chain.js';
+import { parseAuditLine, type AuditRecord, type ReadRecovery } from './record-type.js';
 import { fileSegments, verifyFile, type Segment, type VerifyOptions, type VerifyReport } from './verify.js';
 
 export const DEFAULT_MAX_DENIALS = 5000;
@@ -77,15 +77,24 @@ function bump(m: Map<string, number>, k: string): void {
   else m.set(OTHER, (m.get(OTHER) ?? 0) + 1);
 }
 
-function str(v: unknown, fallback: string): string {
-  if (v === null || v === undefined) return fallback;
-  return typeof v === 'string' ? v : JSON.stringify(v);
-}
-
 function argsText(a: unknown): string {
   if (a === undefined || a === null) return '';
   const s = JSON.stringify(a) ?? '';
   return s.length > ARGS_CHARS ? `${s.slice(0, ARGS_CHARS)}…` : s;
+}
+
+/** A recovery (a torn tail at start-up, a resumed log) or the appends refused while PostgreSQL resumed. */
+function recoveryRow(rec: Extract<AuditRecord, { event: 'audit.recovery' | 'audit.refused' }>): RecoveryRow {
+  const r: ReadRecovery = (rec.event === 'audit.refused' ? { action: 'refused', ...rec.refused } : rec.recovery) ?? {};
+  const refused = r.refused_appends;
+  const parts = [
+    r.reason !== undefined ? `failure: ${r.reason}` : '',
+    r.failed_at !== undefined ? `from ${r.failed_at ?? ''} to ${r.resumed_at ?? ''}` : '',
+    refused?.count !== undefined ? `${refused.count} append(s) refused meanwhile` : '',
+    r.set_aside ? `set aside: ${argsText(r.set_aside)}` : '',
+    r.bytes !== undefined ? `${r.bytes} torn byte(s) at offset ${r.offset ?? ''}` : '',
+  ].filter(Boolean);
+  return { seq: rec.seq, ts: rec.ts, action: r.action ?? '(unknown)', detail: parts.join('; ') };
 }
 
 /** Walk the segments once and aggregate; `verdict` comes from the verifier (a separate pass). */
@@ -108,22 +117,16 @@ export async function collectReport(label: string, segments: readonly Segment[],
   for (const seg of segments) {
     if (!seg.exists) continue;
     await seg.scan((buf, start, end) => {
-      const s = unsealLine(buf.toString('utf8', start, end));
-      let rec: Record<string, unknown> | undefined;
-      if (s) {
-        try {
-          const v = JSON.parse(s.body) as unknown;
-          if (v && typeof v === 'object' && !Array.isArray(v)) rec = v as Record<string, unknown>;
-        } catch {
-          rec = undefined;
-        }
-      }
-      if (!rec) {
+      const parsed = parseAuditLine(buf.toString('utf8', start, end));
+      // An event a later build writes is counted as an event; any other record that does not read is not.
+      const unknownEvent = !parsed.ok && parsed.error.kind === 'unknown_event' ? parsed.error.event : undefined;
+      const envelope = parsed.ok ? parsed.record : unknownEvent !== undefined ? parsed.envelope : undefined;
+      if (!envelope) {
         unreadable++;
         return true;
       }
       records++;
-      const ts = typeof rec.ts === 'string' ? rec.ts : '';
+      const ts = envelope.ts;
       const t = Date.parse(ts);
       if (!Number.isNaN(t)) {
         firstTs ??= ts;
@@ -136,44 +139,46 @@ export async function collectReport(label: string, segments: readonly Segment[],
           if (perMinute.size > 24 * 60) perMinute = undefined;
         }
       }
+      if (!parsed.ok) {
+        bump(byPrincipal, '(none)');
+        bump(byTool, `event: ${unknownEvent ?? ''}`);
+        bump(byDecision, 'n/a (event record)');
+        bump(byOutcome, '(none)');
+        return true;
+      }
+      const rec = parsed.record;
       if (rec.event === 'intent') {
         // The call's outcome record follows and is counted; the intent is evidence of order.
         intents++;
         return true;
       }
-      if ((rec.event === 'audit.recovery' || rec.event === 'audit.refused') && recoveries.length < MAX_RECOVERIES) {
-        // audit.refused: appends refused while a recovery record was being written (PostgreSQL).
-        const r = ((rec.event === 'audit.refused' ? { action: 'refused', ...(rec.refused as object) } : rec.recovery) ?? {}) as Record<string, unknown>;
-        const refused = r.refused_appends as { count?: unknown } | undefined;
-        const parts = [
-          r.reason !== undefined ? `failure: ${str(r.reason, '')}` : '',
-          r.failed_at !== undefined ? `from ${str(r.failed_at, '')} to ${str(r.resumed_at, '')}` : '',
-          refused && typeof refused.count === 'number' ? `${refused.count} append(s) refused meanwhile` : '',
-          r.set_aside ? `set aside: ${argsText(r.set_aside)}` : '',
-          r.bytes !== undefined ? `${str(r.bytes, '')} torn byte(s) at offset ${str(r.offset, '')}` : '',
-        ].filter(Boolean);
-        recoveries.push({ seq: typeof rec.seq === 'number' ? rec.seq : null, ts, action: str(r.action, '(unknown)'), detail: parts.join('; ') });
+      if (rec.event === 'audit.recovery' || rec.event === 'audit.refused') {
+        if (recoveries.length < MAX_RECOVERIES) recoveries.push(recoveryRow(rec));
       }
-      const principal = rec.principal as { id?: unknown } | null | undefined;
-      const pid = principal && typeof principal === 'object' ? str(principal.id, '(none)') : '(none)';
-      const tool = rec.tool !== undefined ? str(rec.tool, '(none)') : rec.event !== undefined ? `event: ${str(rec.event, '')}` : '(none)';
+      if (rec.event !== undefined) {
+        bump(byPrincipal, '(none)');
+        bump(byTool, `event: ${rec.event}`);
+        bump(byDecision, 'n/a (event record)');
+        bump(byOutcome, '(none)');
+        return true;
+      }
+      const pid = rec.principal ? (rec.principal.id ?? '(none)') : '(none)';
+      const tool = rec.tool ?? '(none)';
       bump(byPrincipal, pid);
       bump(byTool, tool);
-      const decision = rec.decision as { allow?: unknown; reasons?: unknown } | null | undefined;
-      const dKey = decision && typeof decision === 'object' ? (decision.allow === true ? 'allow' : decision.allow === false ? 'deny' : 'unknown') : rec.event !== undefined ? 'n/a (event record)' : 'no decision (before policy)';
+      const decision = rec.decision;
+      const dKey = decision ? (decision.allow === true ? 'allow' : decision.allow === false ? 'deny' : 'unknown') : 'no decision (before policy)';
       bump(byDecision, dKey);
-      const outcome = rec.outcome as { status?: unknown; code?: unknown; reasons?: unknown } | null | undefined;
-      const status = outcome && typeof outcome === 'object' ? str(outcome.status, '(none)') : '(none)';
-      const code = outcome && typeof outcome === 'object' && outcome.code !== null && outcome.code !== undefined ? str(outcome.code, '') : '';
+      const outcome = rec.outcome;
+      const status = outcome?.status ?? '(none)';
+      const code = outcome?.code ?? '';
       bump(byOutcome, code ? `${status} / ${code}` : status);
       if (status === 'denied' || decision?.allow === false) {
         denialsTotal++;
         if (denials.length < maxDenials) {
           const reasons: string[] = [];
-          for (const src of [outcome?.reasons, decision?.reasons]) {
-            if (Array.isArray(src)) for (const r of src) if (!reasons.includes(str(r, ''))) reasons.push(str(r, ''));
-          }
-          denials.push({ seq: typeof rec.seq === 'number' ? rec.seq : null, ts, principal: pid, tool, code: code || (decision?.allow === false ? 'policy deny' : ''), reasons, args: argsText(rec.args) });
+          for (const src of [outcome?.reasons, decision?.reasons]) for (const r of src ?? []) if (!reasons.includes(r)) reasons.push(r);
+          denials.push({ seq: rec.seq, ts, principal: pid, tool, code: code || (decision?.allow === false ? 'policy deny' : ''), reasons, args: argsText(rec.args) });
         }
       }
       return true;

@@ -6,8 +6,9 @@ import { chainHash, GENESIS_PREV, HASH_SUFFIX_LENGTH, unsealLine } from './chain
 import { loadCheckpoints, type LoadedCheckpoint } from './checkpoint.js';
 import { logPaths, ManifestError, readManifest, scanLines, segmentFilesOnDisk, type Manifest } from './files.js';
 import { Frontier, leafHashLatin1 } from './merkle.js';
-import { AnchorError, parseGenesisLine, prunePath, readPruneStatement, type Anchor, type GenesisInfo } from './genesis.js';
+import { AnchorError, parseGenesisLine, prunePath, readPruneStatement, type Anchor } from './genesis.js';
 import { openNote, parseVerifierKey, trusted, type NoteVerifier } from './note.js';
+import { parseAuditLine, type GenesisInfo } from './record-type.js';
 import { checkCosignatures, CosignatureError, type WitnessVerifier } from './witness-cosignature.js';
 
 export type DamageKind =
@@ -353,17 +354,12 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   const segNames = segments.map((s) => s.name);
   const openIntents = new Map<number, OutcomeUnknown>();
   const noteIntent = (line: string, seq: number): void => {
-    const body = unsealLine(line)?.body;
-    if (!body) return;
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(body) as Record<string, unknown>;
-    } catch {
-      return;
-    }
+    const parsed = parseAuditLine(line);
+    if (!parsed.ok) return;
+    const rec = parsed.record;
     if (rec.event === 'intent') {
-      openIntents.set(seq, { seq, request_id: typeof rec.request_id === 'string' ? rec.request_id : null, tool: typeof rec.tool === 'string' ? rec.tool : null, ts: typeof rec.ts === 'string' ? rec.ts : null });
-    } else if (typeof rec.intent_seq === 'number') {
+      openIntents.set(seq, { seq, request_id: rec.request_id ?? null, tool: rec.tool ?? null, ts: rec.ts });
+    } else if (rec.event === undefined && rec.intent_seq !== undefined) {
       openIntents.delete(rec.intent_seq);
     }
   };

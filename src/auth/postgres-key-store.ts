@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { redactUrl } from '../config/redact-url.js';
 import type { KeyRecord } from './api-keys.js';
-import { redactUrl } from '../audit/postgres-log.js';
 import type { KeySnapshot, KeyStore } from './key-store.js';
 
 /** sql/api-keys-postgres.sql in the package (dist/src/auth → three levels up). */

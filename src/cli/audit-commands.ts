@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/schema.js';
-import { unsealLine } from '../audit/chain.js';
+import { parseAuditLine, type Envelope, type ParsedRecord } from '../audit/record-type.js';
 import { loadCheckpoints, type LoadedCheckpoint } from '../audit/checkpoint.js';
 import { mirrorsFromConfig, verifiersFromConfig } from '../audit/config.js';
 import { logPaths } from '../audit/files.js';
@@ -388,7 +388,8 @@ async function proveConsistencyCmd(t: Target, oldSize: number, newSize: number):
   }
 }
 
-async function forEachRecord(t: Target, fn: (line: string, rec: Record<string, unknown>) => boolean | void): Promise<void> {
+/** Each stored line whose envelope reads, in order, with what the parser made of it; `false` from fn stops. */
+async function forEachRecord(t: Target, fn: (line: string, envelope: Envelope, parsed: ParsedRecord) => boolean | void): Promise<void> {
   const src = await segmentsOf(t);
   try {
     let stop = false;
@@ -397,15 +398,10 @@ async function forEachRecord(t: Target, fn: (line: string, rec: Record<string, u
       if (!seg.exists) continue;
       await seg.scan((buf, start, end) => {
         const line = buf.toString('utf8', start, end);
-        const s = unsealLine(line);
-        if (!s) return true;
-        let rec: Record<string, unknown>;
-        try {
-          rec = JSON.parse(s.body) as Record<string, unknown>;
-        } catch {
-          return true;
-        }
-        if (fn(line, rec) === false) {
+        const parsed = parseAuditLine(line);
+        const envelope = parsed.ok ? parsed.record : parsed.envelope;
+        if (!envelope) return true;
+        if (fn(line, envelope, parsed) === false) {
           stop = true;
           return false;
         }
@@ -421,10 +417,10 @@ async function tailCmd(t: Target, n: number, follow = false): Promise<number> {
   if (follow && t.kind !== 'file') throw new UsageError('-f follows file logs only');
   const last: string[] = [];
   let lastSeq = 0;
-  await forEachRecord(t, (line, rec) => {
+  await forEachRecord(t, (line, { seq }) => {
     last.push(line);
     if (last.length > n) last.shift();
-    if (typeof rec.seq === 'number' && rec.seq > lastSeq) lastSeq = rec.seq;
+    if (seq > lastSeq) lastSeq = seq;
   });
   for (const l of last) process.stdout.write(`${l}\n`);
   return follow ? followActive(t.where, lastSeq) : EXIT.ok;
@@ -525,20 +521,14 @@ async function followActive(file: string, after: number): Promise<number> {
 }
 
 function seqOf(line: string): number | undefined {
-  const body = unsealLine(line)?.body;
-  if (body === undefined) return undefined;
-  try {
-    const seq = (JSON.parse(body) as { seq?: unknown }).seq;
-    return typeof seq === 'number' ? seq : undefined;
-  } catch {
-    return undefined;
-  }
+  const parsed = parseAuditLine(line);
+  return parsed.ok ? parsed.record.seq : parsed.envelope?.seq;
 }
 
 async function showCmd(t: Target, seq: number): Promise<number> {
   let found: string | undefined;
-  await forEachRecord(t, (line, rec) => {
-    if (rec.seq === seq) {
+  await forEachRecord(t, (line, envelope) => {
+    if (envelope.seq === seq) {
       found = line;
       return false;
     }
@@ -575,9 +565,8 @@ async function exportCmd(t: Target, since: string | undefined, until: string | u
   const lo = bound(since, '--since');
   const hi = bound(until, '--until');
   if (format === 'csv') process.stdout.write(`${CSV_COLUMNS.join(',')}\n`);
-  await forEachRecord(t, (line, rec) => {
-    const seq = rec.seq as number;
-    const ts = Date.parse(String(rec.ts));
+  await forEachRecord(t, (line, { seq, ts: time, hash }, parsed) => {
+    const ts = Date.parse(time);
     if (lo?.seq !== undefined && seq < lo.seq) return true;
     if (lo?.time !== undefined && ts < lo.time) return true;
     if (hi?.seq !== undefined && seq > hi.seq) return false;
@@ -586,11 +575,12 @@ async function exportCmd(t: Target, since: string | undefined, until: string | u
       process.stdout.write(`${line}\n`);
       return true;
     }
-    const principal = rec.principal as { id?: string } | null;
-    const decision = rec.decision as { allow?: boolean } | null;
-    const outcome = (rec.outcome ?? {}) as Record<string, unknown>;
-    const hash = unsealLine(line)?.hash;
-    const row = [seq, rec.ts, rec.request_id, rec.transport, principal?.id, rec.tool ?? rec.event, decision?.allow, outcome.status, outcome.code, outcome.duration_ms, rec.args_sha256, outcome.result_sha256, rec.policy_revision, hash];
+    const rec = parsed.ok ? parsed.record : undefined;
+    const call = rec?.event === undefined || rec.event === 'intent' ? rec : undefined;
+    const outcome = rec?.event === undefined ? rec?.outcome : undefined;
+    // An event of a later build is named; a record whose fields do not read shows its envelope only.
+    const what = rec ? (call?.tool ?? rec.event) : !parsed.ok && parsed.error.kind === 'unknown_event' ? parsed.error.event : undefined;
+    const row = [seq, time, call?.request_id, call?.transport, call?.principal?.id, what, call?.decision?.allow, outcome?.status, outcome?.code, outcome?.duration_ms, call?.args_sha256, outcome?.result_sha256, call?.policy_revision, hash];
     process.stdout.write(`${row.map(csvCell).join(',')}\n`);
     return true;
   });

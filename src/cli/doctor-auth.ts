@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { keyState, readKeyFile } from '../auth/api-keys.js';
 import { JwtVerifier } from '../auth/oauth.js';
-import { keysFileOf } from '../auth/key-store.js';
+import { keysFileOf } from '../auth/key-store-open.js';
 import { PostgresKeyStore } from '../auth/postgres-key-store.js';
 
 export interface DoctorCheck {

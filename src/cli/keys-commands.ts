@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/schema.js';
 import { keyState, mintKey, parseDuration } from '../auth/api-keys.js';
-import { openKeyStore, type KeyStore } from '../auth/key-store.js';
+import type { KeyStore } from '../auth/key-store.js';
+import { openKeyStore } from '../auth/key-store-open.js';
 import { installKeysSchema } from '../auth/postgres-key-store.js';
 
 export const KEYS_HELP = `Usage:

@@ -6,6 +6,7 @@
 import { CanonicalJsonError } from '../audit/canonical-json.js';
 import type { Appended, AuditLog } from '../audit/audit-log.js';
 import { auditFields, intentFields, withoutArgs, type RecordInput } from '../audit/record.js';
+import type { IntentFields, OutcomeFields } from '../audit/record-type.js';
 import type { Authorised } from '../core/call.js';
 import { deny } from '../core/denial.js';
 
@@ -19,7 +20,7 @@ export interface RecordDeps {
 export const AUTH_AUDIT_TOOL = 'http:authenticate';
 
 /** Append, and when the fields hold something that cannot be hashed reproducibly, append without it. */
-async function appendFields(fields: Record<string, unknown>, deps: RecordDeps): Promise<Appended> {
+async function appendFields(fields: OutcomeFields | IntentFields, deps: RecordDeps): Promise<Appended> {
   try {
     return await deps.audit.append(fields);
   } catch (err) {

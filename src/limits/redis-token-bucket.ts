@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import { RateStoreUnavailable, type RateStore } from './rate-store.js';
-import { redactUrl, redisHealthy, redisUsable } from './redis.js';
+import { redactUrl } from '../config/redact-url.js';
+import { redisHealthy, redisUsable } from './redis.js';
 import type { TakeResult, TierSpec } from './token-bucket.js';
 
 /**

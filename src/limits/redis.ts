@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { redactUrl } from '../config/redact-url.js';
 import type { Logger } from '../observability/logger.js';
 
 /** A command gets this long on a live connection; past it the caller fails closed. Loopback answers in well under 1 ms. */
@@ -83,9 +84,4 @@ export async function redisHealthy(redis: Redis): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Error messages may quote a URL: strip any userinfo from it. */
-export function redactUrl(text: string): string {
-  return text.replace(/(rediss?:\/\/)[^@/\s]*@/gi, '$1***@');
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditLog, Appended } from '../audit/audit-log.js';
+import { parseAuditFields } from '../audit/record-type.js';
 import type { Pools } from '../execution/pools.js';
 
 /**
@@ -112,22 +113,21 @@ export class Metrics {
     }
   }
 
-  /** Observe one recorded call from its audit fields. */
-  observeRecord(fields: Record<string, unknown>): void {
-    const name = typeof fields.tool === 'string' ? fields.tool : '';
+  /** Observe one recorded call from its audit fields (records that are not a call's outcome are not calls). */
+  observeRecord(fields: Readonly<Record<string, unknown>>): void {
+    const parsed = parseAuditFields(fields);
+    if (!parsed.ok || parsed.fields.event !== undefined) return;
+    const { outcome, decision } = parsed.fields;
+    if (!outcome) return;
+    const name = parsed.fields.tool ?? '';
     const known = this.knownTools ? this.knownTools.has(name) || name.startsWith('http:') : name !== '' && !name.startsWith('"');
     const tool = known ? name.slice(0, 64) : UNKNOWN_TOOL_LABEL;
-    const outcome = fields.outcome as { status?: string; code?: string | null; duration_ms?: number } | undefined;
-    if (!outcome) return;
-    const status = outcome.status ?? 'unknown';
-    this.requests.inc({ tool, status });
-    if (typeof outcome.duration_ms === 'number') this.duration.observe({ tool }, outcome.duration_ms / 1000);
-    const decision = fields.decision as { allow?: boolean } | null | undefined;
+    this.requests.inc({ tool, status: outcome.status ?? 'unknown' });
+    if (outcome.duration_ms !== undefined) this.duration.observe({ tool }, outcome.duration_ms / 1000);
     if (decision) this.decisions.inc({ decision: decision.allow ? 'allow' : 'deny', code: outcome.code ?? 'none' });
     if (outcome.code === 'rate_limited') {
       // rate.principal, rate.principal_tool, rate.upstream_principal … → the bucket's scope.
-      const reasons = Array.isArray((outcome as { reasons?: unknown }).reasons) ? ((outcome as { reasons: unknown[] }).reasons) : [];
-      const first = reasons.find((r): r is string => typeof r === 'string' && r.startsWith('rate.'));
+      const first = outcome.reasons?.find((r) => r.startsWith('rate.'));
       this.rateLimited.inc({ scope: first ? first.slice(5, 69) : 'unknown' });
     }
   }
@@ -145,7 +145,7 @@ export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
     get lastSeq() {
       return audit.lastSeq;
     },
-    async append(fields: Record<string, unknown>): Promise<Appended> {
+    async append(fields: Readonly<Record<string, unknown>>): Promise<Appended> {
       const end = metrics.auditAppend.startTimer();
       let appended: Appended;
       try {

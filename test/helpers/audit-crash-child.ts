@@ -4,7 +4,7 @@
  * append that resolved (stdout to a pipe is synchronous on Linux, so an ack printed is an ack seen).
  * argv: <log path> <tag> [max records|-] [rotate bytes]
  */
-import { AuditLog } from '../../src/audit/audit-log.js';
+import { AuditLog } from '../../src/audit/open-audit-log.js';
 
 const [file, tag = 'c', maxArg, rotateArg] = process.argv.slice(2);
 if (!file) {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { parseAuditLine } from '../../src/audit/record-type.js';
 import { unwrapSpawnHook } from './child-env.js';
 
 // Every test spawns servers or sandbox workers; none of them may inherit tap's spawn hook.
@@ -50,7 +51,15 @@ export function makeSandbox(extraConfig: Record<string, unknown> = {}): Sandbox 
   return { dir, root, outside, auditPath, configPath, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The records of a log the server wrote, each checked by the record parser first: a record the
+ * writer produces that its own readers cannot read fails the test that wrote it.
+ */
 export function readAudit(file: string): Record<string, any>[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
+    const parsed = parseAuditLine(l);
+    if (!parsed.ok) throw new Error(`${file}: a record does not read (${parsed.error.kind}: ${parsed.error.message}): ${l.slice(0, 300)}`);
+    return JSON.parse(l) as Record<string, any>;
+  });
 }

@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../observability/logger.js';
-import { redactUrl, redisUsable } from '../../limits/redis.js';
+import { redactUrl } from '../../config/redact-url.js';
+import { redisUsable } from '../../limits/redis.js';
 
 /** A successful GET response as the cache keeps it (secrets already redacted). */
 export interface CachedResponse {
