@@ -181,6 +181,25 @@ t.test('authenticate: a config whose principals cannot be read is internal_error
   t.match(writtenFor(o)[0], { principal: null, decision: null, facts: null }, 'the record names no principal, facts or decision');
 });
 
+t.test('authenticate: a logger that throws while the gate reports the stage failure costs neither the answer nor the record', async (t) => {
+  const config: Readonly<Config> = {
+    ...base.config,
+    get principals(): Config['principals'] {
+      throw new Error('the principals could not be read');
+    },
+  };
+  const { deps, seen } = depsWith({ config });
+  const throwing = Object.create(deps.logger, {
+    error: {
+      value: () => {
+        throw new Error('the log sink is gone');
+      },
+    },
+  }) as GateDeps['logger'];
+  const o = await call({ ...deps, logger: throwing });
+  assertStopped(t, o, seen, { stage: 'authenticate', code: 'internal_error', reasons: ['gate.authenticate_failed'], counted: 'error' });
+});
+
 t.test('rate_limit: a rate store whose take() throws is unavailable rate.store_unavailable (retryable)', async (t) => {
   let takes = 0;
   const buckets: RateStore = {
@@ -237,12 +256,11 @@ t.test("analyse: an analyser that throws a plain Error is the family's rejection
   assertStopped(t, o, seen, { stage: 'analyse', code: 'path_rejected', reasons: ['analysis.failed'], counted: 'deny' });
 });
 
-t.test('analyse: an analyser that rejects with no reason at all is still denied, internal_error gate.analyse_failed', async (t) => {
-  // `Promise.reject()` carries `undefined`: the stage's own catch cannot read a message from it,
-  // so the failure escapes the stage and the gate's guard denies the call.
+t.test('analyse: an analyser that rejects with no reason at all gets the same typed answer as one that throws', async (t) => {
+  // `Promise.reject()` carries `undefined`: the stage's catch must not read `.message` from it.
   const { deps, seen } = depsWith({ tool: (watched) => ({ ...watched, analyse: () => Promise.reject() }) });
   const o = await call(deps);
-  assertStopped(t, o, seen, { stage: 'analyse', code: 'internal_error', reasons: ['gate.analyse_failed'], counted: 'error' });
+  assertStopped(t, o, seen, { stage: 'analyse', code: 'path_rejected', reasons: ['analysis.failed'], counted: 'deny' });
 });
 
 function throwingPolicy(err: unknown): PolicyEvaluator {

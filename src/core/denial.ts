@@ -39,3 +39,19 @@ export function pass<T>(value: T): Verdict<T> {
 export function fail<T = never>(denial: Denial): Verdict<T> {
   return { ok: false, denial };
 }
+
+/**
+ * What a caught value says, whatever was thrown: `throw null` and `Promise.reject()` happen, and a
+ * catch block that reads `.message` from them would itself throw and lose the stage's typed answer.
+ */
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message;
+  return String(err);
+}
+
+/** The errno code of a system error (`ENOENT`, `EACCES`), or undefined for anything else thrown. */
+export function errnoOf(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}

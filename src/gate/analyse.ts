@@ -1,4 +1,4 @@
-import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
+import { DenialError, deny, errnoOf, fail, messageOf, pass, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
 import type { ToolDefinition, ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';
@@ -21,7 +21,7 @@ export async function analyse(call: Validated, tool: ToolDefinition, deps: GateD
     return pass({ ...call, facts, pinned });
   } catch (err) {
     if (err instanceof DenialError) return fail(err.denial);
-    deps.logger.error('analyser failed', { request_id: call.context.requestId, tool: call.tool, error: (err as Error).message });
+    deps.logger.error('analyser failed', { request_id: call.context.requestId, tool: call.tool, error: messageOf(err) });
     return fail(deny(FAMILY_REJECTION[tool.family], 'The arguments could not be analysed.', ['analysis.failed']));
   }
 }

@@ -1,4 +1,4 @@
-import { deny, fail, pass, type Verdict } from '../core/denial.js';
+import { deny, fail, messageOf, pass, type Verdict } from '../core/denial.js';
 import { PolicyError } from '../policy/types.js';
 import type { Decision, Obligations } from '../core/decision.js';
 import { policyInput } from '../policy/input.js';
@@ -66,7 +66,7 @@ export function decide(call: Analysed, tool: ToolDefinition, deps: GateDeps, dea
     decision = deps.policy.decide(policyInput(call));
   } catch (err) {
     const reason = err instanceof PolicyError ? err.reason : 'policy.evaluation_failed';
-    deps.logger.error('policy evaluation failed', { request_id: call.context.requestId, reason, error: (err as Error).message });
+    deps.logger.error('policy evaluation failed', { request_id: call.context.requestId, reason, error: messageOf(err) });
     return { verdict: fail(deny('policy_error', 'The policy could not be evaluated, so the call is denied.', [reason])) };
   }
   if (!decision.allow) {

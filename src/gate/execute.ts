@@ -1,4 +1,4 @@
-import { DenialError, deny, fail, pass, type Verdict } from '../core/denial.js';
+import { DenialError, deny, errnoOf, fail, messageOf, pass, type Verdict } from '../core/denial.js';
 import { recordIntent } from './record.js';
 import type { GateDeps } from './deps.js';
 import { authorisedTool } from './decide.js';
@@ -28,7 +28,7 @@ export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHo
       const intent = await recordIntent(call, tool.auditArgs ? tool.auditArgs(call.args) : undefined, deps);
       hooks.onIntent?.(intent.seq);
     } catch (err) {
-      deps.logger.error('intent record failed; the side-effecting tool does not run', { request_id: call.context.requestId, tool: call.tool, error: (err as Error).message });
+      deps.logger.error('intent record failed; the side-effecting tool does not run', { request_id: call.context.requestId, tool: call.tool, error: messageOf(err) });
       return fail(deny('audit_unavailable', 'The intent to call could not be recorded, so the call did not run.', ['audit.intent_failed']));
     }
   }
@@ -39,8 +39,8 @@ export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHo
     result = await tool.execute(call, deps.toolEnv);
   } catch (err) {
     if (err instanceof DenialError) return fail(err.denial);
-    deps.logger.warn('tool failed', { request_id: call.context.requestId, tool: call.tool, error: (err as Error).message, errno: (err as NodeJS.ErrnoException).code });
-    const code = (err as NodeJS.ErrnoException).code;
+    deps.logger.warn('tool failed', { request_id: call.context.requestId, tool: call.tool, error: messageOf(err), errno: errnoOf(err) });
+    const code = errnoOf(err);
     return fail(deny('tool_error', `${call.tool} failed${code ? ` (${code})` : ''}.`, ['tool.failed']));
   }
   // Tools honour caps themselves; this is the backstop that no result escapes them.

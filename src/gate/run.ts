@@ -1,4 +1,4 @@
-import { deny, type Denial, type Verdict } from '../core/denial.js';
+import { deny, messageOf, type Denial, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
 import type { RecordInput } from '../audit/record.js';
 import { recordOutcome } from './record.js';
@@ -116,7 +116,7 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     deps.metrics.count('record', 'pass');
   } catch (err) {
     deps.metrics.count('record', 'error');
-    deps.logger.error('audit append failed; withholding the result', { request_id: raw.context.requestId, error: (err as Error).message });
+    deps.logger.error('audit append failed; withholding the result', { request_id: raw.context.requestId, error: messageOf(err) });
     // Without evidence there is no answer: the result is withheld even if the tool ran.
     denial = deny('audit_unavailable', 'The call could not be recorded in the audit log, so its result is withheld.', [err instanceof RecordTimeout ? 'audit.append_timeout' : 'audit.append_failed']);
     answer = undefined;
@@ -202,7 +202,11 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
       if (s.frozen) return undefined;
       s.stageMs[stage] = performance.now() - t0;
       count(stage, 'error');
-      deps.logger.error('gate stage threw', { stage, request_id: raw.context.requestId, error: (err as Error).message });
+      try {
+        deps.logger.error('gate stage threw', { stage, request_id: raw.context.requestId, error: messageOf(err) });
+      } catch {
+        // A logger that throws must not cost the call its answer or its record.
+      }
       s.denial = deny('internal_error', 'An internal error stopped the call; it was denied.', [`gate.${stage}_failed`]);
       return undefined;
     }
