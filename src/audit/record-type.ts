@@ -427,9 +427,10 @@ function readFields(o: Obj): ReadAuditFields | { readonly unknownEvent: string }
   const event = opt(o, 'event', '', isStr, 'a string');
   switch (event) {
     case undefined:
-      return { ...readCall(o), outcome: nested(o, 'outcome', '', readOutcome), intent_seq: opt(o, 'intent_seq', '', isInt, 'an integer') };
+      // Object.assign onto the object just built: a spread copies every field again, and this runs per record.
+      return Object.assign(readCall(o), { outcome: nested(o, 'outcome', '', readOutcome), intent_seq: opt(o, 'intent_seq', '', isInt, 'an integer') });
     case 'intent':
-      return { ...readCall(o), event };
+      return Object.assign(readCall(o), { event });
     case 'audit.genesis':
       return { event, genesis: nested(o, 'genesis', '', readGenesis) };
     case 'audit.recovery':
@@ -469,7 +470,7 @@ function recordOf(o: Obj, hash: unknown): ParsedRecord {
   if ('kind' in envelope) return { ok: false, error: envelope };
   const f = fieldsOf(o);
   if (!f.ok) return { ok: false, error: f.error, envelope };
-  return { ok: true, record: { ...f.fields, ...envelope } };
+  return { ok: true, record: Object.assign(f.fields, envelope) };
 }
 
 /** A record read back as a JSON value (the whole stored line, hash included). */
