@@ -6,7 +6,7 @@ import t from 'tap';
 import argon2 from 'argon2';
 import { Lockout } from '../src/auth/lockout.js';
 import { OVERFLOW_ADDRESS, RefusalBudget } from '../src/auth/refusal-budget.js';
-import { Argon2Gate } from '../src/auth/argon2-gate.js';
+import { Argon2Gate } from '../src/execution/argon2-verifier.js';
 import { AuthRuntime } from '../src/auth/runtime.js';
 import type { RefusalAggregate } from '../src/auth/refusal-budget.js';
 import { loadConfig } from '../src/config/loader.js';

@@ -40,6 +40,13 @@ t.test('DNS and sockets only in the URL analyser, the API tools and the transpor
   }
 });
 
+t.test('only src/execution starts the server child processes (the CLI runs opa in the foreground)', async (t) => {
+  const allowed = /^(src\/execution\/|src\/cli\/)/;
+  const starters = files.filter((f) => /from ['"](node:)?(child_process|worker_threads|cluster)['"]/.test(f.text)).map((f) => f.file);
+  t.ok(starters.some((f) => f.startsWith('src/execution/')), 'the pools are found (the pattern still matches)');
+  for (const file of starters) t.match(file, allowed, `${file} may start processes`);
+});
+
 t.test('user paths are never compared with startsWith', async (t) => {
   for (const f of ['src/analysis/path.ts', 'sandbox/fs/pinned-open.ts', 'sandbox/fs/walk.ts']) {
     const text = files.find((x) => x.file === f)!.text;

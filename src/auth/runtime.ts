@@ -6,7 +6,7 @@ import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
 import type { KeyStore } from './key-store.js';
 import { keysFileOf, openKeyStore } from './key-store-open.js';
 import { Lockout } from './lockout.js';
-import { Argon2Gate, type Verdict } from './argon2-gate.js';
+import { Argon2Gate, type Verdict } from '../execution/argon2-verifier.js';
 import { RefusalBudget, type RefusalAggregate } from './refusal-budget.js';
 import { JWKS_FAILURE_REASONS, JwtVerifier, wellFormedId, wellFormedRole } from './oauth.js';
 

@@ -1,10 +1,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import argon2 from 'argon2';
+import { PACKAGE_ROOT } from '../config/package-paths.js';
 
 /** A verification's answer; `error` means it could not run (the verifier process died): not a failure of the client. */
 export type Verdict = boolean | 'error';
+
+/** The verifier's entry point: child code lives in sandbox/, the parent side here. */
+const CHILD_ENTRY = path.join(PACKAGE_ROOT, 'dist', 'sandbox', 'argon2', 'argon2-child.js');
 
 /** The verifier process runs at this nice value (Linux: about a tenth of the server's CPU share when both want it). */
 const CHILD_NICE = 10;
@@ -68,7 +72,7 @@ export class Argon2Gate {
   }
 
   private spawn(): ChildProcess {
-    const child = fork(fileURLToPath(new URL('./argon2-child.js', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+    const child = fork(CHILD_ENTRY, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
     try {
       if (child.pid !== undefined) os.setPriority(child.pid, CHILD_NICE);
     } catch {
