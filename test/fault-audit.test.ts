@@ -10,7 +10,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import t, { type Test } from 'tap';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { makeSandbox, type Sandbox } from './helpers/fixtures.js';
@@ -139,11 +138,10 @@ t.test('audit disk full with call_api POSTs in flight, then freed: no side effec
   let phase: 'full' | 'freed' = 'full';
   let firstOkAfterFree = 0;
   let freedAt = 0;
-  let readyDuringOutage: unknown;
   const load = runLoad(w.clients, next, () => (phase === 'freed' && firstOkAfterFree > 0 && Date.now() - firstOkAfterFree > 1000) || (freedAt > 0 && Date.now() - freedAt > 15_000), 3000, 30_000);
   // Let the refusals pile up, look at /ready, then free the space.
   await new Promise((r) => setTimeout(r, 1500));
-  readyDuringOutage = await fetch(`${w.server.base}/ready`).then(async (r) => ({ status: r.status, body: await r.json() }));
+  const readyDuringOutage = await fetch(`${w.server.base}/ready`).then(async (r) => ({ status: r.status, body: await r.json() }));
   fs.rmSync(filler);
   phase = 'freed';
   freedAt = Date.now();

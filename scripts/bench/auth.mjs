@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
-import { ROOT, dist, procCpuUs, startBulwark, summarise, treeCpuUs, workspace } from './lib.mjs';
+import { dist, procCpuUs, startBulwark, summarise, treeCpuUs, workspace } from './lib.mjs';
 
 const { loadConfig } = await import(dist('src/config/loader.js'));
 const { createLogger } = await import(dist('src/observability/logger.js'));
@@ -96,7 +96,7 @@ async function benchInProcess({ quick }) {
   const header = `Bearer ${fastKey}`;
   expect(await strict.authenticate(header, '127.0.0.1'), 'ok', 'the fast key');
   const principal = { id: 'loopback', roles: ['developer'], auth: 'stdio', tier: 'local' };
-  const noAuth = async (_h, _ip) => ({ ok: true, principal: { ...principal, roles: [...principal.roles] } });
+  const noAuth = async () => ({ ok: true, principal: { ...principal, roles: [...principal.roles] } });
   const n = quick ? 20_000 : 200_000;
   const runsBeforeLoop = strict.argon2Runs;
   for (let i = 0; i < 5000; i++) {

@@ -1,6 +1,5 @@
 // opa-wasm evaluation of the shipped policy on a realistic input (< 4 KiB), and memory over many
 // evaluations (wasm linear memory and process RSS before/after).
-import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, dist, summarise } from './lib.mjs';
 
@@ -25,13 +24,13 @@ export async function benchPolicy({ samples = 20000, soak = 1_000_000 }) {
     if (!d.allow) throw new Error('benchmark input should be allowed');
   }
   const mem = () => engine.policy?.mem?.buffer?.byteLength ?? null;
-  global.gc?.();
+  globalThis.gc?.();
   const rssBefore = process.memoryUsage().rss;
   const wasmBefore = mem();
   const t0 = performance.now();
   for (let i = 0; i < soak; i++) engine.decide(input);
   const soakMs = performance.now() - t0;
-  global.gc?.();
+  globalThis.gc?.();
   return {
     input_bytes: inputBytes,
     decide_us: summarise(lat, 'us'),

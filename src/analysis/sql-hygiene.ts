@@ -64,7 +64,6 @@ export interface HygieneLimits {
 
 // C0 controls except TAB, LF, CR; DEL; C1 controls; bidirectional overrides and isolates (they make
 // the text a human reads in the audit log differ from what the server parses).
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 

@@ -65,7 +65,7 @@ export function compileTarget(name: string, spec: { base_url: string; path_prefi
     try {
       return parseCidr(c);
     } catch (err) {
-      throw new Error(`apis.${name}.allowed_cidrs[${i}]: ${(err as Error).message}`);
+      throw new Error(`apis.${name}.allowed_cidrs[${i}]: ${(err as Error).message}`, { cause: err });
     }
   });
   return {

@@ -30,7 +30,7 @@ export async function runPolicyEval(argv: string[]): Promise<number> {
     strict: true,
   });
   if (values.help || !values.tool) return printHelp(POLICY_HELP, values.help ? EXIT.ok : EXIT.usage);
-  let args: unknown = {};
+  let args: unknown;
   try {
     args = values.args ? JSON.parse(values.args) : {};
   } catch {

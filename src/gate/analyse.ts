@@ -1,4 +1,4 @@
-import { DenialError, deny, errnoOf, fail, messageOf, pass, type Verdict } from '../core/denial.js';
+import { DenialError, deny, fail, messageOf, pass, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
 import type { ToolDefinition, ToolFamily } from '../tools/types.js';
 import type { GateDeps } from './deps.js';

@@ -78,7 +78,7 @@ export class Witness {
     } catch (err) {
       this.release();
       // A witness that lost its state must not start afresh: it would cosign a fork.
-      throw new Error(`witness state ${this.file} cannot be read (${(err as Error).message}); a witness whose state is lost must be retired, not restarted`);
+      throw new Error(`witness state ${this.file} cannot be read (${(err as Error).message}); a witness whose state is lost must be retired, not restarted`, { cause: err });
     }
   }
 
