@@ -3,30 +3,30 @@
 #   docker build -t bulwark:local .                      # with access to an image registry
 #   scripts/image-build.sh                               # without one: a local Debian base from debootstrap
 #
-# Two stages:
-#   build    Debian bookworm (BASE_IMAGE). Node 24 comes from the npm registry's `node` package (its
-#            bin and headers; Debian's own Node 18 and npm only bootstrap it). Compiles the native
-#            addons (isolated-vm, argon2) against Node 24's headers and the TypeScript, then assembles
-#            the runtime file system in /out: node, the app, the shared libraries they link, nothing else.
-#   runtime  FROM scratch: no shell, no package manager, no coreutils. Runs as uid 10001, works with a
+# Stages:
+#   toolchain  Debian bookworm (BASE_IMAGE) with python3, make, g++ and Node 24 from the npm registry's
+#              `node` package (its bin and headers; Debian's own Node 18 and npm only bootstrap it).
+#   deps       the runtime node_modules; the native addons (isolated-vm, argon2) compiled for Node 24.
+#   build      the TypeScript.
+#   assemble   the runtime file system in /out: node, the app, the shared libraries they link.
+#   runtime    FROM scratch: no shell, no package manager, no coreutils. Runs as uid 10001, works with a
 #            read-only root file system; writable paths are /var/lib/bulwark/audit (the audit log,
 #            a volume), /var/lib/bulwark/keys (the file key store, a volume) and /tmp (mount a tmpfs).
 #
 # isolated-vm: package-lock.json carries 5.x, the Node 20 line; 7.x is the Node 24 line (engines
-# >= 24). The build stage replaces it with ISOLATED_VM_VERSION after `npm ci` and compiles that.
+# >= 24). The deps stage replaces it with ISOLATED_VM_VERSION after `npm ci` and compiles that.
 #
 # Build with the network of the host (`--network host`): apt and npm reach their registries from
-# the build stage only. The image needs no network to start.
+# the build stages only. The image needs no network to start.
 
 ARG BASE_IMAGE=debian:bookworm-slim
 ARG NODE_VERSION=24.21.0
 ARG NPM_VERSION=11.19.1
 ARG ISOLATED_VM_VERSION=7.0.2
 
-FROM ${BASE_IMAGE} AS build
+FROM ${BASE_IMAGE} AS toolchain
 ARG NODE_VERSION
 ARG NPM_VERSION
-ARG ISOLATED_VM_VERSION
 ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     npm_config_nodedir=/opt/node \
@@ -66,25 +66,17 @@ RUN mkdir -p /opt/node/bin /opt/node-pkg /opt/npm-pkg \
  && test "$(node --version)" = "v${NODE_VERSION}" \
  && npm --version
 
+# --- deps: the runtime node_modules, native addons compiled for Node 24 -------------------------
+# Only package*.json and patches/ go in, so a source change does not recompile the addons.
+# Scripts off at install: isolated-vm 5 (the lock's) cannot build on Node 24. Then isolated-vm 7 in
+# its place, both addons compiled from source against Node 24's headers (no prebuilt download),
+# the postgres.js patch applied, and both addons loaded once.
+FROM toolchain AS deps
+ARG ISOLATED_VM_VERSION
 WORKDIR /src
 COPY package.json package-lock.json ./
 COPY patches ./patches
-# Scripts off: isolated-vm 5 (the lock's) cannot build on Node 24; the addons are built below.
-RUN npm ci --ignore-scripts --no-audit --no-fund
-
-COPY tsconfig.json ./
-COPY bin ./bin
-COPY src ./src
-COPY sandbox ./sandbox
-COPY scripts/write-dist-package.mjs ./scripts/write-dist-package.mjs
-# The image compiles src/ and sandbox/ only (the tests are not shipped).
-RUN printf '{"extends":"./tsconfig.json","include":["src","sandbox"]}\n' > tsconfig.image.json \
- && npx tsc -p tsconfig.image.json \
- && node scripts/write-dist-package.mjs
-
-# Runtime dependencies only; then isolated-vm 7 in place of 5, both addons compiled from source
-# against Node 24 (no prebuilt download: there is none to trust offline), and the postgres.js patch.
-RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm pack --silent "isolated-vm@${ISOLATED_VM_VERSION}" \
  && rm -rf node_modules/isolated-vm && mkdir node_modules/isolated-vm \
  && tar -xzf "isolated-vm-${ISOLATED_VM_VERSION}.tgz" -C node_modules/isolated-vm --strip-components=1 \
@@ -97,6 +89,26 @@ RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && node -e "require('argon2')" \
  && rm -rf node_modules/isolated-vm/build/Release/obj.target node_modules/argon2/build/Release/obj.target
 
+# --- build: the TypeScript (src/ and sandbox/; the tests are not shipped) ------------------------
+FROM toolchain AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY sandbox ./sandbox
+COPY scripts/write-dist-package.mjs ./scripts/write-dist-package.mjs
+RUN printf '{"extends":"./tsconfig.json","include":["src","sandbox"]}\n' > tsconfig.image.json \
+ && npx tsc -p tsconfig.image.json \
+ && node scripts/write-dist-package.mjs
+
+# --- assemble: the runtime file system in /out ----------------------------------------------------
+FROM toolchain AS assemble
+WORKDIR /src
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY bin ./bin
 COPY policies/policy.wasm policies/data.json ./policies/
 COPY sql ./sql
 COPY demo ./demo
@@ -122,13 +134,13 @@ RUN set -eu; \
     printf 'hosts: files dns\n' > /out/etc/nsswitch.conf; \
     chmod 1777 /out/tmp; \
     chown -R 10001:10001 /out/var/lib/bulwark; \
-    chmod -R a-w /out/app /out/etc/bulwark; \
+    chmod -R a+rX,a-w /out/app /out/etc/bulwark; \
     /out/usr/local/bin/node --version
 
 FROM scratch AS runtime
 ARG NODE_VERSION
-COPY --from=build /out/ /
-COPY --from=build --chown=10001:10001 /out/var/lib/bulwark /var/lib/bulwark
+COPY --from=assemble /out/ /
+COPY --from=assemble --chown=10001:10001 /out/var/lib/bulwark /var/lib/bulwark
 LABEL org.opencontainers.image.title="bulwark" \
       org.opencontainers.image.description="Security-hardened MCP server" \
       org.opencontainers.image.licenses="Apache-2.0" \
