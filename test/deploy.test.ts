@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { parse, parseAllDocuments } from 'yaml';
@@ -375,4 +377,37 @@ t.test('the Dockerfile: Node 24 runtime with no shell, non-root, HEALTHCHECK wit
   t.match(df, /COPY policies\/policy\.wasm policies\/data\.json/, 'the committed policy wasm and data');
   const ignore = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n');
   for (const p of ['.bulwark', 'node_modules', 'dist', '.git']) t.ok(ignore.includes(p), `.dockerignore keeps ${p} out of the build context`);
+});
+
+t.test('the chart fetches a policy bundle from a URL only when its sha256 matches', async (t) => {
+  const dir = fs.mkdtempSync(path.join(out, 'bundle-'));
+  fs.copyFileSync(path.join(ROOT, 'policies', 'policy.wasm'), path.join(dir, 'policy.wasm'));
+  fs.copyFileSync(path.join(ROOT, 'policies', 'data.json'), path.join(dir, 'data.json'));
+  const tgz = path.join(out, 'bundle.tar.gz');
+  t.equal(spawnSync('tar', ['-czf', tgz, '-C', dir, './policy.wasm', './data.json']).status, 0, 'a bundle like `opa build` makes');
+  const body = fs.readFileSync(tgz);
+  const sha = crypto.createHash('sha256').update(body).digest('hex');
+  const server = http.createServer((_req, res) => res.end(body));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const script = path.join(ROOT, 'deploy', 'helm', 'bulwark', 'files', 'fetch-policy.mjs');
+  // Asynchronous: the bundle server runs in this process.
+  const run = (want: string, outDir: string) =>
+    new Promise<{ code: number | null; text: string }>((resolve) => {
+      const env = { ...process.env, BUNDLE_URL: `http://127.0.0.1:${port}/bundle.tar.gz`, BUNDLE_SHA256: want, OUT_DIR: outDir };
+      execFile(process.execPath, [script], { env }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, text: `${stdout}${stderr}` }),
+      );
+    });
+  const good = path.join(out, 'policy-good');
+  const ok = await run(sha, good);
+  t.equal(ok.code, 0, ok.text);
+  t.same(fs.readFileSync(path.join(good, 'policy.wasm')), fs.readFileSync(path.join(ROOT, 'policies', 'policy.wasm')), 'policy.wasm written as served');
+  t.same(JSON.parse(fs.readFileSync(path.join(good, 'data.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'data.json'), 'utf8')));
+  const bad = path.join(out, 'policy-bad');
+  const refused = await run('0'.repeat(64), bad);
+  t.equal(refused.code, 1, 'a bundle with another sha256 is refused');
+  t.match(refused.text, /sha256 mismatch/);
+  t.notOk(fs.existsSync(path.join(bad, 'policy.wasm')), 'and nothing is written');
 });
