@@ -26,7 +26,10 @@ export function sourceFiles(dirs = ['src', 'sandbox']) {
 const IMPORT = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[\w*${}\s,]+?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]|\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
 
 export function importsOf(file) {
-  const text = fs.readFileSync(path.join(root, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const text = fs
+    .readFileSync(path.join(root, file), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
   const out = [];
   for (const m of text.matchAll(IMPORT)) {
     const spec = m[1] ?? m[2];
@@ -43,7 +46,8 @@ export function loadLayers() {
 export function layerOf(file, layers) {
   let best;
   layers.forEach((l, rank) => {
-    for (const p of l.paths) if ((file === p || file.startsWith(p)) && (!best || p.length > best.prefix.length)) best = { name: l.name, rank, only: l.only, prefix: p };
+    for (const p of l.paths)
+      if ((file === p || file.startsWith(p)) && (!best || p.length > best.prefix.length)) best = { name: l.name, rank, only: l.only, prefix: p };
   });
   return best;
 }
@@ -67,7 +71,15 @@ export function check() {
   }
   const missing = [...graph.values()].flat().filter((t) => !graph.has(t));
   const cycles = cyclesOf(graph).filter((c) => !debts.includes(`cycle: ${c.join(' ')}`));
-  return { files: files.length, imports, upward, cycles, unplaced, missing: [...new Set(missing)], stale_debts: debts.filter((d) => (d.startsWith('cycle: ') ? !cyclesOf(graph).some((c) => `cycle: ${c.join(' ')}` === d) : !isEdge(graph, d))) };
+  return {
+    files: files.length,
+    imports,
+    upward,
+    cycles,
+    unplaced,
+    missing: [...new Set(missing)],
+    stale_debts: debts.filter((d) => (d.startsWith('cycle: ') ? !cyclesOf(graph).some((c) => `cycle: ${c.join(' ')}` === d) : !isEdge(graph, d))),
+  };
 }
 
 function isEdge(graph, debt) {

@@ -49,7 +49,8 @@ for (const c of decisionCases) {
   const d = evaluate(c.input, 'bulwark/authz/decision');
   const e = c.expect;
   const ok =
-    d !== null && typeof d === 'object' &&
+    d !== null &&
+    typeof d === 'object' &&
     d.allow === e.allow &&
     Array.isArray(d.reasons) &&
     (e.reasons_include ?? []).every((r) => d.reasons.includes(r)) &&

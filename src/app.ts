@@ -76,7 +76,11 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   // The metrics registry is built after the pools; syncs before then are not observed.
   let observeSync: ((seconds: number) => void) | undefined;
-  const audit = await AuditLog.open({ ...auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)), onSync: (s) => observeSync?.(s), policyRevision: policy.revision });
+  const audit = await AuditLog.open({
+    ...auditOptionsFromConfig(config.audit, configDir, (message, detail) => logger.warn(message, detail)),
+    onSync: (s) => observeSync?.(s),
+    policyRevision: policy.revision,
+  });
   const pools = await createPools(config, logger);
   await initSqlAnalysis().catch((err: Error) => logger.error('the SQL parser failed to load; database calls will be refused', { error: err.message }));
   const session = sqlSessionSettings({ defaultSchema: config.database.default_schema });
@@ -89,7 +93,8 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
         connectTimeoutS: config.database.pool.connect_timeout_s,
         session,
         // One line when the database goes away and one when it is back, not one per call.
-        onStateChange: (state, d) => (state === 'down' ? logger.warn('database unreachable; calls answer unavailable', d) : logger.info('database reachable again', d)),
+        onStateChange: (state, d) =>
+          state === 'down' ? logger.warn('database unreachable; calls answer unavailable', d) : logger.info('database reachable again', d),
       })
     : config.database.embedded
       ? new EmbeddedExecutor(new EmbeddedDatabasePool(logger), session.search_path as string)

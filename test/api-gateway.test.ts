@@ -31,7 +31,11 @@ interface World {
   stats(api?: string): Promise<Record<string, any>>;
 }
 
-async function world(t: Test, apis: (up: TestUpstream) => Record<string, Record<string, unknown>>, opts: { policy?: Record<string, unknown>; config?: Record<string, unknown> } = {}): Promise<World> {
+async function world(
+  t: Test,
+  apis: (up: TestUpstream) => Record<string, Record<string, unknown>>,
+  opts: { policy?: Record<string, unknown>; config?: Record<string, unknown> } = {},
+): Promise<World> {
   const up = await startUpstream();
   const configured = apis(up);
   const sb = makeSandbox({
@@ -108,10 +112,10 @@ t.test('cache: GETs served from cache within the TTL, scoped to the principal', 
 
   const b1 = await w.callAsBob({ api: 'svc', path: '/whoami', query: { x: '1' } });
   t.equal(b1.status, 'ok');
-  t.equal(b1.result?.structured.from_cache, false, 'another principal never gets the first one\'s cached response');
+  t.equal(b1.result?.structured.from_cache, false, "another principal never gets the first one's cached response");
   t.not((b1.result?.structured.body as { n: number }).n, (a1.result?.structured.body as { n: number }).n, 'bob got his own upstream answer');
   const b2 = await w.callAsBob({ api: 'svc', path: '/whoami', query: { x: '1' } });
-  t.equal(b2.result?.structured.from_cache, true, 'bob\'s own entry serves bob');
+  t.equal(b2.result?.structured.from_cache, true, "bob's own entry serves bob");
   t.same(b2.result?.structured.body, b1.result?.structured.body);
   t.equal(w.up.count('/v1/whoami'), 2, 'two upstream requests for four calls');
 
@@ -229,11 +233,19 @@ t.test('circuit breaker: opens after N failed calls, half-open probe after the c
 });
 
 t.test('rate limits: exact counts per principal per upstream, shared quota, seed tiers', async (t) => {
-  const w = await world(t, (up) => ({
-    limited: base(up, { rate: { capacity: 3, refill_per_s: 0.01 } }),
-    quota: base(up, { rate_total: { capacity: 2, refill_per_s: 0.01 } }),
-    burst: base(up, { rate: 'burst' }),
-  }), { config: { limits: { default_tier: 'local', tiers: { local: { capacity: 100000, refill_per_s: 100000 }, burst: { capacity: 10, refill_per_s: 10 / 60 } } } } });
+  const w = await world(
+    t,
+    (up) => ({
+      limited: base(up, { rate: { capacity: 3, refill_per_s: 0.01 } }),
+      quota: base(up, { rate_total: { capacity: 2, refill_per_s: 0.01 } }),
+      burst: base(up, { rate: 'burst' }),
+    }),
+    {
+      config: {
+        limits: { default_tier: 'local', tiers: { local: { capacity: 100000, refill_per_s: 100000 }, burst: { capacity: 10, refill_per_s: 10 / 60 } } },
+      },
+    },
+  );
   for (let i = 1; i <= 3; i++) t.equal((await w.call({ api: 'limited', path: '/json' })).status, 'ok', `alice call ${i} allowed`);
   const limited = await w.call({ api: 'limited', path: '/json' });
   t.equal(limited.status, 'denied');
@@ -262,7 +274,9 @@ t.test('rate limits: exact counts per principal per upstream, shared quota, seed
 });
 
 t.test('policy: per-role path allow-lists and denied paths reach the upstream decision', async (t) => {
-  const w = await world(t, (up) => ({ svc: base(up) }), { policy: { paths: { developer: { svc: ['/json', '/public/'] } }, denied_paths: { svc: ['/public/admin'] } } });
+  const w = await world(t, (up) => ({ svc: base(up) }), {
+    policy: { paths: { developer: { svc: ['/json', '/public/'] } }, denied_paths: { svc: ['/public/admin'] } },
+  });
   t.equal((await w.call({ api: 'svc', path: '/json' })).status, 'ok');
   const off = await w.call({ api: 'svc', path: '/echo' });
   t.equal(off.denial?.code, 'policy_denied');
@@ -280,7 +294,9 @@ t.test('secrets in configured headers are sent, but never returned, cached or au
   t.teardown(() => {
     delete process.env.BULWARK_TEST_API_TOKEN;
   });
-  const w = await world(t, (up) => ({ svc: base(up, { headers: { Authorization: 'Bearer ${BULWARK_TEST_API_TOKEN}', 'X-Api-Key': '${BULWARK_TEST_API_TOKEN}' }, cache_ttl_s: 60 }) }));
+  const w = await world(t, (up) => ({
+    svc: base(up, { headers: { Authorization: 'Bearer ${BULWARK_TEST_API_TOKEN}', 'X-Api-Key': '${BULWARK_TEST_API_TOKEN}' }, cache_ttl_s: 60 }),
+  }));
   const o = await w.call({ api: 'svc', path: '/echo' });
   t.equal(o.status, 'ok');
   t.equal(w.up.seen.at(-1)?.headers.authorization, `Bearer ${SECRET_TOKEN}`, 'the upstream received the credential');
@@ -332,7 +348,10 @@ t.test('configuration errors name the key and stop the boot', async (t) => {
   ];
   for (const [extra, re] of cases) {
     const p = problems(extra);
-    t.ok(p.some((x) => re.test(x)), `${re}: ${JSON.stringify(p)}`);
+    t.ok(
+      p.some((x) => re.test(x)),
+      `${re}: ${JSON.stringify(p)}`,
+    );
   }
   t.same(problems({ apis: { x: { base_url: 'https://api.example/v1' } } }), [], 'a good upstream loads');
 

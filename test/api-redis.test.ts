@@ -66,7 +66,7 @@ if (!REDIS_URL) {
     };
     const sandboxes = [0, 1, 2].map(() => makeSandbox({ apis, limits, policy: { data: 'policy-data.json' }, observability: { log_level: 'info' } }));
     for (const sb of sandboxes) writePolicyData(sb.dir, Object.keys(apis));
-    const [sbA, sbB, sbC] = sandboxes as [typeof sandboxes[0], typeof sandboxes[0], typeof sandboxes[0]];
+    const [sbA, sbB, sbC] = sandboxes as [(typeof sandboxes)[0], (typeof sandboxes)[0], (typeof sandboxes)[0]];
     // The third, in-process gate is another principal ("carol", stdio) on the same Redis.
     const cfgC = fs.readFileSync(sbC.configPath, 'utf8');
     fs.writeFileSync(sbC.configPath, `${cfgC}principals:\n  stdio: { id: carol, roles: [developer], tier: local }\n`);
@@ -87,16 +87,26 @@ if (!REDIS_URL) {
 
     const outcomes: { replica: string; ok: boolean; code?: string; retry?: number; reasons?: string[] }[] = [];
     for (let i = 0; i < 8; i++) {
-      const [name, client] = i % 2 === 0 ? ['A', clientA] as const : ['B', clientB] as const;
+      const [name, client] = i % 2 === 0 ? (['A', clientA] as const) : (['B', clientB] as const);
       const r = await client.callTool({ name: 'call_api', arguments: { api: 'svc', path: '/json' } });
       const err = (r.structuredContent as { error?: { code: string; retry_after_s?: number; reasons: string[] } } | undefined)?.error;
       outcomes.push({ replica: name, ok: !r.isError, ...(err ? { code: err.code, retry: err.retry_after_s, reasons: err.reasons } : {}) });
     }
-    t.equal(outcomes.filter((o) => o.ok).length, 5, `exactly 5 of 8 calls allowed across both replicas: ${JSON.stringify(outcomes.map((o) => `${o.replica}:${o.ok ? 'ok' : o.code}`))}`);
-    t.ok(outcomes.slice(0, 5).every((o) => o.ok), 'the first five, alternating replicas, were allowed');
+    t.equal(
+      outcomes.filter((o) => o.ok).length,
+      5,
+      `exactly 5 of 8 calls allowed across both replicas: ${JSON.stringify(outcomes.map((o) => `${o.replica}:${o.ok ? 'ok' : o.code}`))}`,
+    );
+    t.ok(
+      outcomes.slice(0, 5).every((o) => o.ok),
+      'the first five, alternating replicas, were allowed',
+    );
     // One token per 1000 s: the wait is 1000 s less whatever refilled between the calls, which a
     // loaded machine stretches to seconds; it must still be about a token's worth.
-    t.ok(outcomes.slice(5).every((o) => o.code === 'rate_limited' && typeof o.retry === 'number' && o.retry > 900 && o.retry <= 1000), `then rate_limited with retry_after_s on both replicas: ${JSON.stringify(outcomes.slice(5).map((o) => o.retry))}`);
+    t.ok(
+      outcomes.slice(5).every((o) => o.code === 'rate_limited' && typeof o.retry === 'number' && o.retry > 900 && o.retry <= 1000),
+      `then rate_limited with retry_after_s on both replicas: ${JSON.stringify(outcomes.slice(5).map((o) => o.retry))}`,
+    );
     t.same(outcomes[5]?.reasons, ['rate.upstream_principal']);
     t.equal(up.count('/v1/json'), 5, 'the upstream saw exactly five requests');
 
@@ -111,7 +121,7 @@ if (!REDIS_URL) {
     t.equal(up.count('/v1/counter'), 2, 'two upstream requests for three calls');
 
     const rec = readAudit(sbB.auditPath).find((r) => r.outcome?.code === 'rate_limited');
-    t.ok(rec, 'the refusal is in replica B\'s audit log');
+    t.ok(rec, "the refusal is in replica B's audit log");
     const stderr = a.stderr() + b.stderr();
     const password = new URL(url).password;
     if (password) t.notOk(stderr.includes(password), 'the Redis password is never logged');

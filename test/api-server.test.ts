@@ -28,7 +28,15 @@ t.test('secrets in configured headers never reach results, logs or the audit log
   const up = await startUpstream();
   const sb = makeSandbox({
     apis: {
-      svc: { base_url: `${up.origin}/v1/`, internal: true, retries: 1, retry_backoff_ms: 5, timeout_ms: 300, headers: { Authorization: 'token ${BULWARK_API_SECRET}', 'X-Upstream-Key': '${BULWARK_API_SECRET}' }, cache_ttl_s: 30 },
+      svc: {
+        base_url: `${up.origin}/v1/`,
+        internal: true,
+        retries: 1,
+        retry_backoff_ms: 5,
+        timeout_ms: 300,
+        headers: { Authorization: 'token ${BULWARK_API_SECRET}', 'X-Upstream-Key': '${BULWARK_API_SECRET}' },
+        cache_ttl_s: 30,
+      },
       dead: { base_url: 'http://127.0.0.1:9/', internal: true, retries: 0, headers: { Authorization: 'token ${BULWARK_API_SECRET}' } },
     },
     policy: { data: 'policy-data.json' },
@@ -70,7 +78,7 @@ t.test('secrets in configured headers never reach results, logs or the audit log
   const stderr = server.stderr();
   t.ok(stderr.includes('upstream echoed a configured header value'), 'the redaction is logged (without the value)');
   t.ok(stderr.includes('"level":"info"'), 'stderr was captured');
-  t.notOk(stderr.includes(SECRET), 'the secret is not in the server\'s logs');
+  t.notOk(stderr.includes(SECRET), "the secret is not in the server's logs");
   const audit = fs.readFileSync(sb.auditPath, 'utf8');
   t.equal(audit.trim().split('\n').length, replies.length, 'every call audited');
   t.notOk(audit.includes(SECRET), 'the secret is not in the audit log');
@@ -79,7 +87,23 @@ t.test('secrets in configured headers never reach results, logs or the audit log
 
 function makeCert(dir: string): { ca: string; key: string; cert: string } {
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Bulwark Test CA']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Bulwark Test CA',
+  ]);
   run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost']);
   fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n');
   run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'ext.cnf']);

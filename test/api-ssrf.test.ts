@@ -28,20 +28,64 @@ import { PolicyError } from '../src/policy/types.js';
 
 t.test('IP classification: every special range, IPv4 and IPv6, and the forms that embed IPv4', async (t) => {
   const table: [string, IpClass][] = [
-    ['127.0.0.1', 'loopback'], ['127.255.255.254', 'loopback'], ['10.1.2.3', 'private'], ['172.16.0.1', 'private'],
-    ['172.31.255.255', 'private'], ['172.32.0.1', 'global'], ['192.168.1.1', 'private'], ['100.64.0.1', 'cgnat'],
-    ['100.127.255.255', 'cgnat'], ['100.128.0.1', 'global'], ['169.254.169.254', 'link_local'], ['0.0.0.0', 'unspecified'],
-    ['0.1.2.3', 'this_network'], ['255.255.255.255', 'broadcast'], ['224.0.0.1', 'multicast'], ['239.255.255.250', 'multicast'],
-    ['240.0.0.1', 'reserved'], ['192.0.2.1', 'documentation'], ['198.51.100.7', 'documentation'], ['203.0.113.9', 'documentation'],
-    ['198.18.0.1', 'benchmarking'], ['192.0.0.8', 'reserved'], ['8.8.8.8', 'global'], ['93.184.216.34', 'global'],
-    ['::', 'unspecified'], ['::1', 'loopback'], ['fe80::1', 'link_local'], ['fe80::1%eth0', 'link_local'], ['febf::1', 'link_local'],
-    ['fc00::1', 'unique_local'], ['fd12:3456::1', 'unique_local'], ['ff02::1', 'multicast'], ['fec0::1', 'site_local'],
-    ['::ffff:127.0.0.1', 'loopback'], ['::ffff:7f00:1', 'loopback'], ['::ffff:169.254.169.254', 'link_local'], ['::ffff:10.0.0.1', 'private'],
-    ['::ffff:8.8.8.8', 'ipv4_mapped'], ['::127.0.0.1', 'loopback'], ['::8.8.8.8', 'ipv4_compatible'], ['::ffff:0:127.0.0.1', 'loopback'],
-    ['64:ff9b::7f00:1', 'loopback'], ['64:ff9b::10.0.0.1', 'private'], ['64:ff9b::a9fe:a9fe', 'link_local'], ['64:ff9b::808:808', 'global'],
-    ['64:ff9b:1::1', 'private'], ['2002:7f00:1::1', 'loopback'], ['2002:0a00:0001::1', 'private'], ['2002:0808:0808::1', 'global'],
-    ['2001:db8::1', 'documentation'], ['2001::1', 'reserved'], ['100::1', 'reserved'], ['3fff::1', 'documentation'], ['5f00::1', 'reserved'],
-    ['2606:4700:4700::1111', 'global'], ['2a00:1450:4001:81b::200e', 'global'], ['4000::1', 'reserved'], ['not-an-ip', 'reserved'],
+    ['127.0.0.1', 'loopback'],
+    ['127.255.255.254', 'loopback'],
+    ['10.1.2.3', 'private'],
+    ['172.16.0.1', 'private'],
+    ['172.31.255.255', 'private'],
+    ['172.32.0.1', 'global'],
+    ['192.168.1.1', 'private'],
+    ['100.64.0.1', 'cgnat'],
+    ['100.127.255.255', 'cgnat'],
+    ['100.128.0.1', 'global'],
+    ['169.254.169.254', 'link_local'],
+    ['0.0.0.0', 'unspecified'],
+    ['0.1.2.3', 'this_network'],
+    ['255.255.255.255', 'broadcast'],
+    ['224.0.0.1', 'multicast'],
+    ['239.255.255.250', 'multicast'],
+    ['240.0.0.1', 'reserved'],
+    ['192.0.2.1', 'documentation'],
+    ['198.51.100.7', 'documentation'],
+    ['203.0.113.9', 'documentation'],
+    ['198.18.0.1', 'benchmarking'],
+    ['192.0.0.8', 'reserved'],
+    ['8.8.8.8', 'global'],
+    ['93.184.216.34', 'global'],
+    ['::', 'unspecified'],
+    ['::1', 'loopback'],
+    ['fe80::1', 'link_local'],
+    ['fe80::1%eth0', 'link_local'],
+    ['febf::1', 'link_local'],
+    ['fc00::1', 'unique_local'],
+    ['fd12:3456::1', 'unique_local'],
+    ['ff02::1', 'multicast'],
+    ['fec0::1', 'site_local'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:7f00:1', 'loopback'],
+    ['::ffff:169.254.169.254', 'link_local'],
+    ['::ffff:10.0.0.1', 'private'],
+    ['::ffff:8.8.8.8', 'ipv4_mapped'],
+    ['::127.0.0.1', 'loopback'],
+    ['::8.8.8.8', 'ipv4_compatible'],
+    ['::ffff:0:127.0.0.1', 'loopback'],
+    ['64:ff9b::7f00:1', 'loopback'],
+    ['64:ff9b::10.0.0.1', 'private'],
+    ['64:ff9b::a9fe:a9fe', 'link_local'],
+    ['64:ff9b::808:808', 'global'],
+    ['64:ff9b:1::1', 'private'],
+    ['2002:7f00:1::1', 'loopback'],
+    ['2002:0a00:0001::1', 'private'],
+    ['2002:0808:0808::1', 'global'],
+    ['2001:db8::1', 'documentation'],
+    ['2001::1', 'reserved'],
+    ['100::1', 'reserved'],
+    ['3fff::1', 'documentation'],
+    ['5f00::1', 'reserved'],
+    ['2606:4700:4700::1111', 'global'],
+    ['2a00:1450:4001:81b::200e', 'global'],
+    ['4000::1', 'reserved'],
+    ['not-an-ip', 'reserved'],
   ];
   for (const [address, cls] of table) t.equal(classifyIp(address).class, cls, `${address} is ${cls}`);
   t.equal(classifyIp('::ffff:127.0.0.1').embedded, '127.0.0.1', 'the embedded address is reported');
@@ -99,14 +143,66 @@ t.test('canonical paths: encodings normalised, nothing resolved', async (t) => {
   t.equal(canonicalPath('/%2e').path, '/');
   t.equal(canonicalPath('/.').path, '/');
   // Everything that is not exactly one dot is still refused: ".." in any encoding, and look-alikes.
-  for (const raw of ['/a/../b', '/a/%2e%2e/b', '/a/.%2E/b', '/a/./../b', '/a/.;x/b', '/a/..;/b', '/a/./%2e./b', '/a/...', '/a/%20./b', '/a/．/b', '/a/．．/b', '/a/%EF%BC%8E/b']) {
-    t.ok(['url.dot_segment', 'url.bad_character'].includes(rejection(() => canonicalPath(raw)) ?? ''), `${raw} refused (${rejection(() => canonicalPath(raw))})`);
+  for (const raw of [
+    '/a/../b',
+    '/a/%2e%2e/b',
+    '/a/.%2E/b',
+    '/a/./../b',
+    '/a/.;x/b',
+    '/a/..;/b',
+    '/a/./%2e./b',
+    '/a/...',
+    '/a/%20./b',
+    '/a/．/b',
+    '/a/．．/b',
+    '/a/%EF%BC%8E/b',
+  ]) {
+    t.ok(
+      ['url.dot_segment', 'url.bad_character'].includes(rejection(() => canonicalPath(raw)) ?? ''),
+      `${raw} refused (${rejection(() => canonicalPath(raw))})`,
+    );
   }
-  t.equal(rejection(() => canonicalPath('/a/.//b')), 'url.empty_segment', 'removing "." does not hide an empty segment');
+  t.equal(
+    rejection(() => canonicalPath('/a/.//b')),
+    'url.empty_segment',
+    'removing "." does not hide an empty segment',
+  );
 });
 
 t.test('property: every accepted path is canonical, idempotent and free of traversal', async (t) => {
-  const token = fc.constantFrom('a', 'B', '0', '.', '..', '%2e', '%2E', '%2f', '%5c', '%25', '%00', '%0d%0a', ';', '~', '-', '_', '/', '//', '\\', '．', '／', 'é', '%c3%a9', '%ff', '@', ':', ' ', '\t', '?', '#', '%u002e');
+  const token = fc.constantFrom(
+    'a',
+    'B',
+    '0',
+    '.',
+    '..',
+    '%2e',
+    '%2E',
+    '%2f',
+    '%5c',
+    '%25',
+    '%00',
+    '%0d%0a',
+    ';',
+    '~',
+    '-',
+    '_',
+    '/',
+    '//',
+    '\\',
+    '．',
+    '／',
+    'é',
+    '%c3%a9',
+    '%ff',
+    '@',
+    ':',
+    ' ',
+    '\t',
+    '?',
+    '#',
+    '%u002e',
+  );
   const pathArb = fc.array(token, { minLength: 1, maxLength: 12 }).map((parts) => `/${parts.join('')}`);
   fc.assert(
     fc.property(pathArb, (raw) => {
@@ -230,7 +326,14 @@ async function world(t: Test): Promise<World> {
     sb.cleanup();
   });
   return {
-    sb, gate, legit, canary, canary2, canary6, lookups, outcomes,
+    sb,
+    gate,
+    legit,
+    canary,
+    canary2,
+    canary6,
+    lookups,
+    outcomes,
     call: async (args) => {
       const o = await gate.call('call_api', args);
       outcomes.push(o);
@@ -329,9 +432,38 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   refusedAsUrl(t, await w.call({ api: 'legit', path: '/json', query: { a: 'x\r\nHost: evil' } }), 'CRLF in a query value', 'url.control_character');
 
   // Upstreams whose base URL (or resolved name) is loopback, private, link-local, ... without internal: true.
-  const misconfigured = ['decimal', 'octal', 'hex', 'short', 'loopback', 'v6loop', 'mapped', 'mapped_hex', 'compat', 'nat64', 'zero', 'zero_short', 'unspec6',
-    'localhost', 'localhost_dot', 'sub_localhost', 'metadata', 'private10', 'private192', 'cgnat', 'ula', 'linklocal6', 'multicast', 'broadcast',
-    'rebind', 'mixed', 'dns_mapped', 'dns_nat64', 'dns_metadata', 'dns_fail'];
+  const misconfigured = [
+    'decimal',
+    'octal',
+    'hex',
+    'short',
+    'loopback',
+    'v6loop',
+    'mapped',
+    'mapped_hex',
+    'compat',
+    'nat64',
+    'zero',
+    'zero_short',
+    'unspec6',
+    'localhost',
+    'localhost_dot',
+    'sub_localhost',
+    'metadata',
+    'private10',
+    'private192',
+    'cgnat',
+    'ula',
+    'linklocal6',
+    'multicast',
+    'broadcast',
+    'rebind',
+    'mixed',
+    'dns_mapped',
+    'dns_nat64',
+    'dns_metadata',
+    'dns_fail',
+  ];
   for (const api of misconfigured) refusedAsUrl(t, await w.call({ api, path: '/x' }), `upstream ${api}`);
   const reasonOf = async (api: string) => (await w.call({ api, path: '/x' })).denial?.reasons ?? [];
   t.ok((await reasonOf('decimal')).includes('url.address_loopback'), 'decimal IPv4 is loopback');
@@ -388,7 +520,7 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   const hopsOf = (o: GateOutcome) => hopRecords.find((r) => r.request_id === o.requestId && r.event !== 'intent')?.facts?.url?.hops;
   t.same(hopsOf(followed), [{ redirect: 1, method: 'GET', path: '/json', allow: true, reasons: [] }], 'a followed hop is recorded with the answer');
   t.same(hopsOf(policyHop), [{ redirect: 1, method: 'GET', path: '/private/keys', allow: false, reasons: ['url.path_denied'] }], 'a refused hop too');
-  t.equal(hopRecords.find((r) => r.request_id === policyHop.requestId)?.facts?.url?.path, '/redirect', 'the call\'s own url facts are unchanged');
+  t.equal(hopRecords.find((r) => r.request_id === policyHop.requestId)?.facts?.url?.path, '/redirect', "the call's own url facts are unchanged");
 
   // A policy that cannot answer for a hop (the call's own decision could be made): not followed, and recorded.
   const jsonRequests = w.legit.count('/v1/json');
@@ -403,7 +535,7 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   const unansweredRecord = readAudit(w.sb.auditPath).find((r) => r.request_id === unanswered.requestId);
   t.same(unansweredRecord?.facts?.url?.hops, [{ redirect: 1, method: 'GET', path: '/json', allow: false, reasons: [], error: 'policy.evaluation_failed' }]);
   const unasked = await runGate({ ...redirectToJson, context: context() }, withHopPolicy(undefined));
-  t.equal(unasked.denial?.code, 'url_rejected', 'without the policy\'s questions no hop is followed');
+  t.equal(unasked.denial?.code, 'url_rejected', "without the policy's questions no hop is followed");
   t.same(unasked.denial?.reasons, ['url.redirect_rejected', 'url.redirect_unauthorised']);
   t.equal(w.legit.count('/v1/json'), jsonRequests, 'neither hop was requested');
   w.outcomes.push(unanswered, unasked);
@@ -420,13 +552,19 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
   t.equal(w.canary.count(), 0, 'the loopback canary received zero requests');
   t.equal(w.canary2.count(), 0, 'the rebinding canary (127.0.0.2) received zero requests');
   if (w.canary6) t.equal(w.canary6.count(), 0, 'the IPv6 loopback canary received zero requests');
-  t.notOk(w.legit.seen.some((s) => /admin|elsewhere|secret/.test(s.url.split('?')[0] as string)), 'the legit upstream saw none of the escaped paths');
+  t.notOk(
+    w.legit.seen.some((s) => /admin|elsewhere|secret/.test(s.url.split('?')[0] as string)),
+    'the legit upstream saw none of the escaped paths',
+  );
 
   // Every call left one audit record with the same verdict.
   const records = readAudit(w.sb.auditPath);
   t.equal(records.length, w.outcomes.length, 'one audit record per call');
   const byId = new Map(records.map((r) => [r.request_id as string, r]));
-  t.ok(w.outcomes.every((o) => byId.get(o.requestId)?.outcome.code === (o.denial?.code ?? null)), 'audited codes match');
+  t.ok(
+    w.outcomes.every((o) => byId.get(o.requestId)?.outcome.code === (o.denial?.code ?? null)),
+    'audited codes match',
+  );
 });
 
 t.test('property: IPv4 forms embedded in IPv6 classify as the address they reach', async (t) => {
@@ -436,7 +574,12 @@ t.test('property: IPv4 forms embedded in IPv6 classify as the address they reach
       const mapped = classifyIp(`::ffff:${v4}`).class;
       const nat64 = classifyIp(`64:ff9b::${v4}`).class;
       const open = { internal: false, allowedCidrs: [] };
-      return (c === 'global' ? mapped === 'ipv4_mapped' : mapped === c) && nat64 === c && judgeAddress(open, `::ffff:${v4}`).allowed === false && judgeAddress(open, v4).allowed === (c === 'global');
+      return (
+        (c === 'global' ? mapped === 'ipv4_mapped' : mapped === c) &&
+        nat64 === c &&
+        judgeAddress(open, `::ffff:${v4}`).allowed === false &&
+        judgeAddress(open, v4).allowed === (c === 'global')
+      );
     }),
     { numRuns: 5000 },
   );

@@ -97,7 +97,7 @@ function nest(depth: number, inner: unknown, arrays: boolean): unknown {
   return v;
 }
 
-t.test('property: the fast path produces the general path\'s bytes, or leaves the decision to it', async (t) => {
+t.test("property: the fast path produces the general path's bytes, or leaves the decision to it", async (t) => {
   let decided = 0;
   fc.assert(
     fc.property(value, (v) => {
@@ -110,7 +110,10 @@ t.test('property: the fast path produces the general path\'s bytes, or leaves th
         // The fast path declines only what the general path refuses.
         return false;
       }
-      return same(outcome(() => canonicalJson(v)), general);
+      return same(
+        outcome(() => canonicalJson(v)),
+        general,
+      );
     }),
     { numRuns: 20_000 },
   );
@@ -125,7 +128,7 @@ t.test('property: every value the writer accepts is decided by the fast path its
   t.pass('10000 values');
 });
 
-t.test('refusals are exactly the general path\'s: lone surrogates, numbers, depth, types, length', async (t) => {
+t.test("refusals are exactly the general path's: lone surrogates, numbers, depth, types, length", async (t) => {
   const cases: unknown[] = [
     { s: 'a\ud800b' },
     { [String.fromCharCode(0xdc00)]: 1 },
@@ -156,7 +159,13 @@ t.test('refusals are exactly the general path\'s: lone surrogates, numbers, dept
   }
   for (const max of [0, 10, 107, 108, 109, 200, 300, 301]) {
     const v = { s: 'é'.repeat(50), t: 'x'.repeat(50) };
-    t.ok(same(outcome(() => canonicalJson(v, max)), outcome(() => canonicalJsonGeneral(v, max))), `bound ${max}`);
+    t.ok(
+      same(
+        outcome(() => canonicalJson(v, max)),
+        outcome(() => canonicalJsonGeneral(v, max)),
+      ),
+      `bound ${max}`,
+    );
   }
 });
 
@@ -178,7 +187,10 @@ t.test('property: canonicalJsonWith equals the general path over the spread obje
         const vals = values.slice(0, keys.length);
         const bound = max ?? Infinity;
         const merged = { ...base, ...Object.fromEntries(keys.map((k, i) => [k, vals[i]])) };
-        return same(outcome(() => canonicalJsonWith(base, keys, vals, bound)), outcome(() => canonicalJsonGeneral(merged, bound)));
+        return same(
+          outcome(() => canonicalJsonWith(base, keys, vals, bound)),
+          outcome(() => canonicalJsonGeneral(merged, bound)),
+        );
       },
     ),
     { numRuns: 20_000 },
@@ -228,37 +240,54 @@ t.test('property: a record sealed in the line buffer is the line the definition 
     return lines.bytes().equals(before);
   };
   fc.assert(
-    fc.property(fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 8 }), good, { maxKeys: 6 }), fc.nat({ max: 3000 }), fc.boolean(), (fields, pad, clear) => {
-      if (clear) {
-        if (!flushInto(frontier)) return false;
-        lines.clear();
-        expected.length = 0;
-      }
-      seq++;
-      const ts = new Date(1_700_000_000_000 + seq).toISOString();
-      const f = { ...fields, pad: 'é'.repeat(pad) };
-      // The definition: canonical JSON of the spread record, hash over prev ‖ body, hash spliced in.
-      const body = canonicalJsonGeneral({ ...f, v: 1, seq, ts, prev });
-      const hash = chainHash(prev, body);
-      const line = sealLine(body, hash);
-      if (recordBody(f, seq, prev, ts, 65536) !== body) return false;
-      const sealed = sealRecord(f, seq, prev, 65536, new Date(ts));
-      if (sealed.line !== line || sealed.hash !== hash) return false;
-      lines.seal(body, prev);
-      if (lines.hash !== hash) return false;
-      const leaf = leafHash(line);
-      if (!leaf.equals(crypto.createHash('sha256').update(Buffer.from([0])).update(line, 'utf8').digest())) return false;
-      leaves.push(leaf);
-      expected.push(Buffer.from(`${line}\n`, 'utf8'));
-      prev = hash;
-      return true;
-    }),
+    fc.property(
+      fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 8 }), good, { maxKeys: 6 }),
+      fc.nat({ max: 3000 }),
+      fc.boolean(),
+      (fields, pad, clear) => {
+        if (clear) {
+          if (!flushInto(frontier)) return false;
+          lines.clear();
+          expected.length = 0;
+        }
+        seq++;
+        const ts = new Date(1_700_000_000_000 + seq).toISOString();
+        const f = { ...fields, pad: 'é'.repeat(pad) };
+        // The definition: canonical JSON of the spread record, hash over prev ‖ body, hash spliced in.
+        const body = canonicalJsonGeneral({ ...f, v: 1, seq, ts, prev });
+        const hash = chainHash(prev, body);
+        const line = sealLine(body, hash);
+        if (recordBody(f, seq, prev, ts, 65536) !== body) return false;
+        const sealed = sealRecord(f, seq, prev, 65536, new Date(ts));
+        if (sealed.line !== line || sealed.hash !== hash) return false;
+        lines.seal(body, prev);
+        if (lines.hash !== hash) return false;
+        const leaf = leafHash(line);
+        if (
+          !leaf.equals(
+            crypto
+              .createHash('sha256')
+              .update(Buffer.from([0]))
+              .update(line, 'utf8')
+              .digest(),
+          )
+        )
+          return false;
+        leaves.push(leaf);
+        expected.push(Buffer.from(`${line}\n`, 'utf8'));
+        prev = hash;
+        return true;
+      },
+    ),
     { numRuns: 500 },
   );
   t.ok(flushInto(frontier), 'the buffer holds exactly the sealed lines, and leaves() their leaf hashes');
   t.ok(frontier.root().equals(rootOfHashes(leaves)), 'the latin1 frontier folds to the RFC 9162 root');
   t.ok(Frontier.fromState(frontier.size, frontier.state).root().equals(frontier.root()));
-  t.same(frontier.snapshot(), frontier.snapshotLatin1().map((s) => Buffer.from(s, 'latin1')));
+  t.same(
+    frontier.snapshot(),
+    frontier.snapshotLatin1().map((s) => Buffer.from(s, 'latin1')),
+  );
 });
 
 t.test('the log refuses a record that cannot be hashed reproducibly and stays as it was', async (t) => {

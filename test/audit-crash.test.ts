@@ -75,86 +75,100 @@ function tornFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => f.startsWith('audit.jsonl.torn-'));
 }
 
-for (const rotate of [undefined, 8192]) t.test(`SIGKILL a writer in fsync mode ${KILLS} times${rotate ? ', rotating every 8 KiB' : ''}: every acknowledged record survives, recovery sets aside at most one torn line, the chain continues`, async (t) => {
-  const sb = makeSandbox();
-  t.teardown(sb.cleanup);
-  const dir = path.join(sb.dir, 'log');
-  const file = path.join(dir, 'audit.jsonl');
-  const allAcked = new Map<number, string>();
-  const started = Date.now();
-  let kills = 0;
-  let simulatedTorn = 0;
-  let expectedRecoveries = 0;
-  let lastSeqBefore = 0;
-  for (let i = 0; i < KILLS && Date.now() - started < BUDGET_MS; i++) {
-    const run = startWriter(file, `k${i}`, rotate);
-    const startSeq = await run.ready;
-    t.equal(startSeq, lastSeqBefore, `writer ${i} starts after the last recovered record (seq ${lastSeqBefore})`);
-    // Let it append for a random while (including right away, mid-first-append), then kill it.
-    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
-    run.child.kill('SIGKILL');
-    await run.exited;
-    kills++;
-    for (const [s, id] of run.acked) allAcked.set(s, id);
+for (const rotate of [undefined, 8192])
+  t.test(
+    `SIGKILL a writer in fsync mode ${KILLS} times${rotate ? ', rotating every 8 KiB' : ''}: every acknowledged record survives, recovery sets aside at most one torn line, the chain continues`,
+    async (t) => {
+      const sb = makeSandbox();
+      t.teardown(sb.cleanup);
+      const dir = path.join(sb.dir, 'log');
+      const file = path.join(dir, 'audit.jsonl');
+      const allAcked = new Map<number, string>();
+      const started = Date.now();
+      let kills = 0;
+      let simulatedTorn = 0;
+      let expectedRecoveries = 0;
+      let lastSeqBefore = 0;
+      for (let i = 0; i < KILLS && Date.now() - started < BUDGET_MS; i++) {
+        const run = startWriter(file, `k${i}`, rotate);
+        const startSeq = await run.ready;
+        t.equal(startSeq, lastSeqBefore, `writer ${i} starts after the last recovered record (seq ${lastSeqBefore})`);
+        // Let it append for a random while (including right away, mid-first-append), then kill it.
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
+        run.child.kill('SIGKILL');
+        await run.exited;
+        kills++;
+        for (const [s, id] of run.acked) allAcked.set(s, id);
 
-    // Every acknowledged record is on disk, at its seq, before any recovery.
-    // (The active segment may be missing: killed between a rotation's rename and the next write.)
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    const tail = text.slice(text.lastIndexOf('\n') + 1);
-    const bySeq = new Map((await records(file)).map((r) => [r.seq, r.request_id]));
-    let missing = 0;
-    for (const [s, id] of allAcked) if (bySeq.get(s) !== id) missing++;
-    t.equal(missing, 0, `kill ${i}: all ${allAcked.size} acknowledged records present (${run.acked.size} from this writer)`);
-    // An auditor who copies the dead host's log gets a clean verify (a rotation the kill
-    // interrupted is named as such in the warnings), never a damage verdict for a crash.
-    const asLeft = await verifyFile(file);
-    t.ok(asLeft.ok, `kill ${i}: the log verifies exactly as the crash left it${asLeft.problem ? `: ${asLeft.problem.kind} ${asLeft.problem.message}` : ''}`);
+        // Every acknowledged record is on disk, at its seq, before any recovery.
+        // (The active segment may be missing: killed between a rotation's rename and the next write.)
+        const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+        const tail = text.slice(text.lastIndexOf('\n') + 1);
+        const bySeq = new Map((await records(file)).map((r) => [r.seq, r.request_id]));
+        let missing = 0;
+        for (const [s, id] of allAcked) if (bySeq.get(s) !== id) missing++;
+        t.equal(missing, 0, `kill ${i}: all ${allAcked.size} acknowledged records present (${run.acked.size} from this writer)`);
+        // An auditor who copies the dead host's log gets a clean verify (a rotation the kill
+        // interrupted is named as such in the warnings), never a damage verdict for a crash.
+        const asLeft = await verifyFile(file);
+        t.ok(
+          asLeft.ok,
+          `kill ${i}: the log verifies exactly as the crash left it${asLeft.problem ? `: ${asLeft.problem.kind} ${asLeft.problem.message}` : ''}`,
+        );
 
-    // Every third kill, also leave half a record behind, as a crash inside write() would; not while
-    // a rotation's rename is pending (the manifest names a sealed segment not yet on disk): the
-    // writer rotates only with no write in flight, so a real crash cannot tear a line there.
-    if (i % 3 === 2 && !renamePending(dir)) {
-      fs.appendFileSync(file, `${tail ? '' : '{"args":{"path":"/data/torn-'}${i}`);
-      simulatedTorn++;
-    }
-    const hadTorn = fs.existsSync(file) && fs.statSync(file).size > 0 && fs.readFileSync(file, 'utf8').slice(-1) !== '\n';
-    const tornBefore = tornFiles(dir).length;
+        // Every third kill, also leave half a record behind, as a crash inside write() would; not while
+        // a rotation's rename is pending (the manifest names a sealed segment not yet on disk): the
+        // writer rotates only with no write in flight, so a real crash cannot tear a line there.
+        if (i % 3 === 2 && !renamePending(dir)) {
+          fs.appendFileSync(file, `${tail ? '' : '{"args":{"path":"/data/torn-'}${i}`);
+          simulatedTorn++;
+        }
+        const hadTorn = fs.existsSync(file) && fs.statSync(file).size > 0 && fs.readFileSync(file, 'utf8').slice(-1) !== '\n';
+        const tornBefore = tornFiles(dir).length;
 
-    // Recovery (as at start-up): at most one torn line set aside, a recovery record chained in.
-    const warnings: string[] = [];
-    const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5, onWarning: (m, d) => warnings.push(`${m} ${JSON.stringify(d)}`) });
-    await log.close();
-    const torn = tornFiles(dir);
-    t.ok(torn.length - tornBefore <= 1, 'at most one torn line set aside');
-    if (torn.length > tornBefore) {
-      const newest = torn.sort().at(-1)!;
-      t.notOk(fs.readFileSync(path.join(dir, newest), 'utf8').includes('\n'), 'what was set aside is one partial line');
-    }
-    if (hadTorn) expectedRecoveries++;
-    t.equal(warnings.length > 0, hadTorn, `${hadTorn ? 'a torn tail was recovered' : 'no recovery needed'} ${warnings.join('; ')}`);
-    const v = await verifyFile(file);
-    t.ok(v.ok, `kill ${i}: the chain verifies after recovery${v.problem ? `: ${v.problem.kind} ${v.problem.message}` : ''}`);
-    lastSeqBefore = v.last_seq;
-    t.ok(v.last_seq >= Math.max(0, ...allAcked.keys()), 'nothing acknowledged was cut');
-  }
-  t.ok(kills >= 5, `${kills} kills within the time budget`);
+        // Recovery (as at start-up): at most one torn line set aside, a recovery record chained in.
+        const warnings: string[] = [];
+        const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5, onWarning: (m, d) => warnings.push(`${m} ${JSON.stringify(d)}`) });
+        await log.close();
+        const torn = tornFiles(dir);
+        t.ok(torn.length - tornBefore <= 1, 'at most one torn line set aside');
+        if (torn.length > tornBefore) {
+          const newest = torn.sort().at(-1)!;
+          t.notOk(fs.readFileSync(path.join(dir, newest), 'utf8').includes('\n'), 'what was set aside is one partial line');
+        }
+        if (hadTorn) expectedRecoveries++;
+        t.equal(warnings.length > 0, hadTorn, `${hadTorn ? 'a torn tail was recovered' : 'no recovery needed'} ${warnings.join('; ')}`);
+        const v = await verifyFile(file);
+        t.ok(v.ok, `kill ${i}: the chain verifies after recovery${v.problem ? `: ${v.problem.kind} ${v.problem.message}` : ''}`);
+        lastSeqBefore = v.last_seq;
+        t.ok(v.last_seq >= Math.max(0, ...allAcked.keys()), 'nothing acknowledged was cut');
+      }
+      t.ok(kills >= 5, `${kills} kills within the time budget`);
 
-  // The next writer continues the same chain to completion.
-  const last = startWriter(file, 'final', rotate);
-  t.equal(await last.ready, lastSeqBefore);
-  await new Promise((r) => setTimeout(r, 150));
-  last.child.kill('SIGTERM');
-  await last.exited;
-  for (const [s, id] of last.acked) allAcked.set(s, id);
-  const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5 });
-  await log.append({ request_id: 'after-all', tool: 'read_file', outcome: { status: 'ok' } });
-  await log.close();
-  const v = await verifyFile(file);
-  t.ok(v.ok, `final chain verifies${v.problem ? `: ${v.problem.kind} ${v.problem.message}` : ''}`);
-  const recs = await records(file);
-  t.same(recs.map((r) => r.seq), recs.map((_, k) => k + 1), 'seq runs 1..n without gaps');
-  const bySeq = new Map(recs.map((r) => [r.seq, r.request_id]));
-  t.equal([...allAcked].filter(([s, id]) => bySeq.get(s) !== id).length, 0, `all ${allAcked.size} acknowledged records present at the end`);
-  t.ok(recs.filter((r) => r.event === 'audit.recovery').length >= expectedRecoveries, `${expectedRecoveries} recovery record(s) (${simulatedTorn} simulated torn writes)`);
-  t.ok(allAcked.size > 0, `${allAcked.size} records acknowledged over ${kills} kills`);
-});
+      // The next writer continues the same chain to completion.
+      const last = startWriter(file, 'final', rotate);
+      t.equal(await last.ready, lastSeqBefore);
+      await new Promise((r) => setTimeout(r, 150));
+      last.child.kill('SIGTERM');
+      await last.exited;
+      for (const [s, id] of last.acked) allAcked.set(s, id);
+      const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5 });
+      await log.append({ request_id: 'after-all', tool: 'read_file', outcome: { status: 'ok' } });
+      await log.close();
+      const v = await verifyFile(file);
+      t.ok(v.ok, `final chain verifies${v.problem ? `: ${v.problem.kind} ${v.problem.message}` : ''}`);
+      const recs = await records(file);
+      t.same(
+        recs.map((r) => r.seq),
+        recs.map((_, k) => k + 1),
+        'seq runs 1..n without gaps',
+      );
+      const bySeq = new Map(recs.map((r) => [r.seq, r.request_id]));
+      t.equal([...allAcked].filter(([s, id]) => bySeq.get(s) !== id).length, 0, `all ${allAcked.size} acknowledged records present at the end`);
+      t.ok(
+        recs.filter((r) => r.event === 'audit.recovery').length >= expectedRecoveries,
+        `${expectedRecoveries} recovery record(s) (${simulatedTorn} simulated torn writes)`,
+      );
+      t.ok(allAcked.size > 0, `${allAcked.size} records acknowledged over ${kills} kills`);
+    },
+  );

@@ -27,12 +27,33 @@ if (!PGURL) {
     const s = `report-${crypto.randomUUID().slice(0, 8)}`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-pg-report-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: PGURL, stream: s, checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: `bulwark/audit/${s}` } });
+    const log = await AuditLog.open({
+      path: '',
+      durability: 'fsync',
+      batchMs: 5,
+      backend: 'postgres',
+      postgresUrl: PGURL,
+      stream: s,
+      checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: `bulwark/audit/${s}` },
+    });
     const principal = { id: 'alice', roles: ['analyst'], auth: 'api_key' };
     for (let i = 0; i < 12; i++) {
-      await log.append({ request_id: `ok-${i}`, principal, tool: 'read_file', decision: { allow: true, reasons: [] }, outcome: { status: 'ok', code: null, reasons: [] } });
+      await log.append({
+        request_id: `ok-${i}`,
+        principal,
+        tool: 'read_file',
+        decision: { allow: true, reasons: [] },
+        outcome: { status: 'ok', code: null, reasons: [] },
+      });
     }
-    await log.append({ request_id: 'deny-1', principal, tool: '<script>alert(1)</script>', args: { sql: '"><img src=x onerror=alert(2)>' }, decision: { allow: false, reasons: ['policy.not_granted'] }, outcome: { status: 'denied', code: 'policy_denied', reasons: ['policy.not_granted'] } });
+    await log.append({
+      request_id: 'deny-1',
+      principal,
+      tool: '<script>alert(1)</script>',
+      args: { sql: '"><img src=x onerror=alert(2)>' },
+      decision: { allow: false, reasons: ['policy.not_granted'] },
+      outcome: { status: 'denied', code: 'policy_denied', reasons: ['policy.not_granted'] },
+    });
     await log.append({ event: 'intent', request_id: 'lost-1', principal, tool: 'call_api', decision: { allow: true, reasons: [] } });
     await log.close();
 
@@ -65,7 +86,15 @@ if (!PGURL) {
 
   t.test('a PostgreSQL stream whose first rows the owner deleted: head truncated, and a signed stream needs a key', async (t) => {
     const s = `head-${crypto.randomUUID().slice(0, 8)}`;
-    const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: PGURL, stream: s, checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: `bulwark/audit/${s}` } });
+    const log = await AuditLog.open({
+      path: '',
+      durability: 'fsync',
+      batchMs: 5,
+      backend: 'postgres',
+      postgresUrl: PGURL,
+      stream: s,
+      checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: `bulwark/audit/${s}` },
+    });
     for (let i = 0; i < 30; i++) await log.append({ request_id: `r${i}`, tool: 'read_file', outcome: { status: 'ok' } });
     await log.close();
     let v = spawnSync(process.execPath, [BIN, 'audit', 'verify', PGURL, '--stream', s, '--json'], { encoding: 'utf8' });

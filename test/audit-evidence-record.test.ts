@@ -9,7 +9,11 @@ import { inProcessGate } from './helpers/gate.js';
 /** What a client computes, independently: sorted keys, JSON.stringify's number and string forms. */
 function clientCanonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(clientCanonical).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${clientCanonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${clientCanonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 const sha = (s: string): string => crypto.createHash('sha256').update(s, 'utf8').digest('hex');

@@ -22,7 +22,13 @@ function opts(file: string, extra: Partial<AuditLogOptions> = {}): AuditLogOptio
     durability: 'fsync',
     batchMs: 5,
     genesis: true,
-    checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: 'bulwark/audit/evidence', mirrorPath: path.join(path.dirname(file), '..', 'mirror', 'checkpoints.jsonl') },
+    checkpoint: {
+      signer: KEY,
+      everyRecords: 5,
+      everyMs: 60_000,
+      origin: 'bulwark/audit/evidence',
+      mirrorPath: path.join(path.dirname(file), '..', 'mirror', 'checkpoints.jsonl'),
+    },
     ...extra,
   };
 }
@@ -39,7 +45,12 @@ async function writeRecords(file: string, n: number, extra: Partial<AuditLogOpti
 const readLines = (file: string): string[] => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
 const writeLines = (file: string, ls: string[]): void => fs.writeFileSync(file, ls.map((l) => `${l}\n`).join(''));
 const manifestFile = (dir: string): string => path.join(dir, 'audit.manifest.json');
-const readManifest = (dir: string) => JSON.parse(fs.readFileSync(manifestFile(dir), 'utf8')) as { segments: { file: string; first_seq: number; last_seq: number; prev: string; last_hash: string }[]; active_first_seq: number; active_prev: string };
+const readManifest = (dir: string) =>
+  JSON.parse(fs.readFileSync(manifestFile(dir), 'utf8')) as {
+    segments: { file: string; first_seq: number; last_seq: number; prev: string; last_hash: string }[];
+    active_first_seq: number;
+    active_prev: string;
+  };
 const cli = (args: string[]) => spawnSync(process.execPath, [BIN, 'audit', ...args], { encoding: 'utf8' });
 
 function setup(t: Test): { dir: string; file: string; mirror: string; sbDir: string } {
@@ -49,7 +60,11 @@ function setup(t: Test): { dir: string; file: string; mirror: string; sbDir: str
   return { dir, file: path.join(dir, 'audit.jsonl'), mirror: path.join(sb.dir, 'mirror', 'checkpoints.jsonl'), sbDir: sb.dir };
 }
 
-function verdict(r: ReturnType<typeof cli>): { ok: boolean; problem?: { kind: string; message: string; range?: { from: number; to: number } }; start: { kind: string } } {
+function verdict(r: ReturnType<typeof cli>): {
+  ok: boolean;
+  problem?: { kind: string; message: string; range?: { from: number; to: number } };
+  start: { kind: string };
+} {
   return JSON.parse(r.stdout);
 }
 
@@ -125,7 +140,10 @@ t.test('a signed prune statement lets a pruned log verify; without it, or forged
   const keyFile = path.join(sbDir, 'k.key');
   fs.writeFileSync(keyFile, `${KEY.encodedPrivate}\n`, { mode: 0o600 });
   const configPath = path.join(sbDir, 'prune.yaml');
-  fs.writeFileSync(configPath, stringify({ audit: { path: file, checkpoint: { private_key: keyFile, public_keys: [PUB], origin: 'bulwark/audit/evidence' } } }));
+  fs.writeFileSync(
+    configPath,
+    stringify({ audit: { path: file, checkpoint: { private_key: keyFile, public_keys: [PUB], origin: 'bulwark/audit/evidence' } } }),
+  );
   await writeRecords(file, 40, { rotation: { maxBytes: 4096 } });
   const m = readManifest(dir);
   const cutSeg = m.segments[1]!;
@@ -150,7 +168,9 @@ t.test('a signed prune statement lets a pruned log verify; without it, or forged
   t.equal(v.status, 1);
   t.equal(verdict(v).problem?.kind, 'bad_signature');
   // An ordinary checkpoint is not a prune statement.
-  const cpLine = readLines(path.join(dir, 'audit.checkpoints.jsonl')).map((l) => JSON.parse(l)).find((c) => c.size === cutSeg.last_seq);
+  const cpLine = readLines(path.join(dir, 'audit.checkpoints.jsonl'))
+    .map((l) => JSON.parse(l))
+    .find((c) => c.size === cutSeg.last_seq);
   if (cpLine) {
     fs.writeFileSync(stmtFile, JSON.stringify({ v: 1, note: cpLine.note, size: cpLine.size, frontier: cpLine.frontier }));
     v = cli(['verify', file, '--public-key', PUB, '--json']);

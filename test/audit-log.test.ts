@@ -21,7 +21,13 @@ function opts(file: string, extra: Partial<AuditLogOptions> = {}): AuditLogOptio
     path: file,
     durability: 'fsync',
     batchMs: 5,
-    checkpoint: { signer: KEY, everyRecords: 5, everyMs: 60_000, origin: 'bulwark/audit/test', mirrorPath: path.join(path.dirname(file), '..', 'mirror', 'checkpoints.jsonl') },
+    checkpoint: {
+      signer: KEY,
+      everyRecords: 5,
+      everyMs: 60_000,
+      origin: 'bulwark/audit/test',
+      mirrorPath: path.join(path.dirname(file), '..', 'mirror', 'checkpoints.jsonl'),
+    },
     rotation: { maxBytes: 4096 },
     ...extra,
   };
@@ -47,7 +53,11 @@ function reseal(rec: Record<string, unknown>): { line: string; hash: string } {
   const hash = chainHash(rec.prev as string, body);
   return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
-function manifestOf(dir: string): { segments: { file: string; first_seq: number; last_seq: number; prev: string; last_hash: string }[]; active_first_seq: number; active_prev: string } {
+function manifestOf(dir: string): {
+  segments: { file: string; first_seq: number; last_seq: number; prev: string; last_hash: string }[];
+  active_first_seq: number;
+  active_prev: string;
+} {
   return JSON.parse(fs.readFileSync(path.join(dir, 'audit.manifest.json'), 'utf8'));
 }
 function cli(args: string[]) {
@@ -82,7 +92,11 @@ t.test('a healthy log: segments, manifest, checkpoints, mirror; verify with the 
   t.ok(cps.length >= 8, `${cps.length} checkpoints`);
   t.same(readLines(mirror), cps, 'every checkpoint is mirrored');
   const note = JSON.parse(cps.at(-1)!).note as string;
-  t.match(note, /^bulwark\/audit\/test\n40\n[A-Za-z0-9+/]{43}=\nchain [0-9a-f]{64}\ntime \S+\n\n\u2014 bulwark-test-2025 [A-Za-z0-9+/]+=*\n$/, 'a C2SP checkpoint note');
+  t.match(
+    note,
+    /^bulwark\/audit\/test\n40\n[A-Za-z0-9+/]{43}=\nchain [0-9a-f]{64}\ntime \S+\n\n\u2014 bulwark-test-2025 [A-Za-z0-9+/]+=*\n$/,
+    'a C2SP checkpoint note',
+  );
   const r = await verifyFile(file, { publicKeys: [parseVerifierKey(PUB)], mirrors: [mirror], merkle: true });
   t.equal(r.ok, true, JSON.stringify(r.problem));
   t.equal(r.records, 40);
@@ -99,7 +113,11 @@ interface Tamper {
   readonly label: string;
   readonly kind: string;
   /** Returns the segment file name and line the verifier must name. */
-  apply(f: { dir: string; file: string; mirror: string }): Promise<{ segment: string; line: number; seq?: number }> | { segment: string; line: number; seq?: number };
+  apply(f: {
+    dir: string;
+    file: string;
+    mirror: string;
+  }): Promise<{ segment: string; line: number; seq?: number }> | { segment: string; line: number; seq?: number };
   readonly mirror?: boolean;
 }
 
@@ -243,7 +261,11 @@ const TAMPERS: Tamper[] = [
       // starts right after the last one that matched.
       const sizes = readLines(path.join(dir, 'audit.checkpoints.jsonl')).map((l) => JSON.parse(l).size as number);
       const from = Math.max(...sizes.filter((n) => n < 23)) + 1;
-      const pos = files.filter((f) => readLines(path.join(dir, f)).length).map((f) => ({ f, first: JSON.parse(unsealLine(readLines(path.join(dir, f))[0]!)!.body).seq as number })).filter((x) => x.first <= from).at(-1)!;
+      const pos = files
+        .filter((f) => readLines(path.join(dir, f)).length)
+        .map((f) => ({ f, first: JSON.parse(unsealLine(readLines(path.join(dir, f))[0]!)!.body).seq as number }))
+        .filter((x) => x.first <= from)
+        .at(-1)!;
       return { segment: pos.f, line: from - pos.first + 1, seq: from };
     },
   },
@@ -367,10 +389,15 @@ t.test('crash during rotation (manifest written, rename not done) is completed a
   const m = manifestOf(dir);
   const last = unsealLine(ls.at(-1)!)!;
   const name = 'audit.000000000001.jsonl';
-  fs.writeFileSync(path.join(dir, 'audit.manifest.json'), JSON.stringify({
-    ...m, active_first_seq: 13, active_prev: last.hash,
-    segments: [{ file: name, first_seq: 1, last_seq: 12, prev: GENESIS_PREV, last_hash: last.hash, bytes: fs.statSync(file).size }],
-  }));
+  fs.writeFileSync(
+    path.join(dir, 'audit.manifest.json'),
+    JSON.stringify({
+      ...m,
+      active_first_seq: 13,
+      active_prev: last.hash,
+      segments: [{ file: name, first_seq: 1, last_seq: 12, prev: GENESIS_PREV, last_hash: last.hash, bytes: fs.statSync(file).size }],
+    }),
+  );
   const log = await AuditLog.open(opts(file, { rotation: undefined }));
   const a = await log.append({ tool: 'after' });
   await log.close();
@@ -387,10 +414,18 @@ t.test('one writer per log: a second open is refused, a stale lock is taken over
   await t.rejects(AuditLog.open(opts(file)), { name: 'LockError' }, 'same process, second writer');
   t.ok(LockError);
   // Another process cannot open it either.
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/open-audit-log.js'))};
     try { await AuditLog.open({ path: ${JSON.stringify(file)}, durability: 'fsync', batchMs: 5 }); console.log('opened'); }
-    catch (e) { console.log(e.name + ': ' + e.message); }`], { encoding: 'utf8' });
+    catch (e) { console.log(e.name + ': ' + e.message); }`,
+    ],
+    { encoding: 'utf8' },
+  );
   t.match(child.stdout, /locked by process \d+/, 'a second process is refused');
   await a.append({ tool: 'x' });
   await a.close();
@@ -408,10 +443,18 @@ t.test('a writer killed mid-run leaves a stale lock the next writer takes over',
   const sb = makeSandbox();
   t.teardown(sb.cleanup);
   const file = path.join(sb.dir, 'k', 'audit.jsonl');
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/open-audit-log.js'))};
     const log = await AuditLog.open({ path: ${JSON.stringify(file)}, durability: 'fsync', batchMs: 5 });
-    for (let i = 0; ; i++) { await log.append({ i }); if (i === 50) console.log('ready'); }`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    for (let i = 0; ; i++) { await log.append({ i }); if (i === 50) console.log('ready'); }`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
   child.kill('SIGKILL');
   await new Promise((r) => child.on('exit', r));
@@ -429,14 +472,20 @@ t.test('32 concurrent appenders form one valid chain (fsync group commit, batch,
     t.teardown(sb.cleanup);
     const file = path.join(sb.dir, durability, 'audit.jsonl');
     const log = await AuditLog.open(opts(file, { durability, rotation: { maxBytes: 64 * 1024 } }));
-    const results = await Promise.all(Array.from({ length: 32 }, async (_, w) => {
-      const seqs: number[] = [];
-      for (let i = 0; i < 50; i++) seqs.push((await log.append({ worker: w, i, pad })).seq);
-      return seqs;
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 32 }, async (_, w) => {
+        const seqs: number[] = [];
+        for (let i = 0; i < 50; i++) seqs.push((await log.append({ worker: w, i, pad })).seq);
+        return seqs;
+      }),
+    );
     await log.close();
     const all = results.flat().sort((a, b) => a - b);
-    t.same(all, Array.from({ length: 1600 }, (_, i) => i + 1), `${durability}: every seq once`);
+    t.same(
+      all,
+      Array.from({ length: 1600 }, (_, i) => i + 1),
+      `${durability}: every seq once`,
+    );
     const r = await verifyFile(file, { publicKeys: [parseVerifierKey(PUB)], merkle: true });
     t.equal(r.ok, true, `${durability}: ${JSON.stringify(r.problem)}`);
     t.equal(r.records, 1600);
@@ -513,8 +562,14 @@ t.test('proofs: prove SEQ, verify --inclusion, consistency between checkpoints',
   const vc = cli(['verify', '--consistency', cproof, '--public-key', PUB]);
   t.equal(vc.status, 0, vc.stdout + vc.stderr);
   const cps = readLines(path.join(path.dirname(file), 'audit.checkpoints.jsonl')).map((l) => JSON.parse(l).note as string);
-  fs.writeFileSync(path.join(sb.dir, 'old.note'), cps.find((n) => n.includes(`\n${small}\n`))!);
-  fs.writeFileSync(path.join(sb.dir, 'new.note'), cps.find((n) => n.includes(`\n${big}\n`))!);
+  fs.writeFileSync(
+    path.join(sb.dir, 'old.note'),
+    cps.find((n) => n.includes(`\n${small}\n`))!,
+  );
+  fs.writeFileSync(
+    path.join(sb.dir, 'new.note'),
+    cps.find((n) => n.includes(`\n${big}\n`))!,
+  );
   const vn = cli(['verify', '--consistency', path.join(sb.dir, 'old.note'), path.join(sb.dir, 'new.note'), file, '--public-key', PUB]);
   t.equal(vn.status, 0, vn.stdout + vn.stderr);
   const forged = JSON.parse(pc.stdout);
@@ -533,13 +588,25 @@ t.test('keygen, export (JSONL, CSV), tail, show across segments, verify --from/-
   t.match(k.stdout, /verifier key: ops-2025\+/);
   t.equal(cli(['keygen', '--out', keys, '--name', 'ops-2025']).status !== 0, true, 'never overwrites a key');
   const j = cli(['export', file, '--since', '5', '--until', '12']);
-  t.same(j.stdout.trim().split('\n').map((l) => JSON.parse(l).seq), [5, 6, 7, 8, 9, 10, 11, 12]);
+  t.same(
+    j.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).seq),
+    [5, 6, 7, 8, 9, 10, 11, 12],
+  );
   const csv = cli(['export', file, '--format', 'csv', '--since', '2020-01-01T00:00:00Z']);
   const rows = csv.stdout.trim().split('\n');
   t.equal(rows[0], 'seq,ts,request_id,transport,principal,tool,allow,status,code,duration_ms,args_sha256,result_sha256,policy_revision,hash');
   t.equal(rows.length, 26);
   t.equal(cli(['export', file, '--since', '2999-01-01T00:00:00Z']).stdout, '');
-  t.same(cli(['tail', file, '-n', '2']).stdout.trim().split('\n').map((l) => JSON.parse(l).seq), [24, 25]);
+  t.same(
+    cli(['tail', file, '-n', '2'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).seq),
+    [24, 25],
+  );
   t.equal(JSON.parse(cli(['show', '3', file]).stdout).seq, 3, 'show finds a record in a rotated segment');
   const strict = cli(['verify', file, '--strict', '--json', '--public-key', PUB]);
   t.equal(strict.status, 0, 'every record is canonical JSON with the expected seq and prev');
@@ -556,7 +623,12 @@ t.test('the gate with checkpoints from config: verify --config checks the signat
   const sb2 = makeSandbox({
     audit: {
       path: path.join(sb.dir, 'gate-audit', 'audit.jsonl'),
-      checkpoint: { private_key: path.join(keys, 'gate.key'), public_keys: [path.join(keys, 'gate.pub')], every_records: 3, mirror_path: path.join(sb.dir, 'gate-mirror.jsonl') },
+      checkpoint: {
+        private_key: path.join(keys, 'gate.key'),
+        public_keys: [path.join(keys, 'gate.pub')],
+        every_records: 3,
+        mirror_path: path.join(sb.dir, 'gate-mirror.jsonl'),
+      },
       rotation: { max_bytes: 8192 },
     },
   });
@@ -570,6 +642,9 @@ t.test('the gate with checkpoints from config: verify --config checks the signat
   t.equal(r.records, 21, 'the genesis record and the 20 calls');
   t.equal(r.start.kind, 'genesis', 'a signed log from the config starts with its genesis record');
   t.equal(r.checkpoints.signatures, 'verified');
-  t.ok(r.checkpoints.sources.some((s: string) => s.endsWith('gate-mirror.jsonl')), 'the configured mirror is read too');
+  t.ok(
+    r.checkpoints.sources.some((s: string) => s.endsWith('gate-mirror.jsonl')),
+    'the configured mirror is read too',
+  );
   t.ok(r.checkpoints.matched >= 7);
 });

@@ -13,7 +13,18 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../src/audit/merkle.js';
-import { checkpointText, generateKey, keyId, openNote, parseCheckpointText, parseSignerKey, parseVerifierKey, readCheckpointNote, signNote, trusted } from '../src/audit/note.js';
+import {
+  checkpointText,
+  generateKey,
+  keyId,
+  openNote,
+  parseCheckpointText,
+  parseSignerKey,
+  parseVerifierKey,
+  readCheckpointNote,
+  signNote,
+  trusted,
+} from '../src/audit/note.js';
 
 // An independent Merkle tree: RFC 9162 §2.1.1 written out with createHash, sharing nothing with merkle.ts.
 const sha = (...parts: Buffer[]) => crypto.createHash('sha256').update(Buffer.concat(parts)).digest();
@@ -37,7 +48,9 @@ function naiveSubproof(m: number, leaves: Buffer[], b: boolean): Buffer[] {
   if (m === n) return b ? [] : [naiveRoot(leaves)];
   let k = 1;
   while (k * 2 < n) k *= 2;
-  return m <= k ? [...naiveSubproof(m, leaves.slice(0, k), b), naiveRoot(leaves.slice(k))] : [...naiveSubproof(m - k, leaves.slice(k), false), naiveRoot(leaves.slice(0, k))];
+  return m <= k
+    ? [...naiveSubproof(m, leaves.slice(0, k), b), naiveRoot(leaves.slice(k))]
+    : [...naiveSubproof(m - k, leaves.slice(k), false), naiveRoot(leaves.slice(0, k))];
 }
 
 const leavesOf = (n: number) => Array.from({ length: n }, (_, i) => Buffer.from(`{"seq":${i + 1},"x":"${'y'.repeat(i % 7)}"}`));
@@ -106,7 +119,8 @@ t.test('consistency proofs verify between every pair of sizes up to 33, and fail
           bad[0]![5]! ^= 0x80;
           if (verifyConsistency(m, n, bad, oldRoot, newRoot)) t.fail(`a tampered proof verified at ${m}→${n}`);
         }
-        if (verifyConsistency(m, n, proof, naiveRoot(leaves.slice(0, m - 1).concat([Buffer.from('z')])), newRoot)) t.fail(`a wrong old root verified at ${m}→${n}`);
+        if (verifyConsistency(m, n, proof, naiveRoot(leaves.slice(0, m - 1).concat([Buffer.from('z')])), newRoot))
+          t.fail(`a wrong old root verified at ${m}→${n}`);
       }
     }
   }
@@ -123,8 +137,21 @@ t.test('C2SP signed notes: key ids, signatures, checkpoint bodies', async (t) =>
   t.same(parseSignerKey(k.encodedPrivate).encoded, k.encoded, 'the signer key derives the same verifier key');
   // keyid = SHA-256(name || 0x0A || 0x01 || pubkey)[:4]
   const pub = Buffer.from(/^[^+]+\+[0-9a-f]{8}\+(.*)$/.exec(k.encoded)![1]!, 'base64').subarray(1);
-  t.same(keyId('bulwark-test', pub), crypto.createHash('sha256').update(Buffer.concat([Buffer.from('bulwark-test\n'), Buffer.from([1]), pub])).digest().subarray(0, 4));
-  const text = checkpointText({ origin: 'bulwark/audit/default', size: 42, root: Buffer.alloc(32, 7), chainHead: 'a'.repeat(64), time: '2025-01-01T00:00:00.000Z' });
+  t.same(
+    keyId('bulwark-test', pub),
+    crypto
+      .createHash('sha256')
+      .update(Buffer.concat([Buffer.from('bulwark-test\n'), Buffer.from([1]), pub]))
+      .digest()
+      .subarray(0, 4),
+  );
+  const text = checkpointText({
+    origin: 'bulwark/audit/default',
+    size: 42,
+    root: Buffer.alloc(32, 7),
+    chainHead: 'a'.repeat(64),
+    time: '2025-01-01T00:00:00.000Z',
+  });
   t.equal(text, `bulwark/audit/default\n42\n${Buffer.alloc(32, 7).toString('base64')}\nchain ${'a'.repeat(64)}\ntime 2025-01-01T00:00:00.000Z\n`);
   const note = signNote(text, [k]);
   const sigLine = note.split('\n\n')[1]!;
@@ -132,7 +159,15 @@ t.test('C2SP signed notes: key ids, signatures, checkpoint bodies', async (t) =>
   const raw = Buffer.from(sigLine.trim().split(' ')[2]!, 'base64');
   t.equal(raw.length, 68, '4-byte key id + 64-byte Ed25519 signature');
   t.same(raw.subarray(0, 4), v.id);
-  t.ok(crypto.verify(null, Buffer.from(text), crypto.createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), pub]), format: 'der', type: 'spki' }), raw.subarray(4)), 'the signature is plain Ed25519 over the text bytes');
+  t.ok(
+    crypto.verify(
+      null,
+      Buffer.from(text),
+      crypto.createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), pub]), format: 'der', type: 'spki' }),
+      raw.subarray(4),
+    ),
+    'the signature is plain Ed25519 over the text bytes',
+  );
   const cp = readCheckpointNote(note, [v]);
   t.equal(cp.size, 42);
   t.equal(cp.chainHead, 'a'.repeat(64));

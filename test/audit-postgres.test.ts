@@ -39,14 +39,28 @@ if (!PGURL) {
 
   t.test('the writer role appends a chain and verify passes; checkpoints are stored and signed', async (t) => {
     const s = stream();
-    const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: writerUrl, stream: s, checkpoint: { signer: KEY, everyRecords: 10, everyMs: 60_000, origin: `bulwark/audit/${s}` } });
-    const seqs = await Promise.all(Array.from({ length: 32 }, async (_, w) => {
-      const out: number[] = [];
-      for (let i = 0; i < 10; i++) out.push((await log.append({ worker: w, i, tool: 'read_file' })).seq);
-      return out;
-    }));
+    const log = await AuditLog.open({
+      path: '',
+      durability: 'fsync',
+      batchMs: 5,
+      backend: 'postgres',
+      postgresUrl: writerUrl,
+      stream: s,
+      checkpoint: { signer: KEY, everyRecords: 10, everyMs: 60_000, origin: `bulwark/audit/${s}` },
+    });
+    const seqs = await Promise.all(
+      Array.from({ length: 32 }, async (_, w) => {
+        const out: number[] = [];
+        for (let i = 0; i < 10; i++) out.push((await log.append({ worker: w, i, tool: 'read_file' })).seq);
+        return out;
+      }),
+    );
     await log.close();
-    t.same(seqs.flat().sort((a, b) => a - b), Array.from({ length: 320 }, (_, i) => i + 1), '32 concurrent appenders: every seq once');
+    t.same(
+      seqs.flat().sort((a, b) => a - b),
+      Array.from({ length: 320 }, (_, i) => i + 1),
+      '32 concurrent appenders: every seq once',
+    );
     const r = await verifyPostgres(writerUrl, s, { publicKeys: [parseVerifierKey(KEY.encoded)], merkle: true });
     t.equal(r.ok, true, JSON.stringify(r.problem));
     t.equal(r.records, 320);
@@ -59,20 +73,38 @@ if (!PGURL) {
 
   t.test('two processes appending to one stream at once form one valid chain', async (t) => {
     const s = stream();
-    const child = () => spawn(process.execPath, ['--input-type=module', '-e', `
+    const child = () =>
+      spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `
       import { AuditLog } from ${JSON.stringify(path.join(ROOT, 'dist/src/audit/open-audit-log.js'))};
       const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: process.env.W, stream: process.env.S });
       await Promise.all(Array.from({ length: 8 }, async (_, w) => { for (let i = 0; i < 40; i++) await log.append({ pid: process.pid, w, i }); }));
       await log.close();
-      console.log('done');`], { env: { ...process.env, W: writerUrl, S: s }, stdio: ['ignore', 'pipe', 'inherit'] });
+      console.log('done');`,
+        ],
+        { env: { ...process.env, W: writerUrl, S: s }, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
     const procs = [child(), child()];
-    const outs = await Promise.all(procs.map((p) => new Promise<string>((resolve) => {
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => (out += d));
-      p.on('exit', () => resolve(out));
-    })));
-    t.same(outs.map((o) => o.trim()), ['done', 'done']);
-    const rows = await admin`SELECT count(*)::int AS n, count(DISTINCT (substring(line from '"pid":([0-9]+)')))::int AS pids FROM bulwark_audit WHERE stream = ${s}`;
+    const outs = await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<string>((resolve) => {
+            let out = '';
+            p.stdout.on('data', (d: Buffer) => (out += d));
+            p.on('exit', () => resolve(out));
+          }),
+      ),
+    );
+    t.same(
+      outs.map((o) => o.trim()),
+      ['done', 'done'],
+    );
+    const rows =
+      await admin`SELECT count(*)::int AS n, count(DISTINCT (substring(line from '"pid":([0-9]+)')))::int AS pids FROM bulwark_audit WHERE stream = ${s}`;
     t.equal(rows[0]!.n, 640);
     t.equal(rows[0]!.pids, 2, 'both processes wrote');
     const r = await verifyPostgres(writerUrl, s);
@@ -95,9 +127,21 @@ if (!PGURL) {
     await t.rejects(admin`TRUNCATE bulwark_audit`, /append-only: TRUNCATE/, 'owner: the trigger refuses TRUNCATE');
     // Inserts that do not extend the chain are refused by the database itself.
     const [last] = await writer`SELECT seq, line, hash FROM bulwark_audit WHERE stream = ${s} ORDER BY seq DESC LIMIT 1`;
-    await t.rejects(writer`INSERT INTO bulwark_audit (stream, seq, line, prev, hash) VALUES (${s}, 9, ${String(last!.line)}, ${String(last!.hash)}, ${String(last!.hash)})`, /has no record 8/, 'a gap is refused');
-    await t.rejects(writer`INSERT INTO bulwark_audit (stream, seq, line, prev, hash) VALUES (${s}, 6, ${String(last!.line)}, ${'0'.repeat(64)}, ${String(last!.hash)})`, /does not chain/, 'a fork is refused');
-    await t.rejects(writer`INSERT INTO bulwark_audit (stream, seq, line, prev, hash) VALUES (${s}, 6, ${String(last!.line)}, ${String(last!.hash)}, ${String(last!.hash)})`, /does not match its hash/, 'a record that does not hash is refused');
+    await t.rejects(
+      writer`INSERT INTO bulwark_audit (stream, seq, line, prev, hash) VALUES (${s}, 9, ${String(last!.line)}, ${String(last!.hash)}, ${String(last!.hash)})`,
+      /has no record 8/,
+      'a gap is refused',
+    );
+    await t.rejects(
+      writer`INSERT INTO bulwark_audit (stream, seq, line, prev, hash) VALUES (${s}, 6, ${String(last!.line)}, ${'0'.repeat(64)}, ${String(last!.hash)})`,
+      /does not chain/,
+      'a fork is refused',
+    );
+    await t.rejects(
+      writer`INSERT INTO bulwark_audit (stream, seq, line, prev, hash) VALUES (${s}, 6, ${String(last!.line)}, ${String(last!.hash)}, ${String(last!.hash)})`,
+      /does not match its hash/,
+      'a record that does not hash is refused',
+    );
     t.equal((await verifyPostgres(writerUrl, s)).ok, true, 'still intact');
   });
 

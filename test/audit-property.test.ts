@@ -62,7 +62,12 @@ t.test(`verify accepts every log the writer produces, and rejects every byte fli
     fc.asyncProperty(caseArb, async ({ recs, flip, del, swap }) => {
       const dir = path.join(sb.dir, `log${n++}`);
       const file = path.join(dir, 'audit.jsonl');
-      const log = await AuditLog.open({ path: file, durability: 'async', batchMs: 5, checkpoint: { signer: KEY, everyRecords: 3, everyMs: 60_000, origin: 'bulwark/audit/prop' } });
+      const log = await AuditLog.open({
+        path: file,
+        durability: 'async',
+        batchMs: 5,
+        checkpoint: { signer: KEY, everyRecords: 3, everyMs: 60_000, origin: 'bulwark/audit/prop' },
+      });
       for (const r of recs) await log.append(r);
       await log.close();
       const opts = { publicKeys: VERIFIERS };

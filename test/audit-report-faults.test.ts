@@ -19,13 +19,32 @@ t.test('an intent without an outcome is reported as outcome unknown by verify an
   await log.append({ request_id: 'req-done', tool: 'call_api', principal, outcome: { status: 'ok', code: null, reasons: [] }, intent_seq: done.seq });
   const cut = await log.append({ event: 'intent', request_id: 'req-cut<script>', tool: 'call_api', principal, args: { method: 'DELETE' } });
   // A record that merely mentions "intent" in its arguments is not an intent.
-  await log.append({ request_id: 'req-other', tool: 'read_file', principal, args: { path: '"intent_seq":1 "event":"intent"' }, outcome: { status: 'ok', code: null, reasons: [] } });
-  await log.append({ event: 'audit.recovery', recovery: { action: 'resumed', reason: 'ENOSPC: no space left on device', code: 'ENOSPC', failed_at: 'a', resumed_at: 'b', refused_appends: { count: 7, request_ids: [] } } });
+  await log.append({
+    request_id: 'req-other',
+    tool: 'read_file',
+    principal,
+    args: { path: '"intent_seq":1 "event":"intent"' },
+    outcome: { status: 'ok', code: null, reasons: [] },
+  });
+  await log.append({
+    event: 'audit.recovery',
+    recovery: {
+      action: 'resumed',
+      reason: 'ENOSPC: no space left on device',
+      code: 'ENOSPC',
+      failed_at: 'a',
+      resumed_at: 'b',
+      refused_appends: { count: 7, request_ids: [] },
+    },
+  });
   await log.close();
 
   const v = await verifyFile(file);
   t.equal(v.ok, true, 'an intent without an outcome is not damage');
-  t.same(v.outcome_unknown.map((u) => [u.seq, u.request_id, u.tool]), [[cut.seq, 'req-cut<script>', 'call_api']]);
+  t.same(
+    v.outcome_unknown.map((u) => [u.seq, u.request_id, u.tool]),
+    [[cut.seq, 'req-cut<script>', 'call_api']],
+  );
   t.match(v.warnings.join('\n'), /1 intent record\(s\) without an outcome/);
 
   const d = await collectFileReport(file);

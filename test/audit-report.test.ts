@@ -115,16 +115,29 @@ function chromium(): string | undefined {
 t.test('headless Chromium renders the report: verdict and denial reason in the DOM, the injected script stays text', async (t) => {
   const bin = chromium();
   if (!bin) {
-    t.fail('chromium is not on PATH: run scripts/toolchain.sh (it apt-get installs Debian\'s chromium)');
+    t.fail("chromium is not on PATH: run scripts/toolchain.sh (it apt-get installs Debian's chromium)");
     return;
   }
   const { sb, file, out } = await fixture(t);
   t.equal(report([file, '--html', out]).status, 0);
   const profile = fs.mkdtempSync(path.join(sb.dir, 'chromium-'));
-  const r = spawnSync(bin, [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, '--dump-dom', `file://${out}`,
-  ], { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(
+    bin,
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${profile}`,
+      '--dump-dom',
+      `file://${out}`,
+    ],
+    { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
+  );
   t.equal(r.error, undefined, `chromium ran (${r.error?.message ?? ''})`);
   if (r.status !== 0) t.comment(r.stderr.slice(-2000));
   t.equal(r.status, 0, 'chromium exited 0');
@@ -150,7 +163,11 @@ t.test('audit tail -f prints the last N, then follows new records across rotatio
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((res) => child.once('close', (code) => res(code)));
-  const seqs = () => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
+  const seqs = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { seq: number }).seq);
   const until = async (n: number) => {
     for (let i = 0; i < 150 && seqs().length < n; i++) await new Promise((r) => setTimeout(r, 100));
   };
@@ -163,8 +180,15 @@ t.test('audit tail -f prints the last N, then follows new records across rotatio
   }
   await log.close();
   await until(22);
-  t.ok(fs.readdirSync(path.dirname(file)).some((f) => /^audit\.\d{12}\.jsonl$/.test(f)), 'the log rotated meanwhile');
-  t.same(seqs(), Array.from({ length: 22 }, (_, k) => k + 2), 'every new record once, in order, across rotations');
+  t.ok(
+    fs.readdirSync(path.dirname(file)).some((f) => /^audit\.\d{12}\.jsonl$/.test(f)),
+    'the log rotated meanwhile',
+  );
+  t.same(
+    seqs(),
+    Array.from({ length: 22 }, (_, k) => k + 2),
+    'every new record once, in order, across rotations',
+  );
   child.kill('SIGINT');
   t.equal(await exited, 0, `exits 0 on SIGINT ${err}`);
 });
@@ -174,7 +198,13 @@ t.test('a rotated, checkpointed log: the report covers every segment and checks 
   t.teardown(sb.cleanup);
   const key = generateKey('report-test');
   const file = path.join(sb.dir, 'log', 'audit.jsonl');
-  const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5, rotation: { maxBytes: 2048 }, checkpoint: { signer: key, everyRecords: 5, everyMs: 60_000, origin: 'bulwark/audit/report' } });
+  const log = await AuditLog.open({
+    path: file,
+    durability: 'fsync',
+    batchMs: 5,
+    rotation: { maxBytes: 2048 },
+    checkpoint: { signer: key, everyRecords: 5, everyMs: 60_000, origin: 'bulwark/audit/report' },
+  });
   for (let i = 0; i < 30; i++) await log.append(i % 10 === 9 ? denied(i, { i }, [`reason ${i}`]) : call(i, { args: { pad: 'p'.repeat(300) } }));
   await log.close();
   const out = path.join(sb.dir, 'r.html');

@@ -65,24 +65,69 @@ t.test('the chain: seq from 1, prev links, hash over the stored bytes, resumes a
 });
 
 const TAMPERS: [string, (ls: string[]) => string, string, number][] = [
-  ['a byte changed', (ls) => { ls[4] = ls[4]!.replace('"read_file"', '"read_filf"'); return ls.join('\n') + '\n'; }, 'modified', 5],
-  ['a record deleted', (ls) => { ls.splice(6, 1); return ls.join('\n') + '\n'; }, 'deleted', 7],
+  [
+    'a byte changed',
+    (ls) => {
+      ls[4] = ls[4]!.replace('"read_file"', '"read_filf"');
+      return ls.join('\n') + '\n';
+    },
+    'modified',
+    5,
+  ],
+  [
+    'a record deleted',
+    (ls) => {
+      ls.splice(6, 1);
+      return ls.join('\n') + '\n';
+    },
+    'deleted',
+    7,
+  ],
   // A swap is named as such (seq 4 arrives before seq 3, and seq 3 follows), not as a deletion.
-  ['two records swapped', (ls) => { [ls[2], ls[3]] = [ls[3]!, ls[2]!]; return ls.join('\n') + '\n'; }, 'reordered', 3],
+  [
+    'two records swapped',
+    (ls) => {
+      [ls[2], ls[3]] = [ls[3]!, ls[2]!];
+      return ls.join('\n') + '\n';
+    },
+    'reordered',
+    3,
+  ],
   // A copy of record 5 placed after it is an inserted record (identical hash), not a reordering.
-  ['a record duplicated', (ls) => { ls.splice(5, 0, ls[4]!); return ls.join('\n') + '\n'; }, 'inserted', 6],
+  [
+    'a record duplicated',
+    (ls) => {
+      ls.splice(5, 0, ls[4]!);
+      return ls.join('\n') + '\n';
+    },
+    'inserted',
+    6,
+  ],
   ['the last record torn', (ls) => ls.join('\n').slice(0, -20), 'truncated', 10],
-  ['garbage inserted', (ls) => { ls.splice(3, 0, '{"hello":"world"}'); return ls.join('\n') + '\n'; }, 'malformed', 4],
-  ['a record re-hashed after an edit', (ls) => {
-    // The attacker recomputes the edited record's own hash: the next record's prev no longer matches.
-    const s = unsealLine(ls[4]!)!;
-    const rec = JSON.parse(s.body);
-    rec.tool = 'something_else';
-    const body = canonicalJson(rec);
-    ls[4] = `${body.slice(0, -1)},"hash":"${chainHash(rec.prev, body)}"}`;
-    return ls.join('\n') + '\n';
-    // The bad record is the edited one (line 5), found because line 6 still chains from the original.
-  }, 'modified', 5],
+  [
+    'garbage inserted',
+    (ls) => {
+      ls.splice(3, 0, '{"hello":"world"}');
+      return ls.join('\n') + '\n';
+    },
+    'malformed',
+    4,
+  ],
+  [
+    'a record re-hashed after an edit',
+    (ls) => {
+      // The attacker recomputes the edited record's own hash: the next record's prev no longer matches.
+      const s = unsealLine(ls[4]!)!;
+      const rec = JSON.parse(s.body);
+      rec.tool = 'something_else';
+      const body = canonicalJson(rec);
+      ls[4] = `${body.slice(0, -1)},"hash":"${chainHash(rec.prev, body)}"}`;
+      return ls.join('\n') + '\n';
+      // The bad record is the edited one (line 5), found because line 6 still chains from the original.
+    },
+    'modified',
+    5,
+  ],
 ];
 
 for (const [label, tamper, kind, line] of TAMPERS) {
@@ -149,7 +194,13 @@ t.test('audit tail and show', async (t) => {
   await writeLog(file, 12);
   const tail = spawnSync(process.execPath, [BIN, 'audit', 'tail', file, '-n', '3'], { encoding: 'utf8' });
   t.equal(tail.status, 0);
-  t.same(tail.stdout.trim().split('\n').map((l) => JSON.parse(l).seq), [10, 11, 12]);
+  t.same(
+    tail.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).seq),
+    [10, 11, 12],
+  );
   const show = spawnSync(process.execPath, [BIN, 'audit', 'show', '7', file], { encoding: 'utf8' });
   t.equal(JSON.parse(show.stdout).seq, 7);
 });

@@ -68,7 +68,11 @@ for (const isolate of [false, true]) {
     const gate = new Argon2Gate(1, 2, isolate);
     t.teardown(() => gate.close());
     const runs = Array.from({ length: 6 }, (_, i) => gate.verify(hash, i === 0 ? secret : `${secret}x`));
-    t.same(runs.map((r) => r !== undefined), [true, true, true, false, false, false], 'one running, two queued, three refused');
+    t.same(
+      runs.map((r) => r !== undefined),
+      [true, true, true, false, false, false],
+      'one running, two queued, three refused',
+    );
     t.equal(gate.refused, 3);
     t.same(await Promise.all(runs.slice(0, 3)), [true, false, false]);
     t.equal(gate.busy, 0, 'all slots returned');

@@ -61,7 +61,13 @@ async function call(bearer: string, name: string, args: Record<string, unknown>,
 const authRecords = (): Record<string, any>[] => readAudit(sb.auditPath).filter((r) => r.tool === 'http:authenticate');
 
 t.before(async () => {
-  for (const [name, tier] of [['alice', 'local'], ['holder', 'local'], ['shared', 'local'], ['carol', 'tiny'], ['dev', 'local']] as const) {
+  for (const [name, tier] of [
+    ['alice', 'local'],
+    ['holder', 'local'],
+    ['shared', 'local'],
+    ['carol', 'tiny'],
+    ['dev', 'local'],
+  ] as const) {
     tokens[name] = (await createKey(keysFile, { principal: name, roles: name === 'dev' ? ['developer'] : ['developer'], tier })).token;
   }
   tokens.scraper = (await createKey(keysFile, { principal: 'scraper', roles: ['metrics'], tier: 'local' })).token;
@@ -73,7 +79,12 @@ t.before(async () => {
   k2 = p2.privateKey;
   fs.writeFileSync(
     path.join(sb.dir, 'jwks.json'),
-    JSON.stringify({ keys: [{ ...(await exportJWK(p1.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }, { ...(await exportJWK(p2.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' }] }),
+    JSON.stringify({
+      keys: [
+        { ...(await exportJWK(p1.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' },
+        { ...(await exportJWK(p2.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' },
+      ],
+    }),
   );
   server = await startHttpServer(['--config', sb.configPath]);
 });
@@ -85,7 +96,13 @@ t.teardown(async () => {
 t.test('a burst of 48 wrong secrets for one key id counts from the start: at most threshold argon2 runs, the rest 429/503 at once', async (t) => {
   const id = parseApiKey(tokens.alice!)!.id;
   const burst = await Promise.all(
-    Array.from({ length: 48 }, (_, i) => request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${String(i).padStart(2, '0')}${'W'.repeat(41)}` }, body: INIT, from: '127.0.1.1' })),
+    Array.from({ length: 48 }, (_, i) =>
+      request(server.url, {
+        headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${String(i).padStart(2, '0')}${'W'.repeat(41)}` },
+        body: INIT,
+        from: '127.0.1.1',
+      }),
+    ),
   );
   const by = (s: number): number => burst.filter((r) => r.status === s).length;
   // Before: 48 × 401 (the lockout was read before argon2 and counted after it).
@@ -97,20 +114,30 @@ t.test('a burst of 48 wrong secrets for one key id counts from the start: at mos
 t.test('48 wrong secrets from 48 addresses: argon2 runs one at a time, the excess is refused 503 auth.busy at once', async (t) => {
   const id = parseApiKey(tokens.alice!)!.id;
   const burst = await Promise.all(
-    Array.from({ length: 48 }, (_, i) => request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Z'.repeat(43)}${i}` }, body: INIT, from: `127.0.2.${i + 1}` })),
+    Array.from({ length: 48 }, (_, i) =>
+      request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Z'.repeat(43)}${i}` }, body: INIT, from: `127.0.2.${i + 1}` }),
+    ),
   );
   const busy = burst.filter((r) => r.status === 503);
   // Before: 48 concurrent argon2 runs on the libuv pool (48 × 401).
   t.ok(busy.length >= 48 - 1 - 16, `${busy.length} × 503 (concurrency 1 + queue 16 admitted)`);
   t.match(JSON.parse(busy[0]!.body), { error: 'unavailable', reason: 'auth.busy' });
   t.equal(busy[0]!.headers['retry-after'], '1');
-  t.ok(authRecords().some((r) => r.client_ip?.startsWith('127.0.2.') && r.outcome.code === 'unavailable' && r.outcome.reasons[0] === 'auth.busy'), 'a busy refusal is audited as unavailable');
+  t.ok(
+    authRecords().some((r) => r.client_ip?.startsWith('127.0.2.') && r.outcome.code === 'unavailable' && r.outcome.reasons[0] === 'auth.busy'),
+    'a busy refusal is audited as unavailable',
+  );
 });
 
 t.test('a key id under attack from one address does not lock its holder out from another (no cached proof)', async (t) => {
   const id = parseApiKey(tokens.holder!)!.id;
-  for (let i = 0; i < 8; i++) await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Q'.repeat(43)}` }, body: INIT, from: '127.0.3.1' });
-  const attacker = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Q'.repeat(43)}` }, body: INIT, from: '127.0.3.1' });
+  for (let i = 0; i < 8; i++)
+    await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Q'.repeat(43)}` }, body: INIT, from: '127.0.3.1' });
+  const attacker = await request(server.url, {
+    headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Q'.repeat(43)}` },
+    body: INIT,
+    from: '127.0.3.1',
+  });
   t.equal(attacker.status, 429, 'the guesser is locked');
   // Before: 429 (failures counted per key id), for up to 900 s.
   const first = await call(tokens.holder!, 'file_info', { path: 'hello.txt' }, '127.0.3.2');
@@ -120,10 +147,23 @@ t.test('a key id under attack from one address does not lock its holder out from
 
 t.test('a valid key on a shared address where someone else spent the budget is still verified', async (t) => {
   // 20 (4 × threshold) unknown ids from the address lock it (they cost no argon2).
-  for (let i = 0; i < 21; i++) await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${i.toString(16).padStart(16, 'f')}_${'Q'.repeat(43)}` }, body: INIT, from: '127.0.4.1' });
-  const locked = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${'1'.repeat(16)}_${'Q'.repeat(43)}` }, body: INIT, from: '127.0.4.1' });
+  for (let i = 0; i < 21; i++)
+    await request(server.url, {
+      headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${i.toString(16).padStart(16, 'f')}_${'Q'.repeat(43)}` },
+      body: INIT,
+      from: '127.0.4.1',
+    });
+  const locked = await request(server.url, {
+    headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${'1'.repeat(16)}_${'Q'.repeat(43)}` },
+    body: INIT,
+    from: '127.0.4.1',
+  });
   t.equal(locked.status, 401, 'one cheap attempt per fresh key id …');
-  const again = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${'1'.repeat(16)}_${'Q'.repeat(43)}` }, body: INIT, from: '127.0.4.1' });
+  const again = await request(server.url, {
+    headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${'1'.repeat(16)}_${'Q'.repeat(43)}` },
+    body: INIT,
+    from: '127.0.4.1',
+  });
   t.equal(again.status, 429, '… then that pair is locked');
   // Before: 429 for every key from the address.
   const r = await call(tokens.shared!, 'file_info', { path: 'hello.txt' }, '127.0.4.1');
@@ -149,12 +189,17 @@ t.test('10,000 credential-less requests from one address add a handful of record
       req.on('error', reject);
       req.end(INIT);
     });
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next++ < 10_000) await one();
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next++ < 10_000) await one();
+    }),
+  );
   t.same([...statuses], [[401, 10_000]], 'every one a 401');
   t.match(challenge, /^Bearer resource_metadata="/);
-  const mine = (): Record<string, any>[] => authRecords().slice(before).filter((r) => r.client_ip === '127.0.5.1');
+  const mine = (): Record<string, any>[] =>
+    authRecords()
+      .slice(before)
+      .filter((r) => r.client_ip === '127.0.5.1');
   const added = mine();
   // Before: 10,000 records (one fsynced record each).
   t.ok(added.length <= 20 + 5, `${added.length} records`);
@@ -182,7 +227,10 @@ t.test('a JWT principal the audit log cannot encode is refused with an audited 4
     // Before: 200 with audit_unavailable (no record) for the surrogates; `developer` granted for NBSP.
     t.equal(r.status, 401, name);
     t.equal(r.body.reason, 'auth.jwt_bad_principal', name);
-    t.ok(authRecords().some((x) => x.client_ip === `127.0.6.${i + 1}` && x.outcome.reasons[0] === 'auth.jwt_bad_principal'), `${name}: audited`);
+    t.ok(
+      authRecords().some((x) => x.client_ip === `127.0.6.${i + 1}` && x.outcome.reasons[0] === 'auth.jwt_bad_principal'),
+      `${name}: audited`,
+    );
   }
   const ok = await call(await jwt({ scope: 'developer  reader' }), 'read_file', { path: 'hello.txt' }, '127.0.6.20');
   t.notOk(ok.body.result.isError, 'SP-separated scope (empty tokens ignored) still works');
@@ -193,7 +241,10 @@ t.test('an API key whose principal the audit log cannot encode is refused with a
   // Before: accepted, and the call answered audit_unavailable without a record.
   t.equal(r.status, 401);
   t.equal(r.body.reason, 'auth.key_bad_principal');
-  t.ok(authRecords().some((x) => x.client_ip === '127.0.6.40' && x.outcome.reasons[0] === 'auth.key_bad_principal'), 'audited');
+  t.ok(
+    authRecords().some((x) => x.client_ip === '127.0.6.40' && x.outcome.reasons[0] === 'auth.key_bad_principal'),
+    'audited',
+  );
 });
 
 t.test('the argon2 verifier process killed mid-verification: 503 auth.busy (no failure counted), then it serves again', async (t) => {
@@ -232,9 +283,14 @@ t.test('an API key principal and a JWT subject with the same id do not share a r
   t.notOk((await call(tokens.carol!, 'file_info', { path: 'hello.txt' }, from)).body.result.isError);
   t.match((await call(tokens.carol!, 'file_info', { path: 'hello.txt' }, from)).body.result.structuredContent.error, { code: 'rate_limited' });
   const token = await jwt({ scope: 'developer' }, { sub: 'carol' });
-  for (let i = 0; i < 3; i++) t.notOk((await call(token, 'file_info', { path: 'hello.txt' }, from)).body.result.isError, 'the token has its own (local) bucket');
+  for (let i = 0; i < 3; i++)
+    t.notOk((await call(token, 'file_info', { path: 'hello.txt' }, from)).body.result.isError, 'the token has its own (local) bucket');
   // Before: the token's takes with the larger tier refilled the shared bucket `principal:carol`.
-  t.match((await call(tokens.carol!, 'file_info', { path: 'hello.txt' }, from)).body.result.structuredContent.error, { code: 'rate_limited' }, 'the tiny key is still limited');
+  t.match(
+    (await call(tokens.carol!, 'file_info', { path: 'hello.txt' }, from)).body.result.structuredContent.error,
+    { code: 'rate_limited' },
+    'the tiny key is still limited',
+  );
 });
 
 t.test('a JWT without kid is checked against each key of its type (key rotation)', async (t) => {
@@ -242,7 +298,12 @@ t.test('a JWT without kid is checked against each key of its type (key rotation)
   // Before: 401 (jose refuses when two keys match and the token names none).
   t.equal(r.status, 200);
   t.notOk(r.body.result.isError);
-  const forged = await call(await jwt({ scope: 'developer' }, { key: (await generateKeyPair('ES256')).privateKey, kid: null }), 'file_info', { path: 'hello.txt' }, '127.0.8.2');
+  const forged = await call(
+    await jwt({ scope: 'developer' }, { key: (await generateKeyPair('ES256')).privateKey, kid: null }),
+    'file_info',
+    { path: 'hello.txt' },
+    '127.0.8.2',
+  );
   t.equal(forged.status, 401);
   t.equal(forged.body.reason, 'auth.jwt_bad_signature');
 });

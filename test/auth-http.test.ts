@@ -84,11 +84,21 @@ t.test('401 with WWW-Authenticate naming the RFC 9728 metadata; the metadata doc
   t.match(bad.headers['www-authenticate'], /error="invalid_token"/);
   const meta = await request(wellKnown, { method: 'GET' });
   t.equal(meta.status, 200);
-  t.same(JSON.parse(meta.body), { resource: server.url, authorization_servers: [ISSUER], bearer_methods_supported: ['header'], scopes_supported: ['mcp:tools'], resource_name: 'Bulwark MCP server' });
+  t.same(JSON.parse(meta.body), {
+    resource: server.url,
+    authorization_servers: [ISSUER],
+    bearer_methods_supported: ['header'],
+    scopes_supported: ['mcp:tools'],
+    resource_name: 'Bulwark MCP server',
+  });
   t.equal((await request(`${server.base}/health`, { method: 'GET' })).status, 200, '/health stays open');
   const recs = readAudit(sb.auditPath).filter((r) => r.tool === 'http:authenticate');
   t.ok(recs.length >= 2, 'refused authentications are audited');
-  t.match(recs.at(-1), { principal: null, outcome: { status: 'denied', code: 'unauthenticated', reasons: ['auth.unknown_key'] }, args: { key_id: '0123456789abcdef' } });
+  t.match(recs.at(-1), {
+    principal: null,
+    outcome: { status: 'denied', code: 'unauthenticated', reasons: ['auth.unknown_key'] },
+    args: { key_id: '0123456789abcdef' },
+  });
   // The answer and the record name the refusal alike (the answer used to say `unauthorized`).
   const badBody = JSON.parse(bad.body);
   t.same({ error: badBody.error, reason: badBody.reason }, { error: recs.at(-1)!.outcome.code, reason: recs.at(-1)!.outcome.reasons[0] });
@@ -102,7 +112,9 @@ t.test('an API key over the SDK transport: the principal reaches the gate, the p
   t.ok(tools.tools.some((x) => x.name === 'read_file'));
   const r = await client.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } });
   t.notOk(r.isError, JSON.stringify(r.content));
-  const rec = readAudit(sb.auditPath).filter((x) => x.tool === 'read_file').at(-1);
+  const rec = readAudit(sb.auditPath)
+    .filter((x) => x.tool === 'read_file')
+    .at(-1);
   t.same(rec?.principal, { id: 'alice', roles: ['developer'], auth: 'api_key' });
 });
 
@@ -124,7 +136,9 @@ t.test('JWT access tokens: accepted from the issuer, refused otherwise', async (
   t.teardown(() => client.close());
   const r = await client.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } });
   t.notOk(r.isError, JSON.stringify(r.content));
-  const rec = readAudit(sb.auditPath).filter((x) => x.tool === 'read_file').at(-1);
+  const rec = readAudit(sb.auditPath)
+    .filter((x) => x.tool === 'read_file')
+    .at(-1);
   t.same(rec?.principal, { id: 'svc-reporting', roles: ['developer'], auth: 'oauth' });
 
   const cases: [string, string, string][] = [
@@ -132,10 +146,18 @@ t.test('JWT access tokens: accepted from the issuer, refused otherwise', async (
     ['wrong audience', await jwt({ roles: ['developer'] }, { aud: 'https://other.example' }), 'auth.jwt_claim_aud'],
     ['wrong issuer', await jwt({ roles: ['developer'] }, { iss: 'https://evil.example' }), 'auth.jwt_claim_iss'],
     ['expired', await jwt({ roles: ['developer'] }, { exp: Math.floor(Date.now() / 1000) - 3600 }), 'auth.jwt_expired'],
-    ['alg none', `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'x', exp: 9e9 })).toString('base64url')}.`, 'auth.'],
+    [
+      'alg none',
+      `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'x', exp: 9e9 })).toString('base64url')}.`,
+      'auth.',
+    ],
   ];
   for (const [name, token, reason] of cases) {
-    const res = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` }, body: INIT, from: `127.0.0.${10 + cases.findIndex((c) => c[0] === name)}` });
+    const res = await request(server.url, {
+      headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` },
+      body: INIT,
+      from: `127.0.0.${10 + cases.findIndex((c) => c[0] === name)}`,
+    });
     t.equal(res.status, 401, name);
     t.match(JSON.parse(res.body).reason, reason, name);
     t.equal(JSON.parse(res.body).error, 'unauthenticated', name);
@@ -184,7 +206,11 @@ t.test('lockout over HTTP: 429 with Retry-After once failures pass the threshold
   t.match(locked, { error: 'rate_limited', reason: 'auth.locked_out', retry_after_s: Number(last!.headers['retry-after']) });
   t.ok(isDenialCode(locked.error), 'the error is a registry code');
   const otherId = parseApiKey(tiny)!.id;
-  const other = await request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${otherId}_${'C'.repeat(43)}` }, body: INIT, from: '127.0.0.2' });
+  const other = await request(server.url, {
+    headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${otherId}_${'C'.repeat(43)}` },
+    body: INIT,
+    from: '127.0.0.2',
+  });
   // Issue 17: locks are per (key id, address) plus a budget per address (4 × threshold = 16 here):
   // another key id from this address still gets its verification.
   t.equal(other.status, 401, 'another key id from the address is not locked by the first one');
@@ -195,7 +221,10 @@ t.test('lockout over HTTP: 429 with Retry-After once failures pass the threshold
 });
 
 t.test('keys revoke against the running server: refused within reload_check_ms (1 s) although its proof was cached', async (t) => {
-  const c = spawnSync(process.execPath, [BIN, 'keys', 'create', '--principal', 'temp', '--roles', 'developer', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' });
+  const c = spawnSync(process.execPath, [BIN, 'keys', 'create', '--principal', 'temp', '--roles', 'developer', '--config', sb.configPath, '--json'], {
+    env: cleanChildEnv(),
+    encoding: 'utf8',
+  });
   t.equal(c.status, 0, c.stderr);
   const { key, id } = JSON.parse(c.stdout) as { key: string; id: string };
   const headers = { ...JSON_HEADERS, authorization: `Bearer ${key}` };
@@ -213,7 +242,9 @@ t.test('keys revoke against the running server: refused within reload_check_ms (
   t.equal(status, 401);
   t.ok(took <= 1500, `refused ${took} ms after the revoke returned`);
   t.ok(fs.existsSync(`${keysFile}.usage.json`), 'last_used sidecar written');
-  const list = JSON.parse(spawnSync(process.execPath, [BIN, 'keys', 'list', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' }).stdout);
+  const list = JSON.parse(
+    spawnSync(process.execPath, [BIN, 'keys', 'list', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' }).stdout,
+  );
   t.ok(list.keys.find((k: { principal: string }) => k.principal === 'alice').last_used, 'keys list shows last_used');
 });
 

@@ -157,8 +157,11 @@ t.before(async () => {
   // Started with the servers, and asynchronously: a spawnSync would stall this process (and so
   // the JWKS server) while the other groups run.
   const booted = new Promise<{ status: number | null; stderr: string }>((resolve) => {
-    execFile(process.execPath, [BIN, 'serve', '--http', '127.0.0.1:0', '--config', sbPlain.configPath], { env: cleanChildEnv(), timeout: 20_000 }, (err, _stdout, stderr) =>
-      resolve({ status: err ? (err.code as number | null) : 0, stderr }),
+    execFile(
+      process.execPath,
+      [BIN, 'serve', '--http', '127.0.0.1:0', '--config', sbPlain.configPath],
+      { env: cleanChildEnv(), timeout: 20_000 },
+      (err, _stdout, stderr) => resolve({ status: err ? (err.code as number | null) : 0, stderr }),
     );
   });
   [A, B, plainHttpBoot] = await Promise.all([startHttpServer(['--config', sbA.configPath]), startHttpServer(['--config', sbB.configPath]), booted]);
@@ -189,7 +192,9 @@ t.test('server A, a healthy issuer', async (t) => {
     const r = await client.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } });
     t.notOk(r.isError, JSON.stringify(r.content));
     t.match(JSON.stringify(r.content), /hello, world/);
-    const rec = readAudit(sbA.auditPath).filter((x) => x.tool === 'read_file').at(-1);
+    const rec = readAudit(sbA.auditPath)
+      .filter((x) => x.tool === 'read_file')
+      .at(-1);
     t.same(rec?.principal, { id: 'svc-reporting', roles: ['developer'], auth: 'oauth' });
     t.equal(routeA.hits, 1, 'the JWKS was fetched once and cached for the following requests');
   });
@@ -201,7 +206,11 @@ t.test('server A, a healthy issuer', async (t) => {
       ['wrong audience', await jwt({ aud: 'https://other.example' }), 'auth.jwt_claim_aud'],
       ['wrong issuer', await jwt({ iss: 'https://evil.example' }), 'auth.jwt_claim_iss'],
       ['expired', await jwt({ exp: Math.floor(Date.now() / 1000) - 3600 }), 'auth.jwt_expired'],
-      ['alg none', `${Buffer.from('{"alg":"none","kid":"k1"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'x', exp: 9e9 })).toString('base64url')}.`, 'auth.jwt_alg_not_allowed'],
+      [
+        'alg none',
+        `${Buffer.from('{"alg":"none","kid":"k1"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'x', exp: 9e9 })).toString('base64url')}.`,
+        'auth.jwt_alg_not_allowed',
+      ],
       ['signed with a key the JWKS has, but a different kid in the header', await jwt({ kid: 'k1', key: k2 }), 'auth.jwt_bad_signature'],
     ];
     for (const [i, [name, token, reason]] of cases.entries()) {
@@ -211,7 +220,9 @@ t.test('server A, a healthy issuer', async (t) => {
       t.match(res.headers['www-authenticate'], /error="invalid_token"/, name);
     }
     t.equal(routeA.hits, before, 'a refusal with a known kid never costs the issuer a request');
-    const last = readAudit(sbA.auditPath).filter((r) => r.tool === 'http:authenticate').at(-1);
+    const last = readAudit(sbA.auditPath)
+      .filter((r) => r.tool === 'http:authenticate')
+      .at(-1);
     t.match(last, { principal: null, outcome: { status: 'denied', code: 'unauthenticated', reasons: ['auth.jwt_bad_signature'] } });
   });
 
@@ -253,7 +264,11 @@ t.test('server A, a healthy issuer', async (t) => {
   t.test('a key the issuer removes is still accepted until the cache max age (documented); no fetch is made for it', async (t) => {
     const before = routeA.hits;
     keysA = [jwk2];
-    t.equal((await post(A, await jwt())).status, 200, `cached for up to ${D.maxAgeMs / 1000} s (JWKS_DEFAULTS.maxAgeMs); the in-process test below shows the refusal after it`);
+    t.equal(
+      (await post(A, await jwt())).status,
+      200,
+      `cached for up to ${D.maxAgeMs / 1000} s (JWKS_DEFAULTS.maxAgeMs); the in-process test below shows the refusal after it`,
+    );
     t.equal(routeA.hits, before);
   });
 });
@@ -331,7 +346,9 @@ t.test('server B, an issuer that hangs, then serves garbage, then recovers', asy
     t.same([...meanwhile], ['401 auth.jwks_invalid'], 'the last failure, until the next retry');
     t.equal(status, 200, `accepted ${Date.now() - fixedAt} ms after the issuer recovered`);
     t.equal(routeB.hits, 3);
-    const reasonsAudited = readAudit(sbB.auditPath).filter((r) => r.tool === 'http:authenticate').map((r) => r.outcome.reasons[0]);
+    const reasonsAudited = readAudit(sbB.auditPath)
+      .filter((r) => r.tool === 'http:authenticate')
+      .map((r) => r.outcome.reasons[0]);
     t.ok(reasonsAudited.includes('auth.jwks_unavailable') && reasonsAudited.includes('auth.jwks_invalid'), 'both reasons are in the audit log');
     t.equal(B.child.exitCode, null);
     t.notMatch(B.stderr(), /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, 'no token in the log');
@@ -341,7 +358,16 @@ t.test('server B, an issuer that hangs, then serves garbage, then recovers', asy
 // ---- in process, short timings ----
 
 function cfg(jwksUrl: string): OAuthConfig {
-  return { issuer: ISSUER, audience: AUDIENCE, jwks_url: jwksUrl, roles_claim: 'roles', principal_claim: 'sub', tier: 'standard', clock_skew_s: 30, algorithms: ['ES256'] } as OAuthConfig;
+  return {
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwks_url: jwksUrl,
+    roles_claim: 'roles',
+    principal_claim: 'sub',
+    tier: 'standard',
+    clock_skew_s: 30,
+    algorithms: ['ES256'],
+  } as OAuthConfig;
 }
 const FAST: Partial<JwksTiming> = { timeoutMs: 500, cooldownMs: 300, maxAgeMs: 1200, maxBytes: 8192 };
 const verifier = (url: string, timing: Partial<JwksTiming> = FAST) => new JwtVerifier(cfg(url), '/nonexistent', timing);
@@ -353,7 +379,12 @@ t.test('the verifier in-process, with short timings', async (t) => {
       t.throws(() => verifier(bad), /auth\.oauth\.jwks_url: must be https/, bad);
     }
     t.throws(() => verifier('https://user:pass@issuer.example/jwks.json'), /must not carry credentials/);
-    for (const good of ['https://issuer.example/.well-known/jwks.json', 'http://127.0.0.1:1/jwks.json', 'http://localhost:1/jwks.json', 'http://[::1]:1/jwks.json']) {
+    for (const good of [
+      'https://issuer.example/.well-known/jwks.json',
+      'http://127.0.0.1:1/jwks.json',
+      'http://localhost:1/jwks.json',
+      'http://[::1]:1/jwks.json',
+    ]) {
       t.doesNotThrow(() => verifier(good), good);
     }
     // The process refuses to start on such a configuration (exit 2, the configuration error).
@@ -372,7 +403,12 @@ t.test('the verifier in-process, with short timings', async (t) => {
       ['connection refused', closedUrl, 'auth.jwks_unavailable', /could not be fetched: ECONNREFUSED/],
       ['HTTP 500', route('/f/500', (_q, s) => void s.writeHead(500).end('{"keys":[]}')).url, 'auth.jwks_unavailable', /HTTP 500/],
       ['HTTP 404', `${jwksBase}/f/nothing-here`, 'auth.jwks_unavailable', /HTTP 404/],
-      ['redirect to another host', route('/f/redirect', (_q, s) => void s.writeHead(302, { location: otherUrl }).end()).url, 'auth.jwks_unavailable', /HTTP 302 \(redirects are not followed\)/],
+      [
+        'redirect to another host',
+        route('/f/redirect', (_q, s) => void s.writeHead(302, { location: otherUrl }).end()).url,
+        'auth.jwks_unavailable',
+        /HTTP 302 \(redirects are not followed\)/,
+      ],
       ['not JSON', route('/f/garbage', (_q, s) => void s.writeHead(200).end('\u0000\u0001garbage')).url, 'auth.jwks_invalid', /did not return JSON/],
       ['JSON, not a key set', route('/f/not-a-set', (_q, s) => serveJson(s, { keys: 'all of them' })).url, 'auth.jwks_invalid', /did not return a key set/],
       ['a private key as a member', route('/f/private', (_q, s) => serveJson(s, { keys: [privateJwk] })).url, 'auth.jwks_invalid', /./],
@@ -421,7 +457,10 @@ t.test('the verifier in-process, with short timings', async (t) => {
     );
     t.equal(otherHits, 0, 'the redirect target was never asked');
     // The same verifier on a good URL accepts, so the refusals above are the URL's doing.
-    t.match(await verifier(route('/f/good', (_q, s) => serveJson(s, { keys: [jwk1] })).url).verify(token), { ok: true, principal: { id: 'svc-reporting', auth: 'oauth' } });
+    t.match(await verifier(route('/f/good', (_q, s) => serveJson(s, { keys: [jwk1] })).url).verify(token), {
+      ok: true,
+      principal: { id: 'svc-reporting', auth: 'oauth' },
+    });
   });
 
   t.test('a removed key is refused once the cache is older than maxAgeMs', async (t) => {

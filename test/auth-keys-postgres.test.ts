@@ -32,7 +32,11 @@ if (!PGURL) {
     return u.toString();
   })();
   const logins = { server: `bwk_server_${suffix}`, operator: `bwk_operator_${suffix}`, flaky: `bwk_flaky_${suffix}` };
-  const passwords = { server: crypto.randomBytes(12).toString('hex'), operator: crypto.randomBytes(12).toString('hex'), flaky: crypto.randomBytes(12).toString('hex') };
+  const passwords = {
+    server: crypto.randomBytes(12).toString('hex'),
+    operator: crypto.randomBytes(12).toString('hex'),
+    flaky: crypto.randomBytes(12).toString('hex'),
+  };
   const serverUrl = urlFor(logins.server, passwords.server);
   const operatorUrl = urlFor(logins.operator, passwords.operator);
   const flakyUrl = urlFor(logins.flaky, passwords.flaky);
@@ -99,7 +103,10 @@ if (!PGURL) {
     const list = cli('list', '--store', operatorUrl, '--json');
     t.equal(list.status, 0, list.stderr);
     const listed = JSON.parse(list.stdout) as { store: string; keys: { id: string; principal: string; state: string }[] };
-    t.match(listed.keys.find((k) => k.id === id), { principal: 'alice', state: 'active' });
+    t.match(
+      listed.keys.find((k) => k.id === id),
+      { principal: 'alice', state: 'active' },
+    );
     t.notMatch(list.stdout, passwords.operator, 'the store is shown without its password');
     t.notMatch(list.stdout, parseApiKey(key)!.secret);
     t.notMatch(list.stdout, /argon2/);
@@ -158,7 +165,9 @@ if (!PGURL) {
     };
     t.equal(await code(server`SELECT id FROM bulwark_api_key`), 'ok', 'servers read keys');
     t.equal(
-      await code(server`INSERT INTO bulwark_api_key (id, principal, roles, tier, created, hash) VALUES ('0123456789abcdef', 'evil', '{admin}', 'premium', now(), '$argon2id$x')`),
+      await code(
+        server`INSERT INTO bulwark_api_key (id, principal, roles, tier, created, hash) VALUES ('0123456789abcdef', 'evil', '{admin}', 'premium', now(), '$argon2id$x')`,
+      ),
       '42501',
       'a server cannot mint a key',
     );
@@ -177,7 +186,7 @@ if (!PGURL) {
     t.equal(await code(admin`UPDATE bulwark_api_key SET revoked = NULL WHERE id = ${id}`), '42501', 'a revocation is final, even for the owner');
     t.equal(cli('revoke', 'ffffffffffffffff', '--store', operatorUrl).status, 1, 'no such key');
     const asServer = cli('create', '--principal', 'x', '--roles', 'reader', '--store', serverUrl);
-    t.equal(asServer.status, 1, 'keys create with the servers\' login fails');
+    t.equal(asServer.status, 1, "keys create with the servers' login fails");
     t.match(asServer.stderr, /permission denied/);
     t.notMatch(asServer.stderr, passwords.server);
   });
@@ -224,7 +233,7 @@ if (!PGURL) {
     t.match(s.stderr(), /the API key store could not be read/);
   });
 
-  t.test('doctor: the servers\' login passes; an operator login or a missing schema is reported', async (t) => {
+  t.test("doctor: the servers' login passes; an operator login or a missing schema is reported", async (t) => {
     const doctorWith = (url: string) => {
       const sb = sandboxFor(url);
       const r = spawnSync(process.execPath, [BIN, 'doctor', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' });

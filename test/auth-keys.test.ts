@@ -83,7 +83,11 @@ t.test('a revoked key stops working within reload_check_ms (cached proof dropped
   t.ok((await auth.authenticate(`Bearer ${a.token}`, '::1')).ok);
   t.ok(await revokeKey(file, a.record.id));
   await new Promise((r) => setTimeout(r, 250));
-  t.match(await auth.authenticate(`Bearer ${a.token}`, '::1'), { ok: false, reason: 'auth.key_revoked' }, 'revoked within the bound although a proof was cached');
+  t.match(
+    await auth.authenticate(`Bearer ${a.token}`, '::1'),
+    { ok: false, reason: 'auth.key_revoked' },
+    'revoked within the bound although a proof was cached',
+  );
 });
 
 t.test('lockout: exponential back-off, 429 without argon2, per (key id, address) and per address', async (t) => {
@@ -111,7 +115,12 @@ t.test('lockout: exponential back-off, 429 without argon2, per (key id, address)
   t.match(await auth.authenticate(wrong, '198.51.100.1'), { ok: false, status: 401, reason: 'auth.bad_secret' });
   t.equal(runs, 4);
   // An address past its budget (4): unknown ids are cheap refusals that spend it …
-  for (let i = 0; i < 4; i++) t.match(await auth.authenticate(`Bearer bwk_00000000000000${i}a_${'A'.repeat(43)}`, '203.0.113.20'), { ok: false, status: 401, reason: 'auth.unknown_key' });
+  for (let i = 0; i < 4; i++)
+    t.match(await auth.authenticate(`Bearer bwk_00000000000000${i}a_${'A'.repeat(43)}`, '203.0.113.20'), {
+      ok: false,
+      status: 401,
+      reason: 'auth.unknown_key',
+    });
   t.match(await auth.authenticate(`Bearer bwk_00000000000000${1}a_${'A'.repeat(43)}`, '203.0.113.20'), { ok: false, status: 429 });
   // … yet a holder on that shared address, whose key id never failed from it, is verified;
   t.ok((await auth.authenticate(`Bearer ${b.token}`, '203.0.113.20')).ok, 'a valid key on a locked shared address');
@@ -153,7 +162,15 @@ t.test('CLI: keys create | list | revoke', async (t) => {
   t.equal(l.status, 0);
   t.notOk(l.stdout.includes(secret));
   t.notOk(l.stdout.includes('argon2'), 'no hashes either');
-  t.match(JSON.parse(l.stdout).keys[0], { id: created.id, principal: 'ci-bot', roles: ['developer', 'ops'], tier: 'local', revoked: null, last_used: null, state: 'active' });
+  t.match(JSON.parse(l.stdout).keys[0], {
+    id: created.id,
+    principal: 'ci-bot',
+    roles: ['developer', 'ops'],
+    tier: 'local',
+    revoked: null,
+    last_used: null,
+    state: 'active',
+  });
   t.equal(run('create', '--principal', 'x', '--roles', 'a', '--tier', 'nope').status, 2, 'unknown tier');
   t.equal(run('create', '--roles', 'a').status, 2, 'principal required');
   t.equal(run('revoke', created.id).status, 0);
@@ -186,20 +203,30 @@ t.test('concurrent `keys create` runs: the lock keeps every key', async (t) => {
   const file = path.join(sb.dir, 'keys.json');
   const n = 8;
   const runs = await Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [BIN, 'keys', 'create', '--principal', `bot-${i}`, '--roles', 'reader', '--config', sb.configPath, '--json'], { env: cleanChildEnv() });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('close', (status) => resolve({ status, stdout, stderr }));
-      }),
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, [BIN, 'keys', 'create', '--principal', `bot-${i}`, '--roles', 'reader', '--config', sb.configPath, '--json'], {
+            env: cleanChildEnv(),
+          });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+          child.on('close', (status) => resolve({ status, stdout, stderr }));
+        }),
     ),
   );
   for (const r of runs) t.equal(r.status, 0, r.stderr);
   const ids = runs.map((r) => JSON.parse(r.stdout).id as string).sort();
-  t.same(readKeyFile(file).keys.map((k) => k.id).sort(), ids, 'all eight keys are in the store');
+  t.same(
+    readKeyFile(file)
+      .keys.map((k) => k.id)
+      .sort(),
+    ids,
+    'all eight keys are in the store',
+  );
   t.notOk(fs.existsSync(`${file}.lock`), 'the lock is released');
   // Eight concurrent revokes of different keys: every one lands.
   await Promise.all(ids.map((id) => revokeKey(file, id)));
@@ -262,7 +289,7 @@ t.test('a key created after the server read the store works at once (no failure 
   await auth.close();
 });
 
-t.test('an unreachable JWKS is not the client\'s fault: no lockout strike, API keys from that address still work', async (t) => {
+t.test("an unreachable JWKS is not the client's fault: no lockout strike, API keys from that address still work", async (t) => {
   const sb = makeSandbox({
     auth: {
       http: 'api_key',
@@ -276,7 +303,13 @@ t.test('an unreachable JWKS is not the client\'s fault: no lockout strike, API k
   const a = await createKey(path.join(sb.dir, 'keys.json'), { principal: 'alice', roles: ['developer'], tier: 'local' });
   const auth = runtime(sb.configPath);
   const { privateKey } = await generateKeyPair('ES256');
-  const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://issuer.test.example').setAudience('bulwark').setSubject('svc').setExpirationTime('5m').sign(privateKey);
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setIssuer('https://issuer.test.example')
+    .setAudience('bulwark')
+    .setSubject('svc')
+    .setExpirationTime('5m')
+    .sign(privateKey);
   for (let i = 0; i < 5; i++) t.match(await auth.authenticate(`Bearer ${token}`, '198.51.100.7'), { ok: false, status: 401, reason: 'auth.jwks_unavailable' });
   t.ok((await auth.authenticate(`Bearer ${a.token}`, '198.51.100.7')).ok, 'the address is not locked');
   // A forged token (the issuer is not the fault) still counts.

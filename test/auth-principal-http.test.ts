@@ -40,7 +40,12 @@ const FORGED_HEADERS = {
   forwarded: 'for=10.0.0.1;by=alice',
 };
 
-const headers = (token?: string): Record<string, string> => ({ ...JSON_HEADERS, 'mcp-protocol-version': '2025-11-25', ...FORGED_HEADERS, ...(token ? { authorization: `Bearer ${token}` } : {}) });
+const headers = (token?: string): Record<string, string> => ({
+  ...JSON_HEADERS,
+  'mcp-protocol-version': '2025-11-25',
+  ...FORGED_HEADERS,
+  ...(token ? { authorization: `Bearer ${token}` } : {}),
+});
 
 /** A tools/call of run_javascript whose params carry every principal-shaped member we could think of. */
 function forgedCall(id: number): Record<string, unknown> {
@@ -108,7 +113,10 @@ t.test('extra top-level members are not a JSON-RPC request: refused before any t
 t.test('without a bearer the same body is refused with 401 and reaches no tool', async (t) => {
   const r = await request(server.url, { headers: headers(), body: JSON.stringify(forgedCall(4)) });
   t.equal(r.status, 401);
-  t.notOk(readAudit(sb.auditPath).some((x) => x.tool === 'run_javascript' && x.principal?.id !== 'alice' && x.principal?.id !== 'bob'), 'no call under another principal');
+  t.notOk(
+    readAudit(sb.auditPath).some((x) => x.tool === 'run_javascript' && x.principal?.id !== 'alice' && x.principal?.id !== 'bob'),
+    'no call under another principal',
+  );
 });
 
 t.test('a batch (through the request’s SDK Server): the same principal, and tools/list follows it', async (t) => {

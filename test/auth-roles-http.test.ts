@@ -39,7 +39,12 @@ interface PolicyData {
   roles: Record<string, RoleData>;
   filesystem: { allow_hardlinks?: boolean };
   database: { tables: Record<string, string[]>; denied_tables?: string[]; redact_columns?: Record<string, string[]> };
-  api: { upstreams: Record<string, string[]>; methods: Record<string, string[]>; paths: Record<string, Record<string, string[]>>; denied_paths: Record<string, string[]> };
+  api: {
+    upstreams: Record<string, string[]>;
+    methods: Record<string, string[]>;
+    paths: Record<string, Record<string, string[]>>;
+    denied_paths: Record<string, string[]>;
+  };
 }
 
 const DATA = (JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'data.json'), 'utf8')) as { bulwark: PolicyData }).bulwark;
@@ -100,7 +105,18 @@ const obligation = (role: string, key: string): number | undefined => DATA.roles
 
 const FILE_TOOLS = ['file_info', 'list_directory', 'read_file', 'search_files'];
 const PINNED: Record<string, Record<string, boolean>> = {
-  reader: { read_file: true, list_directory: true, search_files: true, file_info: true, query_database: false, list_tables: false, describe_table: false, run_javascript: false, call_api: false, api_stats: false },
+  reader: {
+    read_file: true,
+    list_directory: true,
+    search_files: true,
+    file_info: true,
+    query_database: false,
+    list_tables: false,
+    describe_table: false,
+    run_javascript: false,
+    call_api: false,
+    api_stats: false,
+  },
   analyst: { read_file: true, query_database: true, list_tables: true, describe_table: true, run_javascript: false, call_api: false, api_stats: false },
   developer: { read_file: true, query_database: true, run_javascript: true, call_api: true, api_stats: true },
   admin: { read_file: true, query_database: true, run_javascript: true, call_api: true, api_stats: true },
@@ -109,7 +125,8 @@ const PINNED: Record<string, Record<string, boolean>> = {
 t.test('the shipped policy data matches the intended roles', async (t) => {
   t.same(ROLES.slice().sort(), ['admin', 'analyst', 'developer', 'reader'], 'the default roles');
   t.same(DATA.roles.reader?.tools.slice().sort(), FILE_TOOLS, 'reader: the file tools, nothing else');
-  for (const [role, tools] of Object.entries(PINNED)) for (const [tool, allowed] of Object.entries(tools)) t.equal(grants(role, tool), allowed, `${role} ${allowed ? 'may' : 'may not'} call ${tool}`);
+  for (const [role, tools] of Object.entries(PINNED))
+    for (const [tool, allowed] of Object.entries(tools)) t.equal(grants(role, tool), allowed, `${role} ${allowed ? 'may' : 'may not'} call ${tool}`);
   t.notOk(tableAllowed('analyst', 'analytics.daily'), 'analyst: public tables only');
   t.ok(tableAllowed('developer', 'analytics.daily'), 'developer: analytics too');
   for (const role of ROLES) t.notOk(tableAllowed(role, 'hr.salaries'), `${role}: hr.salaries is denied to everyone`);
@@ -118,7 +135,10 @@ t.test('the shipped policy data matches the intended roles', async (t) => {
   t.same(apiReasons('admin', 'billing', 'POST', '/json'), [], 'admin: any upstream, any method');
   t.same(apiReasons('admin', 'github', 'GET', '/admin/x'), ['url.path_denied'], 'denied paths bind admin too');
   t.ok(hardlinksAllowed('admin') && !hardlinksAllowed('developer') && !hardlinksAllowed('reader'), 'hard links: admin only');
-  t.ok((DATA.database.redact_columns?.analyst ?? []).includes('email') && !(DATA.database.redact_columns?.developer ?? []).includes('email'), 'email is redacted for analysts only');
+  t.ok(
+    (DATA.database.redact_columns?.analyst ?? []).includes('email') && !(DATA.database.redact_columns?.developer ?? []).includes('email'),
+    'email is redacted for analysts only',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -227,12 +247,20 @@ function checkResult(t: Test, tool: string, structured: Record<string, any>): vo
 t.test('tools/list and tools/call for every role and every tool, as the policy data says', async (t) => {
   const catalogue = Object.keys(BENIGN).sort();
   const granted = [...new Set(ROLES.flatMap((r) => DATA.roles[r]!.tools))].sort();
-  t.same(granted.filter((tool) => !catalogue.includes(tool)), [], 'every tool a role grants is exercised below');
+  t.same(
+    granted.filter((tool) => !catalogue.includes(tool)),
+    [],
+    'every tool a role grants is exercised below',
+  );
   for (const role of ROLES) {
     await t.test(role, async (t) => {
       const client = clients.get(role)!;
       const listed = (await client.listTools()).tools.map((x) => x.name).sort();
-      t.same(listed, catalogue.filter((tool) => grants(role, tool)), `${role} sees exactly the tools its role grants`);
+      t.same(
+        listed,
+        catalogue.filter((tool) => grants(role, tool)),
+        `${role} sees exactly the tools its role grants`,
+      );
       for (const tool of catalogue) {
         const r = await client.callTool({ name: tool, arguments: BENIGN[tool] });
         const err = errorOf(r);
@@ -240,12 +268,20 @@ t.test('tools/list and tools/call for every role and every tool, as the policy d
         if (grants(role, tool)) {
           t.equal(err, undefined, `${role} ${tool}: allowed (${JSON.stringify(err)})`);
           if (!err) checkResult(t, tool, r.structuredContent as Record<string, any>);
-          t.match(rec, { principal: { id: `p-${role}`, roles: [role], auth: 'api_key' }, decision: { allow: true, reasons: [] }, outcome: { status: 'ok', code: null } });
+          t.match(rec, {
+            principal: { id: `p-${role}`, roles: [role], auth: 'api_key' },
+            decision: { allow: true, reasons: [] },
+            outcome: { status: 'ok', code: null },
+          });
         } else {
           const reasons = ungrantedReasons(tool);
           t.equal(err?.code, 'policy_denied', `${role} ${tool}: denied by the policy`);
           t.same(err?.reasons, reasons, `${role} ${tool}: because no role grants it (${reasons.join(', ')})`);
-          t.same(rec.decision && { allow: rec.decision.allow, reasons: rec.decision.reasons }, { allow: false, reasons }, `${role} ${tool}: the audited decision`);
+          t.same(
+            rec.decision && { allow: rec.decision.allow, reasons: rec.decision.reasons },
+            { allow: false, reasons },
+            `${role} ${tool}: the audited decision`,
+          );
           t.match(rec.outcome, { status: 'denied', code: 'policy_denied' });
         }
         if (PINNED[role]?.[tool] !== undefined) t.equal(!err, PINNED[role]![tool], `${role} ${tool}: as pinned by hand`);
@@ -263,7 +299,9 @@ t.test('a principal whose roles are unknown sees nothing and may call nothing; r
     t.same(err && { code: err.code, reasons: err.reasons }, { code: 'policy_denied', reasons: ['policy.no_role_grants_tool'] }, tool);
   }
   const multi = clients.get('reader+developer')!;
-  const union = Object.keys(BENIGN).filter((tool) => grants('reader', tool) || grants('developer', tool)).sort();
+  const union = Object.keys(BENIGN)
+    .filter((tool) => grants('reader', tool) || grants('developer', tool))
+    .sort();
   t.same((await multi.listTools()).tools.map((x) => x.name).sort(), union);
   const js = await multi.callTool({ name: 'run_javascript', arguments: BENIGN.run_javascript });
   t.equal(errorOf(js), undefined, 'the developer role grants run_javascript to a reader+developer key');
@@ -348,9 +386,18 @@ t.test('call_api: upstreams, methods and denied paths differ by role', async (t)
     }
   }
   // By hand.
-  t.match(errorOf(await clients.get('developer')!.callTool({ name: 'call_api', arguments: { api: 'billing', path: '/json' } })), { code: 'policy_denied', reasons: ['url.upstream_not_allowed'] });
-  t.equal(errorOf(await clients.get('admin')!.callTool({ name: 'call_api', arguments: { api: 'billing', method: 'POST', path: '/echo', body: { b: 2 } } })), undefined);
-  t.match(errorOf(await clients.get('admin')!.callTool({ name: 'call_api', arguments: { api: 'github', path: '/admin/users' } })), { code: 'policy_denied', reasons: ['url.path_denied'] });
+  t.match(errorOf(await clients.get('developer')!.callTool({ name: 'call_api', arguments: { api: 'billing', path: '/json' } })), {
+    code: 'policy_denied',
+    reasons: ['url.upstream_not_allowed'],
+  });
+  t.equal(
+    errorOf(await clients.get('admin')!.callTool({ name: 'call_api', arguments: { api: 'billing', method: 'POST', path: '/echo', body: { b: 2 } } })),
+    undefined,
+  );
+  t.match(errorOf(await clients.get('admin')!.callTool({ name: 'call_api', arguments: { api: 'github', path: '/admin/users' } })), {
+    code: 'policy_denied',
+    reasons: ['url.path_denied'],
+  });
 });
 
 t.test('hard links: only a role that allows them may read a file with two names', async (t) => {
@@ -365,7 +412,11 @@ t.test('hard links: only a role that allows them may read a file with two names'
     }
   }
   t.notOk(errorOf(await clients.get('admin')!.callTool({ name: 'read_file', arguments: { path: 'linked.txt' } })), 'admin, by hand');
-  t.match(errorOf(await clients.get('reader')!.callTool({ name: 'read_file', arguments: { path: 'linked.txt' } })), { code: 'policy_denied', reasons: ['path.hardlink'] }, 'reader, by hand');
+  t.match(
+    errorOf(await clients.get('reader')!.callTool({ name: 'read_file', arguments: { path: 'linked.txt' } })),
+    { code: 'policy_denied', reasons: ['path.hardlink'] },
+    'reader, by hand',
+  );
 });
 
 t.test('obligations tighten the caps per role (seen in the audit record)', async (t) => {

@@ -72,12 +72,19 @@ t.test('in process: depth limit and lone surrogates are invalid_input with a rea
   for (const id of ids) t.equal(recs.filter((r) => r.request_id === id).length, 1, `exactly one record for ${id}`);
   const refused = recs.filter((r) => r.outcome?.code === 'invalid_input');
   t.equal(refused.length, deep.length + SURROGATE_CASES.length, 'every refused call recorded as invalid_input');
-  const shapes = refused.map((r) => `${(r.outcome.reasons ?? []).join(',')} args=${r.args === null ? 'null' : typeof r.args} sha=${String(r.args_sha256).slice(0, 12)} unrepresentable=${r.args_unrepresentable ?? '-'}`);
+  const shapes = refused.map(
+    (r) =>
+      `${(r.outcome.reasons ?? []).join(',')} args=${r.args === null ? 'null' : typeof r.args} sha=${String(r.args_sha256).slice(0, 12)} unrepresentable=${r.args_unrepresentable ?? '-'}`,
+  );
   t.comment(`records of refused arguments:\n# ${shapes.join('\n# ')}`);
   for (const r of refused) t.equal(r.args, null, 'refused arguments are not stored');
 });
 
-interface Frame { id?: number | null; error?: { code: number }; result?: { isError?: boolean; structuredContent?: Record<string, any> } }
+interface Frame {
+  id?: number | null;
+  error?: { code: number };
+  result?: { isError?: boolean; structuredContent?: Record<string, any> };
+}
 
 t.test('over stdio: deep and lone-surrogate arguments are answered invalid_input and the server keeps serving', async (t) => {
   const sb = makeSandbox();
@@ -88,9 +95,16 @@ t.test('over stdio: deep and lone-surrogate arguments are answered invalid_input
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const frames = (): Frame[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Frame);
-  const line = (id: number, name: string, argsText: string) => `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"${name}","arguments":${argsText}}}\n`;
-  child.stdin.write('{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}\n');
+  const frames = (): Frame[] =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Frame);
+  const line = (id: number, name: string, argsText: string) =>
+    `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"${name}","arguments":${argsText}}}\n`;
+  child.stdin.write(
+    '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}\n',
+  );
   const cases: [number, string, string, string][] = [
     [1, 'read_file', `{"path":"hello.txt","x":${nested(5000, 'object')}}`, 'input.too_deep'],
     [2, 'read_file', `{"path":"hello.txt","x":${nested(100_000, 'array')}}`, 'input.too_deep'],
@@ -114,7 +128,10 @@ t.test('over stdio: deep and lone-surrogate arguments are answered invalid_input
   t.notMatch(err, /RangeError|Maximum call stack/, 'no stack overflow anywhere');
   const recs = readAudit(sb.auditPath).filter((r) => r.tool === 'read_file');
   t.equal(recs.length, cases.length + 1, 'one record per call');
-  t.same(recs.map((r) => r.outcome.reasons?.[0] ?? null), [...cases.map((c) => c[3]), null]);
+  t.same(
+    recs.map((r) => r.outcome.reasons?.[0] ?? null),
+    [...cases.map((c) => c[3]), null],
+  );
 });
 
 t.test('over HTTP: deep and lone-surrogate arguments are answered invalid_input', async (t) => {

@@ -81,8 +81,15 @@ t.test('malformed JSON-RPC over stdio does not kill the server', async (t) => {
   send('{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"hello.txt"}}}');
   const deadline = Date.now() + 15_000;
   while (!/"id":3/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  type Frame = { id?: number | null; error?: { code: number }; result?: { isError?: boolean; structuredContent?: { content?: string; error?: { code: string } } } };
-  const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Frame);
+  type Frame = {
+    id?: number | null;
+    error?: { code: number };
+    result?: { isError?: boolean; structuredContent?: { content?: string; error?: { code: string } } };
+  };
+  const lines = out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Frame);
   const byId = new Map(lines.map((l) => [l.id, l]));
   const nullIds = lines.filter((l) => l.id === null).map((l) => l.error?.code);
   t.same(nullIds, [-32700, -32600], 'unparsable line → parse error, non-object → invalid request (id null)');
@@ -95,7 +102,10 @@ t.test('malformed JSON-RPC over stdio does not kill the server', async (t) => {
   await new Promise((r) => child.once('exit', r));
   const recs = readAudit(sb.auditPath);
   t.equal(recs.length, 3, 'the three tools/call requests are audited (bad name, bad arguments, good)');
-  t.same(recs.map((r) => r.outcome.code), ['invalid_input', 'invalid_input', null]);
+  t.same(
+    recs.map((r) => r.outcome.code),
+    ['invalid_input', 'invalid_input', null],
+  );
 });
 
 t.test('stdout stays clean: logs go to stderr even at debug level', async (t) => {

@@ -29,18 +29,21 @@ t.test('every error names the key path', async (t) => {
   const sb = makeSandbox();
   t.teardown(sb.cleanup);
   const file = path.join(sb.dir, 'bad.yaml');
-  fs.writeFileSync(file, [
-    'server:',
-    '  transport: carrier-pigeon',
-    '  http:',
-    '    port: "eighty"',
-    'filesystem:',
-    '  roots: [/definitely/not/here]',
-    '  max_file_bytes: -5',
-    'audit:',
-    '  durability: sometimes',
-    'surprise: true',
-  ].join('\n'));
+  fs.writeFileSync(
+    file,
+    [
+      'server:',
+      '  transport: carrier-pigeon',
+      '  http:',
+      '    port: "eighty"',
+      'filesystem:',
+      '  roots: [/definitely/not/here]',
+      '  max_file_bytes: -5',
+      'audit:',
+      '  durability: sometimes',
+      'surprise: true',
+    ].join('\n'),
+  );
   const problems = problemsOf(() => loadConfig({ file }));
   const text = problems.join('\n');
   for (const key of ['server.transport', 'server.http.port', 'filesystem.max_file_bytes', 'audit.durability', 'surprise']) {

@@ -14,10 +14,15 @@ t.test('the embedded database answers query_database with zero setup', async (t)
   t.teardown(() => gate.close());
   const o = await gate.call('query_database', { sql: 'SELECT region, count(*) AS n FROM customers GROUP BY region ORDER BY region' });
   t.equal(o.status, 'ok', JSON.stringify(o.denial));
-  t.same(o.result?.structured.rows, [{ region: 'east', n: 13 }, { region: 'north', n: 12 }, { region: 'south', n: 13 }, { region: 'west', n: 12 }]);
+  t.same(o.result?.structured.rows, [
+    { region: 'east', n: 13 },
+    { region: 'north', n: 12 },
+    { region: 'south', n: 13 },
+    { region: 'west', n: 12 },
+  ]);
   const p = await gate.call('query_database', { sql: 'SELECT name FROM products WHERE id = $1', params: [3] });
   t.same(p.result?.structured.rows, [{ name: 'product 3' }]);
-  const attack = await gate.call('query_database', { sql: "SELECT 1; DROP TABLE customers" });
+  const attack = await gate.call('query_database', { sql: 'SELECT 1; DROP TABLE customers' });
   t.equal(attack.denial?.code, 'sql_rejected');
   const fn = await gate.call('query_database', { sql: "SELECT * FROM pg_read_file('/etc/passwd')" });
   t.equal(fn.denial?.code, 'sql_rejected');

@@ -16,7 +16,8 @@ t.test('stdio: list, read, typed denial, audit chain verifies', async (t) => {
 
   const { tools } = await client.listTools();
   const names = tools.map((x) => x.name).sort();
-  for (const n of ['file_info', 'list_directory', 'read_file', 'search_files', 'query_database', 'list_tables', 'describe_table', 'run_javascript']) t.ok(names.includes(n), `${n} is listed`);
+  for (const n of ['file_info', 'list_directory', 'read_file', 'search_files', 'query_database', 'list_tables', 'describe_table', 'run_javascript'])
+    t.ok(names.includes(n), `${n} is listed`);
   for (const tool of tools) {
     t.equal(typeof tool.annotations?.readOnlyHint, 'boolean', `${tool.name} declares readOnlyHint`);
     t.equal(typeof tool.annotations?.destructiveHint, 'boolean', `${tool.name} declares destructiveHint`);

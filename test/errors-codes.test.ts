@@ -6,9 +6,21 @@ import { ROOT } from './helpers/fixtures.js';
 
 // Renaming or removing a code breaks clients and dashboards: this pin makes it deliberate.
 const PINNED = [
-  'unauthenticated', 'rate_limited', 'invalid_input', 'sql_rejected', 'path_rejected', 'url_rejected',
-  'policy_denied', 'policy_error', 'timeout', 'resource_exceeded', 'tool_error', 'unavailable',
-  'audit_unavailable', 'cancelled', 'internal_error',
+  'unauthenticated',
+  'rate_limited',
+  'invalid_input',
+  'sql_rejected',
+  'path_rejected',
+  'url_rejected',
+  'policy_denied',
+  'policy_error',
+  'timeout',
+  'resource_exceeded',
+  'tool_error',
+  'unavailable',
+  'audit_unavailable',
+  'cancelled',
+  'internal_error',
 ];
 
 t.same(DENIAL_CODE_LIST, PINNED, 'the denial code table is pinned');

@@ -54,7 +54,15 @@ async function rows(s: string): Promise<Map<number, string>> {
 t.test('the log refuses appends while failed, resumes by itself with a recovery record, and verifies', async (t) => {
   const s = stream();
   const warnings: { message: string; detail: Record<string, unknown> }[] = [];
-  const log = await AuditLog.open({ path: '', durability: 'fsync', batchMs: 5, backend: 'postgres', postgresUrl: writerUrl, stream: s, onWarning: (message, detail) => warnings.push({ message, detail }) });
+  const log = await AuditLog.open({
+    path: '',
+    durability: 'fsync',
+    batchMs: 5,
+    backend: 'postgres',
+    postgresUrl: writerUrl,
+    stream: s,
+    onWarning: (message, detail) => warnings.push({ message, detail }),
+  });
   t.teardown(() => log.close());
   for (let i = 0; i < 20; i++) await log.append({ request_id: `before-${i}`, i });
   const before = await rows(s);
@@ -93,11 +101,18 @@ t.test('the log refuses appends while failed, resumes by itself with a recovery 
 
   t.ok(refused > 0 && sawUnwritable, `appends were refused while the log was failed (${refused})`);
   t.same(otherErrors, [], 'every refusal is an AuditUnavailableError');
-  t.ok(writableAgain !== undefined && writableAgain < 3000, `writable again ${Math.round(writableAgain ?? -1)} ms after PostgreSQL was back, without a restart`);
+  t.ok(
+    writableAgain !== undefined && writableAgain < 3000,
+    `writable again ${Math.round(writableAgain ?? -1)} ms after PostgreSQL was back, without a restart`,
+  );
   t.ok(ok > okAtResume, 'and appends succeed again');
 
   const after = await rows(s);
-  t.same([...before].filter(([seq, hash]) => after.get(seq) !== hash), [], 'nothing written before the failure changed');
+  t.same(
+    [...before].filter(([seq, hash]) => after.get(seq) !== hash),
+    [],
+    'nothing written before the failure changed',
+  );
   const recs = await admin`SELECT seq, line FROM bulwark_audit WHERE stream = ${s} AND line LIKE '%"audit.recovery"%' ORDER BY seq`;
   t.ok(recs.length >= 1, `${recs.length} recovery record(s)`);
   let counted = 0;
@@ -106,14 +121,23 @@ t.test('the log refuses appends while failed, resumes by itself with a recovery 
     t.equal(rec.event, 'audit.recovery');
     t.equal(rec.recovery.backend, 'postgres');
     t.equal(rec.recovery.stream, s);
-    t.ok(Date.parse(rec.recovery.failed_at) <= Date.parse(rec.recovery.resumed_at), `failed at ${rec.recovery.failed_at}, resumed at ${rec.recovery.resumed_at}`);
+    t.ok(
+      Date.parse(rec.recovery.failed_at) <= Date.parse(rec.recovery.resumed_at),
+      `failed at ${rec.recovery.failed_at}, resumed at ${rec.recovery.resumed_at}`,
+    );
     t.type(rec.recovery.reason, 'string');
     counted += Number(rec.recovery.refused_appends.count);
   }
   const refusedRecs = await admin`SELECT line FROM bulwark_audit WHERE stream = ${s} AND line LIKE '%"audit.refused"%'`;
-  const meanwhile = refusedRecs.reduce((n, r) => n + Number((JSON.parse(String(r.line)) as { refused: { refused_appends: { count: number } } }).refused.refused_appends.count), 0);
+  const meanwhile = refusedRecs.reduce(
+    (n, r) => n + Number((JSON.parse(String(r.line)) as { refused: { refused_appends: { count: number } } }).refused.refused_appends.count),
+    0,
+  );
   t.equal(counted + meanwhile, refused, `every refused append is counted in the chain: ${counted} in recovery records, ${meanwhile} refused while it resumed`);
-  t.ok(warnings.some((w) => w.message.startsWith('audit log write failed')) && warnings.some((w) => w.message.startsWith('audit log resumed')), 'the failure and the resume were logged');
+  t.ok(
+    warnings.some((w) => w.message.startsWith('audit log write failed')) && warnings.some((w) => w.message.startsWith('audit log resumed')),
+    'the failure and the resume were logged',
+  );
 
   // Every acknowledged append is in the stream exactly once.
   const lines = await admin`SELECT line FROM bulwark_audit WHERE stream = ${s}`;
@@ -122,7 +146,11 @@ t.test('the log refuses appends while failed, resumes by itself with a recovery 
     const id = (JSON.parse(String(l.line)) as { request_id?: string }).request_id;
     if (id) ids.set(id, (ids.get(id) ?? 0) + 1);
   }
-  t.same([...ids].filter(([, n]) => n !== 1), [], 'no request id written twice');
+  t.same(
+    [...ids].filter(([, n]) => n !== 1),
+    [],
+    'no request id written twice',
+  );
   t.equal(lines.length - recs.length - refusedRecs.length, [...ids.keys()].length, 'every row besides the recovery records is one append');
 
   const v = await verifyPostgres(writerUrl, s);
@@ -144,20 +172,26 @@ t.test('a server on audit.backend postgres survives a PostgreSQL restart, answer
 
   const answers: { code: string; id?: string; at: number; ms: number }[] = [];
   let stop = false;
-  const load = Promise.all(clients.map(async (c) => {
-    while (!stop) {
-      const t0 = performance.now();
-      try {
-        const r = await c.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } }, undefined, { timeout: 15_000 });
-        const sc = r.structuredContent as { error?: { code?: string; request_id?: string } } | undefined;
-        answers.push(r.isError ? { code: String(sc?.error?.code), id: sc?.error?.request_id, at: t0, ms: performance.now() - t0 } : { code: 'ok', id: (r._meta as Record<string, string> | undefined)?.['bulwark/request_id'], at: t0, ms: performance.now() - t0 });
-      } catch (err) {
-        answers.push({ code: `no_answer: ${(err as Error).message.slice(0, 80)}`, at: t0, ms: performance.now() - t0 });
-        await sleep(200);
+  const load = Promise.all(
+    clients.map(async (c) => {
+      while (!stop) {
+        const t0 = performance.now();
+        try {
+          const r = await c.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } }, undefined, { timeout: 15_000 });
+          const sc = r.structuredContent as { error?: { code?: string; request_id?: string } } | undefined;
+          answers.push(
+            r.isError
+              ? { code: String(sc?.error?.code), id: sc?.error?.request_id, at: t0, ms: performance.now() - t0 }
+              : { code: 'ok', id: (r._meta as Record<string, string> | undefined)?.['bulwark/request_id'], at: t0, ms: performance.now() - t0 },
+          );
+        } catch (err) {
+          answers.push({ code: `no_answer: ${(err as Error).message.slice(0, 80)}`, at: t0, ms: performance.now() - t0 });
+          await sleep(200);
+        }
+        await sleep(10);
       }
-      await sleep(10);
-    }
-  }));
+    }),
+  );
   await sleep(800);
   await cluster.restart('fast');
   const back = performance.now();
@@ -174,7 +208,11 @@ t.test('a server on audit.backend postgres survives a PostgreSQL restart, answer
   t.equal(exited, undefined, 'the server process is alive');
   if (exited) t.comment(server.stderr().slice(-3000));
   const codes = [...new Set(answers.map((a) => a.code))].sort();
-  t.same(codes.filter((c) => c !== 'ok' && c !== 'audit_unavailable'), [], `answers are ok or audit_unavailable: ${codes.join(', ')}`);
+  t.same(
+    codes.filter((c) => c !== 'ok' && c !== 'audit_unavailable'),
+    [],
+    `answers are ok or audit_unavailable: ${codes.join(', ')}`,
+  );
   const recoveryMs = recoveredAt === undefined ? undefined : Math.round(recoveredAt - back);
   t.ok(recoveryMs !== undefined && recoveryMs < 5000, `calls succeed again ${recoveryMs} ms after PostgreSQL is back`);
   t.equal(ready, 200, '/ready says ready again');
@@ -190,19 +228,25 @@ t.test('a server on audit.backend postgres survives a PostgreSQL restart, answer
     if (rec.request_id) byId.set(rec.request_id, (byId.get(rec.request_id) ?? 0) + 1);
   }
   const oks = answers.filter((a) => a.code === 'ok');
-  t.same(oks.filter((a) => byId.get(a.id ?? '') !== 1).map((a) => a.id), [], 'every ok answer has exactly one record');
+  t.same(
+    oks.filter((a) => byId.get(a.id ?? '') !== 1).map((a) => a.id),
+    [],
+    'every ok answer has exactly one record',
+  );
   t.ok(recoveries >= 1, `${recoveries} recovery record(s) in the stream`);
   const cli = spawnSync(process.execPath, [BIN, 'audit', 'verify', writerUrl, '--stream', s], { encoding: 'utf8', timeout: 60_000 });
   t.equal(cli.status, 0, `bulwark audit verify postgres://… passes: ${cli.stdout}${cli.stderr}`);
-  t.comment(JSON.stringify({
-    scenario: 'audit-postgres-restart',
-    calls: answers.length,
-    ok: oks.length,
-    audit_unavailable: answers.filter((a) => a.code === 'audit_unavailable').length,
-    other: answers.filter((a) => a.code !== 'ok' && a.code !== 'audit_unavailable').length,
-    max_answer_ms: Math.round(Math.max(...answers.map((a) => a.ms))),
-    records: lines.length,
-    recovery_records: recoveries,
-    recovery_ms: recoveryMs,
-  }));
+  t.comment(
+    JSON.stringify({
+      scenario: 'audit-postgres-restart',
+      calls: answers.length,
+      ok: oks.length,
+      audit_unavailable: answers.filter((a) => a.code === 'audit_unavailable').length,
+      other: answers.filter((a) => a.code !== 'ok' && a.code !== 'audit_unavailable').length,
+      max_answer_ms: Math.round(Math.max(...answers.map((a) => a.ms))),
+      records: lines.length,
+      recovery_records: recoveries,
+      recovery_ms: recoveryMs,
+    }),
+  );
 });

@@ -70,7 +70,12 @@ t.test('slow headers and slow bodies are cut at the configured timeouts', async 
   t.ok(silent.ms <= HEADERS_MS + SLACK_MS, `a silent connection is closed after ${silent.ms.toFixed(0)} ms`);
 
   // Headers complete, the body one byte every 100 ms (it would take 100 s).
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt', pad: 'x'.repeat(900) } } });
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name: 'read_file', arguments: { path: 'hello.txt', pad: 'x'.repeat(900) } },
+  });
   const head = `POST /mcp HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
   const slowBody = await trickle(port, head, body, 100, 15_000);
   t.ok(slowBody.ms >= REQUEST_MS - 50, `not cut early (${slowBody.ms.toFixed(0)} ms)`);
@@ -80,9 +85,14 @@ t.test('slow headers and slow bodies are cut at the configured timeouts', async 
   // A request that arrives in time is not cut, however long the tool would take.
   const h = await request(`${server.base}/health`, { method: 'GET' });
   t.equal(h.status, 200, 'still serving');
-  const ok = await request(server.url, { headers: JSON_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } }) });
+  const ok = await request(server.url, {
+    headers: JSON_HEADERS,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } }),
+  });
   t.equal(JSON.parse(ok.body).result.structuredContent.content, 'hello, world\n');
-  t.comment(`http timeouts: slowloris cut at ${slowloris.ms.toFixed(0)} ms (configured ${HEADERS_MS}), silent at ${silent.ms.toFixed(0)} ms, slow body at ${slowBody.ms.toFixed(0)} ms (configured ${REQUEST_MS})`);
+  t.comment(
+    `http timeouts: slowloris cut at ${slowloris.ms.toFixed(0)} ms (configured ${HEADERS_MS}), silent at ${silent.ms.toFixed(0)} ms, slow body at ${slowBody.ms.toFixed(0)} ms (configured ${REQUEST_MS})`,
+  );
 });
 
 /** A keep-alive connection that has been served once and stays open (an idle client). */
@@ -152,7 +162,11 @@ t.test('connections past max_connections get 503 with Retry-After; the server se
     const socket = net.connect(port, '127.0.0.1');
     const payload = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } });
     let got = '';
-    socket.on('connect', () => socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${payload.length}\r\n\r\n${payload}`));
+    socket.on('connect', () =>
+      socket.write(
+        `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${payload.length}\r\n\r\n${payload}`,
+      ),
+    );
     socket.on('data', (c: Buffer) => (got += c.toString()));
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(got));
@@ -179,11 +193,18 @@ t.test('connections past max_connections get 503 with Retry-After; the server se
     return /^HTTP\/1\.1 200/.test(r);
   }, 5000);
   t.ok(back, 'after the connections go, the server serves again');
-  const ok = await request(server.url, { headers: JSON_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } }) });
+  const ok = await request(server.url, {
+    headers: JSON_HEADERS,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } }),
+  });
   t.equal(JSON.parse(ok.body).result.structuredContent.content, 'hello, world\n', 'and runs tool calls');
   // It keeps serving a burst as large as the cap.
   const burst = await Promise.all(Array.from({ length: MAX }, () => request(`${server.base}/health`, { method: 'GET' })));
-  t.same(burst.map((r) => r.status), Array(MAX).fill(200), `${MAX} concurrent requests are served`);
+  t.same(
+    burst.map((r) => r.status),
+    Array(MAX).fill(200),
+    `${MAX} concurrent requests are served`,
+  );
   await server.stop();
   t.match(server.stderr(), /connection cap reached/, 'the cap was logged');
 });

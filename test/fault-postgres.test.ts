@@ -65,7 +65,19 @@ async function adminReady(): Promise<void> {
 }
 
 t.test('connection-class errors are unavailable; query errors are not', async (t) => {
-  for (const code of ['57P01', '57P02', '57P03', '08006', '08001', '53300', 'ECONNREFUSED', 'ECONNRESET', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']) {
+  for (const code of [
+    '57P01',
+    '57P02',
+    '57P03',
+    '08006',
+    '08001',
+    '53300',
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'CONNECTION_CLOSED',
+    'CONNECTION_DESTROYED',
+    'CONNECT_TIMEOUT',
+  ]) {
     t.ok(isConnectionError({ code }), `${code} is a connection error`);
     try {
       mapDatabaseError(Object.assign(new Error('x'), { code }), 1000);
@@ -127,7 +139,10 @@ t.test('postgres.js (patched): a terminated reserved connection neither kills th
     await sql.end({ timeout: 1 }); await admin.end({ timeout: 1 });
     console.log(JSON.stringify(out));
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, URL: cluster.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, URL: cluster.url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -136,7 +151,13 @@ t.test('postgres.js (patched): a terminated reserved connection neither kills th
   t.equal(code, 0, `the child survived: ${stdout}${stderr}`);
   const out = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, any>;
   t.equal(out.rounds, 15, '15 terminated reserved connections');
-  t.same(Object.keys(out.inflight).sort().filter((c) => !['57P01', 'CONNECTION_CLOSED', 'ECONNRESET'].includes(c)), [], `the query in flight was rejected as a connection failure: ${JSON.stringify(out.inflight)}`);
+  t.same(
+    Object.keys(out.inflight)
+      .sort()
+      .filter((c) => !['57P01', 'CONNECTION_CLOSED', 'ECONNRESET'].includes(c)),
+    [],
+    `the query in flight was rejected as a connection failure: ${JSON.stringify(out.inflight)}`,
+  );
   t.same(out.after, { CONNECTION_CLOSED: 15 }, 'a later query on the dead reserved connection is rejected, not written into a missing socket');
   t.equal(out.pool_ok, 15, 'after release() of the dead connection the pool serves a fresh one each time');
   t.equal(out.abandoned, 'Error', 'a reserve given up on rejects with the reason');
@@ -190,7 +211,10 @@ t.test('postgres.js (patched): a connection lost while fetching types, or an und
     console.log(JSON.stringify(out));
     process.exit(0);
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, URL: cluster.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, URL: cluster.url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -199,7 +223,10 @@ t.test('postgres.js (patched): a connection lost while fetching types, or an und
   t.equal(code, 0, `the child survived: ${stdout}${stderr}`);
   const out = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, any>;
   t.equal(out.drops_left, 0, 'three connections were cut while fetching types');
-  t.ok(Array.isArray(out.reserves) && out.reserves.every((r: string) => r === 'reserved' || r.startsWith('rejected')), `every reserve settled: ${JSON.stringify(out.reserves)}`);
+  t.ok(
+    Array.isArray(out.reserves) && out.reserves.every((r: string) => r === 'reserved' || r.startsWith('rejected')),
+    `every reserve settled: ${JSON.stringify(out.reserves)}`,
+  );
   t.equal(out.reserves?.[3], 'reserved', 'and the pool connects again');
   t.ok(['ok', '57014'].includes(out.cancelled), `the query whose cancel could not be delivered still settled: ${out.cancelled}`);
 });
@@ -264,7 +291,8 @@ t.test('executor: a query whose backend is terminated answers unavailable at onc
   let active = -1;
   for (let i = 0; i < 20 && active !== 0; i++) {
     await sleep(100);
-    const [r] = await admin`select count(*)::int as n from pg_stat_activity where datname = ${db.name} and state = 'active' and query like '%generate_series(1, 3000000000)%' and pid <> pg_backend_pid()`;
+    const [r] =
+      await admin`select count(*)::int as n from pg_stat_activity where datname = ${db.name} and state = 'active' and query like '%generate_series(1, 3000000000)%' and pid <> pg_backend_pid()`;
     active = r!.n as number;
   }
   t.equal(active, 0, 'the cancelled query no longer runs on the server');
@@ -272,33 +300,41 @@ t.test('executor: a query whose backend is terminated answers unavailable at onc
   t.ok((await bulwarkSessions()) <= 2, 'no more sessions than the pool holds');
 });
 
-t.test('executor: with PostgreSQL stopped and a warm pool, calls answer unavailable within a second or two, marked as waiting on the database; then it recovers', async (t) => {
-  const ex = new PgExecutor({ url: db.readerUrl, maxConnections: 2, idleTimeoutS: 30, maxLifetimeS: 600, connectTimeoutS: 5, session: sqlSessionSettings() });
-  t.teardown(() => ex.close());
-  await Promise.all([ex.query('select 1', [], CAPS), ex.query('select 1', [], CAPS)]);
-  await cluster.stop('fast');
-  const results = await Promise.all(Array.from({ length: 6 }, async () => {
-    const dl = deadlineIn(CAP_MS);
-    const d = await denialOf(ex.query('select 1 as one', [], CAPS, { deadline: dl }));
-    return { ...d, marked: dl.marks.includes('database'), stillMarked: dl.open.size };
-  }));
-  t.same([...new Set(results.map((r) => r.code))], ['unavailable'], JSON.stringify(results.map((r) => r.reasons)));
-  const slowest = Math.max(...results.map((r) => r.ms));
-  t.ok(slowest < 3000, `slowest answer ${Math.round(slowest)} ms (cap ${CAP_MS} ms)`);
-  t.ok(results.every((r) => r.marked && r.stillMarked === 0), 'each waited under a database mark, cleared when it answered');
-  t.equal(ex.reachable, false);
-  await cluster.start();
-  const back = performance.now();
-  let ok = false;
-  while (!ok && performance.now() - back < 10_000) {
-    ok = (await denialOf(ex.query('select 1 as one', [], CAPS, { deadline: deadlineIn(CAP_MS) }))).code === 'ok';
-    if (!ok) await sleep(100);
-  }
-  t.ok(ok, `queries succeed again ${Math.round(performance.now() - back)} ms after PostgreSQL is back`);
-  t.ok(performance.now() - back < 5000, 'within seconds');
-  t.equal(ex.reachable, true);
-  await adminReady();
-});
+t.test(
+  'executor: with PostgreSQL stopped and a warm pool, calls answer unavailable within a second or two, marked as waiting on the database; then it recovers',
+  async (t) => {
+    const ex = new PgExecutor({ url: db.readerUrl, maxConnections: 2, idleTimeoutS: 30, maxLifetimeS: 600, connectTimeoutS: 5, session: sqlSessionSettings() });
+    t.teardown(() => ex.close());
+    await Promise.all([ex.query('select 1', [], CAPS), ex.query('select 1', [], CAPS)]);
+    await cluster.stop('fast');
+    const results = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const dl = deadlineIn(CAP_MS);
+        const d = await denialOf(ex.query('select 1 as one', [], CAPS, { deadline: dl }));
+        return { ...d, marked: dl.marks.includes('database'), stillMarked: dl.open.size };
+      }),
+    );
+    t.same([...new Set(results.map((r) => r.code))], ['unavailable'], JSON.stringify(results.map((r) => r.reasons)));
+    const slowest = Math.max(...results.map((r) => r.ms));
+    t.ok(slowest < 3000, `slowest answer ${Math.round(slowest)} ms (cap ${CAP_MS} ms)`);
+    t.ok(
+      results.every((r) => r.marked && r.stillMarked === 0),
+      'each waited under a database mark, cleared when it answered',
+    );
+    t.equal(ex.reachable, false);
+    await cluster.start();
+    const back = performance.now();
+    let ok = false;
+    while (!ok && performance.now() - back < 10_000) {
+      ok = (await denialOf(ex.query('select 1 as one', [], CAPS, { deadline: deadlineIn(CAP_MS) }))).code === 'ok';
+      if (!ok) await sleep(100);
+    }
+    t.ok(ok, `queries succeed again ${Math.round(performance.now() - back)} ms after PostgreSQL is back`);
+    t.ok(performance.now() - back < 5000, 'within seconds');
+    t.equal(ex.reachable, true);
+    await adminReady();
+  },
+);
 
 interface Answer {
   readonly tool: string;
@@ -322,7 +358,13 @@ async function callOnce(client: Client, k: number): Promise<Answer> {
     const r = await client.callTool({ name: tool, arguments: args }, undefined, { timeout: CAP_MS + 8000 });
     const sc = r.structuredContent as { error?: { code?: string; request_id?: string } } | undefined;
     if (r.isError) return { tool, ms: performance.now() - t0, code: String(sc?.error?.code ?? 'unknown'), requestId: sc?.error?.request_id, at: t0 };
-    return { tool, ms: performance.now() - t0, code: 'ok', requestId: (r._meta as Record<string, unknown> | undefined)?.['bulwark/request_id'] as string | undefined, at: t0 };
+    return {
+      tool,
+      ms: performance.now() - t0,
+      code: 'ok',
+      requestId: (r._meta as Record<string, unknown> | undefined)?.['bulwark/request_id'] as string | undefined,
+      at: t0,
+    };
   } catch (err) {
     return { tool, ms: performance.now() - t0, code: `no_answer: ${(err as Error).message.slice(0, 100)}`, at: t0 };
   }
@@ -330,14 +372,16 @@ async function callOnce(client: Client, k: number): Promise<Answer> {
 
 /** CLIENTS clients calling in a loop until `stop()`; every answer is kept. */
 async function load(clients: Client[], stop: () => boolean, answers: Answer[]): Promise<void> {
-  await Promise.all(clients.map(async (c, i) => {
-    for (let k = i; !stop(); k++) {
-      const a = await callOnce(c, k);
-      answers.push(a);
-      if (a.code.startsWith('no_answer')) await sleep(250);
-      else if (a.code !== 'ok') await sleep(25);
-    }
-  }));
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (let k = i; !stop(); k++) {
+        const a = await callOnce(c, k);
+        answers.push(a);
+        if (a.code.startsWith('no_answer')) await sleep(250);
+        else if (a.code !== 'ok') await sleep(25);
+      }
+    }),
+  );
 }
 
 /** Set by a fault that keeps PostgreSQL down for a while: calls started then must answer fast. */
@@ -386,7 +430,10 @@ async function runScenario(t: Test, s: Scenario): Promise<void> {
   t.ok(recoveryMs !== undefined && recoveryMs < 5000, `queries succeed again ${recoveryMs} ms after PostgreSQL is back, without a restart`);
   const after = answers.filter((a) => a.at >= back + (recoveryMs ?? 0) + 500);
   const afterFailed = after.filter((a) => a.code !== 'ok');
-  t.ok(after.length > 0 && afterFailed.length === 0, `every call started after recovery succeeds (${afterFailed.length} did not: ${[...new Set(afterFailed.map((a) => a.code))].join(', ').slice(0, 300)})`);
+  t.ok(
+    after.length > 0 && afterFailed.length === 0,
+    `every call started after recovery succeeds (${afterFailed.length} did not: ${[...new Set(afterFailed.map((a) => a.code))].join(', ').slice(0, 300)})`,
+  );
 
   const codes = new Map<string, number>();
   for (const a of answers) codes.set(a.code, (codes.get(a.code) ?? 0) + 1);
@@ -398,7 +445,10 @@ async function runScenario(t: Test, s: Scenario): Promise<void> {
   const outageMaxMs = during.length ? Math.max(...during.map((a) => a.ms)) : undefined;
   if (outage.to > 0) {
     // (one started just before the start may still get its answer from the server that came back)
-    t.ok(during.some((a) => a.code === 'unavailable') && during.every((a) => a.code === 'unavailable' || a.code === 'ok'), `calls while PostgreSQL is down are unavailable (${during.length})`);
+    t.ok(
+      during.some((a) => a.code === 'unavailable') && during.every((a) => a.code === 'unavailable' || a.code === 'ok'),
+      `calls while PostgreSQL is down are unavailable (${during.length})`,
+    );
     t.ok(outageMaxMs !== undefined && outageMaxMs < 3000, `and answered well within the ${CAP_MS} ms cap (slowest ${Math.round(outageMaxMs ?? -1)} ms)`);
   }
 
@@ -419,23 +469,29 @@ async function runScenario(t: Test, s: Scenario): Promise<void> {
   const answered = answers.filter((a) => a.requestId);
   t.equal(answered.length, answers.length, 'every answer names its request id');
   const notOne = answered.filter((a) => byId.get(a.requestId as string) !== 1);
-  t.same(notOne.map((a) => `${a.requestId}:${byId.get(a.requestId as string) ?? 0}`), [], 'every answered call has exactly one outcome record');
+  t.same(
+    notOne.map((a) => `${a.requestId}:${byId.get(a.requestId as string) ?? 0}`),
+    [],
+    'every answered call has exactly one outcome record',
+  );
   const verify = spawnSync(process.execPath, [BIN, 'audit', 'verify', sb.auditPath], { encoding: 'utf8', timeout: 60_000 });
   t.equal(verify.status, 0, `bulwark audit verify passes: ${verify.stdout}${verify.stderr}`.slice(0, 600));
 
-  t.comment(JSON.stringify({
-    scenario: s.name,
-    calls: answers.length,
-    ok: codes.get('ok') ?? 0,
-    unavailable: codes.get('unavailable') ?? 0,
-    timeouts: codes.get('timeout') ?? 0,
-    other: answers.length - (codes.get('ok') ?? 0) - (codes.get('unavailable') ?? 0) - (codes.get('timeout') ?? 0),
-    max_answer_ms: Math.round(maxMs),
-    ...(outageMaxMs === undefined ? {} : { outage_calls: during.length, outage_max_answer_ms: Math.round(outageMaxMs) }),
-    records: answered.filter((a) => byId.get(a.requestId as string) === 1).length,
-    recovery_ms: recoveryMs,
-    sessions_after: sessions,
-  }));
+  t.comment(
+    JSON.stringify({
+      scenario: s.name,
+      calls: answers.length,
+      ok: codes.get('ok') ?? 0,
+      unavailable: codes.get('unavailable') ?? 0,
+      timeouts: codes.get('timeout') ?? 0,
+      other: answers.length - (codes.get('ok') ?? 0) - (codes.get('unavailable') ?? 0) - (codes.get('timeout') ?? 0),
+      max_answer_ms: Math.round(maxMs),
+      ...(outageMaxMs === undefined ? {} : { outage_calls: during.length, outage_max_answer_ms: Math.round(outageMaxMs) }),
+      records: answered.filter((a) => byId.get(a.requestId as string) === 1).length,
+      recovery_ms: recoveryMs,
+      sessions_after: sessions,
+    }),
+  );
 }
 
 t.test('scenario a: bulwark backends terminated again and again under load', (t) =>
@@ -449,7 +505,8 @@ t.test('scenario a: bulwark backends terminated again and again under load', (t)
       }
       t.ok(killed >= 8, `${killed} backends terminated`);
     },
-  }));
+  }),
+);
 
 t.test('scenario b: pg_ctl restart -m fast under load', (t) =>
   runScenario(t, {
@@ -458,7 +515,8 @@ t.test('scenario b: pg_ctl restart -m fast under load', (t) =>
       await cluster.restart('fast');
       await adminReady();
     },
-  }));
+  }),
+);
 
 t.test('scenario c: PostgreSQL stopped with a warm pool, then started again', (t) =>
   runScenario(t, {
@@ -471,4 +529,5 @@ t.test('scenario c: PostgreSQL stopped with a warm pool, then started again', (t
       await cluster.start();
       await adminReady();
     },
-  }));
+  }),
+);

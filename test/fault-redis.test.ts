@@ -56,7 +56,11 @@ async function freePort(): Promise<number> {
 class OwnRedis {
   private proc: ChildProcess | undefined;
   readonly password = crypto.randomBytes(12).toString('hex');
-  constructor(readonly bin: string, readonly port: number, readonly dir: string) {}
+  constructor(
+    readonly bin: string,
+    readonly port: number,
+    readonly dir: string,
+  ) {}
 
   get url(): string {
     return `redis://:${this.password}@127.0.0.1:${this.port}`;
@@ -67,7 +71,26 @@ class OwnRedis {
   }
 
   async start(): Promise<void> {
-    const proc = spawn(this.bin, ['--bind', '127.0.0.1', '--port', String(this.port), '--save', '', '--appendonly', 'no', '--requirepass', this.password, '--protected-mode', 'yes', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      this.bin,
+      [
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        String(this.port),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--requirepass',
+        this.password,
+        '--protected-mode',
+        'yes',
+        '--dir',
+        this.dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.proc = proc;
     let out = '';
     await new Promise<void>((resolve, reject) => {
@@ -137,7 +160,16 @@ if (!BIN) {
 } else {
   t.test('the Redis stores in-process: refused or skipped at once when Redis is gone or frozen, back by themselves', async (t) => {
     const redis = await ownRedis(t);
-    const sb = makeSandbox({ limits: { tiers: { local: { capacity: 100000, refill_per_s: 100000 } }, default_tier: 'local', store: 'redis', redis_url: redis.url, redis_prefix: 'fault-test:', api_cache: { store: 'redis' } } });
+    const sb = makeSandbox({
+      limits: {
+        tiers: { local: { capacity: 100000, refill_per_s: 100000 } },
+        default_tier: 'local',
+        store: 'redis',
+        redis_url: redis.url,
+        redis_prefix: 'fault-test:',
+        api_cache: { store: 'redis' },
+      },
+    });
     t.teardown(sb.cleanup);
     const { config } = loadConfig({ file: sb.configPath });
     const rt = ApiRuntime.create(config, createLogger('error'));
@@ -153,8 +185,15 @@ if (!BIN) {
     const first = await Promise.all(Array.from({ length: 50 }, () => rt.rate.take('k', tier)));
     await sleep(50);
     process.off('warning', onWarning);
-    t.ok(first.every((r) => r.ok), '50 takes at connect time all answered');
-    t.same(warnings.filter((w) => /listener/i.test(w)), [], 'no listener per waiting call');
+    t.ok(
+      first.every((r) => r.ok),
+      '50 takes at connect time all answered',
+    );
+    t.same(
+      warnings.filter((w) => /listener/i.test(w)),
+      [],
+      'no listener per waiting call',
+    );
     t.equal(await rt.redisHealthy(), true);
     t.equal(rt.redisRequired, true);
 
@@ -174,14 +213,26 @@ if (!BIN) {
     t.ok(health.ms < 1500, `readiness answered in ${Math.round(health.ms)} ms`);
     // Many takes during the outage: each refused promptly, none queued for later.
     const burst = await Promise.all(Array.from({ length: 50 }, () => timed(rt.rate.take('k', tier))));
-    t.ok(burst.every((b) => b.error instanceof RateStoreUnavailable), '50 concurrent takes all refused');
+    t.ok(
+      burst.every((b) => b.error instanceof RateStoreUnavailable),
+      '50 concurrent takes all refused',
+    );
     const burstMax = Math.max(...burst.map((b) => b.ms));
     t.ok(burstMax < 1500, `slowest refusal ${Math.round(burstMax)} ms`);
 
     // Back: the connection returns on its own (ioredis back-off capped at 2 s).
     await redis.start();
-    const back = await within(8000, async () => (await rt.rate.take('k', tier).then((r) => r.ok, () => false)));
-    t.comment(JSON.stringify({ scenario: 'redis killed (in-process)', take_refused_ms: Math.round(take.ms), burst_max_ms: Math.round(burstMax), recovered_ms: back }));
+    const back = await within(
+      8000,
+      async () =>
+        await rt.rate.take('k', tier).then(
+          (r) => r.ok,
+          () => false,
+        ),
+    );
+    t.comment(
+      JSON.stringify({ scenario: 'redis killed (in-process)', take_refused_ms: Math.round(take.ms), burst_max_ms: Math.round(burstMax), recovered_ms: back }),
+    );
     t.ok(back >= 0 && back < 5000, `takes succeed again ${back} ms after Redis is back`);
     t.equal(await rt.redisHealthy(), true, 'readiness true again');
     await rt.cache.set(key, entry, 60_000);
@@ -199,15 +250,35 @@ if (!BIN) {
     t.ok(frozenHealth.ms < 1600);
     t.equal(frozenMiss.value, undefined);
     t.ok(frozenMiss.ms < 1600);
-    const thawed = await within(5000, async () => (await rt.rate.take('k', tier).then((r) => r.ok, () => false)));
-    t.comment(JSON.stringify({ scenario: 'redis frozen (in-process)', take_refused_ms: Math.round(frozen.ms), readiness_ms: Math.round(frozenHealth.ms), recovered_ms: thawed }));
+    const thawed = await within(
+      5000,
+      async () =>
+        await rt.rate.take('k', tier).then(
+          (r) => r.ok,
+          () => false,
+        ),
+    );
+    t.comment(
+      JSON.stringify({
+        scenario: 'redis frozen (in-process)',
+        take_refused_ms: Math.round(frozen.ms),
+        readiness_ms: Math.round(frozenHealth.ms),
+        recovered_ms: thawed,
+      }),
+    );
     t.ok(thawed >= 0 && thawed < 3000, `back ${thawed} ms after SIGCONT`);
   });
 
   t.test('Redis killed and restarted under a real server with limits.store: redis', async (t) => {
     const redis = await ownRedis(t);
     const sb = makeSandbox({
-      limits: { tiers: { local: { capacity: 100000, refill_per_s: 100000 } }, default_tier: 'local', store: 'redis', redis_url: redis.url, redis_prefix: 'fault-srv:' },
+      limits: {
+        tiers: { local: { capacity: 100000, refill_per_s: 100000 } },
+        default_tier: 'local',
+        store: 'redis',
+        redis_url: redis.url,
+        redis_prefix: 'fault-srv:',
+      },
       javascript: { timeout_ms: 2000 },
       execution: { timeout_ms: 5000 },
     });
@@ -218,7 +289,13 @@ if (!BIN) {
     t.teardown(() => Promise.allSettled(clients.map((c) => c.close())));
 
     type Phase = 'before' | 'outage' | 'after';
-    interface Seen { phase: Phase; code: string; reasons: string[]; ms: number; at: number }
+    interface Seen {
+      phase: Phase;
+      code: string;
+      reasons: string[];
+      ms: number;
+      at: number;
+    }
     const seen: Seen[] = [];
     let phase: Phase = 'before';
     let driving = true;
@@ -228,7 +305,10 @@ if (!BIN) {
       let code = 'ok';
       let reasons: string[] = [];
       try {
-        const r = i % 2 ? await c.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } }, undefined, { timeout: 30_000 }) : await c.callTool({ name: 'run_javascript', arguments: { code: 'return 6 * 7' } }, undefined, { timeout: 30_000 });
+        const r =
+          i % 2
+            ? await c.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } }, undefined, { timeout: 30_000 })
+            : await c.callTool({ name: 'run_javascript', arguments: { code: 'return 6 * 7' } }, undefined, { timeout: 30_000 });
         if (r.isError) {
           const e = (r.structuredContent as { error?: { code: string; reasons: string[] } }).error;
           code = e?.code ?? 'unknown';
@@ -265,7 +345,10 @@ if (!BIN) {
       unavailable: xs.filter((x) => x.code === 'unavailable').length,
       timeouts: xs.filter((x) => x.code === 'timeout').length,
       tool_error: xs.filter((x) => x.code === 'tool_error').length,
-      other: xs.filter((x) => !['ok', 'unavailable', 'timeout', 'tool_error'].includes(x.code)).map((x) => x.code).slice(0, 5),
+      other: xs
+        .filter((x) => !['ok', 'unavailable', 'timeout', 'tool_error'].includes(x.code))
+        .map((x) => x.code)
+        .slice(0, 5),
       max_answer_ms: Math.round(Math.max(0, ...xs.map((x) => x.ms))),
     });
     const by = (p: Phase) => seen.filter((x) => x.phase === p);
@@ -282,17 +365,34 @@ if (!BIN) {
 
     t.ok(before.length > 10 && before.every((x) => x.code === 'ok'), `all ${before.length} calls before the kill ok`);
     t.ok(outage.length > 20, `${outage.length} calls during the outage`);
-    t.same(outage.filter((x) => x.code !== 'unavailable' && x.code !== 'ok').map((x) => `${x.code}/${x.reasons.join(',')}`), [], 'during the outage: unavailable (or ok for calls past the gate), nothing else');
-    t.ok(outage.filter((x) => x.code === 'unavailable').every((x) => x.reasons.includes('rate.store_unavailable')), 'refused by the rate-limit store, typed');
+    t.same(
+      outage.filter((x) => x.code !== 'unavailable' && x.code !== 'ok').map((x) => `${x.code}/${x.reasons.join(',')}`),
+      [],
+      'during the outage: unavailable (or ok for calls past the gate), nothing else',
+    );
+    t.ok(
+      outage.filter((x) => x.code === 'unavailable').every((x) => x.reasons.includes('rate.store_unavailable')),
+      'refused by the rate-limit store, typed',
+    );
     t.ok(outage.filter((x) => x.code === 'unavailable').length >= outage.length - 8, 'all but the calls in flight at the kill refused');
-    t.ok(outage.every((x) => x.ms < 1500), `every outage call answered within 1.5 s (max ${Math.round(Math.max(...outage.map((x) => x.ms)))} ms)`);
+    t.ok(
+      outage.every((x) => x.ms < 1500),
+      `every outage call answered within 1.5 s (max ${Math.round(Math.max(...outage.map((x) => x.ms)))} ms)`,
+    );
     t.ok(recoveredMs >= 0 && recoveredMs < 5000, `calls succeed again ${recoveredMs} ms after Redis is back`);
     t.ok(settled.length > 10 && settled.every((x) => x.code === 'ok'), `all ${settled.length} calls after recovery ok`);
-    t.same(after.filter((x) => x.code !== 'ok' && x.code !== 'unavailable').map((x) => x.code), [], 'nothing but ok/unavailable after the restart');
+    t.same(
+      after.filter((x) => x.code !== 'ok' && x.code !== 'unavailable').map((x) => x.code),
+      [],
+      'nothing but ok/unavailable after the restart',
+    );
 
     await Promise.allSettled(clients.map((c) => c.close()));
     await server.stop();
-    t.ok(/rate store unavailable/.test(server.stderr()) && /rate store available again/.test(server.stderr()), 'the outage was logged when it began and when it ended');
+    t.ok(
+      /rate store unavailable/.test(server.stderr()) && /rate store available again/.test(server.stderr()),
+      'the outage was logged when it began and when it ended',
+    );
     t.ok((server.stderr().match(/rate store unavailable/g) ?? []).length === 1, 'once');
     const recs = readAudit(sb.auditPath).filter((r) => (r.tool === 'run_javascript' || r.tool === 'read_file') && r.outcome);
     t.comment(JSON.stringify({ scenario: 'redis killed and restarted: records', calls: seen.length, records: recs.length }));

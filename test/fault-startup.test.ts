@@ -12,7 +12,8 @@ import { cleanChildEnv } from './helpers/child-env.js';
  * path or the process holding the log, no stack trace, and no answer to `initialize`.
  */
 
-const INIT = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}\n';
+const INIT =
+  '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}\n';
 
 interface Run {
   readonly code: number | null;
@@ -65,7 +66,10 @@ t.teardown(() => {
   if (mounted.status === 0) spawnSync('umount', [roDir]);
   fs.rmSync(roDir, { recursive: true, force: true });
 });
-const roSkip = mounted.status === 0 ? false : `cannot mount a read-only tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()}); the file-in-the-way case covers the same path`;
+const roSkip =
+  mounted.status === 0
+    ? false
+    : `cannot mount a read-only tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()}); the file-in-the-way case covers the same path`;
 
 t.test('a working folder on a read-only file system', { skip: roSkip }, async (t) => {
   const run = await serve([], roDir);

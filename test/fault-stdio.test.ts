@@ -62,7 +62,12 @@ function startRaw(configPath: string): RawServer {
   };
 }
 
-const INIT = { jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const INIT = {
+  jsonrpc: '2.0',
+  id: 'init',
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+};
 const INITIALIZED = { jsonrpc: '2.0', method: 'notifications/initialized' };
 const call = (id: number, name: string, args: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 
@@ -140,11 +145,19 @@ t.test('multi-byte characters split across two reads arrive intact', async (t) =
     await new Promise((r) => setTimeout(r, 150));
     server.child.stdin.write(bytes.subarray(at));
   };
-  const cases: [number, string][] = [[1, 'é'], [2, '€'], [3, '😀']];
+  const cases: [number, string][] = [
+    [1, 'é'],
+    [2, '€'],
+    [3, '😀'],
+  ];
   for (const [id, ch] of cases) {
     await send(call(id, 'read_file', { path: name }), ch);
     const a = await server.waitFor((f) => f.id === id, 15_000);
-    t.equal(a?.result?.structuredContent?.content, content, `read_file of ${name}, cut inside ${ch}: found and read intact (${JSON.stringify(a?.result?.structuredContent?.error ?? null)})`);
+    t.equal(
+      a?.result?.structuredContent?.content,
+      content,
+      `read_file of ${name}, cut inside ${ch}: found and read intact (${JSON.stringify(a?.result?.structuredContent?.error ?? null)})`,
+    );
   }
   // The string the JavaScript returns, cut inside the emoji on the way in.
   await send(call(10, 'run_javascript', { code: 'return input + "!";', input: '→ 😀 €' }), '😀');
@@ -153,7 +166,11 @@ t.test('multi-byte characters split across two reads arrive intact', async (t) =
   server.child.stdin.end();
   t.equal((await server.exited).code, 0);
   const recs = readAudit(sb.auditPath).filter((r) => r.tool === 'read_file');
-  t.same(recs.map((r) => r.args?.path), [name, name, name], 'the audit log holds the name as sent');
+  t.same(
+    recs.map((r) => r.args?.path),
+    [name, name, name],
+    'the audit log holds the name as sent',
+  );
 });
 
 t.test('a line that is not UTF-8 is a parse error; the server keeps serving', async (t) => {
@@ -162,14 +179,21 @@ t.test('a line that is not UTF-8 is a parse error; the server keeps serving', as
   const server = startRaw(sb.configPath);
   t.teardown(() => server.child.kill('SIGKILL'));
   await initialised(server, t);
-  const bad = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('.txt"}}}\n')]);
+  const bad = Buffer.concat([
+    Buffer.from('{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a'),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from('.txt"}}}\n'),
+  ]);
   server.child.stdin.write(bad);
   server.child.stdin.write(`${JSON.stringify(call(6, 'read_file', { path: 'hello.txt' }))}\n`);
   const good = await server.waitFor((f) => f.id === 6, 15_000);
   t.equal(good?.result?.structuredContent?.content, 'hello, world\n');
   const parseErrors = server.frames.filter((f) => f.frame.id === null && f.frame.error?.code === -32700);
   t.equal(parseErrors.length, 1, 'one parse error (id null) for the invalid bytes');
-  t.notOk(server.frames.some((f) => f.frame.id === 5), 'the invalid line was not run');
+  t.notOk(
+    server.frames.some((f) => f.frame.id === 5),
+    'the invalid line was not run',
+  );
   server.child.stdin.end();
   t.equal((await server.exited).code, 0);
 });

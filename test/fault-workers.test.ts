@@ -63,7 +63,10 @@ function harness(t: Test, opts: Partial<ConstructorParameters<typeof ProcessPool
 
 async function denialOf(p: Promise<unknown>): Promise<{ code: string; reasons: string[]; ms: number }> {
   const t0 = performance.now();
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   if (!(e instanceof DenialError)) throw new Error(`expected a denial, got ${e === undefined ? 'a result' : String(e)}`);
   return { code: e.denial.code, reasons: [...e.denial.reasons], ms: performance.now() - t0 };
 }
@@ -79,9 +82,18 @@ async function until(cond: () => boolean, ms: number, step = 20): Promise<boolea
 
 t.test('back-off doubles from its first delay, is capped, and is jittered within [50 %, 100 %]', async (t) => {
   const b = { initialMs: 100, maxMs: 5000 };
-  t.equal(backoffDelay(0, b, () => 0.99), 0);
-  t.same([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => backoffDelay(n, b, () => 0.999999)), [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
-  t.same([1, 2, 7].map((n) => backoffDelay(n, b, () => 0)), [50, 100, 2500]);
+  t.equal(
+    backoffDelay(0, b, () => 0.99),
+    0,
+  );
+  t.same(
+    [1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => backoffDelay(n, b, () => 0.999999)),
+    [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000],
+  );
+  t.same(
+    [1, 2, 7].map((n) => backoffDelay(n, b, () => 0)),
+    [50, 100, 2500],
+  );
   for (let i = 0; i < 200; i++) {
     const d = backoffDelay(4, b);
     t.ok(d >= 400 && d <= 800, `jittered ${d}`);
@@ -126,8 +138,14 @@ t.test('a pool whose workers die at start enters a crash loop, refuses calls at 
   t.ok(gaps.length >= 5, `${gaps.length} gaps`);
   // Each gap = jittered back-off (50–100 % of 100·2^(n-1), capped at 800) + the child's start time.
   t.ok((gaps[0] as number) < 400, 'first retry is quick');
-  t.ok(gaps.slice(3).every((g) => g >= 380), 'later retries wait at least half the cap');
-  t.ok(gaps.every((g) => g < 800 + 1500), 'and never much more than the cap');
+  t.ok(
+    gaps.slice(3).every((g) => g >= 380),
+    'later retries wait at least half the cap',
+  );
+  t.ok(
+    gaps.every((g) => g < 800 + 1500),
+    'and never much more than the cap',
+  );
   t.equal(h.pool.stats().healthy, false);
 
   // Workers can start again: the pool recovers on its own at the next attempt.
@@ -210,7 +228,7 @@ t.test('an abort drops a queued call at once and kills the worker of a running o
   t.equal(h.pool.healthy, true);
 });
 
-t.test('an abort by the gate\'s deadline is a timeout, not a cancellation', async (t) => {
+t.test("an abort by the gate's deadline is a timeout, not a cancellation", async (t) => {
   const h = harness(t, { size: 1 });
   await h.pool.start();
   // What src/gate/deadline.ts aborts the call's signal with when the deadline passes.
@@ -233,7 +251,10 @@ t.test('an abort by the gate\'s deadline is a timeout, not a cancellation', asyn
 t.test('a pool whose workers cannot start at boot fails start() and leaves nothing running', async (t) => {
   const h = harness(t, { size: 2 });
   h.setMode('die');
-  const err = await h.pool.start().then(() => undefined, (e: Error) => e);
+  const err = await h.pool.start().then(
+    () => undefined,
+    (e: Error) => e,
+  );
   t.match(err?.message, /exited before it was ready/);
   await sleep(1200);
   t.same(h.pool.pids(), [], 'no respawn after a failed boot');
@@ -330,7 +351,10 @@ t.test('kill -9 bursts of workers: every call answered, pools unhealthy during t
   const drivers = clients.map(async (c, i) => {
     // Bounded in count and time: at most 400 calls per client, and only while the storm lasts.
     for (let n = 0; driving && n < 400; n++) {
-      const o = i % 2 === 0 ? await callOnce(c, 'run_javascript', { code: 'let s = 0; for (let k = 0; k < 1e5; k++) s += k; return s' }) : await callOnce(c, 'read_file', { path: 'hello.txt' });
+      const o =
+        i % 2 === 0
+          ? await callOnce(c, 'run_javascript', { code: 'let s = 0; for (let k = 0; k < 1e5; k++) s += k; return s' })
+          : await callOnce(c, 'read_file', { path: 'hello.txt' });
       count(tally, o);
       outcomes.push(o);
       await sleep(10);
@@ -386,9 +410,13 @@ t.test('kill -9 bursts of workers: every call answered, pools unhealthy during t
   let healedMs = -1;
   let probes = 0;
   while (performance.now() - stormStopped < 15_000) {
-    const [js, fsr] = await Promise.all([callOnce(clients[0] as Client, 'run_javascript', { code: 'return 41 + 1' }), callOnce(clients[1] as Client, 'read_file', { path: 'hello.txt' })]);
+    const [js, fsr] = await Promise.all([
+      callOnce(clients[0] as Client, 'run_javascript', { code: 'return 41 + 1' }),
+      callOnce(clients[1] as Client, 'read_file', { path: 'hello.txt' }),
+    ]);
     probes += 2;
-    for (const o of [js, fsr]) t.ok(['ok', 'unavailable', 'tool_error', 'timeout'].includes(o.code) && o.ms < 6500, `probe answered ${o.code} in ${Math.round(o.ms)} ms`);
+    for (const o of [js, fsr])
+      t.ok(['ok', 'unavailable', 'tool_error', 'timeout'].includes(o.code) && o.ms < 6500, `probe answered ${o.code} in ${Math.round(o.ms)} ms`);
     if (js.code === 'ok' && fsr.code === 'ok') {
       healedMs = Math.round(performance.now() - stormStopped);
       break;
@@ -399,20 +427,29 @@ t.test('kill -9 bursts of workers: every call answered, pools unhealthy during t
   t.ok(healedMs >= 0 && healedMs < 10_000, `calls succeed again ${healedMs} ms after the kills stopped`);
   // The metric follows once a worker has stayed up (stableMs = 1 s).
   let after = await scrape();
-  for (let i = 0; i < 40 && (valueOf(after, 'mcp_pool_healthy', { pool: 'javascript' }) !== 1 || valueOf(after, 'mcp_pool_healthy', { pool: 'filesystem' }) !== 1); i++) {
+  for (
+    let i = 0;
+    i < 40 && (valueOf(after, 'mcp_pool_healthy', { pool: 'javascript' }) !== 1 || valueOf(after, 'mcp_pool_healthy', { pool: 'filesystem' }) !== 1);
+    i++
+  ) {
     await sleep(250);
     after = await scrape();
   }
   t.equal(valueOf(after, 'mcp_pool_healthy', { pool: 'javascript' }), 1, 'javascript pool healthy again');
   t.equal(valueOf(after, 'mcp_pool_healthy', { pool: 'filesystem' }), 1, 'filesystem pool healthy again');
-  const restarts = valueOf(after, 'mcp_pool_worker_restarts_total', { pool: 'javascript', reason: 'start_failed' }) + valueOf(after, 'mcp_pool_worker_restarts_total', { pool: 'filesystem', reason: 'start_failed' });
+  const restarts =
+    valueOf(after, 'mcp_pool_worker_restarts_total', { pool: 'javascript', reason: 'start_failed' }) +
+    valueOf(after, 'mcp_pool_worker_restarts_total', { pool: 'filesystem', reason: 'start_failed' });
   t.ok(restarts >= 3, `${restarts} failed starts counted in mcp_pool_worker_restarts_total`);
   t.equal(server.child.pid, serverPid);
   t.ok(server.child.exitCode === null, 'no restart: the same process serves');
   const entered = (server.stderr().match(/worker pool in a crash loop/g) ?? []).length;
   const left = (server.stderr().match(/worker pool recovered from its crash loop/g) ?? []).length;
   // One line per transition, not per failed start: both pools entered (and left) at least once.
-  t.ok(entered >= 2 && left === entered && entered * 3 <= killed.size, `one warn line per pool entering (${entered}) and leaving (${left}) the crash loop, for ${killed.size} kills`);
+  t.ok(
+    entered >= 2 && left === entered && entered * 3 <= killed.size,
+    `one warn line per pool entering (${entered}) and leaving (${left}) the crash loop, for ${killed.size} kills`,
+  );
 
   // Every answered call has exactly one outcome record.
   await Promise.allSettled(clients.map((c) => c.close()));

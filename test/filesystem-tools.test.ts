@@ -132,7 +132,7 @@ test('read_file: text with size, sha256, mime and the root-relative path', async
   t.equal(json.mime, 'application/json');
   t.equal(json.content, '{"k": 1}\n');
   t.equal(json.path, 'sub/deeper/data.json', 'asked by absolute path, answered relative to the root');
-  t.notOk(JSON.stringify(json).includes(sb.root), 'the server\'s root appears nowhere in the result');
+  t.notOk(JSON.stringify(json).includes(sb.root), "the server's root appears nowhere in the result");
   fs.writeFileSync(path.join(sb.root, 'README'), 'no extension\n');
   t.equal(ok(t, await call('read_file', { path: 'README' }), 'read README').mime, 'text/plain', 'text without an extension is text/plain');
   fs.writeFileSync(path.join(sb.root, 'utf8.txt'), 'grüße, 世界 🎉\n');
@@ -276,7 +276,13 @@ test('list_directory: flat, recursive, depth', async (t) => {
   t.equal(flat.path, sb.root);
   t.equal(flat.truncated, false);
   const hello = entriesOf(flat).find((e) => e.path === 'hello.txt');
-  t.same(entriesOf(flat).map((e) => [e.path, e.kind]), [['hello.txt', 'file'], ['sub', 'directory']]);
+  t.same(
+    entriesOf(flat).map((e) => [e.path, e.kind]),
+    [
+      ['hello.txt', 'file'],
+      ['sub', 'directory'],
+    ],
+  );
   t.equal(hello?.size, 13);
   t.equal(hello?.mtime, fs.statSync(path.join(sb.root, 'hello.txt')).mtime.toISOString());
 
@@ -317,7 +323,10 @@ test('list_directory: glob pattern and include_hidden', async (t) => {
   t.ok(pathsOf(withHidden).includes('.hidden.txt'));
   t.ok(pathsOf(withHidden).includes('.hdir/inner.txt'));
   const noHidden = ok(t, await call('list_directory', { path: '.', recursive: true, include_hidden: false }), 'include_hidden false');
-  t.notOk(pathsOf(noHidden).some((p) => p.startsWith('.') || p.includes('/.')), 'no hidden entry and nothing below one');
+  t.notOk(
+    pathsOf(noHidden).some((p) => p.startsWith('.') || p.includes('/.')),
+    'no hidden entry and nothing below one',
+  );
   t.same(pathsOf(noHidden), ['hello.txt', 'sub', 'sub/deeper', 'sub/deeper/data.json', 'sub/notes.md', 'sub/other.txt']);
   const hiddenGlob = ok(t, await call('list_directory', { path: '.', recursive: true, pattern: '**/*.txt', include_hidden: true }), 'glob with hidden');
   t.same(pathsOf(hiddenGlob), ['.hdir/inner.txt', '.hidden.txt', 'hello.txt', 'sub/other.txt']);
@@ -357,8 +366,14 @@ test('list_directory: links are reported as symlink and never followed', async (
     t.equal(byPath.get(name)?.kind, 'symlink', `${name} is a symlink entry`);
     t.equal(byPath.get(name)?.size, 0, `${name}: no size of the target`);
   }
-  t.notOk(pathsOf(rec).some((p) => /^(escape|sublink|flink|inlink)\//.test(p)), 'nothing listed below a link');
-  t.notOk(pathsOf(rec).some((p) => p.includes('secret')), 'no outside name');
+  t.notOk(
+    pathsOf(rec).some((p) => /^(escape|sublink|flink|inlink)\//.test(p)),
+    'nothing listed below a link',
+  );
+  t.notOk(
+    pathsOf(rec).some((p) => p.includes('secret')),
+    'no outside name',
+  );
   t.notOk(JSON.stringify(rec).includes(SECRET));
   t.match((await call('list_directory', { path: '.' })).result?.text, /\[LINK\] escape/);
   // Listing through a link that stays inside resolves it (the analyser's canonical path).
@@ -393,7 +408,14 @@ test('search_files: substring, case-insensitive by default', async (t) => {
   // Several matches: every line, with line and column; long lines are shown cut.
   fs.writeFileSync(path.join(sb.root, 'multi.txt'), `x\nfoo here\n  and FOO there\n${'y'.repeat(1000)}foo\n`);
   const multi = ok(t, await call('search_files', { path: '.', query: 'foo', pattern: 'multi.txt' }), 'multi');
-  t.same(matchesOf(multi).map((m) => [m.line, m.column]), [[2, 1], [3, 7], [4, 1001]]);
+  t.same(
+    matchesOf(multi).map((m) => [m.line, m.column]),
+    [
+      [2, 1],
+      [3, 7],
+      [4, 1001],
+    ],
+  );
   t.equal(matchesOf(multi)[2]?.text.length, 300, 'a long line is cut to 300 characters');
   t.equal(matchesOf(ok(t, await call('search_files', { path: '.', query: 'alpha', pattern: '**/*.md' }), 'glob')).length, 1);
   t.same(matchesOf(ok(t, await call('search_files', { path: '.', query: 'alpha', pattern: '*.txt' }), 'glob that excludes')), []);
@@ -405,10 +427,16 @@ test('search_files: substring, case-insensitive by default', async (t) => {
 test('search_files: RE2 regular expressions; invalid and backtracking patterns', async (t) => {
   const { sb, call } = await session(t);
   const re = ok(t, await call('search_files', { path: '.', query: 'ne+dle\\s+g', regex: true }), 'regex');
-  t.same(matchesOf(re).map((m) => [m.path, m.line, m.column]), [['sub/notes.md', 3, 6]]);
+  t.same(
+    matchesOf(re).map((m) => [m.path, m.line, m.column]),
+    [['sub/notes.md', 3, 6]],
+  );
   t.equal(matchesOf(ok(t, await call('search_files', { path: '.', query: 'NE+DLE', regex: true }), 'regex, case-insensitive')).length, 1);
   t.same(matchesOf(ok(t, await call('search_files', { path: '.', query: 'NE+DLE', regex: true, case_sensitive: true }), 'regex, case-sensitive')), []);
-  t.same(matchesOf(ok(t, await call('search_files', { path: '.', query: '^# N', regex: true }), 'anchored')).map((m) => m.line), [1]);
+  t.same(
+    matchesOf(ok(t, await call('search_files', { path: '.', query: '^# N', regex: true }), 'anchored')).map((m) => m.line),
+    [1],
+  );
   // Regex syntax is not a substring: '.' matches any character only in regex mode.
   t.same(matchesOf(ok(t, await call('search_files', { path: '.', query: 'h.llo' }), 'substring h.llo')), []);
   t.equal(matchesOf(ok(t, await call('search_files', { path: '.', query: 'h.llo', regex: true }), 'regex h.llo')).length, 1);
@@ -423,7 +451,13 @@ test('search_files: RE2 regular expressions; invalid and backtracking patterns',
 
   fs.writeFileSync(path.join(sb.root, 'redos.txt'), `${'a'.repeat(100_000)}!\n`);
   fs.writeFileSync(path.join(sb.root, 'redos2.txt'), `${'x'.repeat(50_000)}\n`);
-  for (const [pattern, hits] of [['(a+)+$', 0], ['(a|a)*b', 0], ['(a+)+!', 1], ['(x+x+)+y', 0], ['^(a|aa)+$', 0]] as const) {
+  for (const [pattern, hits] of [
+    ['(a+)+$', 0],
+    ['(a|a)*b', 0],
+    ['(a+)+!', 1],
+    ['(x+x+)+y', 0],
+    ['^(a|aa)+$', 0],
+  ] as const) {
     const started = performance.now();
     const o = await call('search_files', { path: '.', query: pattern, regex: true, pattern: 'redos*.txt' });
     const ms = performance.now() - started;
@@ -438,7 +472,10 @@ test('search_files: max_results truncation; the configured cap wins', async (t) 
   const { sb, call } = await session(t, { filesystem: { roots: ['data'], search: { max_results: 8 } } });
   fs.writeFileSync(path.join(sb.root, 'hits.txt'), Array.from({ length: 50 }, (_, i) => `hit ${i}`).join('\n'));
   const five = ok(t, await call('search_files', { path: '.', query: 'hit', max_results: 5 }), 'max_results 5');
-  t.same(matchesOf(five).map((m) => m.line), [1, 2, 3, 4, 5]);
+  t.same(
+    matchesOf(five).map((m) => m.line),
+    [1, 2, 3, 4, 5],
+  );
   t.equal(five.truncated, true);
   t.equal(five.truncated_reason, 'max_results');
   const capped = ok(t, await call('search_files', { path: '.', query: 'hit', max_results: 100 }), 'more than the config allows');
@@ -460,10 +497,21 @@ test('search_files: binary, hidden, hard-linked, too-large and blocked-extension
   fs.writeFileSync(r('ok.txt'), 'plain needle\n');
   fs.linkSync(r('ok.txt'), r('ok-hardlink.txt'));
   const s = ok(t, await call('search_files', { path: '.', query: 'needle' }), 'search with skips');
-  t.same(matchesOf(s).map((m) => m.path).sort(), ['sub/notes.md'], 'only the plain, unlinked text file matches');
+  t.same(
+    matchesOf(s)
+      .map((m) => m.path)
+      .sort(),
+    ['sub/notes.md'],
+    'only the plain, unlinked text file matches',
+  );
   t.match(s.skipped, { binary: 1, too_large: 1, hardlinked: 2, blocked_extension: 3, changed: 0 });
   const hidden = ok(t, await call('search_files', { path: '.', query: 'needle', include_hidden: true }), 'include_hidden');
-  t.same(matchesOf(hidden).map((m) => m.path).sort(), ['.hidden.txt', 'sub/notes.md']);
+  t.same(
+    matchesOf(hidden)
+      .map((m) => m.path)
+      .sort(),
+    ['.hidden.txt', 'sub/notes.md'],
+  );
   // read_file refuses the same files by policy.
   denied(t, await call('read_file', { path: 'server.pem' }), 'policy_denied', 'path.blocked_extension', 'read server.pem');
   denied(t, await call('read_file', { path: 'private.KEY' }), 'policy_denied', 'path.blocked_extension', 'read private.KEY');
@@ -490,7 +538,10 @@ test('search_files never returns content that read_file refuses by policy (block
     const s = ok(t, await call('search_files', { path: '.', query: 'needle', include_hidden }), `search include_hidden ${include_hidden}`);
     const leaked = matchesOf(s).filter((m) => blocked.includes(m.path));
     t.same(leaked, [], `include_hidden ${include_hidden}: no match inside a file read_file refuses`);
-    t.same(matchesOf(s).map((m) => m.path), ['sub/notes.md']);
+    t.same(
+      matchesOf(s).map((m) => m.path),
+      ['sub/notes.md'],
+    );
   }
 });
 
@@ -581,7 +632,11 @@ test('every allowed, denied and failed call is in the audit log with its outcome
   t.same(rec(badRe).outcome?.reasons, ['search.invalid_regex']);
   t.same(rec(badArgs).masked, ['args'], 'unvalidated arguments are masked');
   const seqs = records.map((r) => r.seq as number);
-  t.same(seqs, [...seqs].sort((a, b) => a - b), 'records are in sequence');
+  t.same(
+    seqs,
+    [...seqs].sort((a, b) => a - b),
+    'records are in sequence',
+  );
   const v = spawnSync(process.execPath, [BIN, 'audit', 'verify', sb.auditPath, '--json'], { encoding: 'utf8' });
   t.equal(v.status, 0, v.stdout + v.stderr);
 });

@@ -32,7 +32,10 @@ async function setup(t: Test) {
     return { ...gate.app.deps, tools: new Map([...gate.app.deps.tools, ['read_file', stub]]), ...extra };
   };
   const call = (deps: GateDeps, signal = new AbortController().signal) =>
-    runGate({ tool: 'read_file', args: { path: 'hello.txt' }, context: { transport: 'stdio', requestId: crypto.randomUUID(), receivedAt: new Date(), signal } }, deps);
+    runGate(
+      { tool: 'read_file', args: { path: 'hello.txt' }, context: { transport: 'stdio', requestId: crypto.randomUUID(), receivedAt: new Date(), signal } },
+      deps,
+    );
   return { sb, gate, withExecutor, call };
 }
 
@@ -72,7 +75,10 @@ t.test('a cleared mark is a plain timeout; an executor that reports cancellation
   });
   t.equal((await call(cleared)).denial?.code, 'timeout');
   const { DenialError, deny } = await import('../src/core/denial.js');
-  const polite = withExecutor((c) => new Promise((_, reject) => c.context.signal.addEventListener('abort', () => reject(new DenialError(deny('cancelled', 'stopped', ['call.cancelled']))))));
+  const polite = withExecutor(
+    (c) =>
+      new Promise((_, reject) => c.context.signal.addEventListener('abort', () => reject(new DenialError(deny('cancelled', 'stopped', ['call.cancelled']))))),
+  );
   const o = await call(polite);
   t.equal(o.denial?.code, 'timeout', 'the deadline, not a client cancellation');
 });
@@ -80,7 +86,10 @@ t.test('a cleared mark is a plain timeout; an executor that reports cancellation
 t.test('a client cancellation stays a cancellation', async (t) => {
   const { withExecutor, call } = await setup(t);
   const { DenialError, deny } = await import('../src/core/denial.js');
-  const deps = withExecutor((c) => new Promise((_, reject) => c.context.signal.addEventListener('abort', () => reject(new DenialError(deny('cancelled', 'stopped', ['call.cancelled']))))));
+  const deps = withExecutor(
+    (c) =>
+      new Promise((_, reject) => c.context.signal.addEventListener('abort', () => reject(new DenialError(deny('cancelled', 'stopped', ['call.cancelled']))))),
+  );
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 50);
   const o = await call(deps, ac.signal);
@@ -92,11 +101,19 @@ t.test('a stage that hangs past the deadline: answered at the deadline, and the 
   let executed = 0;
   let release: () => void = () => undefined;
   const hanging = new Promise<void>((r) => (release = r));
-  const buckets = { take: async () => { await hanging; return { ok: true as const }; } } as unknown as GateDeps['buckets'];
-  const deps = withExecutor(async () => {
-    executed++;
-    return { text: 'ran', structured: {} };
-  }, { buckets });
+  const buckets = {
+    take: async () => {
+      await hanging;
+      return { ok: true as const };
+    },
+  } as unknown as GateDeps['buckets'];
+  const deps = withExecutor(
+    async () => {
+      executed++;
+      return { text: 'ran', structured: {} };
+    },
+    { buckets },
+  );
   const t0 = performance.now();
   const o = await call(deps);
   t.ok(performance.now() - t0 <= CAP_MS + BOUND_MS, 'answered within the bound');

@@ -4,7 +4,6 @@ import { makeSandbox } from './helpers/fixtures.js';
 import { startHttpServer, type HttpServerProcess } from './helpers/clients.js';
 import { isDenialCode } from '../src/core/codes.js';
 
-
 let server: HttpServerProcess;
 const sb = makeSandbox({ server: { http: { max_body_bytes: 4096, allowed_origins: ['http://trusted.example'] } } });
 t.before(async () => {
@@ -75,13 +74,22 @@ t.test('malformed JSON-RPC and protocol errors', async (t) => {
 
 t.test('a stateless tools/call without a session works and wrong argument types are typed denials', async (t) => {
   const headers = { ...JSON_HEADERS, 'mcp-protocol-version': '2025-11-25' };
-  const ok = await request(server.url, { headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } }) });
+  const ok = await request(server.url, {
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'hello.txt' } } }),
+  });
   t.equal(ok.status, 200);
   t.equal(JSON.parse(ok.body).result.structuredContent.content, 'hello, world\n');
-  const wrong = await request(server.url, { headers, body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'read_file', arguments: { path: 42 } } }) });
+  const wrong = await request(server.url, {
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'read_file', arguments: { path: 42 } } }),
+  });
   const res = JSON.parse(wrong.body).result;
   t.equal(res.isError, true);
   t.equal(res.structuredContent.error.code, 'invalid_input');
-  const unknown = await request(server.url, { headers, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'rm_rf', arguments: {} } }) });
+  const unknown = await request(server.url, {
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'rm_rf', arguments: {} } }),
+  });
   t.equal(JSON.parse(unknown.body).error.code, -32602, 'unknown tool is a JSON-RPC invalid-params error');
 });

@@ -25,7 +25,10 @@ t.test('node:vm is not a boundary and appears nowhere', async (t) => {
 });
 
 t.test('user SQL reaches postgres.js only through the executor, never through the simple protocol', async (t) => {
-  const users = files.filter((f) => /\.unsafe\(/.test(f.text)).map((f) => f.file).sort();
+  const users = files
+    .filter((f) => /\.unsafe\(/.test(f.text))
+    .map((f) => f.file)
+    .sort();
   // pg-executor: its own constant BEGIN/SET LOCAL text, and the analysed text with bound params;
   // the audit backend and the key store: their own schema files.
   t.same(users, ['src/audit/postgres-log.ts', 'src/auth/postgres-key-store.ts', 'src/tools/database/pg-executor.ts']);
@@ -43,7 +46,10 @@ t.test('DNS and sockets only in the URL analyser, the API tools and the transpor
 t.test('only src/execution starts the server child processes (the CLI runs opa in the foreground)', async (t) => {
   const allowed = /^(src\/execution\/|src\/cli\/)/;
   const starters = files.filter((f) => /from ['"](node:)?(child_process|worker_threads|cluster)['"]/.test(f.text)).map((f) => f.file);
-  t.ok(starters.some((f) => f.startsWith('src/execution/')), 'the pools are found (the pattern still matches)');
+  t.ok(
+    starters.some((f) => f.startsWith('src/execution/')),
+    'the pools are found (the pattern still matches)',
+  );
   for (const file of starters) t.match(file, allowed, `${file} may start processes`);
 });
 

@@ -4,8 +4,21 @@ import t from 'tap';
 import { ROOT } from './helpers/fixtures.js';
 
 // The layering is data (scripts/layers.json); this runs the same check `npm run lint` does.
-interface Edge { from: string; to: string; from_layer: string; to_layer: string }
-interface Report { files: number; imports: number; upward: Edge[]; cycles: string[][]; unplaced: string[]; missing: string[]; stale_debts: string[] }
+interface Edge {
+  from: string;
+  to: string;
+  from_layer: string;
+  to_layer: string;
+}
+interface Report {
+  files: number;
+  imports: number;
+  upward: Edge[];
+  cycles: string[][];
+  unplaced: string[];
+  missing: string[];
+  stale_debts: string[];
+}
 interface Checker {
   check(): Report;
   cyclesOf(graph: Map<string, string[]>): string[][];
@@ -37,5 +50,12 @@ t.test('the checker finds what it must', async (t) => {
     ['d.ts', ['d.ts']],
     ['e.ts', ['a.ts']],
   ]);
-  t.same(checker.cyclesOf(graph).map((c) => c.join(' ')).sort(), ['a.ts b.ts c.ts', 'd.ts'], 'a three-file cycle and a self-import; e.ts is in none');
+  t.same(
+    checker
+      .cyclesOf(graph)
+      .map((c) => c.join(' '))
+      .sort(),
+    ['a.ts b.ts c.ts', 'd.ts'],
+    'a three-file cycle and a self-import; e.ts is in none',
+  );
 });

@@ -9,7 +9,10 @@ import { makeSandbox } from './helpers/fixtures.js';
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
 
 let gate: InProcessGate;
-const sb = makeSandbox({ javascript: { memory_mb: 32, timeout_ms: 700, max_output_bytes: 16384 }, execution: { timeout_ms: 10000, javascript_pool: { size: 1, max_queue: 16, heap_mb: 192 } } });
+const sb = makeSandbox({
+  javascript: { memory_mb: 32, timeout_ms: 700, max_output_bytes: 16384 },
+  execution: { timeout_ms: 10000, javascript_pool: { size: 1, max_queue: 16, heap_mb: 192 } },
+});
 t.before(async () => {
   gate = await inProcessGate(sb.configPath);
 });
@@ -52,7 +55,9 @@ t.test('replaced intrinsics neither break nor forge the result', async (t) => {
 });
 
 t.test('console keeps working when Array and JSON methods are replaced', async (t) => {
-  const o = await run('Array.prototype.map = () => ["FORGED"]; Array.prototype.join = () => "FORGED"; Object.defineProperty(Array, Symbol.species, { get() { throw new Error("species") } }); JSON.stringify = () => "FORGED"; console.log("a", 1, { b: 2 }); console.error("e"); return null');
+  const o = await run(
+    'Array.prototype.map = () => ["FORGED"]; Array.prototype.join = () => "FORGED"; Object.defineProperty(Array, Symbol.species, { get() { throw new Error("species") } }); JSON.stringify = () => "FORGED"; console.log("a", 1, { b: 2 }); console.error("e"); return null',
+  );
   t.equal(o.status, 'ok');
   t.equal(o.result?.structured.logs, 'a 1 {"b":2}\ne\n', 'logs formatted with the captured intrinsics');
   const prog = await run('Number = () => NaN; progress(1, 2); return "p"');

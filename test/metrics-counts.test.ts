@@ -51,7 +51,7 @@ async function call(bearer: string | undefined, name: string, args: Record<strin
   });
   if (res.status !== 200) return { status: res.status, code: undefined };
   const result = JSON.parse(res.body).result as { isError?: boolean; structuredContent?: { error?: { code: string } } };
-  return { status: 200, code: result.isError ? result.structuredContent?.error?.code ?? 'missing-error' : undefined };
+  return { status: 200, code: result.isError ? (result.structuredContent?.error?.code ?? 'missing-error') : undefined };
 }
 
 async function scrape(): Promise<Sample[]> {
@@ -68,11 +68,16 @@ function series(all: readonly Sample[], name: string, labelOrder: string[]): Rec
 }
 
 function histogramConsistent(t: Test, all: readonly Sample[], name: string, labels: Record<string, string>, positiveSum = true): void {
-  const buckets = samples(all, `${name}_bucket`, labels).sort((a, b) => Number(a.labels.le === '+Inf' ? Infinity : a.labels.le) - Number(b.labels.le === '+Inf' ? Infinity : b.labels.le));
+  const buckets = samples(all, `${name}_bucket`, labels).sort(
+    (a, b) => Number(a.labels.le === '+Inf' ? Infinity : a.labels.le) - Number(b.labels.le === '+Inf' ? Infinity : b.labels.le),
+  );
   const count = valueOf(all, `${name}_count`, labels);
   t.equal(buckets.at(-1)?.labels.le, '+Inf', `${name} ${JSON.stringify(labels)}: has a +Inf bucket`);
   t.equal(buckets.at(-1)?.value, count, `${name} ${JSON.stringify(labels)}: +Inf bucket = count`);
-  t.ok(buckets.every((b, i) => i === 0 || b.value >= buckets[i - 1]!.value), `${name} ${JSON.stringify(labels)}: cumulative buckets`);
+  t.ok(
+    buckets.every((b, i) => i === 0 || b.value >= buckets[i - 1]!.value),
+    `${name} ${JSON.stringify(labels)}: cumulative buckets`,
+  );
   if (positiveSum) t.ok(valueOf(all, `${name}_sum`, labels) > 0, `${name} ${JSON.stringify(labels)}: a positive sum`);
 }
 
@@ -93,36 +98,61 @@ t.test('after a known run of calls, every series counts exactly those calls', as
   outcomes.push(await call(`bwk_0123456789abcdef_${'x'.repeat(43)}`, 'read_file', { path: 'hello.txt' }));
 
   // The premise: each call ended as intended.
-  t.same(outcomes.map((o) => o.code ?? o.status), [
-    200, 200, 200, 200, 200,
-    'path_rejected',
-    'policy_denied', 'policy_denied', 'policy_denied',
-    'tool_error',
-    200, 200, 'rate_limited', 'rate_limited',
-    401, 401,
-  ]);
+  t.same(
+    outcomes.map((o) => o.code ?? o.status),
+    [
+      200,
+      200,
+      200,
+      200,
+      200,
+      'path_rejected',
+      'policy_denied',
+      'policy_denied',
+      'policy_denied',
+      'tool_error',
+      200,
+      200,
+      'rate_limited',
+      'rate_limited',
+      401,
+      401,
+    ],
+  );
 
   const m = await scrape();
-  t.same(series(m, 'mcp_requests_total', ['tool', 'status']), {
-    'tool=read_file,status=ok': 5,
-    'tool=read_file,status=denied': 1,
-    'tool=run_javascript,status=denied': 3,
-    'tool=run_javascript,status=error': 1,
-    'tool=file_info,status=ok': 2,
-    'tool=file_info,status=denied': 2,
-    'tool=http:authenticate,status=denied': 2,
-  }, 'mcp_requests_total{tool,status}: one per call, by how it ended');
+  t.same(
+    series(m, 'mcp_requests_total', ['tool', 'status']),
+    {
+      'tool=read_file,status=ok': 5,
+      'tool=read_file,status=denied': 1,
+      'tool=run_javascript,status=denied': 3,
+      'tool=run_javascript,status=error': 1,
+      'tool=file_info,status=ok': 2,
+      'tool=file_info,status=denied': 2,
+      'tool=http:authenticate,status=denied': 2,
+    },
+    'mcp_requests_total{tool,status}: one per call, by how it ended',
+  );
 
   const perTool = { read_file: 6, run_javascript: 4, file_info: 4, 'http:authenticate': 2 };
-  t.same(series(m, 'mcp_request_duration_seconds_count', ['tool']), Object.fromEntries(Object.entries(perTool).map(([k, v]) => [`tool=${k}`, v])), 'mcp_request_duration_seconds_count{tool}');
+  t.same(
+    series(m, 'mcp_request_duration_seconds_count', ['tool']),
+    Object.fromEntries(Object.entries(perTool).map(([k, v]) => [`tool=${k}`, v])),
+    'mcp_request_duration_seconds_count{tool}',
+  );
   // (A refused bearer is audited with duration_ms 0, so only the gated tools have a positive sum.)
   for (const tool of Object.keys(perTool)) histogramConsistent(t, m, 'mcp_request_duration_seconds', { tool }, tool !== 'http:authenticate');
 
-  t.same(series(m, 'mcp_policy_decisions_total', ['decision', 'code']), {
-    'decision=allow,code=none': 7,
-    'decision=deny,code=policy_denied': 3,
-    'decision=allow,code=tool_error': 1,
-  }, 'mcp_policy_decisions_total: only calls that reached the policy (not the analyser refusal, the rate-limited calls or the 401s)');
+  t.same(
+    series(m, 'mcp_policy_decisions_total', ['decision', 'code']),
+    {
+      'decision=allow,code=none': 7,
+      'decision=deny,code=policy_denied': 3,
+      'decision=allow,code=tool_error': 1,
+    },
+    'mcp_policy_decisions_total: only calls that reached the policy (not the analyser refusal, the rate-limited calls or the 401s)',
+  );
 
   t.same(series(m, 'mcp_rate_limited_total', ['scope']), { 'scope=principal': 2 }, 'mcp_rate_limited_total{scope}');
 
@@ -144,25 +174,33 @@ t.test('after a known run of calls, every series counts exactly those calls', as
   }
 
   // Bearer checks: 14 accepted tool-call POSTs plus this scrape; the two refusals by reason.
-  t.same(series(m, 'mcp_auth_total', ['outcome', 'reason']), {
-    'outcome=ok,reason=api_key': 15,
-    'outcome=refused,reason=auth.missing': 1,
-    'outcome=refused,reason=auth.unknown_key': 1,
-  }, 'mcp_auth_total{outcome,reason}');
+  t.same(
+    series(m, 'mcp_auth_total', ['outcome', 'reason']),
+    {
+      'outcome=ok,reason=api_key': 15,
+      'outcome=refused,reason=auth.missing': 1,
+      'outcome=refused,reason=auth.unknown_key': 1,
+    },
+    'mcp_auth_total{outcome,reason}',
+  );
 
-  t.same(series(m, 'mcp_gate_stage_total', ['stage', 'outcome']), {
-    'stage=authenticate,outcome=pass': 14,
-    'stage=rate_limit,outcome=pass': 12,
-    'stage=rate_limit,outcome=deny': 2,
-    'stage=validate,outcome=pass': 12,
-    'stage=analyse,outcome=pass': 11,
-    'stage=analyse,outcome=deny': 1,
-    'stage=decide,outcome=pass': 8,
-    'stage=decide,outcome=deny': 3,
-    'stage=execute,outcome=pass': 7,
-    'stage=execute,outcome=deny': 1,
-    'stage=record,outcome=pass': 14,
-  }, 'mcp_gate_stage_total{stage,outcome}: every stage of every gated call');
+  t.same(
+    series(m, 'mcp_gate_stage_total', ['stage', 'outcome']),
+    {
+      'stage=authenticate,outcome=pass': 14,
+      'stage=rate_limit,outcome=pass': 12,
+      'stage=rate_limit,outcome=deny': 2,
+      'stage=validate,outcome=pass': 12,
+      'stage=analyse,outcome=pass': 11,
+      'stage=analyse,outcome=deny': 1,
+      'stage=decide,outcome=pass': 8,
+      'stage=decide,outcome=deny': 3,
+      'stage=execute,outcome=pass': 7,
+      'stage=execute,outcome=deny': 1,
+      'stage=record,outcome=pass': 14,
+    },
+    'mcp_gate_stage_total{stage,outcome}: every stage of every gated call',
+  );
 
   // One more call moves each of its series by exactly one; a scrape is not a call.
   t.equal((await call(token.dev, 'read_file', { path: 'hello.txt' })).code, undefined);

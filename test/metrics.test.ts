@@ -9,11 +9,13 @@ t.setTimeout(240_000);
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -36,7 +38,13 @@ t.test('loopback-only: /metrics on a per-app registry, /health, /ready', async (
   t.match(m.body, /mcp_audit_append_duration_seconds_count 2/);
   t.match(m.body, /mcp_worker_pool_size\{pool="/);
   t.match(m.body, /bulwark_process_cpu_user_seconds_total/);
-  t.same(JSON.parse((await get(`${server.base}/ready`)).body).checks, { policy: true, audit: true, filesystem_pool: true, javascript_pool: true, database: true });
+  t.same(JSON.parse((await get(`${server.base}/ready`)).body).checks, {
+    policy: true,
+    audit: true,
+    filesystem_pool: true,
+    javascript_pool: true,
+    database: true,
+  });
   t.equal((await get(`${server.base}/health`)).status, 200);
 });
 
@@ -69,10 +77,19 @@ t.test('doctor checks the key store', async (t) => {
   const doctor = () => spawnSync(process.execPath, [BIN, 'doctor', '--config', sb.configPath, '--json'], { env: cleanChildEnv(), encoding: 'utf8' });
   const before = doctor();
   t.equal(before.status, 1);
-  t.match(JSON.parse(before.stdout).checks.find((c: { check: string }) => c.check === 'keys'), { ok: false, detail: /no active key/ });
-  const c = spawnSync(process.execPath, [BIN, 'keys', 'create', '--principal', 'p', '--roles', 'developer', '--config', sb.configPath], { env: cleanChildEnv(), encoding: 'utf8' });
+  t.match(
+    JSON.parse(before.stdout).checks.find((c: { check: string }) => c.check === 'keys'),
+    { ok: false, detail: /no active key/ },
+  );
+  const c = spawnSync(process.execPath, [BIN, 'keys', 'create', '--principal', 'p', '--roles', 'developer', '--config', sb.configPath], {
+    env: cleanChildEnv(),
+    encoding: 'utf8',
+  });
   t.equal(c.status, 0, c.stderr);
   const after = doctor();
   t.equal(after.status, 0, after.stdout);
-  t.match(JSON.parse(after.stdout).checks.find((x: { check: string }) => x.check === 'keys'), { ok: true, detail: /1 active of 1/ });
+  t.match(
+    JSON.parse(after.stdout).checks.find((x: { check: string }) => x.check === 'keys'),
+    { ok: true, detail: /1 active of 1/ },
+  );
 });

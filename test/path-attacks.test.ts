@@ -279,16 +279,25 @@ t.test('links inside the root that point outside are refused; links that stay in
   t.equal(list.status, 'ok');
   // sub also holds sub/link-up and sub/chain-c from above: reported as links.
   const subEntries = list.result?.structured.entries as { path: string; kind: string }[];
-  t.same(subEntries.map((e) => `${e.kind}:${e.path}`), ['symlink:chain-c', 'directory:deeper', 'symlink:link-up', 'file:notes.md']);
+  t.same(
+    subEntries.map((e) => `${e.kind}:${e.path}`),
+    ['symlink:chain-c', 'directory:deeper', 'symlink:link-up', 'file:notes.md'],
+  );
   const search = await gate.call('search_files', { path: 'good-dir', query: 'needle' });
   t.equal(search.status, 'ok');
-  t.same((search.result?.structured.matches as { path: string }[]).map((m) => m.path), ['notes.md']);
+  t.same(
+    (search.result?.structured.matches as { path: string }[]).map((m) => m.path),
+    ['notes.md'],
+  );
 
   // Listing and searching the root never follow the escaping links.
   const all = await gate.call('list_directory', { path: '.', recursive: true, include_hidden: true });
   t.equal(all.status, 'ok');
   const entries = all.result?.structured.entries as { path: string; kind: string }[];
-  t.notOk(entries.some((e) => e.path.startsWith('link-dir/') || e.path.startsWith('link-slash/') || e.path.startsWith('link-proc-root/')), 'no entry below a link');
+  t.notOk(
+    entries.some((e) => e.path.startsWith('link-dir/') || e.path.startsWith('link-slash/') || e.path.startsWith('link-proc-root/')),
+    'no entry below a link',
+  );
   t.equal(entries.find((e) => e.path === 'link-dir')?.kind, 'symlink');
   const found = await gate.call('search_files', { path: '.', query: 'CANARY', include_hidden: true });
   t.equal(found.status, 'ok');
@@ -314,31 +323,49 @@ function readReq(pin: ReturnType<typeof analysePath>) {
 
 t.test('a file swapped for a link after the check is refused by the read executor', async (t) => {
   const variants: [string, (sb: Sandbox, target: string) => void][] = [
-    ['absolute link to the secret', (sb, target) => {
-      fs.rmSync(target);
-      fs.symlinkSync(secretPath(sb), target);
-    }],
-    ['relative link to the secret', (_sb, target) => {
-      fs.rmSync(target);
-      fs.symlinkSync('../outside/secret.txt', target);
-    }],
-    ['link renamed atomically over the file', (sb, target) => {
-      fs.symlinkSync(secretPath(sb), `${target}.tmp`);
-      fs.renameSync(`${target}.tmp`, target);
-    }],
-    ['a hard link to the secret renamed over the file', (sb, target) => {
-      fs.linkSync(secretPath(sb), `${target}.tmp`);
-      fs.renameSync(`${target}.tmp`, target);
-    }],
-    ['a copy of the secret renamed over the file', (sb, target) => {
-      fs.copyFileSync(secretPath(sb), `${target}.tmp`);
-      fs.renameSync(`${target}.tmp`, target);
-    }],
-    ['a link to another file inside the root', (sb, target) => {
-      fs.writeFileSync(path.join(sb.root, 'other.txt'), `${SECRET} inside\n`);
-      fs.rmSync(target);
-      fs.symlinkSync('other.txt', target);
-    }],
+    [
+      'absolute link to the secret',
+      (sb, target) => {
+        fs.rmSync(target);
+        fs.symlinkSync(secretPath(sb), target);
+      },
+    ],
+    [
+      'relative link to the secret',
+      (_sb, target) => {
+        fs.rmSync(target);
+        fs.symlinkSync('../outside/secret.txt', target);
+      },
+    ],
+    [
+      'link renamed atomically over the file',
+      (sb, target) => {
+        fs.symlinkSync(secretPath(sb), `${target}.tmp`);
+        fs.renameSync(`${target}.tmp`, target);
+      },
+    ],
+    [
+      'a hard link to the secret renamed over the file',
+      (sb, target) => {
+        fs.linkSync(secretPath(sb), `${target}.tmp`);
+        fs.renameSync(`${target}.tmp`, target);
+      },
+    ],
+    [
+      'a copy of the secret renamed over the file',
+      (sb, target) => {
+        fs.copyFileSync(secretPath(sb), `${target}.tmp`);
+        fs.renameSync(`${target}.tmp`, target);
+      },
+    ],
+    [
+      'a link to another file inside the root',
+      (sb, target) => {
+        fs.writeFileSync(path.join(sb.root, 'other.txt'), `${SECRET} inside\n`);
+        fs.rmSync(target);
+        fs.symlinkSync('other.txt', target);
+      },
+    ],
   ];
   for (const [label, swap] of variants) {
     const sb = freshSandbox(t);
@@ -359,22 +386,34 @@ t.test('a file swapped for a link after the check is refused by the read executo
 
 t.test('an intermediate directory swapped after the check is refused', async (t) => {
   const variants: [string, (sb: Sandbox) => void][] = [
-    ['for a link to the outside folder', (sb) => {
-      fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
-      fs.symlinkSync(sb.outside, path.join(sb.root, 'sub'));
-    }],
-    ['for a relative link to the outside folder', (sb) => {
-      fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
-      fs.symlinkSync('../outside', path.join(sb.root, 'sub'));
-    }],
-    ['for the outside folder itself, moved in', (sb) => {
-      fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
-      fs.renameSync(sb.outside, path.join(sb.root, 'sub'));
-    }],
-    ['for a file', (sb) => {
-      fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
-      fs.copyFileSync(secretPath(sb), path.join(sb.root, 'sub'));
-    }],
+    [
+      'for a link to the outside folder',
+      (sb) => {
+        fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
+        fs.symlinkSync(sb.outside, path.join(sb.root, 'sub'));
+      },
+    ],
+    [
+      'for a relative link to the outside folder',
+      (sb) => {
+        fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
+        fs.symlinkSync('../outside', path.join(sb.root, 'sub'));
+      },
+    ],
+    [
+      'for the outside folder itself, moved in',
+      (sb) => {
+        fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
+        fs.renameSync(sb.outside, path.join(sb.root, 'sub'));
+      },
+    ],
+    [
+      'for a file',
+      (sb) => {
+        fs.renameSync(path.join(sb.root, 'sub'), path.join(sb.root, 'sub.old'));
+        fs.copyFileSync(secretPath(sb), path.join(sb.root, 'sub'));
+      },
+    ],
   ];
   for (const [label, swap] of variants) {
     const sb = freshSandbox(t);
@@ -399,15 +438,34 @@ t.test('an intermediate directory swapped after the check is refused', async (t)
     );
     expectChanged(
       t,
-      () => listPinnedDirectory({ pin: deeperDir.pin, canonical: deeperDir.facts.canonical, depth: 8, includeHidden: true, maxEntries: 1000, deadline: Date.now() + 5000 }),
+      () =>
+        listPinnedDirectory({
+          pin: deeperDir.pin,
+          canonical: deeperDir.facts.canonical,
+          depth: 8,
+          includeHidden: true,
+          maxEntries: 1000,
+          deadline: Date.now() + 5000,
+        }),
       `list_directory sub/deeper, sub swapped ${label}`,
     );
     expectChanged(
       t,
       () =>
         searchPinned({
-          pin: dir.pin, canonical: dir.facts.canonical, query: 'CANARY', regex: false, caseSensitive: false, includeHidden: true, maxDepth: 8,
-          maxResults: 100, maxFileBytes: 1 << 20, maxFiles: 1000, maxBytes: 1 << 20, deadline: Date.now() + 5000, blockedExtensions: new Set(),
+          pin: dir.pin,
+          canonical: dir.facts.canonical,
+          query: 'CANARY',
+          regex: false,
+          caseSensitive: false,
+          includeHidden: true,
+          maxDepth: 8,
+          maxResults: 100,
+          maxFileBytes: 1 << 20,
+          maxFiles: 1000,
+          maxBytes: 1 << 20,
+          deadline: Date.now() + 5000,
+          blockedExtensions: new Set(),
         }),
       `search_files sub, swapped ${label}`,
     );
@@ -462,8 +520,19 @@ t.test('entries swapped for links during a walk are reported as links, never fol
   const d = analysePath('.', { roots: [sb.root] });
   let swapped = false;
   const res = searchPinned({
-    pin: d.pin, canonical: d.facts.canonical, query: 'CANARY', regex: false, caseSensitive: false, includeHidden: true, maxDepth: 8,
-    maxResults: 100, maxFileBytes: 1 << 20, maxFiles: 1000, maxBytes: 1 << 20, deadline: Date.now() + 5000, blockedExtensions: new Set(),
+    pin: d.pin,
+    canonical: d.facts.canonical,
+    query: 'CANARY',
+    regex: false,
+    caseSensitive: false,
+    includeHidden: true,
+    maxDepth: 8,
+    maxResults: 100,
+    maxFileBytes: 1 << 20,
+    maxFiles: 1000,
+    maxBytes: 1 << 20,
+    deadline: Date.now() + 5000,
+    blockedExtensions: new Set(),
     onProgress: () => {
       if (swapped) return;
       swapped = true; // after a.txt: b.txt and zdir are swapped before the walk reaches them
@@ -521,7 +590,11 @@ while (Date.now() < deadline) {
 process.stdout.write('swaps ' + i + '\\n');
 `;
 
-async function startSwapper(t: Test, env: { TARGET: string; LINK_TO: string; KIND: 'file' | 'dir'; LEGIT?: string }, maxMs = 5000): Promise<{ child: ChildProcess; stop: () => Promise<string> }> {
+async function startSwapper(
+  t: Test,
+  env: { TARGET: string; LINK_TO: string; KIND: 'file' | 'dir'; LEGIT?: string },
+  maxMs = 5000,
+): Promise<{ child: ChildProcess; stop: () => Promise<string> }> {
   const child = spawn(process.execPath, ['-e', SWAPPER], {
     env: { ...process.env, ...env, LEGIT: env.LEGIT ?? '', MAX_MS: String(maxMs) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -778,7 +851,13 @@ t.test('a file over max_file_bytes is refused before it is read', async (t) => {
   t.equal(big.denial?.detail?.size, 4096);
   t.equal(big.denial?.detail?.max_file_bytes, 1024);
   expectDenied(t, await gate.call('read_file', { path: 'over.txt' }), 'path_rejected', ['path.too_large'], 'read_file over.txt (1025 bytes)');
-  expectDenied(t, await gate.call('read_file', { path: 'big.txt', offset: 0, length: 10 }), 'path_rejected', ['path.too_large'], 'paging does not get around the cap');
+  expectDenied(
+    t,
+    await gate.call('read_file', { path: 'big.txt', offset: 0, length: 10 }),
+    'path_rejected',
+    ['path.too_large'],
+    'paging does not get around the cap',
+  );
   const edge = await gate.call('read_file', { path: 'edge.txt' });
   t.equal(edge.status, 'ok', 'a file of exactly max_file_bytes reads');
   t.equal(edge.result?.structured.size, 1024);
@@ -843,7 +922,14 @@ t.test('whitespace and quotes are part of the name: never trimmed, never strippe
   for (const p of ['hello.txt ', ' hello.txt', 'hello.txt\u00a0', '"hello.txt"', "'hello.txt'"]) {
     await denyAll(t, gate, p, 'path_rejected', ['path.not_found']);
   }
-  for (const p of ['"../outside/secret.txt"', "'../outside/secret.txt'", '"../../outside/secret.txt"', '`../outside/secret.txt`', ` ${sb.root}/secret.txt`, ' ../outside/secret.txt']) {
+  for (const p of [
+    '"../outside/secret.txt"',
+    "'../outside/secret.txt'",
+    '"../../outside/secret.txt"',
+    '`../outside/secret.txt`',
+    ` ${sb.root}/secret.txt`,
+    ' ../outside/secret.txt',
+  ]) {
     await denyAll(t, gate, p, 'path_rejected', []);
   }
   for (const p of ['../outside/secret.txt ', `"${secretPath(sb)}"`.slice(1), `${secretPath(sb)} `]) {
@@ -918,7 +1004,10 @@ t.test('a hard link inside the root to the outside secret is refused by policy a
   t.equal(list.status, 'ok', 'listing names is fine');
   t.same(leaksOf(list), []);
   const audit = readAudit(sb.auditPath).filter((r) => r.tool === 'read_file');
-  t.ok(audit.every((r) => r.outcome.status === 'denied' && r.outcome.code === 'policy_denied' && r.decision?.allow === false), 'audited as policy denials');
+  t.ok(
+    audit.every((r) => r.outcome.status === 'denied' && r.outcome.code === 'policy_denied' && r.decision?.allow === false),
+    'audited as policy denials',
+  );
   auditHasNoSecret(t, sb);
 });
 

@@ -104,7 +104,15 @@ t.test('database: SQL is parsed and decided, as in a server', async (t) => {
   t.equal(select.status, 0, select.stdout);
   t.equal(select.answer.allow, true);
   t.notOk(select.answer.denial);
-  t.match(select.answer.facts?.sql, { statements: 1, kind: 'select', tables: [], functions: [], params: 0, agreement: 'both', fingerprint: /^sqlt1:[0-9a-f]{64}$/ });
+  t.match(select.answer.facts?.sql, {
+    statements: 1,
+    kind: 'select',
+    tables: [],
+    functions: [],
+    params: 0,
+    agreement: 'both',
+    fingerprint: /^sqlt1:[0-9a-f]{64}$/,
+  });
   t.match(select.answer.decision, { allow: true, obligations: { max_rows: 1000 } });
   t.ok(select.answer.decision?.obligations.redact_columns?.includes('ssn'), "the analyst's masked columns");
 
@@ -121,7 +129,11 @@ t.test('database: SQL is parsed and decided, as in a server', async (t) => {
   t.match(hidden.answer, { allow: false, denial: { code: 'policy_denied', reasons: ['sql.table_not_allowed'] }, facts: { sql: { tables: ['hr.salaries'] } } });
 
   const noRole = policyEval('query_database', { sql: 'SELECT 1' }, '--roles', 'reader', '--principal', 'rita');
-  t.match(noRole.answer, { allow: false, principal: { id: 'rita', roles: ['reader'] }, denial: { code: 'policy_denied', reasons: ['policy.no_role_grants_tool'] } });
+  t.match(noRole.answer, {
+    allow: false,
+    principal: { id: 'rita', roles: ['reader'] },
+    denial: { code: 'policy_denied', reasons: ['policy.no_role_grants_tool'] },
+  });
 
   const describe = policyEval('describe_table', { table: 'customers' }, '--roles', 'analyst');
   t.equal(describe.answer.allow, true);
@@ -161,7 +173,11 @@ t.test('javascript: the code facts, and the roles that may run it', async (t) =>
   t.match(run.answer.decision, { allow: true, obligations: { memory_mb: 64 } });
 
   const reader = policyEval('run_javascript', { code }, '--roles', 'reader');
-  t.match(reader.answer, { allow: false, denial: { code: 'policy_denied', reasons: ['policy.no_role_grants_tool'] }, facts: { code: { bytes: Buffer.byteLength(code) } } });
+  t.match(reader.answer, {
+    allow: false,
+    denial: { code: 'policy_denied', reasons: ['policy.no_role_grants_tool'] },
+    facts: { code: { bytes: Buffer.byteLength(code) } },
+  });
 });
 
 t.test('nothing is executed or recorded, and the text form says ALLOW or DENY first', async (t) => {
@@ -172,7 +188,10 @@ t.test('nothing is executed or recorded, and the text form says ALLOW or DENY fi
   });
   t.equal(r.status, 0);
   t.equal(r.stdout.split('\n')[0], 'ALLOW');
-  const denied = spawnSync(process.execPath, [BIN, 'policy', 'eval', '--tool', 'no_such_tool', '--config', sb.configPath], { encoding: 'utf8', env: cleanChildEnv() });
+  const denied = spawnSync(process.execPath, [BIN, 'policy', 'eval', '--tool', 'no_such_tool', '--config', sb.configPath], {
+    encoding: 'utf8',
+    env: cleanChildEnv(),
+  });
   t.equal(denied.status, 1);
   t.equal(denied.stdout.split('\n')[0], 'DENY');
   t.match(denied.stdout, /"code": "invalid_input"/);

@@ -37,7 +37,11 @@ t.test('shared cases through the compiled wasm', async (t) => {
 
 t.test('visible_tools cases through the compiled wasm', async (t) => {
   const engine = await WasmPolicyEngine.load(WASM, DATA, 64 * 1024);
-  const cases = JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'testdata', 'visible_tools', 'cases.json'), 'utf8')) as { name: string; input: unknown; expect: string[] }[];
+  const cases = JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'testdata', 'visible_tools', 'cases.json'), 'utf8')) as {
+    name: string;
+    input: unknown;
+    expect: string[];
+  }[];
   t.ok(cases.length > 0);
   for (const c of cases) t.same(engine.visibleTools(c.input), c.expect, c.name);
 });
@@ -51,10 +55,21 @@ t.test('the engine fails closed', async (t) => {
   await t.rejects(WasmPolicyEngine.load(corrupt, DATA, 1024), { reason: 'policy.wasm_invalid' } as unknown as Error);
 
   const engine = await WasmPolicyEngine.load(WASM, DATA, 2048);
-  t.throws(() => engine.decide({ principal: { id: 'x', roles: ['reader'], auth: 'stdio' }, tool: 'read_file', args: { pad: 'x'.repeat(4096) } }), { reason: 'policy.input_too_large' } as unknown as Error);
+  t.throws(() => engine.decide({ principal: { id: 'x', roles: ['reader'], auth: 'stdio' }, tool: 'read_file', args: { pad: 'x'.repeat(4096) } }), {
+    reason: 'policy.input_too_large',
+  } as unknown as Error);
 
   // Whatever the wasm returns that is not a well-formed decision is an error, never an allow.
-  for (const bad of [[], [{}], [{ result: null }], [{ result: { allow: 'true' } }], [{ result: { allow: true, reasons: [1] } }], [{ result: { allow: true, obligations: { max_bytes: -1 } } }], [{ result: true }], [{ result: { allow: true } }, { result: { allow: true } }]]) {
+  for (const bad of [
+    [],
+    [{}],
+    [{ result: null }],
+    [{ result: { allow: 'true' } }],
+    [{ result: { allow: true, reasons: [1] } }],
+    [{ result: { allow: true, obligations: { max_bytes: -1 } } }],
+    [{ result: true }],
+    [{ result: { allow: true } }, { result: { allow: true } }],
+  ]) {
     t.throws(() => parseDecision(bad), PolicyError, JSON.stringify(bad));
   }
   t.same(parseDecision([{ result: { allow: false, reasons: ['x'] } }]), { allow: false, reasons: ['x'], obligations: {} });
@@ -74,7 +89,12 @@ for (const [label, mutate] of [
     const gate = await inProcessGate(sb.configPath);
     t.teardown(() => gate.close());
     t.equal(gate.app.deps.policy.ready, false);
-    for (const [tool, args] of [['read_file', { path: 'hello.txt' }], ['list_directory', { path: '.' }], ['file_info', { path: 'hello.txt' }], ['search_files', { path: '.', query: 'a' }]] as const) {
+    for (const [tool, args] of [
+      ['read_file', { path: 'hello.txt' }],
+      ['list_directory', { path: '.' }],
+      ['file_info', { path: 'hello.txt' }],
+      ['search_files', { path: '.', query: 'a' }],
+    ] as const) {
       const o = await gate.call(tool, args);
       t.equal(o.denial?.code, 'policy_error', `${tool} denied`);
       t.equal(o.result, undefined);
@@ -106,7 +126,10 @@ t.test('roles decide what is listed and what may be called', async (t) => {
 t.test('policy data from the config changes decisions (blocked extensions)', async (t) => {
   const sb = makeSandbox({ filesystem: { roots: [], blocked_extensions: ['.txt'] } });
   t.teardown(sb.cleanup);
-  fs.writeFileSync(sb.configPath, stringify({ ...JSON.parse(JSON.stringify({ filesystem: { roots: [sb.root], blocked_extensions: ['.txt'] }, audit: { path: sb.auditPath } })) }));
+  fs.writeFileSync(
+    sb.configPath,
+    stringify({ ...JSON.parse(JSON.stringify({ filesystem: { roots: [sb.root], blocked_extensions: ['.txt'] }, audit: { path: sb.auditPath } })) }),
+  );
   const gate = await inProcessGate(sb.configPath);
   t.teardown(() => gate.close());
   const o = await gate.call('read_file', { path: 'hello.txt' });
@@ -134,7 +157,11 @@ t.test('the questions tools ask after a decision: shaped like a call, answered b
 
   // list_tables asks describe_table's question: the answer is the one describe_table would get.
   const listing = call(['analyst'], 'list_tables', {});
-  for (const [table, allow] of [['public.orders', true], ['analytics.events', false], ['hr.salaries', false]] as const) {
+  for (const [table, allow] of [
+    ['public.orders', true],
+    ['analytics.events', false],
+    ['hr.salaries', false],
+  ] as const) {
     const answer = q.mayReadTable(listing, table);
     const direct = engine.decide(policyInput(call(['analyst'], 'describe_table', describing(table))));
     t.equal(answer.allow, allow, `${table}: ${allow ? 'shown' : 'hidden'}`);
@@ -169,6 +196,13 @@ t.test('the questions tools ask after a decision: shaped like a call, answered b
   const broken = policyQuestions(new UnavailablePolicy(new PolicyError('policy.wasm_missing', 'gone')));
   t.same(broken.mayReadTable(listing, 'public.orders'), { allow: false, reasons: [], error: 'policy.wasm_missing' });
   t.same(broken.mayFollowHop(first, { ...url, redirect: 1 }), { allow: false, reasons: [], error: 'policy.wasm_missing' });
-  const throwing = policyQuestions({ revision: 'x', ready: true, decide: () => { throw new Error('trap'); }, visibleTools: () => [] });
+  const throwing = policyQuestions({
+    revision: 'x',
+    ready: true,
+    decide: () => {
+      throw new Error('trap');
+    },
+    visibleTools: () => [],
+  });
   t.same(throwing.mayReadTable(listing, 'public.orders'), { allow: false, reasons: [], error: 'policy.evaluation_failed' });
 });

@@ -25,7 +25,9 @@ t.setTimeout(120_000);
 const REDIS_URL = process.env.REDIS_URL;
 
 if (!REDIS_URL) {
-  t.fail('REDIS_URL is not set: run the suite with `node scripts/run-tests.mjs` (or start scripts/services.sh and export its env), which starts a throwaway Redis');
+  t.fail(
+    'REDIS_URL is not set: run the suite with `node scripts/run-tests.mjs` (or start scripts/services.sh and export its env), which starts a throwaway Redis',
+  );
 } else {
   const url = REDIS_URL;
   const prefix = `bulwark-test-rl-${process.pid}-${crypto.randomBytes(4).toString('hex')}:`;
@@ -104,7 +106,10 @@ if (!REDIS_URL) {
     const pair: [Client, Client] = [await connect(a, botToken), await connect(b, botToken)];
     const seen = await alternate(pair, PRINCIPAL_CAPACITY + 2, 'file_info', { path: 'hello.txt' });
     t.equal(seen.filter((s) => !s.error).length, PRINCIPAL_CAPACITY, `exactly ${PRINCIPAL_CAPACITY} allowed across both: ${summary(seen)}`);
-    t.ok(seen.slice(0, PRINCIPAL_CAPACITY).every((s) => !s.error), 'the first ones, alternating, were allowed');
+    t.ok(
+      seen.slice(0, PRINCIPAL_CAPACITY).every((s) => !s.error),
+      'the first ones, alternating, were allowed',
+    );
     const refused = seen.slice(PRINCIPAL_CAPACITY);
     t.same(refused.map((s) => s.replica).sort(), ['A', 'B'], 'both processes refuse');
     for (const s of refused) checkRefusal(t, s, 'rate.principal');
@@ -113,14 +118,21 @@ if (!REDIS_URL) {
     t.equal(seen.filter((s) => s.replica === 'B' && !s.error).length, PRINCIPAL_CAPACITY / 2);
     // A third connection, fresh on either process, is refused too: the state is in Redis.
     const late = await connect(b, botToken);
-    t.equal(errorOf(await late.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } }))?.code, 'rate_limited', 'another tool, same principal: the same bucket');
+    t.equal(
+      errorOf(await late.callTool({ name: 'read_file', arguments: { path: 'hello.txt' } }))?.code,
+      'rate_limited',
+      'another tool, same principal: the same bucket',
+    );
   });
 
-  t.test('the per-tool bucket is shared too, and leaves the principal\'s other tools alone', async (t) => {
+  t.test("the per-tool bucket is shared too, and leaves the principal's other tools alone", async (t) => {
     const pair: [Client, Client] = [await connect(a, coderToken), await connect(b, coderToken)];
     const seen = await alternate(pair, TOOL_CAPACITY + 2, 'run_javascript', { code: 'return 6 * 7' });
     t.equal(seen.filter((s) => !s.error).length, TOOL_CAPACITY, `exactly ${TOOL_CAPACITY} run_javascript calls allowed across both: ${summary(seen)}`);
-    t.ok(seen.slice(0, TOOL_CAPACITY).every((s) => !s.error), 'the first ones, alternating, were allowed');
+    t.ok(
+      seen.slice(0, TOOL_CAPACITY).every((s) => !s.error),
+      'the first ones, alternating, were allowed',
+    );
     const refused = seen.slice(TOOL_CAPACITY);
     t.same(refused.map((s) => s.replica).sort(), ['A', 'B'], 'both processes refuse');
     for (const s of refused) checkRefusal(t, s, 'rate.principal_tool');
@@ -130,7 +142,11 @@ if (!REDIS_URL) {
     }
     // bot's empty principal bucket still refuses it first, whatever the tool.
     const bot = await connect(a, botToken);
-    t.equal(errorOf(await bot.callTool({ name: 'run_javascript', arguments: { code: 'return 1' } }))?.reasons[0], 'rate.principal', 'bot is refused by its own (empty) principal bucket, not by coder\'s tool bucket');
+    t.equal(
+      errorOf(await bot.callTool({ name: 'run_javascript', arguments: { code: 'return 1' } }))?.reasons[0],
+      'rate.principal',
+      "bot is refused by its own (empty) principal bucket, not by coder's tool bucket",
+    );
   });
 
   t.test('each process recorded and counted its own refusals; the buckets live in Redis under the prefix', async (t) => {
@@ -141,7 +157,10 @@ if (!REDIS_URL) {
     t.equal(inA + inB, 6, `six refusals in all (A ${inA}, B ${inB})`);
     t.equal(inA, 3);
     t.equal(inB, 3);
-    for (const [name, server, expected] of [['A', a, inA], ['B', b, inB]] as const) {
+    for (const [name, server, expected] of [
+      ['A', a, inA],
+      ['B', b, inB],
+    ] as const) {
       const m = await request(`${server.base}/metrics`, { method: 'GET', headers: { authorization: `Bearer ${coderToken}` } });
       t.equal(m.status, 200);
       const total = samples(parseMetrics(m.body), 'mcp_rate_limited_total').reduce((x, s) => x + s.value, 0);
@@ -150,7 +169,13 @@ if (!REDIS_URL) {
     const redis = new Redis(url, { maxRetriesPerRequest: 1 });
     t.teardown(() => redis.quit());
     const keys = (await redis.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
-    t.ok(keys.some((k) => k.includes('principal:api_key:bot')), `bot's bucket is in Redis: ${JSON.stringify(keys)}`);
-    t.ok(keys.some((k) => k.includes('principal:api_key:coder') && k.includes('run_javascript')), 'coder\'s run_javascript bucket is in Redis');
+    t.ok(
+      keys.some((k) => k.includes('principal:api_key:bot')),
+      `bot's bucket is in Redis: ${JSON.stringify(keys)}`,
+    );
+    t.ok(
+      keys.some((k) => k.includes('principal:api_key:coder') && k.includes('run_javascript')),
+      "coder's run_javascript bucket is in Redis",
+    );
   });
 }

@@ -4,7 +4,13 @@ import { inProcessGate } from './helpers/gate.js';
 import { ConfigError, loadConfig } from '../src/config/loader.js';
 
 t.test('per-tool buckets: exact counts, retry_after_s, other tools unaffected', async (t) => {
-  const sb = makeSandbox({ limits: { tiers: { local: { capacity: 1000, refill_per_s: 1000 }, tight: { capacity: 3, refill_per_s: 0.01 } }, default_tier: 'local', per_tool: { run_javascript: 'tight' } } });
+  const sb = makeSandbox({
+    limits: {
+      tiers: { local: { capacity: 1000, refill_per_s: 1000 }, tight: { capacity: 3, refill_per_s: 0.01 } },
+      default_tier: 'local',
+      per_tool: { run_javascript: 'tight' },
+    },
+  });
   t.teardown(sb.cleanup);
   const gate = await inProcessGate(sb.configPath);
   t.teardown(() => gate.close());
@@ -33,7 +39,9 @@ t.test('with limits.store: redis, two gates share the principal limit', async (t
   t.ok(url, 'REDIS_URL is set: run the suite with `npm test`, which starts a real Redis');
   if (!url) return;
   const prefix = `bulwark-test-${process.pid}-${Date.now()}:`;
-  const cfg = { limits: { store: 'redis', redis_url: url, redis_prefix: prefix, tiers: { local: { capacity: 4, refill_per_s: 0.001 } }, default_tier: 'local' } };
+  const cfg = {
+    limits: { store: 'redis', redis_url: url, redis_prefix: prefix, tiers: { local: { capacity: 4, refill_per_s: 0.001 } }, default_tier: 'local' },
+  };
   const a = makeSandbox(cfg);
   const b = makeSandbox(cfg);
   t.teardown(() => {

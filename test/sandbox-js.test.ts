@@ -3,7 +3,10 @@ import { makeSandbox, readAudit } from './helpers/fixtures.js';
 import { inProcessGate, type InProcessGate } from './helpers/gate.js';
 
 let gate: InProcessGate;
-const sb = makeSandbox({ javascript: { memory_mb: 32, timeout_ms: 700, max_output_bytes: 16384 }, execution: { timeout_ms: 10000, javascript_pool: { size: 2, max_queue: 16, heap_mb: 192 } } });
+const sb = makeSandbox({
+  javascript: { memory_mb: 32, timeout_ms: 700, max_output_bytes: 16384 },
+  execution: { timeout_ms: 10000, javascript_pool: { size: 2, max_queue: 16, heap_mb: 192 } },
+});
 t.before(async () => {
   gate = await inProcessGate(sb.configPath);
 });
@@ -17,7 +20,17 @@ const run = (code: string, extra: Record<string, unknown> = {}) => gate.call('ru
 t.test('legitimate scripts give correct results', async (t) => {
   const cases: [string, unknown, unknown][] = [
     ['return 6 * 7', undefined, 42],
-    ['return input.rows.filter((r) => r.amount > 100).map((r) => r.id)', { rows: [{ id: 1, amount: 120 }, { id: 2, amount: 75 }, { id: 3, amount: 310 }] }, [1, 3]],
+    [
+      'return input.rows.filter((r) => r.amount > 100).map((r) => r.id)',
+      {
+        rows: [
+          { id: 1, amount: 120 },
+          { id: 2, amount: 75 },
+          { id: 3, amount: 310 },
+        ],
+      },
+      [1, 3],
+    ],
     ['return input.split(" ").reverse().join(" ").toUpperCase()', 'hello sandboxed world', 'WORLD SANDBOXED HELLO'],
     ['const xs = await Promise.all([1, 2, 3].map(async (x) => x * x)); return xs.reduce((a, b) => a + b, 0)', undefined, 14],
     ['const m = new Map([["a", 1]]); m.set("b", 2); return Object.fromEntries(m)', undefined, { a: 1, b: 2 }],
@@ -40,7 +53,12 @@ const ATTACKS: [string, string, string, string][] = [
   ['infinite loop in a promise callback', 'await Promise.resolve().then(() => { for (;;) {} })', 'timeout', 'js.cpu_time'],
   ['infinite loop after an await', 'await null; while (true) {}', 'timeout', 'js.cpu_time'],
   ['microtask flood', 'const spin = async () => { for (;;) await null }; await spin()', 'timeout', 'js.cpu_time'],
-  ['microtask flood that allocates', 'const keep = []; const f = () => Promise.resolve().then(() => { keep.push(new Array(4096).fill(1)); return f(); }); await f()', 'resource_exceeded', 'js.memory'],
+  [
+    'microtask flood that allocates',
+    'const keep = []; const f = () => Promise.resolve().then(() => { keep.push(new Array(4096).fill(1)); return f(); }); await f()',
+    'resource_exceeded',
+    'js.memory',
+  ],
   ['array bomb', 'const a = []; for (;;) a.push(new Array(1e5).fill(1))', 'resource_exceeded', 'js.memory'],
   ['string doubling', 'let s = "x"; for (;;) s += s', 'resource_exceeded', 'js.memory'],
   ['typed array bomb', 'const a = []; for (;;) a.push(new Uint8Array(1e7))', 'resource_exceeded', 'js.memory'],
@@ -93,7 +111,9 @@ t.test('escape attempts find no Node API', async (t) => {
 });
 
 t.test('getters and proxies in the result run inside the isolate, never in the host', async (t) => {
-  const o = await run('let calls = 0; const p = new Proxy({}, { get: () => { calls++; return "trap" }, ownKeys: () => ["a"], getOwnPropertyDescriptor: () => ({ enumerable: true, configurable: true }) }); return { p, get g() { return "getter" }, calls }');
+  const o = await run(
+    'let calls = 0; const p = new Proxy({}, { get: () => { calls++; return "trap" }, ownKeys: () => ["a"], getOwnPropertyDescriptor: () => ({ enumerable: true, configurable: true }) }); return { p, get g() { return "getter" }, calls }',
+  );
   t.equal(o.status, 'ok');
   t.same(o.result?.structured.result, { p: { a: 'trap' }, g: 'getter', calls: 0 });
   const throwing = await run('return { get boom() { throw new Error("from getter") } }');
@@ -130,7 +150,10 @@ t.test('while a script burns its budget, other calls keep being answered', async
   t.equal(read.status, 'ok');
   const loop = await slow;
   t.equal(loop.denial?.code, 'timeout');
-  t.ok(readDone < started + loop.durationMs, `read_file answered after ${Math.round(readDone - t0)} ms, before the loop was stopped (${Math.round(loop.durationMs)} ms)`);
+  t.ok(
+    readDone < started + loop.durationMs,
+    `read_file answered after ${Math.round(readDone - t0)} ms, before the loop was stopped (${Math.round(loop.durationMs)} ms)`,
+  );
 });
 
 t.test('caps and metrics reach the audit log; code is hashed, not stored', async (t) => {

@@ -19,7 +19,10 @@ t.test('search_files skips names and extensions the policy blocks', async (t) =>
   const o = await gate.call('search_files', { path: '.', query: 'needle-in', include_hidden: true });
   t.equal(o.status, 'ok');
   const s = o.result!.structured as { matches: { path: string }[]; skipped: Record<string, number> };
-  t.same(s.matches.map((m) => m.path), ['plain.txt']);
+  t.same(
+    s.matches.map((m) => m.path),
+    ['plain.txt'],
+  );
   t.ok((s.skipped.blocked_name ?? 0) >= 1, 'blocked names counted');
   t.equal(s.skipped.blocked_extension, 1, 'the .pem file was skipped');
   // Reading them directly is the policy's call, and it says no.

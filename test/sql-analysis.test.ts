@@ -79,8 +79,21 @@ t.test('every dangerous function is refused in every spelling', async (t) => {
   for (const call of DANGEROUS_CALLS) {
     const name = call.slice(0, call.indexOf('('));
     const args = call.slice(call.indexOf('('));
-    for (const spelled of [name, name.toUpperCase(), `pg_catalog.${name}`, `PG_CATALOG.${name.toUpperCase()}`, `"${name}"`, `"pg_catalog"."${name}"`, `"${name.toUpperCase()}"`, `public.${name}`]) {
-      for (const sql of [`SELECT ${spelled}${args}`, `SELECT * FROM users WHERE id IN (SELECT 1 FROM orders ORDER BY ${spelled}${args})`, `WITH x AS (SELECT coalesce(${spelled}${args}, NULL) AS v) SELECT * FROM x`]) {
+    for (const spelled of [
+      name,
+      name.toUpperCase(),
+      `pg_catalog.${name}`,
+      `PG_CATALOG.${name.toUpperCase()}`,
+      `"${name}"`,
+      `"pg_catalog"."${name}"`,
+      `"${name.toUpperCase()}"`,
+      `public.${name}`,
+    ]) {
+      for (const sql of [
+        `SELECT ${spelled}${args}`,
+        `SELECT * FROM users WHERE id IN (SELECT 1 FROM orders ORDER BY ${spelled}${args})`,
+        `WITH x AS (SELECT coalesce(${spelled}${args}, NULL) AS v) SELECT * FROM x`,
+      ]) {
         const d = denialOf(sql);
         t.ok(typeof d !== 'string' && d.reasons.includes('sql.function_not_allowed'), `${sql} → ${typeof d === 'string' ? d : d.reasons.join(',')}`);
       }
@@ -112,7 +125,10 @@ t.test('CTE scope: shadowing follows PostgreSQL', async (t) => {
 });
 
 t.test('catalogs: refused by default, collected with allowCatalogs', async (t) => {
-  const a = analyse('SELECT rolname FROM pg_authid UNION ALL SELECT usename FROM pg_catalog.pg_shadow UNION ALL SELECT table_name FROM information_schema.tables', { allowCatalogs: true });
+  const a = analyse(
+    'SELECT rolname FROM pg_authid UNION ALL SELECT usename FROM pg_catalog.pg_shadow UNION ALL SELECT table_name FROM information_schema.tables',
+    { allowCatalogs: true },
+  );
   if (typeof a === 'string') return t.fail(a);
   // An unqualified pg_* name may resolve to either schema, so the policy must allow both.
   t.same(a.facts.tables, ['information_schema.tables', 'pg_catalog.pg_authid', 'pg_catalog.pg_shadow', 'public.pg_authid']);
@@ -156,7 +172,10 @@ t.test('parser DoS: huge and deep inputs are refused fast, and the parser keeps 
     t0 = performance.now();
     d = denialOf(sql);
     ms = performance.now() - t0;
-    t.ok(typeof d !== 'string' && (d.reasons.includes('sql.too_deep') || d.reasons.includes('sql.too_complex')), `${name}: ${typeof d === 'string' ? d : d.reasons.join(',')}`);
+    t.ok(
+      typeof d !== 'string' && (d.reasons.includes('sql.too_deep') || d.reasons.includes('sql.too_complex')),
+      `${name}: ${typeof d === 'string' ? d : d.reasons.join(',')}`,
+    );
     t.ok(ms < 1000, `${name} refused in ${ms.toFixed(2)} ms`);
   }
   t.ok(sqlAnalysisReady(), 'the parser is still usable');
@@ -229,9 +248,9 @@ t.test('the cache reuses a parse but re-applies every option', async (t) => {
   t.ok(typeof again !== 'string' && timings.cached, 'second analysis comes from the cache');
   t.same(typeof again !== 'string' && again.facts, typeof first !== 'string' && first.facts);
   let d = denialOf(sql);
-  t.ok(typeof d !== 'string' && d.reasons.includes('sql.function_not_allowed'), 'a cached parse still meets the caller\'s allow-list');
+  t.ok(typeof d !== 'string' && d.reasons.includes('sql.function_not_allowed'), "a cached parse still meets the caller's allow-list");
   d = denialOf(sql, { functions: [...DEFAULT_SQL_FUNCTIONS, 'pg_sleep'], maxDepth: 1 });
-  t.ok(typeof d !== 'string' && d.reasons.includes('sql.too_deep'), 'and the caller\'s limits');
+  t.ok(typeof d !== 'string' && d.reasons.includes('sql.too_deep'), "and the caller's limits");
   d = denialOf(sql, { functions: [...DEFAULT_SQL_FUNCTIONS, 'pg_sleep'], maxBytes: 20 });
   t.ok(typeof d !== 'string' && d.reasons.includes('sql.too_long'));
   d = denialOf(sql, { functions: [...DEFAULT_SQL_FUNCTIONS, 'pg_sleep'], agreement: 'strict', maxTreeDepth: 3 });
@@ -302,7 +321,7 @@ t.test('node-sql-parser gaps: tolerated only on lexically plain text (documented
   }
 });
 
-t.test('the default allow-list is the source of the policy\'s function list', async (t) => {
+t.test("the default allow-list is the source of the policy's function list", async (t) => {
   const data = JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'data.json'), 'utf8')) as { bulwark: { database: { functions: string[] } } };
   const policyFns = data.bulwark.database.functions;
   const ours = new Set(DEFAULT_SQL_FUNCTIONS);
@@ -311,7 +330,18 @@ t.test('the default allow-list is the source of the policy\'s function list', as
   t.comment(`DEFAULT_SQL_FUNCTIONS not (yet) in policies/data.json: ${missing.length} (${missing.slice(0, 12).join(', ')}, ...)`);
   for (const f of DEFAULT_SQL_FUNCTIONS) t.equal(f, f.toLowerCase(), `${f} is lower-case, as policy data must be`);
   t.equal(new Set(DEFAULT_SQL_FUNCTIONS).size, DEFAULT_SQL_FUNCTIONS.length, 'no duplicates');
-  for (const bad of ['pg_sleep', 'pg_read_file', 'set_config', 'current_setting', 'version', 'txid_current', 'dblink', 'lo_import', 'query_to_xml', 'nextval']) {
+  for (const bad of [
+    'pg_sleep',
+    'pg_read_file',
+    'set_config',
+    'current_setting',
+    'version',
+    'txid_current',
+    'dblink',
+    'lo_import',
+    'query_to_xml',
+    'nextval',
+  ]) {
     t.notOk(ours.has(bad), `${bad} is not allowed by default`);
   }
 });
@@ -322,7 +352,13 @@ t.test('the facts are what the compiled policy expects', async (t) => {
   const synced = { ...data, bulwark: { ...data.bulwark, database: { ...data.bulwark.database, functions: [...DEFAULT_SQL_FUNCTIONS] } } };
   const engine = await WasmPolicyEngine.load(path.join(ROOT, 'policies', 'policy.wasm'), synced, 64 * 1024);
   const decide = (roles: string[], facts: unknown) =>
-    engine.decide({ principal: { id: 'u1', roles, auth: 'stdio' }, tool: 'query_database', args: {}, facts: { sql: facts }, context: { transport: 'stdio', time: '2025-01-01T00:00:00Z', request_id: 'r1' } });
+    engine.decide({
+      principal: { id: 'u1', roles, auth: 'stdio' },
+      tool: 'query_database',
+      args: {},
+      facts: { sql: facts },
+      context: { transport: 'stdio', time: '2025-01-01T00:00:00Z', request_id: 'r1' },
+    });
   for (const c of LEGIT) {
     const a = analyse(c.sql);
     if (typeof a === 'string') {
@@ -345,22 +381,43 @@ t.test('the facts are what the compiled policy expects', async (t) => {
 t.test('property: safe fragments followed by ; and a forbidden statement are always refused', async (t) => {
   const safe = LEGIT.map((c) => c.sql).filter((s) => !s.includes('--'));
   const forbidden = [
-    'DROP TABLE users', 'DELETE FROM users', 'UPDATE users SET admin = true', 'COMMIT', 'ROLLBACK',
-    'START TRANSACTION READ WRITE', 'SET TRANSACTION READ WRITE', 'COPY users TO STDOUT', 'LISTEN x',
-    "NOTIFY x, 'y'", 'VACUUM', 'CREATE TABLE t AS SELECT 1', 'GRANT ALL ON users TO PUBLIC', 'SELECT pg_sleep(10)',
-    'SELECT 1', 'DO $$BEGIN END$$', 'CALL p()', 'SET search_path = evil', 'DISCARD ALL',
+    'DROP TABLE users',
+    'DELETE FROM users',
+    'UPDATE users SET admin = true',
+    'COMMIT',
+    'ROLLBACK',
+    'START TRANSACTION READ WRITE',
+    'SET TRANSACTION READ WRITE',
+    'COPY users TO STDOUT',
+    'LISTEN x',
+    "NOTIFY x, 'y'",
+    'VACUUM',
+    'CREATE TABLE t AS SELECT 1',
+    'GRANT ALL ON users TO PUBLIC',
+    'SELECT pg_sleep(10)',
+    'SELECT 1',
+    'DO $$BEGIN END$$',
+    'CALL p()',
+    'SET search_path = evil',
+    'DISCARD ALL',
   ];
   const sep = fc.constantFrom(';', ' ;', ';\n', '; -- c\n', ';/* c */', ' ;; ', ';\t');
   fc.assert(
-    fc.property(fc.array(fc.constantFrom(...safe), { minLength: 1, maxLength: 3 }), sep, fc.constantFrom(...forbidden), fc.boolean(), (fragments, s, bad, trailing) => {
-      const sql = fragments.join(s) + s + bad + (trailing ? ';' : '');
-      try {
-        analyseSql(sql);
-        return false;
-      } catch (err) {
-        return err instanceof DenialError && err.denial.code === 'sql_rejected';
-      }
-    }),
+    fc.property(
+      fc.array(fc.constantFrom(...safe), { minLength: 1, maxLength: 3 }),
+      sep,
+      fc.constantFrom(...forbidden),
+      fc.boolean(),
+      (fragments, s, bad, trailing) => {
+        const sql = fragments.join(s) + s + bad + (trailing ? ';' : '');
+        try {
+          analyseSql(sql);
+          return false;
+        } catch (err) {
+          return err instanceof DenialError && err.denial.code === 'sql_rejected';
+        }
+      },
+    ),
     { numRuns: 300 },
   );
   t.pass('300 concatenations refused');
@@ -376,14 +433,72 @@ t.test('property: arbitrary text yields facts or a DenialError, never another er
     }
   };
   const tokens = [
-    'SELECT', 'FROM', 'WHERE', 'WITH', 'AS', '(', ')', '[', ']', ',', ';', "'", '"', '$$', '$a$', '$1', '--', '\n', '/*', '*/',
-    '\\', "E'", "U&'", 'U&"', 'pg_sleep(1)', 'users', 'x', '1', '.', '::', 'regclass', '*', 'UNION', 'SELECT 1', 'LATERAL',
-    'ORDER BY', 'LIMIT', 'INTO', 'FOR UPDATE', 'count(*)', '(x).f', 'NOT', '+', '||', '->>', ' ', '\t', 'ä', '\u00a0',
+    'SELECT',
+    'FROM',
+    'WHERE',
+    'WITH',
+    'AS',
+    '(',
+    ')',
+    '[',
+    ']',
+    ',',
+    ';',
+    "'",
+    '"',
+    '$$',
+    '$a$',
+    '$1',
+    '--',
+    '\n',
+    '/*',
+    '*/',
+    '\\',
+    "E'",
+    "U&'",
+    'U&"',
+    'pg_sleep(1)',
+    'users',
+    'x',
+    '1',
+    '.',
+    '::',
+    'regclass',
+    '*',
+    'UNION',
+    'SELECT 1',
+    'LATERAL',
+    'ORDER BY',
+    'LIMIT',
+    'INTO',
+    'FOR UPDATE',
+    'count(*)',
+    '(x).f',
+    'NOT',
+    '+',
+    '||',
+    '->>',
+    ' ',
+    '\t',
+    'ä',
+    '\u00a0',
   ];
   fc.assert(fc.property(fc.string({ maxLength: 200 }), outcome), { numRuns: 300 });
   fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 120 }), outcome), { numRuns: 300 });
-  fc.assert(fc.property(fc.array(fc.constantFrom(...tokens), { maxLength: 40 }).map((a) => a.join('')), outcome), { numRuns: 500 });
-  fc.assert(fc.property(fc.array(fc.constantFrom(...tokens), { maxLength: 40 }).map((a) => a.join(' ')), outcome), { numRuns: 500 });
+  fc.assert(
+    fc.property(
+      fc.array(fc.constantFrom(...tokens), { maxLength: 40 }).map((a) => a.join('')),
+      outcome,
+    ),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.constantFrom(...tokens), { maxLength: 40 }).map((a) => a.join(' ')),
+      outcome,
+    ),
+    { numRuns: 500 },
+  );
   t.ok(sqlAnalysisReady(), 'the parser survived');
 });
 

@@ -181,7 +181,11 @@ const FUNCTIONS: Refused[] = [
   { name: 'scalar subquery', sql: 'SELECT (SELECT pg_sleep(1))', reason: F },
   { name: 'CTE', sql: 'WITH x AS (SELECT pg_sleep(1)) SELECT * FROM x', reason: F },
   { name: 'nested CTE', sql: 'WITH a AS (WITH b AS (SELECT pg_sleep(1)) SELECT * FROM b) SELECT * FROM a', reason: F },
-  { name: 'recursive CTE arm', sql: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE pg_sleep(0.1) IS NOT NULL) SELECT * FROM r', reason: F },
+  {
+    name: 'recursive CTE arm',
+    sql: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE pg_sleep(0.1) IS NOT NULL) SELECT * FROM r',
+    reason: F,
+  },
   { name: 'ORDER BY', sql: 'SELECT * FROM users ORDER BY pg_sleep(1)', reason: F },
   { name: 'GROUP BY', sql: 'SELECT count(*) FROM users GROUP BY pg_sleep(1)', reason: F },
   { name: 'HAVING', sql: 'SELECT count(*) FROM users HAVING pg_sleep(1) IS NOT NULL', reason: F },
@@ -194,7 +198,7 @@ const FUNCTIONS: Refused[] = [
   { name: 'window PARTITION BY in WINDOW clause', sql: 'SELECT sum(1) OVER w FROM users WINDOW w AS (PARTITION BY pg_backend_pid())', reason: F },
   { name: 'aggregate FILTER', sql: 'SELECT count(*) FILTER (WHERE pg_sleep(1) IS NULL) FROM users', reason: F },
   { name: 'WITHIN GROUP', sql: 'SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pg_backend_pid()) FROM users', reason: F },
-  { name: 'aggregate ORDER BY', sql: 'SELECT string_agg(name, \',\' ORDER BY pg_backend_pid()) FROM users', reason: F },
+  { name: 'aggregate ORDER BY', sql: "SELECT string_agg(name, ',' ORDER BY pg_backend_pid()) FROM users", reason: F },
   { name: 'DISTINCT ON', sql: 'SELECT DISTINCT ON (pg_backend_pid()) id FROM users', reason: F },
   { name: 'LIMIT', sql: 'SELECT * FROM users LIMIT pg_backend_pid()', reason: F },
   { name: 'join condition', sql: 'SELECT * FROM users a JOIN users b ON pg_sleep(1) IS NULL', reason: F },
@@ -236,7 +240,7 @@ const REG_CASTS: Refused[] = [
   ['regoperator', "SELECT '+(int4,int4)'::regoperator"],
   ['regconfig', "SELECT 'english'::regconfig"],
   ['regdictionary', "SELECT 'simple'::regdictionary"],
-  ['regcollation', "SELECT '\"C\"'::regcollation"],
+  ['regcollation', 'SELECT \'"C"\'::regcollation'],
   ['qualified pg_catalog.regclass', 'SELECT relname::pg_catalog.regclass FROM users'],
   ['array of regclass', "SELECT '{pg_authid}'::regclass[]"],
   ['type-literal syntax', "SELECT regclass 'pg_authid'"],
@@ -250,7 +254,7 @@ const CATALOGS: Refused[] = [
   { name: 'qualified pg_authid', sql: 'SELECT * FROM pg_catalog.pg_authid', reason: C },
   { name: 'quoted, qualified', sql: 'SELECT * FROM "pg_catalog"."pg_authid"', reason: C },
   { name: 'upper case folds', sql: 'SELECT * FROM PG_CATALOG.PG_USER', reason: C },
-  { name: 'pg_stat_activity (other sessions\' query text)', sql: 'SELECT query FROM pg_stat_activity', reason: C },
+  { name: "pg_stat_activity (other sessions' query text)", sql: 'SELECT query FROM pg_stat_activity', reason: C },
   { name: 'pg_settings', sql: 'SELECT * FROM pg_settings', reason: C },
   { name: 'information_schema', sql: 'SELECT * FROM information_schema.tables', reason: C },
   { name: 'pg_toast', sql: 'SELECT * FROM pg_toast.pg_toast_1255', reason: C },
@@ -264,7 +268,7 @@ const CATALOGS: Refused[] = [
 const CONSTRUCTS: Refused[] = [
   { name: 'XMLTABLE', sql: "SELECT * FROM XMLTABLE('/a' PASSING '<a/>' COLUMNS x int PATH 'x')", reason: 'sql.construct_not_allowed' },
   { name: 'JSON_TABLE', sql: "SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (a int PATH '$'))", reason: 'sql.construct_not_allowed' },
-  { name: 'xmlparse', sql: "SELECT xmlparse(document '<!DOCTYPE a SYSTEM \"file:///etc/passwd\"><a/>')", reason: 'sql.construct_not_allowed' },
+  { name: 'xmlparse', sql: 'SELECT xmlparse(document \'<!DOCTYPE a SYSTEM "file:///etc/passwd"><a/>\')', reason: 'sql.construct_not_allowed' },
   { name: 'xmlelement', sql: 'SELECT xmlelement(name a, name) FROM users', reason: 'sql.construct_not_allowed' },
   { name: 'SQL/JSON constructor', sql: "SELECT json_object('a' : 1)", reason: 'sql.construct_not_allowed' },
   { name: 'SQL/JSON query function', sql: "SELECT json_value('{\"a\":1}', '$.a')", reason: 'sql.construct_not_allowed' },
@@ -281,13 +285,26 @@ const DIFFERENTIALS: Refused[] = [
   // node-sql-parser reads lateral_fn as LATERAL _fn: a real differential, caught by the function comparison.
   { name: 'keyword-prefixed function name', sql: 'SELECT * FROM lateral_fn(1)', reason: D, opts: { functions: ['lateral_fn'] } },
   // node-sql-parser fails on GROUPING SETS; the E'' string makes the text lexically ambiguous.
-  { name: 'unparsable by node-sql-parser and lexically ambiguous', sql: "SELECT sum(amount) FROM sales WHERE note <> E'\\\\' GROUP BY GROUPING SETS ((region), ())", reason: D },
+  {
+    name: 'unparsable by node-sql-parser and lexically ambiguous',
+    sql: "SELECT sum(amount) FROM sales WHERE note <> E'\\\\' GROUP BY GROUPING SETS ((region), ())",
+    reason: D,
+  },
   // A backslash in a standard string is neutralised for node-sql-parser; a stray one outside is not.
-  { name: 'backslash outside any string', sql: "SELECT 1 \\ 2", reason: 'sql.parse_error' },
-  { name: 'unparsable by node-sql-parser, with a nested comment', sql: 'SELECT sum(amount) /* a /* b */ c */ FROM sales GROUP BY GROUPING SETS ((region), ())', reason: D },
+  { name: 'backslash outside any string', sql: 'SELECT 1 \\ 2', reason: 'sql.parse_error' },
+  {
+    name: 'unparsable by node-sql-parser, with a nested comment',
+    sql: 'SELECT sum(amount) /* a /* b */ c */ FROM sales GROUP BY GROUPING SETS ((region), ())',
+    reason: D,
+  },
   // node-sql-parser 5.4 cannot parse an aliased E'' string; E'' is a lexical hazard: an over-block we accept.
   { name: 'aliased E-string (node-sql-parser cannot parse it)', sql: "SELECT E'it\\'s' AS s FROM users", reason: D },
-  { name: 'strict agreement refuses what node-sql-parser cannot parse', sql: 'SELECT region, sum(amount) FROM sales GROUP BY GROUPING SETS ((region), ())', reason: D, opts: { agreement: 'strict' } },
+  {
+    name: 'strict agreement refuses what node-sql-parser cannot parse',
+    sql: 'SELECT region, sum(amount) FROM sales GROUP BY GROUPING SETS ((region), ())',
+    reason: D,
+    opts: { agreement: 'strict' },
+  },
 ];
 
 const HYGIENE: Refused[] = [
@@ -312,7 +329,11 @@ const HYGIENE: Refused[] = [
   { name: 'parentheses over the depth cap', sql: 'SELECT ' + '('.repeat(65) + '1' + ')'.repeat(65), reason: 'sql.too_deep' },
   { name: 'brackets over the depth cap', sql: 'SELECT ' + 'ARRAY['.repeat(65) + '1' + ']'.repeat(65), reason: 'sql.too_deep' },
   { name: 'NOT chain: a deep tree without parentheses', sql: 'SELECT ' + 'NOT '.repeat(1000) + 'true', reason: 'sql.too_deep' },
-  { name: 'CASE nesting: a deep tree without parentheses', sql: 'SELECT ' + 'CASE WHEN true THEN '.repeat(300) + '1' + ' END'.repeat(300), reason: 'sql.too_deep' },
+  {
+    name: 'CASE nesting: a deep tree without parentheses',
+    sql: 'SELECT ' + 'CASE WHEN true THEN '.repeat(300) + '1' + ' END'.repeat(300),
+    reason: 'sql.too_deep',
+  },
   { name: 'too many tokens', sql: 'SELECT ' + Array(5000).fill('1').join(','), reason: 'sql.too_complex' },
 ];
 
@@ -333,18 +354,40 @@ export const ATTACKS: readonly Refused[] = [
 
 export const LOOKALIKES: readonly Passed[] = [
   // In an E-string, \' is an escaped quote for every parser: one harmless string.
-  { name: "E-string with \\' hides a 'statement' inside the string", sql: "SELECT E'\\' ; DROP TABLE users; -- '", tables: [], functions: [], agreement: 'both' },
+  {
+    name: "E-string with \\' hides a 'statement' inside the string",
+    sql: "SELECT E'\\' ; DROP TABLE users; -- '",
+    tables: [],
+    functions: [],
+    agreement: 'both',
+  },
   { name: 'E-string with an escaped quote', sql: "SELECT E'it\\'s' FROM users", tables: ['public.users'], agreement: 'both' },
   // With standard_conforming_strings on (enforced by the executor), a backslash in '...' is an
   // ordinary character. node-sql-parser reads it as an escape, so it is asked about the text with
   // those backslashes neutralised; the facts are libpg-query's reading, which is the server's: here
   // the subquery is read, and the policy decides on hr.salaries (the database test proves the
   // server sees the same).
-  { name: 'backslash in a standard string before a subquery', sql: "SELECT '\\' , (SELECT secret FROM hr.salaries) -- '", tables: ['hr.salaries'], agreement: 'both' },
+  {
+    name: 'backslash in a standard string before a subquery',
+    sql: "SELECT '\\' , (SELECT secret FROM hr.salaries) -- '",
+    tables: ['hr.salaries'],
+    agreement: 'both',
+  },
   { name: 'a string ending in a backslash', sql: "SELECT 'x\\' AS a, 'y' AS b", tables: [], agreement: 'both' },
   { name: 'LIKE with a backslash escape', sql: "SELECT * FROM users WHERE name LIKE 'a\\%'", tables: ['public.users'], agreement: 'both' },
-  { name: 'regular expression class', sql: "SELECT regexp_replace(name, '\\s+', ' ') FROM users", tables: ['public.users'], functions: ['regexp_replace'], agreement: 'both' },
-  { name: 'a backslash in a string, node-sql-parser gap (GROUPING SETS): plain once neutralised', sql: "SELECT sum(amount) FROM sales WHERE note <> '\\' GROUP BY GROUPING SETS ((region), ())", tables: ['public.sales'], agreement: 'lexical' },
+  {
+    name: 'regular expression class',
+    sql: "SELECT regexp_replace(name, '\\s+', ' ') FROM users",
+    tables: ['public.users'],
+    functions: ['regexp_replace'],
+    agreement: 'both',
+  },
+  {
+    name: 'a backslash in a string, node-sql-parser gap (GROUPING SETS): plain once neutralised',
+    sql: "SELECT sum(amount) FROM sales WHERE note <> '\\' GROUP BY GROUPING SETS ((region), ())",
+    tables: ['public.sales'],
+    agreement: 'lexical',
+  },
   // TABLE t is PostgreSQL's grammar for SELECT * FROM t: the same tree, facts and fingerprint.
   { name: 'TABLE t', sql: 'TABLE users', tables: ['public.users'], agreement: 'lexical' },
   { name: 'TABLE schema.t', sql: 'TABLE analytics.events', tables: ['analytics.events'], agreement: 'lexical' },
@@ -368,12 +411,26 @@ export const LOOKALIKES: readonly Passed[] = [
   { name: 'string repeat memory bomb', sql: "SELECT repeat('x', 1000000000)", functions: ['repeat'] },
   { name: 'TABLE is a SELECT', sql: 'TABLE users', tables: ['public.users'], agreement: 'lexical' },
   { name: 'VALUES is a SELECT', sql: "VALUES (1, 'a'), (2, 'b')", tables: [], agreement: 'lexical' },
-  { name: 'built-in TABLESAMPLE method (a function: bernoulli)', sql: 'SELECT * FROM orders TABLESAMPLE BERNOULLI (10) REPEATABLE (42)', tables: ['public.orders'], functions: ['bernoulli'] },
+  {
+    name: 'built-in TABLESAMPLE method (a function: bernoulli)',
+    sql: 'SELECT * FROM orders TABLESAMPLE BERNOULLI (10) REPEATABLE (42)',
+    tables: ['public.orders'],
+    functions: ['bernoulli'],
+  },
   { name: 'attribute notation with an allowed function', sql: 'SELECT (ARRAY[1, 2]).cardinality', functions: ['cardinality'] },
-  { name: 'whole-row attribute call of an allowed function (reported)', sql: 'SELECT u.to_json FROM users u', tables: ['public.users'], functions: ['to_json'] },
+  {
+    name: 'whole-row attribute call of an allowed function (reported)',
+    sql: 'SELECT u.to_json FROM users u',
+    tables: ['public.users'],
+    functions: ['to_json'],
+  },
   { name: 'a column named like a row-callable function is reported as a possible call', sql: 'SELECT o.concat FROM orders o', functions: ['concat'] },
   { name: 'pg_catalog-qualified allowed built-in', sql: 'SELECT pg_catalog.lower(name) FROM users', functions: ['lower'] },
-  { name: 'now() is allowed (stable, harmless)', sql: 'SELECT now(), current_date, current_timestamp', functions: ['current_date', 'current_timestamp', 'now'] },
+  {
+    name: 'now() is allowed (stable, harmless)',
+    sql: 'SELECT now(), current_date, current_timestamp',
+    functions: ['current_date', 'current_timestamp', 'now'],
+  },
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -381,57 +438,220 @@ export const LOOKALIKES: readonly Passed[] = [
 
 export const LEGIT: readonly Passed[] = [
   { name: 'parameterised lookup', sql: 'SELECT id, name FROM users WHERE id = $1', tables: ['public.users'], functions: [] },
-  { name: 'join, order, limit, offset', sql: 'SELECT o.id, c.name, o.total FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at >= $1 ORDER BY o.created_at DESC LIMIT 50 OFFSET 10', tables: ['public.customers', 'public.orders'], functions: [] },
-  { name: 'group by, having', sql: 'SELECT c.name, count(*) AS n, sum(o.total) AS revenue FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.name HAVING count(*) > 5 ORDER BY revenue DESC', tables: ['public.customers', 'public.orders'], functions: ['count', 'sum'] },
-  { name: 'CTE with interval', sql: "WITH recent AS (SELECT * FROM orders WHERE created_at > now() - interval '30 days') SELECT customer_id, count(*) FROM recent GROUP BY customer_id", tables: ['public.orders'], functions: ['count', 'now'] },
-  { name: 'chained CTEs', sql: 'WITH a AS (SELECT customer_id, total FROM orders), b AS (SELECT customer_id, sum(total) AS s FROM a GROUP BY customer_id) SELECT * FROM b WHERE s > 100', tables: ['public.orders'], functions: ['sum'] },
-  { name: 'nested CTEs', sql: 'WITH outer_cte AS (WITH inner_cte AS (SELECT id FROM users) SELECT id FROM inner_cte) SELECT count(*) FROM outer_cte', tables: ['public.users'], functions: ['count'] },
-  { name: 'row_number window', sql: 'SELECT id, total, row_number() OVER (PARTITION BY customer_id ORDER BY created_at) AS rn FROM orders', functions: ['row_number'] },
-  { name: 'named window with frame', sql: 'SELECT id, total, sum(total) OVER w AS running, lag(total) OVER w AS prev FROM orders WINDOW w AS (PARTITION BY customer_id ORDER BY created_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)', functions: ['lag', 'sum'] },
-  { name: 'percentile_cont WITHIN GROUP', sql: 'SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY total) AS median FROM orders', tables: ['public.orders'], functions: ['percentile_cont'] },
-  { name: 'percentile_disc per group', sql: 'SELECT customer_id, percentile_disc(0.9) WITHIN GROUP (ORDER BY total) FROM orders GROUP BY customer_id', functions: ['percentile_disc'] },
-  { name: 'FILTER', sql: "SELECT count(*) FILTER (WHERE status = 'paid') AS paid, count(*) FILTER (WHERE status <> 'paid') AS unpaid FROM orders", functions: ['count'], agreement: 'both' },
-  { name: 'FILTER on json_agg (node-sql-parser cannot)', sql: "SELECT json_agg(id) FILTER (WHERE status = 'paid') FROM orders", functions: ['json_agg'], agreement: 'lexical' },
-  { name: 'GROUPING SETS (node-sql-parser cannot)', sql: 'SELECT region, product, sum(amount), grouping(region) FROM sales GROUP BY GROUPING SETS ((region), (product), ())', tables: ['public.sales'], functions: ['grouping', 'sum'], agreement: 'lexical' },
+  {
+    name: 'join, order, limit, offset',
+    sql: 'SELECT o.id, c.name, o.total FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at >= $1 ORDER BY o.created_at DESC LIMIT 50 OFFSET 10',
+    tables: ['public.customers', 'public.orders'],
+    functions: [],
+  },
+  {
+    name: 'group by, having',
+    sql: 'SELECT c.name, count(*) AS n, sum(o.total) AS revenue FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.name HAVING count(*) > 5 ORDER BY revenue DESC',
+    tables: ['public.customers', 'public.orders'],
+    functions: ['count', 'sum'],
+  },
+  {
+    name: 'CTE with interval',
+    sql: "WITH recent AS (SELECT * FROM orders WHERE created_at > now() - interval '30 days') SELECT customer_id, count(*) FROM recent GROUP BY customer_id",
+    tables: ['public.orders'],
+    functions: ['count', 'now'],
+  },
+  {
+    name: 'chained CTEs',
+    sql: 'WITH a AS (SELECT customer_id, total FROM orders), b AS (SELECT customer_id, sum(total) AS s FROM a GROUP BY customer_id) SELECT * FROM b WHERE s > 100',
+    tables: ['public.orders'],
+    functions: ['sum'],
+  },
+  {
+    name: 'nested CTEs',
+    sql: 'WITH outer_cte AS (WITH inner_cte AS (SELECT id FROM users) SELECT id FROM inner_cte) SELECT count(*) FROM outer_cte',
+    tables: ['public.users'],
+    functions: ['count'],
+  },
+  {
+    name: 'row_number window',
+    sql: 'SELECT id, total, row_number() OVER (PARTITION BY customer_id ORDER BY created_at) AS rn FROM orders',
+    functions: ['row_number'],
+  },
+  {
+    name: 'named window with frame',
+    sql: 'SELECT id, total, sum(total) OVER w AS running, lag(total) OVER w AS prev FROM orders WINDOW w AS (PARTITION BY customer_id ORDER BY created_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)',
+    functions: ['lag', 'sum'],
+  },
+  {
+    name: 'percentile_cont WITHIN GROUP',
+    sql: 'SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY total) AS median FROM orders',
+    tables: ['public.orders'],
+    functions: ['percentile_cont'],
+  },
+  {
+    name: 'percentile_disc per group',
+    sql: 'SELECT customer_id, percentile_disc(0.9) WITHIN GROUP (ORDER BY total) FROM orders GROUP BY customer_id',
+    functions: ['percentile_disc'],
+  },
+  {
+    name: 'FILTER',
+    sql: "SELECT count(*) FILTER (WHERE status = 'paid') AS paid, count(*) FILTER (WHERE status <> 'paid') AS unpaid FROM orders",
+    functions: ['count'],
+    agreement: 'both',
+  },
+  {
+    name: 'FILTER on json_agg (node-sql-parser cannot)',
+    sql: "SELECT json_agg(id) FILTER (WHERE status = 'paid') FROM orders",
+    functions: ['json_agg'],
+    agreement: 'lexical',
+  },
+  {
+    name: 'GROUPING SETS (node-sql-parser cannot)',
+    sql: 'SELECT region, product, sum(amount), grouping(region) FROM sales GROUP BY GROUPING SETS ((region), (product), ())',
+    tables: ['public.sales'],
+    functions: ['grouping', 'sum'],
+    agreement: 'lexical',
+  },
   { name: 'ROLLUP', sql: 'SELECT region, product, sum(amount) FROM sales GROUP BY ROLLUP (region, product)', tables: ['public.sales'], functions: ['sum'] },
   { name: 'CUBE', sql: 'SELECT region, product, sum(amount) FROM sales GROUP BY CUBE (region, product)', tables: ['public.sales'], functions: ['sum'] },
-  { name: 'LATERAL subquery', sql: 'SELECT c.id, last_o.total FROM customers c CROSS JOIN LATERAL (SELECT o.total FROM orders o WHERE o.customer_id = c.id ORDER BY o.created_at DESC LIMIT 1) last_o', tables: ['public.customers', 'public.orders'] },
-  { name: 'LEFT JOIN LATERAL ... ON true', sql: 'SELECT u.id, e.n FROM users u LEFT JOIN LATERAL (SELECT count(*) AS n FROM events e WHERE e.user_id = u.id) e ON true', tables: ['public.events', 'public.users'], functions: ['count'] },
-  { name: 'JSON operators', sql: "SELECT payload->>'event' AS event, payload->'user'->>'id' AS uid FROM events WHERE payload->>'kind' = $1", tables: ['public.events'], functions: [] },
-  { name: 'JSON path operator and jsonb functions', sql: "SELECT payload #>> '{a,b}', jsonb_extract_path_text(payload, 'user', 'email') FROM events WHERE payload @> '{\"kind\": \"click\"}'", functions: ['jsonb_extract_path_text'] },
-  { name: 'CASE buckets', sql: "SELECT id, CASE WHEN total > 100 THEN 'big' WHEN total > 10 THEN 'medium' ELSE 'small' END AS bucket FROM orders", functions: [] },
-  { name: 'date_trunc by month', sql: "SELECT date_trunc('month', created_at) AS month, sum(total) FROM orders GROUP BY 1 ORDER BY 1", functions: ['date_trunc', 'sum'] },
-  { name: 'EXISTS', sql: 'SELECT * FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)', tables: ['public.customers', 'public.orders'] },
-  { name: 'IN subquery', sql: 'SELECT * FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE total > $1)', tables: ['public.customers', 'public.orders'] },
-  { name: 'UNION ALL with ORDER BY and LIMIT', sql: 'SELECT id FROM users UNION ALL SELECT id FROM archived_users ORDER BY id LIMIT 100', tables: ['public.archived_users', 'public.users'] },
+  {
+    name: 'LATERAL subquery',
+    sql: 'SELECT c.id, last_o.total FROM customers c CROSS JOIN LATERAL (SELECT o.total FROM orders o WHERE o.customer_id = c.id ORDER BY o.created_at DESC LIMIT 1) last_o',
+    tables: ['public.customers', 'public.orders'],
+  },
+  {
+    name: 'LEFT JOIN LATERAL ... ON true',
+    sql: 'SELECT u.id, e.n FROM users u LEFT JOIN LATERAL (SELECT count(*) AS n FROM events e WHERE e.user_id = u.id) e ON true',
+    tables: ['public.events', 'public.users'],
+    functions: ['count'],
+  },
+  {
+    name: 'JSON operators',
+    sql: "SELECT payload->>'event' AS event, payload->'user'->>'id' AS uid FROM events WHERE payload->>'kind' = $1",
+    tables: ['public.events'],
+    functions: [],
+  },
+  {
+    name: 'JSON path operator and jsonb functions',
+    sql: "SELECT payload #>> '{a,b}', jsonb_extract_path_text(payload, 'user', 'email') FROM events WHERE payload @> '{\"kind\": \"click\"}'",
+    functions: ['jsonb_extract_path_text'],
+  },
+  {
+    name: 'CASE buckets',
+    sql: "SELECT id, CASE WHEN total > 100 THEN 'big' WHEN total > 10 THEN 'medium' ELSE 'small' END AS bucket FROM orders",
+    functions: [],
+  },
+  {
+    name: 'date_trunc by month',
+    sql: "SELECT date_trunc('month', created_at) AS month, sum(total) FROM orders GROUP BY 1 ORDER BY 1",
+    functions: ['date_trunc', 'sum'],
+  },
+  {
+    name: 'EXISTS',
+    sql: 'SELECT * FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)',
+    tables: ['public.customers', 'public.orders'],
+  },
+  {
+    name: 'IN subquery',
+    sql: 'SELECT * FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE total > $1)',
+    tables: ['public.customers', 'public.orders'],
+  },
+  {
+    name: 'UNION ALL with ORDER BY and LIMIT',
+    sql: 'SELECT id FROM users UNION ALL SELECT id FROM archived_users ORDER BY id LIMIT 100',
+    tables: ['public.archived_users', 'public.users'],
+  },
   { name: 'EXTRACT', sql: 'SELECT extract(year FROM created_at) AS y, count(*) FROM orders GROUP BY y', functions: ['count', 'extract'] },
-  { name: 'SUBSTRING ... FROM ... FOR (node-sql-parser cannot)', sql: 'SELECT coalesce(nickname, name) AS display, upper(substring(name FROM 1 FOR 1)) FROM users', functions: ['coalesce', 'substring', 'upper'], agreement: 'lexical' },
+  {
+    name: 'SUBSTRING ... FROM ... FOR (node-sql-parser cannot)',
+    sql: 'SELECT coalesce(nickname, name) AS display, upper(substring(name FROM 1 FOR 1)) FROM users',
+    functions: ['coalesce', 'substring', 'upper'],
+    agreement: 'lexical',
+  },
   { name: 'rounding aggregates', sql: 'SELECT round(avg(total)::numeric, 2), min(total), max(total) FROM orders', functions: ['avg', 'max', 'min', 'round'] },
   { name: 'string_agg with ORDER BY', sql: "SELECT string_agg(name, ', ' ORDER BY name) FROM users", functions: ['string_agg'] },
   { name: 'array_agg', sql: 'SELECT customer_id, array_agg(id ORDER BY id) FROM orders GROUP BY customer_id', functions: ['array_agg'] },
   { name: 'json_build_object', sql: "SELECT json_build_object('id', id, 'name', name) FROM users", functions: ['json_build_object'] },
-  { name: 'ranking windows', sql: 'SELECT rank() OVER (ORDER BY total DESC), dense_rank() OVER (ORDER BY total DESC), ntile(4) OVER (ORDER BY total) FROM orders', functions: ['dense_rank', 'ntile', 'rank'] },
-  { name: 'DISTINCT ON', sql: 'SELECT DISTINCT ON (customer_id) customer_id, created_at FROM orders ORDER BY customer_id, created_at DESC', tables: ['public.orders'] },
-  { name: 'to_char and BETWEEN params', sql: "SELECT to_char(created_at, 'YYYY-MM-DD') FROM orders WHERE created_at BETWEEN $1 AND $2", functions: ['to_char'] },
-  { name: 'schema-qualified tables', sql: 'SELECT a.id FROM analytics.events a JOIN public.users u ON u.id = a.user_id', tables: ['analytics.events', 'public.users'] },
-  { name: 'derived table', sql: 'SELECT * FROM (SELECT customer_id, sum(total) s FROM orders GROUP BY customer_id) t WHERE t.s > 10', tables: ['public.orders'], functions: ['sum'] },
-  { name: '= ANY($1::text[]) (node-sql-parser cannot)', sql: 'SELECT id FROM orders WHERE status = ANY($1::text[])', tables: ['public.orders'], agreement: 'lexical' },
-  { name: 'recursive CTE', sql: 'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 10) SELECT sum(n) FROM t', tables: [], functions: ['sum'] },
-  { name: 'value windows', sql: 'SELECT first_value(total) OVER (PARTITION BY customer_id ORDER BY created_at), last_value(total) OVER (PARTITION BY customer_id ORDER BY created_at), lead(total, 1) OVER (ORDER BY id) FROM orders', functions: ['first_value', 'last_value', 'lead'] },
-  { name: 'conditional and math functions', sql: 'SELECT greatest(a, b), least(a, b), nullif(a, 0), abs(a), floor(b), ceil(b) FROM metrics', tables: ['public.metrics'], functions: ['abs', 'ceil', 'floor', 'greatest', 'least', 'nullif'] },
+  {
+    name: 'ranking windows',
+    sql: 'SELECT rank() OVER (ORDER BY total DESC), dense_rank() OVER (ORDER BY total DESC), ntile(4) OVER (ORDER BY total) FROM orders',
+    functions: ['dense_rank', 'ntile', 'rank'],
+  },
+  {
+    name: 'DISTINCT ON',
+    sql: 'SELECT DISTINCT ON (customer_id) customer_id, created_at FROM orders ORDER BY customer_id, created_at DESC',
+    tables: ['public.orders'],
+  },
+  {
+    name: 'to_char and BETWEEN params',
+    sql: "SELECT to_char(created_at, 'YYYY-MM-DD') FROM orders WHERE created_at BETWEEN $1 AND $2",
+    functions: ['to_char'],
+  },
+  {
+    name: 'schema-qualified tables',
+    sql: 'SELECT a.id FROM analytics.events a JOIN public.users u ON u.id = a.user_id',
+    tables: ['analytics.events', 'public.users'],
+  },
+  {
+    name: 'derived table',
+    sql: 'SELECT * FROM (SELECT customer_id, sum(total) s FROM orders GROUP BY customer_id) t WHERE t.s > 10',
+    tables: ['public.orders'],
+    functions: ['sum'],
+  },
+  {
+    name: '= ANY($1::text[]) (node-sql-parser cannot)',
+    sql: 'SELECT id FROM orders WHERE status = ANY($1::text[])',
+    tables: ['public.orders'],
+    agreement: 'lexical',
+  },
+  {
+    name: 'recursive CTE',
+    sql: 'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 10) SELECT sum(n) FROM t',
+    tables: [],
+    functions: ['sum'],
+  },
+  {
+    name: 'value windows',
+    sql: 'SELECT first_value(total) OVER (PARTITION BY customer_id ORDER BY created_at), last_value(total) OVER (PARTITION BY customer_id ORDER BY created_at), lead(total, 1) OVER (ORDER BY id) FROM orders',
+    functions: ['first_value', 'last_value', 'lead'],
+  },
+  {
+    name: 'conditional and math functions',
+    sql: 'SELECT greatest(a, b), least(a, b), nullif(a, 0), abs(a), floor(b), ceil(b) FROM metrics',
+    tables: ['public.metrics'],
+    functions: ['abs', 'ceil', 'floor', 'greatest', 'least', 'nullif'],
+  },
   { name: 'LIKE with a parameter', sql: 'SELECT id FROM users WHERE lower(email) LIKE $1 AND NOT deleted', functions: ['lower'] },
   { name: 'jsonb_agg of a derived row', sql: 'SELECT jsonb_agg(t) FROM (SELECT id, name FROM users LIMIT 5) t', functions: ['jsonb_agg'] },
   { name: 'count distinct', sql: 'SELECT count(DISTINCT customer_id) FROM orders', functions: ['count'] },
   { name: 'INTERSECT', sql: 'SELECT id FROM users INTERSECT SELECT user_id FROM events', tables: ['public.events', 'public.users'] },
   { name: 'EXCEPT', sql: 'SELECT id FROM users EXCEPT SELECT user_id FROM banned_users', tables: ['public.banned_users', 'public.users'] },
-  { name: 'FETCH FIRST (node-sql-parser cannot)', sql: 'SELECT id FROM orders ORDER BY total DESC FETCH FIRST 10 ROWS ONLY', tables: ['public.orders'], agreement: 'lexical' },
-  { name: 'unnest WITH ORDINALITY (node-sql-parser cannot)', sql: "SELECT * FROM unnest(ARRAY['a', 'b']) WITH ORDINALITY AS u(v, i)", functions: ['unnest'], agreement: 'lexical' },
-  { name: 'generate_series calendar', sql: "SELECT d::date, count(o.id) FROM generate_series(date '2024-01-01', date '2024-01-31', interval '1 day') d LEFT JOIN orders o ON o.created_at::date = d::date GROUP BY 1 ORDER BY 1", tables: ['public.orders'], functions: ['count', 'generate_series'] },
+  {
+    name: 'FETCH FIRST (node-sql-parser cannot)',
+    sql: 'SELECT id FROM orders ORDER BY total DESC FETCH FIRST 10 ROWS ONLY',
+    tables: ['public.orders'],
+    agreement: 'lexical',
+  },
+  {
+    name: 'unnest WITH ORDINALITY (node-sql-parser cannot)',
+    sql: "SELECT * FROM unnest(ARRAY['a', 'b']) WITH ORDINALITY AS u(v, i)",
+    functions: ['unnest'],
+    agreement: 'lexical',
+  },
+  {
+    name: 'generate_series calendar',
+    sql: "SELECT d::date, count(o.id) FROM generate_series(date '2024-01-01', date '2024-01-31', interval '1 day') d LEFT JOIN orders o ON o.created_at::date = d::date GROUP BY 1 ORDER BY 1",
+    tables: ['public.orders'],
+    functions: ['count', 'generate_series'],
+  },
   { name: 'trim and length', sql: 'SELECT trim(name), length(name) FROM users', functions: ['btrim', 'length'] },
   { name: 'AT TIME ZONE', sql: "SELECT created_at AT TIME ZONE 'UTC' FROM orders", functions: ['timezone'] },
   { name: 'quoted mixed-case table (reported lower-case)', sql: 'SELECT "Id" FROM "Sales"."Orders"', tables: ['sales.orders'] },
-  { name: 'comments everywhere', sql: '-- monthly revenue\nSELECT /* the month */ date_trunc(\'month\', created_at) AS m, -- bucket\n  sum(total) FROM orders GROUP BY 1', functions: ['date_trunc', 'sum'], agreement: 'both' },
-  { name: 'the 20-line report', sql: `WITH monthly AS (
+  {
+    name: 'comments everywhere',
+    sql: "-- monthly revenue\nSELECT /* the month */ date_trunc('month', created_at) AS m, -- bucket\n  sum(total) FROM orders GROUP BY 1",
+    functions: ['date_trunc', 'sum'],
+    agreement: 'both',
+  },
+  {
+    name: 'the 20-line report',
+    sql: `WITH monthly AS (
   SELECT c.region, date_trunc('month', o.created_at) AS month,
          sum(o.total) AS revenue, count(DISTINCT o.customer_id) AS buyers
   FROM orders o
@@ -450,7 +670,11 @@ SELECT region, month, revenue, buyers, r,
 FROM ranked
 WHERE r <= 10
 ORDER BY month DESC, r
-LIMIT 100`, tables: ['public.customers', 'public.orders'], functions: ['count', 'date_trunc', 'lag', 'nullif', 'rank', 'round', 'sum'], agreement: 'both' },
+LIMIT 100`,
+    tables: ['public.customers', 'public.orders'],
+    functions: ['count', 'date_trunc', 'lag', 'nullif', 'rank', 'round', 'sum'],
+    agreement: 'both',
+  },
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -465,18 +689,46 @@ export interface ScopeCase {
 
 export const SCOPES: readonly ScopeCase[] = [
   { name: 'a CTE hides the catalog relation of the same name', sql: 'WITH pg_user AS (SELECT 1 AS usename) SELECT * FROM pg_user', tables: [] },
-  { name: 'a CTE inside a subquery does not hide the outer pg_user', sql: 'SELECT * FROM (WITH pg_user AS (SELECT 1) SELECT * FROM pg_user) s, pg_user', tables: ['pg_catalog.pg_user', 'public.pg_user'] },
-  { name: 'a non-recursive CTE does not see itself', sql: 'WITH pg_user AS (SELECT * FROM pg_user) SELECT * FROM pg_user', tables: ['pg_catalog.pg_user', 'public.pg_user'] },
-  { name: 'a recursive CTE sees itself', sql: 'WITH RECURSIVE pg_user AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM pg_user WHERE n < 3) SELECT * FROM pg_user', tables: [] },
+  {
+    name: 'a CTE inside a subquery does not hide the outer pg_user',
+    sql: 'SELECT * FROM (WITH pg_user AS (SELECT 1) SELECT * FROM pg_user) s, pg_user',
+    tables: ['pg_catalog.pg_user', 'public.pg_user'],
+  },
+  {
+    name: 'a non-recursive CTE does not see itself',
+    sql: 'WITH pg_user AS (SELECT * FROM pg_user) SELECT * FROM pg_user',
+    tables: ['pg_catalog.pg_user', 'public.pg_user'],
+  },
+  {
+    name: 'a recursive CTE sees itself',
+    sql: 'WITH RECURSIVE pg_user AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM pg_user WHERE n < 3) SELECT * FROM pg_user',
+    tables: [],
+  },
   { name: 'a CTE does not see a later sibling', sql: 'WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a', tables: ['public.b'] },
   { name: 'with RECURSIVE, a CTE sees a later sibling', sql: 'WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a', tables: [] },
   { name: 'a CTE sees an earlier sibling', sql: 'WITH b AS (SELECT 1), a AS (SELECT * FROM b) SELECT * FROM a', tables: [] },
   { name: 'a schema-qualified name is never a CTE', sql: 'WITH users AS (SELECT 1) SELECT * FROM public.users', tables: ['public.users'] },
-  { name: 'an outer CTE is visible in a sublink', sql: 'WITH x AS (SELECT 1 AS id) SELECT * FROM users WHERE id IN (SELECT id FROM x)', tables: ['public.users'] },
+  {
+    name: 'an outer CTE is visible in a sublink',
+    sql: 'WITH x AS (SELECT 1 AS id) SELECT * FROM users WHERE id IN (SELECT id FROM x)',
+    tables: ['public.users'],
+  },
   { name: 'an outer CTE is visible in a derived table', sql: 'WITH x AS (SELECT 1 AS id) SELECT * FROM (SELECT * FROM x) s', tables: [] },
-  { name: 'a CTE of one UNION arm is not visible in the other', sql: '(WITH x AS (SELECT 1) SELECT * FROM x) UNION ALL (SELECT * FROM x)', tables: ['public.x'] },
+  {
+    name: 'a CTE of one UNION arm is not visible in the other',
+    sql: '(WITH x AS (SELECT 1) SELECT * FROM x) UNION ALL (SELECT * FROM x)',
+    tables: ['public.x'],
+  },
   { name: 'a CTE on a UNION is visible in both arms', sql: 'WITH x AS (SELECT 1) SELECT * FROM x UNION ALL SELECT * FROM x', tables: [] },
-  { name: 'a CTE defined in a subquery does not leak out', sql: 'SELECT * FROM (WITH secret AS (SELECT 1) SELECT * FROM secret) s JOIN secret ON true', tables: ['public.secret'] },
+  {
+    name: 'a CTE defined in a subquery does not leak out',
+    sql: 'SELECT * FROM (WITH secret AS (SELECT 1) SELECT * FROM secret) s JOIN secret ON true',
+    tables: ['public.secret'],
+  },
   { name: 'an inner CTE shadows an outer one', sql: 'WITH t AS (SELECT 1) SELECT * FROM (WITH t AS (SELECT 2) SELECT * FROM t) s, t', tables: [] },
-  { name: 'a CTE in a sublink does not leak to the outer query', sql: 'SELECT * FROM users WHERE EXISTS (WITH orders AS (SELECT 1) SELECT * FROM orders) AND id IN (SELECT customer_id FROM orders)', tables: ['public.orders', 'public.users'] },
+  {
+    name: 'a CTE in a sublink does not leak to the outer query',
+    sql: 'SELECT * FROM users WHERE EXISTS (WITH orders AS (SELECT 1) SELECT * FROM orders) AND id IN (SELECT customer_id FROM orders)',
+    tables: ['public.orders', 'public.users'],
+  },
 ];

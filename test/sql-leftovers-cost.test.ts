@@ -52,7 +52,10 @@ interface PlanDetail {
 const detail = (e: DenialError) => e.denial.detail as unknown as PlanDetail;
 
 const refusal = async (sql: string, params: (string | number)[] = [], c: QueryCaps = caps(LIMITS)): Promise<DenialError> => {
-  const e = await ex.query(sql, params, c).then(() => undefined, (err: unknown) => err);
+  const e = await ex.query(sql, params, c).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   if (!(e instanceof DenialError)) throw new Error(`${sql}: expected a refusal, got ${String(e)}`);
   return e;
 };
@@ -80,7 +83,10 @@ t.test('a four-way cross join of large tables is refused before it runs', async 
 
 t.test('the plan is for the same parameters', async (t) => {
   const few = await ex.query('SELECT id FROM big_a WHERE id < $1 ORDER BY id', [5], caps({ maxRows: 1000 }));
-  t.same(few.rows.map((r) => r.id), [1, 2, 3, 4]);
+  t.same(
+    few.rows.map((r) => r.id),
+    [1, 2, 3, 4],
+  );
   t.ok(few.plan!.rows < 1000, `few rows estimated for $1 = 5 (${few.plan!.rows})`);
   const many = await refusal('SELECT id FROM big_a WHERE id < $1 ORDER BY id', [40000], caps({ maxRows: 1000 }));
   t.same(many.denial.reasons, ['sql.cost_exceeded'], 'the same text with $1 = 40000 is refused: the estimate used the bound value');
@@ -110,8 +116,14 @@ t.test('every shape the analyser accepts can be explained', async (t) => {
 t.test('the EXPLAIN runs inside the read-only transaction and its timeouts', async (t) => {
   // A plan that takes longer than the statement timeout (planning folds immutable calls) ends
   // in the executor's typed timeout like the query itself would: it runs under the same SET LOCAL.
-  const slow = await ex.query("SELECT length(repeat(md5('x'), 20000000)) AS n", [], caps(LIMITS, 300)).then(() => undefined, (err: unknown) => err);
-  t.ok(slow instanceof DenialError, `a slow plan is refused with a typed code (${(slow as DenialError)?.denial?.code}: ${(slow as DenialError)?.denial?.reasons})`);
+  const slow = await ex.query("SELECT length(repeat(md5('x'), 20000000)) AS n", [], caps(LIMITS, 300)).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.ok(
+    slow instanceof DenialError,
+    `a slow plan is refused with a typed code (${(slow as DenialError)?.denial?.code}: ${(slow as DenialError)?.denial?.reasons})`,
+  );
   const writes = await ex.query('SELECT count(*)::int AS n FROM canary', [], caps(LIMITS));
   t.same(writes.rows, [{ n: 100 }], 'nothing changed');
   const a = postgres(db.adminUrl, { max: 1, onnotice: () => undefined });
@@ -120,8 +132,11 @@ t.test('the EXPLAIN runs inside the read-only transaction and its timeouts', asy
   t.equal(idle!.n, 0, 'no session left in a transaction after refusals');
 });
 
-t.test('query_database applies the policy\'s plan obligations and records the estimate in the facts', async (t) => {
-  const env = { config: { database: { max_rows: 1000, max_result_bytes: 1 << 20, statement_timeout_ms: 3000, lock_timeout_ms: 500 } }, database: ex } as unknown as ToolEnv;
+t.test("query_database applies the policy's plan obligations and records the estimate in the facts", async (t) => {
+  const env = {
+    config: { database: { max_rows: 1000, max_result_bytes: 1 << 20, statement_timeout_ms: 3000, lock_timeout_ms: 500 } },
+    database: ex,
+  } as unknown as ToolEnv;
   // A call as the gate would hand it over (the decision and caps the policy gave); built by hand
   // because the engine does not yet carry these two obligations from the policy.
   const call = (sql: string, obligations: Record<string, unknown>) =>
@@ -135,13 +150,19 @@ t.test('query_database applies the policy\'s plan obligations and records the es
       context: { signal: new AbortController().signal },
     }) as unknown as Authorised<{ sql: string; params: never[] }>;
   const big = call('SELECT * FROM big_a, big_b, big_c, big_d', { max_plan_cost: 1e7, max_plan_rows: 1e8 });
-  const e = await queryDatabaseTool.execute(big as never, env).then(() => undefined, (err: unknown) => err);
+  const e = await queryDatabaseTool.execute(big as never, env).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   t.ok(e instanceof DenialError && e.denial.reasons.includes('sql.cost_exceeded'), 'refused');
   const plan = (big.facts as { sql: { plan?: Record<string, unknown> } }).sql.plan;
-  t.ok(plan && (plan.plan_rows as number) > 1e18 && plan.refused === true && plan.max_plan_rows === 1e8, `the estimate is in the recorded facts: ${JSON.stringify(plan)}`);
+  t.ok(
+    plan && (plan.plan_rows as number) > 1e18 && plan.refused === true && plan.max_plan_rows === 1e8,
+    `the estimate is in the recorded facts: ${JSON.stringify(plan)}`,
+  );
   const small = call('SELECT id FROM big_a WHERE id = 7', { max_plan_rows: 10 });
   const r = await queryDatabaseTool.execute(small as never, env);
-  t.same((r.structured.rows as unknown[]), [{ id: 7 }]);
+  t.same(r.structured.rows as unknown[], [{ id: 7 }]);
   const p2 = (small.facts as { sql: { plan?: Record<string, unknown> } }).sql.plan;
   t.ok(p2 && p2.plan_rows === 1 && p2.max_plan_rows === 10 && !('refused' in p2), `a run query records its estimate too: ${JSON.stringify(p2)}`);
   const cheap = call('SELECT * FROM big_a, big_b LIMIT 1', {});

@@ -34,7 +34,7 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT name, email AS "EMAIL2" FROM customers'],
   ['SELECT lower(email) FROM customers'],
   ['SELECT upper(email) AS email FROM customers'],
-  ['SELECT email || \'\' AS email FROM customers'],
+  ["SELECT email || '' AS email FROM customers"],
   ['SELECT email::int FROM customers'],
   ['SELECT CAST(email AS int) AS n FROM customers'],
   ['SELECT substr(email, 1, 3) AS email FROM customers'],
@@ -42,11 +42,11 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT reverse(email) AS r FROM customers'],
   ['SELECT md5(email) AS h FROM customers'],
   ['SELECT length(email) AS n FROM customers'],
-  ['SELECT coalesce(email, \'x\') AS email FROM customers'],
-  ['SELECT CASE WHEN email LIKE \'c1%\' THEN 1 ELSE 0 END AS b FROM customers'],
-  ['SELECT nullif(email, \'\') AS email FROM customers'],
-  ['SELECT greatest(email, \'a\') AS email FROM customers'],
-  ['SELECT string_agg(email, \',\') AS all FROM customers'],
+  ["SELECT coalesce(email, 'x') AS email FROM customers"],
+  ["SELECT CASE WHEN email LIKE 'c1%' THEN 1 ELSE 0 END AS b FROM customers"],
+  ["SELECT nullif(email, '') AS email FROM customers"],
+  ["SELECT greatest(email, 'a') AS email FROM customers"],
+  ["SELECT string_agg(email, ',') AS all FROM customers"],
   ['SELECT array_agg(email) AS a FROM customers'],
   ['SELECT json_agg(email) AS a FROM customers'],
   ['SELECT max(email) AS email FROM customers'],
@@ -54,7 +54,7 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT lag(email) OVER (ORDER BY id) AS email FROM customers'],
   ['SELECT count(*) FROM customers WHERE email LIKE $1', ['c1%']],
   ['SELECT id FROM customers WHERE email = $1', ['c1@example.com']],
-  ['SELECT id FROM customers WHERE email > \'c5\''],
+  ["SELECT id FROM customers WHERE email > 'c5'"],
   ['SELECT id FROM customers ORDER BY email'],
   ['SELECT email FROM customers ORDER BY 1'],
   ['SELECT region, count(*) FROM customers GROUP BY email, region'],
@@ -70,14 +70,14 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT * FROM customers c(a, b, d, e)'],
   ['SELECT * FROM (SELECT * FROM customers) s(a, b, d, e)'],
   ['WITH x(a, b, d, e) AS (SELECT * FROM customers) SELECT * FROM x'],
-  ['SELECT 1 AS a, \'b\' AS b, \'c\' AS c, \'d\' AS d UNION ALL SELECT * FROM customers'],
-  ['SELECT id, name, region, \'-\' AS x FROM customers UNION ALL SELECT id, name, region, email FROM customers'],
+  ["SELECT 1 AS a, 'b' AS b, 'c' AS c, 'd' AS d UNION ALL SELECT * FROM customers"],
+  ["SELECT id, name, region, '-' AS x FROM customers UNION ALL SELECT id, name, region, email FROM customers"],
   ['SELECT name FROM customers UNION SELECT email FROM customers'],
   ['SELECT x FROM (SELECT email AS x FROM customers) s'],
   ['WITH x AS (SELECT email AS e FROM customers) SELECT e FROM x'],
   ['SELECT email FROM (SELECT email FROM customers) s'],
   ['SELECT (SELECT email FROM customers LIMIT 1) AS email'],
-  ['SELECT id FROM customers WHERE EXISTS (SELECT 1 FROM customers c2 WHERE c2.email LIKE \'c1%\')'],
+  ["SELECT id FROM customers WHERE EXISTS (SELECT 1 FROM customers c2 WHERE c2.email LIKE 'c1%')"],
   ['SELECT n.x FROM customers c, LATERAL (SELECT c.email AS x) n'],
   ['SELECT s FROM (SELECT * FROM customers) s'],
   ['SELECT row_to_json(s) AS j FROM (SELECT * FROM customers) s'],
@@ -90,12 +90,12 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT public.customers.email AS x FROM public.customers'],
   ['VALUES ((SELECT email FROM customers WHERE id = 1))'],
   ['SELECT unnest(array[email]) AS x FROM customers'],
-  ['SELECT jsonb_build_object(\'e\', email) AS j FROM customers'],
-  ['SELECT format(\'%s\', email) AS f FROM customers'],
-  ['SELECT regexp_replace(email, \'@\', \' at \') AS e FROM customers'],
+  ["SELECT jsonb_build_object('e', email) AS j FROM customers"],
+  ["SELECT format('%s', email) AS f FROM customers"],
+  ["SELECT regexp_replace(email, '@', ' at ') AS e FROM customers"],
   ['SELECT email FROM customers GROUP BY 1'],
   ['SELECT name, email FROM customers WHERE email IS NOT NULL'],
-  ['SELECT name FROM users WHERE phone = \'1\''],
+  ["SELECT name FROM users WHERE phone = '1'"],
   ['SELECT * FROM customers ORDER BY 4'],
   ['SELECT id FROM (SELECT * FROM customers ORDER BY 4) s'],
   ['SELECT count(*) FROM (SELECT DISTINCT * FROM customers) s'],
@@ -112,7 +112,11 @@ t.test('no shape returns a real email or anything derived from one', async (t) =
       // Allowed only as a bare copy that the mask covers.
       t.ok((o.result?.structured.redacted_columns as string[]).length > 0 || !/email/i.test(sql), `${sql}: ran only because it was masked`);
     } else {
-      t.equal(o.denial?.code === 'sql_rejected' || o.denial?.code === 'policy_denied' || o.denial?.code === 'tool_error', true, `${sql}: refused with a typed code (${o.denial?.code})`);
+      t.equal(
+        o.denial?.code === 'sql_rejected' || o.denial?.code === 'policy_denied' || o.denial?.code === 'tool_error',
+        true,
+        `${sql}: refused with a typed code (${o.denial?.code})`,
+      );
     }
   }
   const recs = readAudit(analyst.app.deps.config.audit.path).filter((r) => r.tool === 'query_database');
@@ -127,7 +131,10 @@ t.test('no shape returns a real email or anything derived from one', async (t) =
 
 t.test('bare copies are masked; legitimate analytics keep exact results', async (t) => {
   const bare = await q('SELECT id, name, email FROM customers ORDER BY id LIMIT 2');
-  t.same(bare.result?.structured.rows, [{ id: 1, name: 'customer1', email: '[REDACTED]' }, { id: 2, name: 'customer2', email: '[REDACTED]' }]);
+  t.same(bare.result?.structured.rows, [
+    { id: 1, name: 'customer1', email: '[REDACTED]' },
+    { id: 2, name: 'customer2', email: '[REDACTED]' },
+  ]);
   const rec = readAudit(analyst.app.deps.config.audit.path).find((r) => r.request_id === bare.requestId);
   t.same(rec?.facts.sql.masks, { masked: ['email'] }, 'the record names the columns masked in the result');
   const qualified = await q('SELECT c.id, c.email FROM customers c WHERE c.id = 3');
@@ -143,11 +150,35 @@ t.test('bare copies are masked; legitimate analytics keep exact results', async 
   const [rev] = await admin`select sum(o.total)::text as r from orders o join customers c on c.id = o.customer_id where c.region = 'north'`;
   await admin.end();
   const legit: [string, unknown[]][] = [
-    ['SELECT region, count(*)::int AS n FROM customers GROUP BY region ORDER BY region', [{ region: 'east', n: 5 }, { region: 'north', n: 5 }, { region: 'south', n: 5 }, { region: 'west', n: 5 }]],
-    ['SELECT c.region, sum(o.total)::text AS revenue FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.region = $1 GROUP BY c.region', [{ region: 'north', revenue: rev!.r }]],
+    [
+      'SELECT region, count(*)::int AS n FROM customers GROUP BY region ORDER BY region',
+      [
+        { region: 'east', n: 5 },
+        { region: 'north', n: 5 },
+        { region: 'south', n: 5 },
+        { region: 'west', n: 5 },
+      ],
+    ],
+    [
+      'SELECT c.region, sum(o.total)::text AS revenue FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.region = $1 GROUP BY c.region',
+      [{ region: 'north', revenue: rev!.r }],
+    ],
     ['SELECT count(*)::int AS n FROM (SELECT * FROM customers) s', [{ n: 20 }]],
-    ['SELECT jsonb_agg(t ORDER BY t.id) AS j FROM (SELECT id, region FROM customers WHERE id <= 2) t', [{ j: [{ id: 1, region: 'south' }, { id: 2, region: 'east' }] }]],
-    ['SELECT d::date::text AS day FROM generate_series(timestamp \'2024-01-01\', timestamp \'2024-01-02\', interval \'1 day\') d', [{ day: '2024-01-01' }, { day: '2024-01-02' }]],
+    [
+      'SELECT jsonb_agg(t ORDER BY t.id) AS j FROM (SELECT id, region FROM customers WHERE id <= 2) t',
+      [
+        {
+          j: [
+            { id: 1, region: 'south' },
+            { id: 2, region: 'east' },
+          ],
+        },
+      ],
+    ],
+    [
+      "SELECT d::date::text AS day FROM generate_series(timestamp '2024-01-01', timestamp '2024-01-02', interval '1 day') d",
+      [{ day: '2024-01-01' }, { day: '2024-01-02' }],
+    ],
   ];
   for (const [sql, rows] of legit) {
     const o = await q(sql, sql.includes('$1') ? ['north'] : []);

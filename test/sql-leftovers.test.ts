@@ -21,7 +21,10 @@ const boxes: Sandbox[] = [];
 t.before(async () => {
   db = await createTestDatabase();
   const dev = makeSandbox({ database: { url: db.readerUrl, statement_timeout_ms: 3000 } });
-  const ann = makeSandbox({ database: { url: db.readerUrl, statement_timeout_ms: 3000 }, principals: { stdio: { id: 'ann', roles: ['analyst'], tier: 'local' } } });
+  const ann = makeSandbox({
+    database: { url: db.readerUrl, statement_timeout_ms: 3000 },
+    principals: { stdio: { id: 'ann', roles: ['analyst'], tier: 'local' } },
+  });
   boxes.push(dev, ann);
   gate = await inProcessGate(dev.configPath);
   analyst = await inProcessGate(ann.configPath);
@@ -48,7 +51,13 @@ t.test('TABLE t is SELECT * FROM t: rows, facts, fingerprint, allow-list and red
   t.same(audit.at(-1)?.facts.sql.tables, ['public.users'], 'the record names the table');
   t.same(audit.at(-1)?.facts.sql.columns, ['*'], 'and the star');
 
-  for (const sql of ['TABLE hr.salaries', 'TABLE ONLY hr.salaries', 'TABLE hr.salaries*', 'SELECT 1 UNION ALL SELECT count(*) FROM (TABLE hr.salaries) s', 'WITH x AS (TABLE hr.salaries) SELECT count(*) FROM x']) {
+  for (const sql of [
+    'TABLE hr.salaries',
+    'TABLE ONLY hr.salaries',
+    'TABLE hr.salaries*',
+    'SELECT 1 UNION ALL SELECT count(*) FROM (TABLE hr.salaries) s',
+    'WITH x AS (TABLE hr.salaries) SELECT count(*) FROM x',
+  ]) {
     const o = await q(gate, sql);
     t.equal(o.denial?.code, 'policy_denied', `${sql}: denied by the table allow-list`);
     t.ok(o.denial?.reasons.includes('sql.table_not_allowed'), `${sql}: sql.table_not_allowed`);
@@ -60,7 +69,10 @@ t.test('TABLE t is SELECT * FROM t: rows, facts, fingerprint, allow-list and red
   t.equal(red.status, 'ok');
   const rows = red.result?.structured.rows as { email: string }[];
   t.equal(rows.length, 40);
-  t.ok(rows.every((r) => r.email === '[REDACTED]'), 'the analyst gets email redacted through TABLE as through SELECT *');
+  t.ok(
+    rows.every((r) => r.email === '[REDACTED]'),
+    'the analyst gets email redacted through TABLE as through SELECT *',
+  );
   t.same(red.result?.structured.redacted_columns, ['email']);
   t.notMatch(JSON.stringify(red.result), /@example\.com/, 'no email leaves the server');
   const other = await q(analyst, 'TABLE analytics.events');
@@ -70,7 +82,10 @@ t.test('TABLE t is SELECT * FROM t: rows, facts, fingerprint, allow-list and red
 t.test('a bare VALUES list runs; its expressions get every rule', async (t) => {
   const v = await q(gate, "VALUES (1, 'a'), (2, 'b') ORDER BY 1 DESC");
   t.equal(v.status, 'ok');
-  t.same(v.result?.structured.rows, [{ column1: 2, column2: 'b' }, { column1: 1, column2: 'a' }]);
+  t.same(v.result?.structured.rows, [
+    { column1: 2, column2: 'b' },
+    { column1: 1, column2: 'a' },
+  ]);
   const fn = await q(gate, 'VALUES (pg_sleep(1))');
   t.same(fn.denial?.reasons, ['sql.function_not_allowed']);
   const sub = await q(gate, 'VALUES ((SELECT max(salary) FROM hr.salaries))');
@@ -81,7 +96,7 @@ t.test('a bare VALUES list runs; its expressions get every rule', async (t) => {
   t.same(param.result?.structured.rows, [{ column1: 42 }]);
 });
 
-t.test('backslashes in standard strings: legitimate queries run with PostgreSQL\'s reading', async (t) => {
+t.test("backslashes in standard strings: legitimate queries run with PostgreSQL's reading", async (t) => {
   const cases: [string, unknown[]][] = [
     ["SELECT 'a\\b' AS x", [{ x: 'a\\b' }]],
     ["SELECT 'x\\' AS a, 'y' AS b", [{ a: 'x\\', b: 'y' }]],
@@ -97,7 +112,9 @@ t.test('backslashes in standard strings: legitimate queries run with PostgreSQL\
     t.equal(o.status, 'ok', `${sql}: ok (${o.denial?.reasons.join(',') ?? ''})`);
     t.same(o.result?.structured.rows, rows, `${sql}: PostgreSQL's result`);
   }
-  const rec = readAudit(gate.app.deps.config.audit.path).filter((r) => r.tool === 'query_database' && r.args?.sql === "SELECT 'x\\' AS a, 'y' AS b").at(-1);
+  const rec = readAudit(gate.app.deps.config.audit.path)
+    .filter((r) => r.tool === 'query_database' && r.args?.sql === "SELECT 'x\\' AS a, 'y' AS b")
+    .at(-1);
   t.equal(rec?.facts.sql.agreement, 'both', 'node-sql-parser agreed once the backslashes were neutralised');
 });
 

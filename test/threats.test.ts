@@ -90,10 +90,32 @@ t.test('every threat SECURITY.md names is mapped to tests that exist, and the ma
 
 t.test('the threats the issue asks for are all in the table', async (t) => {
   const doc = fs.readFileSync(path.join(ROOT, 'SECURITY.md'), 'utf8');
-  const rows = doc.split('\n').filter((l) => /^\|\s*T\d{2,}\s*\|/.test(l)).join('\n').toLowerCase();
-  for (const words of ['prompt-injected', 'sql injection', 'exfiltration', 'path traversal', 'symbolic links', 'toctou', 'ssrf', 'dns rebinding', 'redirect',
-    'sandbox escape', 'resource exhaustion', 'audit truncation', 'audit rewrite', 'key swap', 'authentication bypass', 'brute force', 'policy fail-open',
-    'secrets', 'rate-limit evasion']) {
+  const rows = doc
+    .split('\n')
+    .filter((l) => /^\|\s*T\d{2,}\s*\|/.test(l))
+    .join('\n')
+    .toLowerCase();
+  for (const words of [
+    'prompt-injected',
+    'sql injection',
+    'exfiltration',
+    'path traversal',
+    'symbolic links',
+    'toctou',
+    'ssrf',
+    'dns rebinding',
+    'redirect',
+    'sandbox escape',
+    'resource exhaustion',
+    'audit truncation',
+    'audit rewrite',
+    'key swap',
+    'authentication bypass',
+    'brute force',
+    'policy fail-open',
+    'secrets',
+    'rate-limit evasion',
+  ]) {
     t.ok(rows.includes(words), `the table names ${words}`);
   }
 });

@@ -29,7 +29,11 @@ interface Running {
 }
 
 async function startWitness(t: Test, keyFile: string, stateDir: string): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, 'witness', 'serve', '--key', keyFile, '--state', stateDir, '--log', `${ORIGIN}=${LOG_KEY.encoded}`, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'witness', 'serve', '--key', keyFile, '--state', stateDir, '--log', `${ORIGIN}=${LOG_KEY.encoded}`, '--listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -63,8 +67,17 @@ function setup(t: Test) {
 
 /** A signed log whose checkpoints go to the witness; returns when every cosignature is stored. */
 async function writeWitnessedLog(file: string, url: string, wkeyEncoded: string, n: number): Promise<void> {
-  const client = new WitnessClient(logPaths(file), [{ name: 'w1', url, key: parseWitnessVerifier(wkeyEncoded) }], (m, d) => process.stderr.write(`${m} ${JSON.stringify(d)}\n`));
-  const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5, genesis: true, checkpoint: { signer: LOG_KEY, everyRecords: 5, everyMs: 60_000, origin: ORIGIN }, onCheckpoint: (note, size) => client.submit(note, size) });
+  const client = new WitnessClient(logPaths(file), [{ name: 'w1', url, key: parseWitnessVerifier(wkeyEncoded) }], (m, d) =>
+    process.stderr.write(`${m} ${JSON.stringify(d)}\n`),
+  );
+  const log = await AuditLog.open({
+    path: file,
+    durability: 'fsync',
+    batchMs: 5,
+    genesis: true,
+    checkpoint: { signer: LOG_KEY, everyRecords: 5, everyMs: 60_000, origin: ORIGIN },
+    onCheckpoint: (note, size) => client.submit(note, size),
+  });
   for (let i = 0; i < n; i++) await log.append({ request_id: `r${i}`, tool: 'read_file', outcome: { status: 'ok' } });
   await log.close();
   await client.idle();
@@ -87,11 +100,20 @@ t.test('cosignature/v1: key id with 0x04, timestamped signature over the header,
   // NAME+KEYID+BASE64: the base64 may itself hold "+".
   const pub = Buffer.from(w.encoded.slice(w.encoded.indexOf('+', w.encoded.indexOf('+') + 1) + 1), 'base64');
   t.equal(pub[0], 0x04, 'the verifier key is type 0x04');
-  t.same(blob.subarray(0, 4), crypto.createHash('sha256').update('witness.example/w1\n').update(Buffer.from([0x04])).update(pub.subarray(1)).digest().subarray(0, 4));
+  t.same(
+    blob.subarray(0, 4),
+    crypto
+      .createHash('sha256')
+      .update('witness.example/w1\n')
+      .update(Buffer.from([0x04]))
+      .update(pub.subarray(1))
+      .digest()
+      .subarray(0, 4),
+  );
   t.same(blob.subarray(0, 4), cosignerKeyId('witness.example/w1', pub.subarray(1)));
   t.equal(blob.readBigUInt64BE(4), 1679315147n);
   const msg = Buffer.from(`cosignature/v1\ntime 1679315147\n${text}`);
-  t.ok(crypto.verify(null, msg, w.publicKey, blob.subarray(12)), 'the signed message is exactly the spec\'s');
+  t.ok(crypto.verify(null, msg, w.publicKey, blob.subarray(12)), "the signed message is exactly the spec's");
   t.equal(checkCosignatures(text, [line], [parseWitnessVerifier(w.encoded)]).length, 1);
   t.equal(checkCosignatures(text, [line], [parseWitnessVerifier(generateWitnessKey('other/w').encoded)]).length, 0, 'unknown keys are ignored');
   t.throws(() => checkCosignatures(text.replace('\n7\n', '\n8\n'), [line], [parseWitnessVerifier(w.encoded)]), 'a known key that does not verify is an error');
@@ -104,9 +126,16 @@ t.test('witness serve: cosigns checkpoints that extend what it saw; durable stat
   const cos = readLines(cosignaturesPath(logPaths(file))).map((l) => JSON.parse(l));
   t.ok(cos.length >= 4, `cosignatures stored beside the log (${cos.length})`);
   const sizes = cos.map((c) => c.size as number);
-  t.same(sizes, [...sizes].sort((a, b) => a - b), 'in order');
+  t.same(
+    sizes,
+    [...sizes].sort((a, b) => a - b),
+    'in order',
+  );
   t.equal(sizes.at(-1), 24, 'the final checkpoint (genesis + 23 records) is cosigned');
-  const state = readLines(path.join(stateDir, 'state.jsonl')).map((l) => JSON.parse(l)).filter((x) => x.origin === ORIGIN).at(-1);
+  const state = readLines(path.join(stateDir, 'state.jsonl'))
+    .map((l) => JSON.parse(l))
+    .filter((x) => x.origin === ORIGIN)
+    .at(-1);
   t.equal(state.size, 24, 'the witness persisted the latest cosigned size');
 
   const last = cos.at(-1)!.note as string;
@@ -138,7 +167,11 @@ t.test('witness serve: cosigns checkpoints that extend what it saw; durable stat
   t.equal(r.text, '24\n');
   await w2.stop();
   fs.writeFileSync(path.join(stateDir, 'state.jsonl'), 'garbage\n');
-  const broken = spawnSync(process.execPath, [BIN, 'witness', 'serve', '--key', keyFile, '--state', stateDir, '--log', `${ORIGIN}=${LOG_KEY.encoded}`, '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10_000 });
+  const broken = spawnSync(
+    process.execPath,
+    [BIN, 'witness', 'serve', '--key', keyFile, '--state', stateDir, '--log', `${ORIGIN}=${LOG_KEY.encoded}`, '--listen', '127.0.0.1:0'],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
   t.not(broken.status, 0, 'a witness whose state is unreadable refuses to start');
   t.match(broken.stderr, /must be retired, not restarted/);
 
@@ -148,7 +181,9 @@ t.test('witness serve: cosigns checkpoints that extend what it saw; durable stat
   t.equal(JSON.parse(v.stdout).witnessed.size, 24);
   // The auditor's report shows the witness status.
   const html = path.join(path.dirname(file), '..', 'report.html');
-  const rep = spawnSync(process.execPath, [BIN, 'audit', 'report', file, '--html', html, '--public-key', LOG_KEY.encoded, '--witness-key', wkey.encoded], { encoding: 'utf8' });
+  const rep = spawnSync(process.execPath, [BIN, 'audit', 'report', file, '--html', html, '--public-key', LOG_KEY.encoded, '--witness-key', wkey.encoded], {
+    encoding: 'utf8',
+  });
   t.equal(rep.status, 0, rep.stdout + rep.stderr);
   t.match(fs.readFileSync(html, 'utf8'), /witnessed up to size 24 by witness\.test\/w1 \(1 of 1 witness key\(s\) required\)/);
 });
@@ -227,8 +262,18 @@ t.test('attack: the log host AND the signing key rewrite history; the witness ke
   r = await post(w.url, `old 24\n${proof.proof.map((x) => `${x}\n`).join('')}\n${bigger}`);
   t.equal(r.status, 422, 'a checkpoint that does not extend what the witness cosigned: refused (422)');
   const refused = readLines(path.join(stateDir, 'refused.jsonl')).map((l) => JSON.parse(l));
-  t.same(refused.map((x) => x.status), [409, 422], 'the witness kept both forked checkpoints as evidence');
-  t.equal(readLines(path.join(stateDir, 'state.jsonl')).map((l) => JSON.parse(l)).at(-1).size, 24, 'its state is unchanged');
+  t.same(
+    refused.map((x) => x.status),
+    [409, 422],
+    'the witness kept both forked checkpoints as evidence',
+  );
+  t.equal(
+    readLines(path.join(stateDir, 'state.jsonl'))
+      .map((l) => JSON.parse(l))
+      .at(-1).size,
+    24,
+    'its state is unchanged',
+  );
 });
 
 t.test('k of n: a quorum of witness keys', async (t) => {
@@ -238,7 +283,11 @@ t.test('k of n: a quorum of witness keys', async (t) => {
   const absent = generateWitnessKey('witness.test/w2');
   let r = await verifyFile(file, { publicKeys: [LOG_KEY], witnessKeys: [parseWitnessVerifier(wkey.encoded), parseWitnessVerifier(absent.encoded)] });
   t.equal(r.problem?.kind, 'unwitnessed', '2 of 2 required, 1 cosigned');
-  r = await verifyFile(file, { publicKeys: [LOG_KEY], witnessKeys: [parseWitnessVerifier(wkey.encoded), parseWitnessVerifier(absent.encoded)], witnessQuorum: 1 });
+  r = await verifyFile(file, {
+    publicKeys: [LOG_KEY],
+    witnessKeys: [parseWitnessVerifier(wkey.encoded), parseWitnessVerifier(absent.encoded)],
+    witnessQuorum: 1,
+  });
   t.equal(r.ok, true, JSON.stringify(r.problem));
   t.same(r.witnessed?.by, ['witness.test/w1']);
 });
@@ -276,14 +325,21 @@ t.test('the server with audit.witnesses configured: its checkpoints are cosigned
 
 t.test('the client builds a consistency proof from the checkpoint at the old size and the records after it', async (t) => {
   const { dir, file } = setup(t);
-  const log = await AuditLog.open({ path: file, durability: 'fsync', batchMs: 5, genesis: true, rotation: { maxBytes: 2048 }, checkpoint: { signer: LOG_KEY, everyRecords: 3, everyMs: 60_000, origin: ORIGIN } });
+  const log = await AuditLog.open({
+    path: file,
+    durability: 'fsync',
+    batchMs: 5,
+    genesis: true,
+    rotation: { maxBytes: 2048 },
+    checkpoint: { signer: LOG_KEY, everyRecords: 3, everyMs: 60_000, origin: ORIGIN },
+  });
   for (let i = 0; i < 60; i++) await log.append({ request_id: `r${i}`, tool: 'read_file', pad: 'x'.repeat(100) });
   await log.close();
   const p = logPaths(file);
   const cps = readLines(p.checkpoints).map((l) => JSON.parse(l) as { note: string; size: number });
   t.ok(fs.readdirSync(dir).filter((f) => /audit\.\d{12}\.jsonl$/.test(f)).length >= 3, 'several segments');
   const client = new WitnessClient(p, []);
-  const pairs: [typeof cps[number], typeof cps[number]][] = [];
+  const pairs: [(typeof cps)[number], (typeof cps)[number]][] = [];
   for (let i = 0; i < cps.length; i += 2) for (let j = i + 1; j < cps.length; j += 3) pairs.push([cps[i]!, cps[j]!]);
   let same = 0;
   for (const [a, b] of pairs) {

@@ -19,12 +19,24 @@ t.test('second wall: with path checks bypassed, the permission model still refus
   // A forged pin is what a bug in canonicalisation would hand the executor.
   const forged = (root: string, components: string[]) => ({
     pin: { root, components, dev: 0, ino: 0, kind: 'file' },
-    canonical: path.join(root, ...components), maxFileBytes: 1 << 20, maxBytes: 1 << 20, offset: 0, encoding: 'auto',
+    canonical: path.join(root, ...components),
+    maxFileBytes: 1 << 20,
+    maxBytes: 1 << 20,
+    offset: 0,
+    encoding: 'auto',
   });
   // Not "/" as a root: Node 20's permission tree sometimes lets "/" itself be opened when the
   // allow-list spans several top-level folders (seen here); the inode check is what refuses that.
-  for (const [root, comps] of [['/etc', ['passwd']], [sb.outside, ['secret.txt']], ['/proc/self', ['environ']], ['/root', ['.bashrc']]] as const) {
-    const err = await pools.filesystem.run('read', forged(root, [...comps]), { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e);
+  for (const [root, comps] of [
+    ['/etc', ['passwd']],
+    [sb.outside, ['secret.txt']],
+    ['/proc/self', ['environ']],
+    ['/root', ['.bashrc']],
+  ] as const) {
+    const err = await pools.filesystem.run('read', forged(root, [...comps]), { timeoutMs: 5000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     t.ok(err instanceof DenialError, `${root}: refused`);
     const d = (err as DenialError).denial;
     t.equal(d.code, 'tool_error');
@@ -33,10 +45,17 @@ t.test('second wall: with path checks bypassed, the permission model still refus
   }
   // The same worker reads inside the root (the dev/ino check is what refuses a forged inode).
   const st = fs.statSync(path.join(sb.root, 'hello.txt'));
-  const ok = await pools.filesystem.run<{ content: string }>('read', { ...forged(sb.root, ['hello.txt']), pin: { root: sb.root, components: ['hello.txt'], dev: st.dev, ino: st.ino, kind: 'file' } }, { timeoutMs: 5000 });
+  const ok = await pools.filesystem.run<{ content: string }>(
+    'read',
+    { ...forged(sb.root, ['hello.txt']), pin: { root: sb.root, components: ['hello.txt'], dev: st.dev, ino: st.ino, kind: 'file' } },
+    { timeoutMs: 5000 },
+  );
   t.equal(ok.value.content, 'hello, world\n');
   // Workers have no child processes and no writes either.
-  t.same(pools.stats().map((s) => s.ready), [2, 2]);
+  t.same(
+    pools.stats().map((s) => s.ready),
+    [2, 2],
+  );
 });
 
 t.test('a worker killed mid-call fails that call alone; a new worker takes over; the failure is audited', async (t) => {
@@ -90,7 +109,9 @@ t.test('MCP cancellation stops a running call and is audited as cancelled', asyn
   const { client, close } = await stdioClient(['--config', sb.configPath]);
   const ac = new AbortController();
   const t0 = performance.now();
-  const p = client.callTool({ name: 'run_javascript', arguments: { code: 'for (;;) {}' } }, undefined, { signal: ac.signal, timeout: 60000 }).catch((e: Error) => e);
+  const p = client
+    .callTool({ name: 'run_javascript', arguments: { code: 'for (;;) {}' } }, undefined, { signal: ac.signal, timeout: 60000 })
+    .catch((e: Error) => e);
   setTimeout(() => ac.abort('user pressed stop'), 400);
   const r = await p;
   t.ok(r instanceof Error, 'the client sees its own cancellation');
@@ -111,7 +132,10 @@ t.test('an HTTP client that disconnects stops its work', async (t) => {
   t.teardown(() => server.stop());
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'run_javascript', arguments: { code: 'for (;;) {}' } } });
   await new Promise<void>((resolve) => {
-    const req = http.request(server.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' } });
+    const req = http.request(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+    });
     req.on('error', () => resolve());
     req.end(body);
     setTimeout(() => {
@@ -130,7 +154,10 @@ t.test('an HTTP client that disconnects stops its work', async (t) => {
 });
 
 t.test('a long search reports progress at a bounded rate when asked', async (t) => {
-  const sb = makeSandbox({ filesystem: { search: { max_results: 10, time_budget_ms: 20000, max_file_bytes: 1 << 20, max_files: 100000 } }, execution: { timeout_ms: 30000 } });
+  const sb = makeSandbox({
+    filesystem: { search: { max_results: 10, time_budget_ms: 20000, max_file_bytes: 1 << 20, max_files: 100000 } },
+    execution: { timeout_ms: 30000 },
+  });
   t.teardown(sb.cleanup);
   const dir = path.join(sb.root, 'many');
   fs.mkdirSync(dir);
@@ -163,5 +190,8 @@ t.test('a script that reports progress reaches the client as progress notificati
   const r = await client.callTool({ name: 'run_javascript', arguments: { code } }, undefined, { onprogress: (p) => seen.push(p.progress), timeout: 30000 });
   t.equal((r.structuredContent as { result: string }).result, 'done');
   t.ok(seen.length >= 2, `${seen.length} progress notifications: ${seen.join(',')}`);
-  t.ok(seen.every((v, i) => i === 0 || v > seen[i - 1]!), 'increasing');
+  t.ok(
+    seen.every((v, i) => i === 0 || v > seen[i - 1]!),
+    'increasing',
+  );
 });

@@ -8,8 +8,20 @@ import { refuse } from '../../src/core/denial.js';
  * own idle-in-transaction timeout, which ends the session).
  */
 const CLIENT_CONNECTION_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED',
-  'ERR_STREAM_DESTROYED', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'ERR_STREAM_DESTROYED',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
 ]);
 const SERVER_CONNECTION_STATES = new Set(['57P01', '57P02', '57P03', '57P04', '57P05', '53300', '25P03']);
 
@@ -45,12 +57,17 @@ export function mapDatabaseError(err: unknown, timeoutMs: number): void {
   const message = String((err as Error)?.message ?? err);
   if (isConnectionError(err)) {
     const reason = unavailableReason(err);
-    refuse('unavailable', 'The database connection failed; try again shortly.', reason === 'db.unreachable' ? [reason] : ['db.unreachable', reason], { cause: String(code) });
+    refuse('unavailable', 'The database connection failed; try again shortly.', reason === 'db.unreachable' ? [reason] : ['db.unreachable', reason], {
+      cause: String(code),
+    });
   }
   if (isConfigurationError(err)) {
-    refuse('unavailable', 'The database refused Bulwark’s connection (role, password or database name).', ['db.unreachable', 'db.connect_refused'], { sqlstate: String(code) });
+    refuse('unavailable', 'The database refused Bulwark’s connection (role, password or database name).', ['db.unreachable', 'db.connect_refused'], {
+      sqlstate: String(code),
+    });
   }
-  if (code === '57014') refuse('timeout', `The query exceeded its ${timeoutMs} ms statement timeout and was cancelled on the server.`, ['db.statement_timeout']);
+  if (code === '57014')
+    refuse('timeout', `The query exceeded its ${timeoutMs} ms statement timeout and was cancelled on the server.`, ['db.statement_timeout']);
   if (code === '55P03') refuse('timeout', 'The query waited too long for a lock.', ['db.lock_timeout']);
   if (code === '42501') refuse('policy_denied', 'The database role may not read that (permission denied).', ['db.permission_denied']);
   if (code === '25006') refuse('sql_rejected', 'The database refused a write in a read-only transaction.', ['db.read_only_violation']);

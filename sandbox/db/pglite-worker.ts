@@ -18,7 +18,6 @@ interface QueryPayload {
   readonly searchPath: string;
 }
 
-
 const pg = await PGlite.create();
 await pg.exec(DEMO_SEED_SQL);
 
@@ -53,7 +52,12 @@ serveTasks({
         }
         rows.push(safe);
       }
-      const base = { columns: r.fields.map((f) => ({ name: f.name, type: f.dataTypeID })), rows, row_count: rows.length, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 };
+      const base = {
+        columns: r.fields.map((f) => ({ name: f.name, type: f.dataTypeID })),
+        rows,
+        row_count: rows.length,
+        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+      };
       return truncated ? { ...base, truncated: true, truncated_reason: truncated } : { ...base, truncated: false };
     } finally {
       await pg.exec('ROLLBACK');

@@ -54,5 +54,7 @@ export function listPinnedDirectory(req: ListRequest): ListResult {
   } finally {
     fs.closeSync(fd);
   }
-  return truncatedReason ? { path: req.canonical, entries, truncated: true, truncated_reason: truncatedReason } : { path: req.canonical, entries, truncated: false };
+  return truncatedReason
+    ? { path: req.canonical, entries, truncated: true, truncated_reason: truncatedReason }
+    : { path: req.canonical, entries, truncated: false };
 }

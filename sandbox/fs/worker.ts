@@ -30,7 +30,10 @@ type Budgeted<T> = Omit<T, 'deadline'> & { budgetMs: number };
 export const filesystemHandlers: Record<string, Handler> = {
   read: (p: ReadRequest) => readPinnedFile(p),
   list: (p: Budgeted<ListRequest>) => listPinnedDirectory({ ...p, deadline: Date.now() + p.budgetMs }),
-  search: (p: Budgeted<Omit<SearchRequest, 'blockedExtensions' | 'blockedNames' | 'onProgress'>> & { blockedExtensions: string[]; blockedNames: string[] }, ctx) =>
+  search: (
+    p: Budgeted<Omit<SearchRequest, 'blockedExtensions' | 'blockedNames' | 'onProgress'>> & { blockedExtensions: string[]; blockedNames: string[] },
+    ctx,
+  ) =>
     searchPinned({
       ...p,
       deadline: Date.now() + p.budgetMs,

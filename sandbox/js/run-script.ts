@@ -125,7 +125,8 @@ export async function runScript(req: ScriptRequest, spare?: WarmIsolate, onProgr
     } catch (err) {
       const message = (err as Error)?.message ?? String(err);
       if (overflow) refuse('resource_exceeded', `The script printed more than ${req.maxOutputBytes} bytes.`, ['js.output_cap']);
-      if (/memory limit/i.test(message) || (isolate.isDisposed && !overflow)) refuse('resource_exceeded', `The script exceeded its ${req.memoryMb} MB memory cap.`, ['js.memory']);
+      if (/memory limit/i.test(message) || (isolate.isDisposed && !overflow))
+        refuse('resource_exceeded', `The script exceeded its ${req.memoryMb} MB memory cap.`, ['js.memory']);
       if (/timed out/i.test(message)) refuse('timeout', `The script exceeded its ${req.timeoutMs} ms CPU budget.`, ['js.cpu_time']);
       // Allocation failures the engine reports as exceptions are still memory bombs.
       if (/Invalid string length|Array buffer allocation failed|Invalid array length|Invalid typed array length|Array buffer allocation/i.test(message)) {
@@ -142,7 +143,14 @@ export async function runScript(req: ScriptRequest, spare?: WarmIsolate, onProgr
     if (resultBytes + outBytes > req.maxOutputBytes) refuse('resource_exceeded', `The result is larger than ${req.maxOutputBytes} bytes.`, ['js.output_cap']);
     const heap = isolate.isDisposed ? 0 : isolate.getHeapStatisticsSync().used_heap_size;
     const cpuMs = Number(isolate.cpuTime) / 1e6;
-    return { result: JSON.parse(json) as unknown, logs, output_bytes: resultBytes + outBytes, cpu_ms: Math.round(cpuMs * 1000) / 1000, wall_ms: Math.round((performance.now() - started) * 1000) / 1000, heap_bytes: heap };
+    return {
+      result: JSON.parse(json) as unknown,
+      logs,
+      output_bytes: resultBytes + outBytes,
+      cpu_ms: Math.round(cpuMs * 1000) / 1000,
+      wall_ms: Math.round((performance.now() - started) * 1000) / 1000,
+      heap_bytes: heap,
+    };
   } finally {
     // An isolate is used once: never reused after success or failure.
     if (!isolate.isDisposed) isolate.dispose();

@@ -30,12 +30,23 @@ export function serveTasks(handlers: Readonly<Record<string, Handler>>, opts: { 
     try {
       if (!handler) throw new Error(`unknown op ${raw.op}`);
       const value = await handler(raw.payload, {
-        progress: (progress, total, message) => send({ type: 'progress', id: raw.id, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) }),
+        progress: (progress, total, message) =>
+          send({ type: 'progress', id: raw.id, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) }),
       });
       send({ type: 'result', id: raw.id, ok: true, value, metrics: metrics() });
     } catch (err) {
       if (err instanceof DenialError) send({ type: 'result', id: raw.id, ok: false, denial: err.denial, metrics: metrics() });
-      else send({ type: 'result', id: raw.id, ok: false, error: { message: (err as Error)?.message ?? String(err), ...((err as NodeJS.ErrnoException)?.code ? { code: String((err as NodeJS.ErrnoException).code) } : {}) }, metrics: metrics() });
+      else
+        send({
+          type: 'result',
+          id: raw.id,
+          ok: false,
+          error: {
+            message: (err as Error)?.message ?? String(err),
+            ...((err as NodeJS.ErrnoException)?.code ? { code: String((err as NodeJS.ErrnoException).code) } : {}),
+          },
+          metrics: metrics(),
+        });
     }
     opts.onIdle?.();
   });

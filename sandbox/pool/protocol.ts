@@ -20,4 +20,10 @@ export type ChildMessage =
   | { readonly type: 'progress'; readonly id: number; readonly progress: number; readonly total?: number; readonly message?: string }
   | { readonly type: 'result'; readonly id: number; readonly ok: true; readonly value: unknown; readonly metrics: TaskMetrics }
   | { readonly type: 'result'; readonly id: number; readonly ok: false; readonly denial: Denial; readonly metrics: TaskMetrics }
-  | { readonly type: 'result'; readonly id: number; readonly ok: false; readonly error: { readonly message: string; readonly code?: string }; readonly metrics: TaskMetrics };
+  | {
+      readonly type: 'result';
+      readonly id: number;
+      readonly ok: false;
+      readonly error: { readonly message: string; readonly code?: string };
+      readonly metrics: TaskMetrics;
+    };

@@ -30,7 +30,14 @@ async function startUpstream() {
   });
   server.keepAliveTimeout = 30_000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { origin: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+  return {
+    origin: `http://127.0.0.1:${server.address().port}`,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(r);
+      }),
+  };
 }
 
 function microUs(fn, n) {
@@ -50,17 +57,20 @@ export async function benchApi({ quick = false } = {}) {
   data.bulwark.api.upstreams.developer = ['live', 'cached'];
   fs.writeFileSync(path.join(ws.dir, 'policy-data.json'), JSON.stringify(data));
   const cfg = loadConfig({ file: ws.config }).config;
-  fs.writeFileSync(ws.config, stringify({
-    filesystem: { roots: cfg.filesystem.roots },
-    audit: { path: cfg.audit.path, durability: 'batch' },
-    limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
-    observability: { log_level: 'error' },
-    policy: { data: path.join(ws.dir, 'policy-data.json') },
-    apis: {
-      live: { base_url: `${up.origin}/v1/`, internal: true, retries: 0 },
-      cached: { base_url: `${up.origin}/v1/`, internal: true, retries: 0, cache_ttl_s: 3600 },
-    },
-  }));
+  fs.writeFileSync(
+    ws.config,
+    stringify({
+      filesystem: { roots: cfg.filesystem.roots },
+      audit: { path: cfg.audit.path, durability: 'batch' },
+      limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+      observability: { log_level: 'error' },
+      policy: { data: path.join(ws.dir, 'policy-data.json') },
+      apis: {
+        live: { base_url: `${up.origin}/v1/`, internal: true, retries: 0 },
+        cached: { base_url: `${up.origin}/v1/`, internal: true, retries: 0, cache_ttl_s: 3600 },
+      },
+    }),
+  );
   const app = await createApp(loadConfig({ file: ws.config }), createLogger('error'));
   const direct = new Pool(up.origin, { connections: 16 });
   const gate = (api, p = '/items/42') => runGate({ tool: 'call_api', args: { api, path: p, query: { q: 'x' } }, context: ctx() }, app.deps);
@@ -92,13 +102,15 @@ export async function benchApi({ quick = false } = {}) {
   const total = quick ? 1000 : 10_000;
   let issued = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (issued < total) {
-      issued += 1;
-      const o = await gate('live');
-      if (o.status !== 'ok') throw new Error(`bench call failed: ${JSON.stringify(o.denial)}`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (issued < total) {
+        issued += 1;
+        const o = await gate('live');
+        if (o.status !== 'ok') throw new Error(`bench call failed: ${JSON.stringify(o.denial)}`);
+      }
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   const paths = ['/repos/bulwark/issues', '/users/%7Ealice/caf%C3%A9', '/v1/items/42/', '/a/b/c/d/e/f/g/h'];
   const ips = ['140.82.112.3', '10.0.0.1', '2606:4700:4700::1111', '::ffff:127.0.0.1', '64:ff9b::a00:1', 'fe80::1'];

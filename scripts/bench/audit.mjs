@@ -37,7 +37,14 @@ function fields(i) {
     facts: { path: { canonical: '/srv/data/reports/q3/summary.csv', root: '/srv/data', kind: 'file', size: 18234 } },
     decision: { allow: true, reasons: [], policy_revision: '5e0c8a7b6d4f3e2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a' },
     policy_revision: '5e0c8a7b6d4f3e2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a',
-    outcome: { status: 'ok', code: null, reasons: [], duration_ms: 0.412, result_sha256: '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0', result_bytes: 18302 },
+    outcome: {
+      status: 'ok',
+      code: null,
+      reasons: [],
+      duration_ms: 0.412,
+      result_sha256: '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0',
+      result_bytes: 18302,
+    },
   };
 }
 
@@ -59,15 +66,30 @@ async function appendRun({ durability, callers, records, checkpoint, key, impl =
   const per = Math.ceil(records / callers);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: callers }, async (_, c) => {
-    for (let i = 0; i < per; i++) await log.append(fields(c * per + i));
-  }));
+  await Promise.all(
+    Array.from({ length: callers }, async (_, c) => {
+      for (let i = 0; i < per; i++) await log.append(fields(c * per + i));
+    }),
+  );
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(c0);
   await log.close();
   const bytes = fs.statSync(file).size;
   const total = per * callers;
-  return { dir, file, result: { durability, callers, checkpoints: !!checkpoint, records: total, seconds: round(elapsed), per_s: Math.round(total / elapsed), per_cpu_s: Math.round(total / ((cpu.user + cpu.system) / 1e6)), avg_line_bytes: Math.round(bytes / (total + 200)) } };
+  return {
+    dir,
+    file,
+    result: {
+      durability,
+      callers,
+      checkpoints: !!checkpoint,
+      records: total,
+      seconds: round(elapsed),
+      per_s: Math.round(total / elapsed),
+      per_cpu_s: Math.round(total / ((cpu.user + cpu.system) / 1e6)),
+      avg_line_bytes: Math.round(bytes / (total + 200)),
+    },
+  };
 }
 
 function round(x) {
@@ -134,7 +156,10 @@ export async function benchAudit({ quick = process.env.BENCH_QUICK === '1', agai
     for (const r of runs) {
       const row = { durability: r.durability, callers: r.callers, checkpoints: r.checkpoint, this: [], other: [], this_per_cpu: [], other_per_cpu: [] };
       for (let round = 0; round < n(3, 1); round++) {
-        for (const [side, impl] of [['other', other], ['this', AuditLog]]) {
+        for (const [side, impl] of [
+          ['other', other],
+          ['this', AuditLog],
+        ]) {
           const { dir, result } = await appendRun({ ...r, records: Math.ceil(r.records / 2), key, impl });
           fs.rmSync(dir, { recursive: true, force: true });
           row[side].push(result.per_s);
@@ -161,7 +186,15 @@ export async function benchAudit({ quick = process.env.BENCH_QUICK === '1', agai
       best.push({ records: r.records, checkpoints: r.checkpoints.matched, seconds: s, cpu: (cpu.user + cpu.system) / 1e6 });
     }
     const b = best.sort((a, c) => a.seconds - c.seconds)[0];
-    out.verify.push({ merkle, records: b.records, checkpoints: b.checkpoints, seconds: round(b.seconds), per_s: Math.round(b.records / b.seconds), per_cpu_s: Math.round(b.records / b.cpu), mb_per_s: Math.round(fs.statSync(verifyTarget.file).size / b.seconds / 1e6) });
+    out.verify.push({
+      merkle,
+      records: b.records,
+      checkpoints: b.checkpoints,
+      seconds: round(b.seconds),
+      per_s: Math.round(b.records / b.seconds),
+      per_cpu_s: Math.round(b.records / b.cpu),
+      mb_per_s: Math.round(fs.statSync(verifyTarget.file).size / b.seconds / 1e6),
+    });
   }
   fs.rmSync(verifyTarget.dir, { recursive: true, force: true });
   // One checkpoint: fold the frontier, format, sign (Ed25519); and checking one.
@@ -178,7 +211,11 @@ export async function benchAudit({ quick = process.env.BENCH_QUICK === '1', agai
   const verifyUs = ((performance.now() - t0) / N) * 1000;
   out.checkpoint = { sign_us: round(signUs), verify_us: round(verifyUs), note_bytes: Buffer.byteLength(line.note), per_1000_records_us: round(signUs / 1000) };
   const get = (d, c, cp) => out.append.find((a) => a.durability === d && a.callers === c && a.checkpoints === cp)?.per_s;
-  out.machine = { cpus: os.cpus().length, loadavg: os.loadavg().map(round), note: 'per_s is wall clock; per_cpu_s divides by this process\'s CPU time, which stays meaningful when the machine is shared' };
+  out.machine = {
+    cpus: os.cpus().length,
+    loadavg: os.loadavg().map(round),
+    note: "per_s is wall clock; per_cpu_s divides by this process's CPU time, which stays meaningful when the machine is shared",
+  };
   out.summary = {
     append_batch_32_per_s: get('batch', 32, true),
     append_fsync_32_per_s: get('fsync', 32, true),

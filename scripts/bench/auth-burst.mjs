@@ -20,10 +20,14 @@ const HEADERS = { 'content-type': 'application/json', accept: 'application/json,
 
 function post(url, authorization, body, localAddress, agent) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', headers: { ...HEADERS, authorization }, ...(agent ? { agent } : { agent: false, localAddress }) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
+    const req = http.request(
+      url,
+      { method: 'POST', headers: { ...HEADERS, authorization }, ...(agent ? { agent } : { agent: false, localAddress }) },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -35,19 +39,29 @@ async function scenario({ concurrency, isolate, spread, waves, quick }) {
   const client = (await createKey(keysFile, { principal: 'bench-client', roles: ['developer'], tier: 'local' })).token;
   const victim = (await createKey(keysFile, { principal: 'bench-victim', roles: ['developer'], tier: 'local' })).token;
   const config = path.join(ws.dir, 'burst.yaml');
-  fs.writeFileSync(config, stringify({
-    filesystem: { roots: [ws.root] },
-    audit: { path: path.join(ws.dir, 'audit.jsonl'), durability: 'fsync' },
-    limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
-    observability: { log_level: 'error' },
-    auth: { http: 'api_key', keys_file: 'keys.json', argon2: { concurrency, isolate } },
-  }));
+  fs.writeFileSync(
+    config,
+    stringify({
+      filesystem: { roots: [ws.root] },
+      audit: { path: path.join(ws.dir, 'audit.jsonl'), durability: 'fsync' },
+      limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+      observability: { log_level: 'error' },
+      auth: { http: 'api_key', keys_file: 'keys.json', argon2: { concurrency, isolate } },
+    }),
+  );
   const server = await startBulwark({ config, label: 'auth-burst bench: server' });
   const url = server.url.href;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     let id = 0;
-    const call = () => post(url, `Bearer ${client}`, JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'small.txt' } } }), undefined, agent);
+    const call = () =>
+      post(
+        url,
+        `Bearer ${client}`,
+        JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'small.txt' } } }),
+        undefined,
+        agent,
+      );
     if ((await call()) !== 200) throw new Error('auth-burst bench: the client call failed');
     const measure = async (ms) => {
       const lat = [];
@@ -66,10 +80,12 @@ async function scenario({ concurrency, isolate, spread, waves, quick }) {
     let stop = false;
     const attack = (async () => {
       for (let w = 0; w < waves && !stop; w++) {
-        const statuses = await Promise.all(Array.from({ length: 48 }, (_, i) => {
-          const from = spread ? `127.1.${w % 250}.${i + 1}` : '127.0.99.1';
-          return post(url, `Bearer bwk_${vid}_${String(w).padStart(4, '0')}${String(i).padStart(2, '0')}${'W'.repeat(37)}`, '{}', from);
-        }));
+        const statuses = await Promise.all(
+          Array.from({ length: 48 }, (_, i) => {
+            const from = spread ? `127.1.${w % 250}.${i + 1}` : '127.0.99.1';
+            return post(url, `Bearer bwk_${vid}_${String(w).padStart(4, '0')}${String(i).padStart(2, '0')}${'W'.repeat(37)}`, '{}', from);
+          }),
+        );
         for (const s of statuses) answers[s] = (answers[s] ?? 0) + 1;
       }
     })();
@@ -100,11 +116,21 @@ async function scenario({ concurrency, isolate, spread, waves, quick }) {
 export async function benchAuthBurst({ quick = false } = {}) {
   const waves = quick ? 2 : 4;
   const runs = [];
-  const variants = [{ concurrency: 1, isolate: true }, { concurrency: 1, isolate: false }, { concurrency: 4, isolate: false }];
+  const variants = [
+    { concurrency: 1, isolate: true },
+    { concurrency: 1, isolate: false },
+    { concurrency: 4, isolate: false },
+  ];
   for (const v of variants) for (const spread of [false, true]) runs.push(await scenario({ ...v, spread, waves, quick }));
   const defaults = runs.filter((r) => r.argon2_concurrency === 1 && r.argon2_isolated);
   const p99 = Math.max(...defaults.map((r) => r.client_during_burst_ms.p99));
-  return { budget: AUTH_BURST_BUDGET, met: { cached_proof_call_p99_ms: p99 <= AUTH_BURST_BUDGET.cached_proof_call_p99_ms }, measured: { cached_proof_call_p99_ms: p99 }, runs };
+  return {
+    budget: AUTH_BURST_BUDGET,
+    met: { cached_proof_call_p99_ms: p99 <= AUTH_BURST_BUDGET.cached_proof_call_p99_ms },
+    measured: { cached_proof_call_p99_ms: p99 },
+    runs,
+  };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) process.stdout.write(`${JSON.stringify(await benchAuthBurst({ quick: process.env.BENCH_QUICK === '1' }), null, 2)}\n`);
+if (import.meta.url === `file://${process.argv[1]}`)
+  process.stdout.write(`${JSON.stringify(await benchAuthBurst({ quick: process.env.BENCH_QUICK === '1' }), null, 2)}\n`);

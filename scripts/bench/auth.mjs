@@ -26,13 +26,16 @@ const wrongSecret = (token, c = 'B') => `Bearer bwk_${parseApiKey(token).id}_${c
 function writeConfig(ws, name, extra) {
   const base = loadConfig({ file: ws.config }).config;
   const file = path.join(ws.dir, name);
-  fs.writeFileSync(file, stringify({
-    filesystem: { roots: base.filesystem.roots },
-    audit: { path: path.join(ws.dir, `${path.basename(name, '.yaml')}-audit.jsonl`), durability: 'batch' },
-    limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
-    observability: { log_level: 'error' },
-    ...extra,
-  }));
+  fs.writeFileSync(
+    file,
+    stringify({
+      filesystem: { roots: base.filesystem.roots },
+      audit: { path: path.join(ws.dir, `${path.basename(name, '.yaml')}-audit.jsonl`), durability: 'batch' },
+      limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+      observability: { log_level: 'error' },
+      ...extra,
+    }),
+  );
   return file;
 }
 
@@ -171,8 +174,18 @@ async function benchInProcess({ quick }) {
       cpu_ms_per_auth_incl_threadpool: summarise(firstCpu),
     },
     refused_before_lockout: {
-      unknown_key_id: { attempts: unknownN, note: 'no argon2: the id is not in the store', wall_us: summarise(unknown.samples, 'us'), cpu_us_per_attempt: round(unknown.cpuUsPerCall) },
-      wrong_secret_known_key: { attempts: badN, note: 'pays a full argon2id verification', wall_ms: summarise(bad.samples), cpu_ms_per_attempt_incl_threadpool: round(bad.cpuUsPerCall / 1000) },
+      unknown_key_id: {
+        attempts: unknownN,
+        note: 'no argon2: the id is not in the store',
+        wall_us: summarise(unknown.samples, 'us'),
+        cpu_us_per_attempt: round(unknown.cpuUsPerCall),
+      },
+      wrong_secret_known_key: {
+        attempts: badN,
+        note: 'pays a full argon2id verification',
+        wall_ms: summarise(bad.samples),
+        cpu_ms_per_attempt_incl_threadpool: round(bad.cpuUsPerCall / 1000),
+      },
     },
     during_lockout: {
       address_locked: { attempts: lockN, wall_us: lockedIpUs, cpu_us_per_attempt: round(lockedIp.cpuUsPerCall, 3) },
@@ -183,7 +196,6 @@ async function benchInProcess({ quick }) {
 }
 
 // ---- over HTTP ----
-
 
 function startServer(config) {
   return startBulwark({ config, label: 'auth bench: server' });
@@ -240,7 +252,10 @@ async function startHttpServers() {
   const token = (await createKey(keysFile, { principal: 'bench', roles: ['developer'], tier: 'local' })).token;
   // file_info runs in the filesystem pool; one JavaScript worker instead of two starts faster.
   const execution = { javascript_pool: { size: 1, max_queue: 16, heap_mb: 512 } };
-  const authCfg = writeConfig(ws, 'http-auth.yaml', { execution, auth: { http: 'api_key', keys_file: 'keys.json', lockout: { threshold: 5, address_threshold: 5, base_s: 3600, max_s: 3600 } } });
+  const authCfg = writeConfig(ws, 'http-auth.yaml', {
+    execution,
+    auth: { http: 'api_key', keys_file: 'keys.json', lockout: { threshold: 5, address_threshold: 5, base_s: 3600, max_s: 3600 } },
+  });
   const openCfg = writeConfig(ws, 'http-open.yaml', { execution, auth: { http: 'loopback-only' } });
   const started = await Promise.allSettled([startServer(authCfg), startServer(openCfg)]);
   const stop = async () => {
@@ -271,7 +286,8 @@ async function benchHttp({ quick, setup }) {
   const ms = quick ? 700 : 3000;
   const parts = { api_key: [], loopback_only: [] };
   try {
-    for (const k of Object.keys(servers)) await load(pools[k], servers[k], { clients, ms: quick ? 200 : 1000, headers: headersOf[k], body, expectStatus: 200, check: ok });
+    for (const k of Object.keys(servers))
+      await load(pools[k], servers[k], { clients, ms: quick ? 200 : 1000, headers: headersOf[k], body, expectStatus: 200, check: ok });
     for (let r = 0; r < rounds; r++) {
       // Alternate which server goes first, so drift in machine load hits both alike.
       const order = r % 2 ? ['loopback_only', 'api_key'] : ['api_key', 'loopback_only'];
@@ -321,7 +337,10 @@ async function benchHttp({ quick, setup }) {
         note: 'difference of two loaded runs on a shared 2-core machine (client included): read it against the in-process fast path, which is exact',
       },
       locked_out_429: { ...l, note: 'wrong secret for a real key from a locked address; the whole request (HTTP parse, lockout check, 429 body)' },
-      refused_before_auth_floor_400: { ...fl, note: 'the same POST refused at the MCP-Protocol-Version check, before authentication: the floor of any answer here' },
+      refused_before_auth_floor_400: {
+        ...fl,
+        note: 'the same POST refused at the MCP-Protocol-Version check, before authentication: the floor of any answer here',
+      },
       lockout_added_server_cpu_us_per_request: round(l.server_cpu_us_per_call.main_process - fl.server_cpu_us_per_call.main_process, 1),
     };
   } finally {
@@ -355,6 +374,10 @@ export async function benchAuth({ quick = false } = {}) {
     http,
     loadavg_before,
     loadavg_after: os.loadavg().map((x) => round(x)),
-    seconds: { in_process: inProcessS, http: round((performance.now() - started) / 1000 - inProcessS, 1), total: round((performance.now() - started) / 1000, 1) },
+    seconds: {
+      in_process: inProcessS,
+      http: round((performance.now() - started) / 1000 - inProcessS, 1),
+      total: round((performance.now() - started) / 1000, 1),
+    },
   };
 }

@@ -34,7 +34,20 @@ export async function benchDatabase({ quick = false } = {}) {
   const db = await createTestDatabase();
   const ws = workspace('batch');
   const cfg = loadConfig({ file: ws.config }).config;
-  fs.writeFileSync(ws.config, stringify({ ...JSON.parse(JSON.stringify({ filesystem: { roots: cfg.filesystem.roots }, audit: { path: cfg.audit.path, durability: 'batch' }, limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' }, observability: { log_level: 'error' }, database: { url: db.readerUrl } })) }));
+  fs.writeFileSync(
+    ws.config,
+    stringify({
+      ...JSON.parse(
+        JSON.stringify({
+          filesystem: { roots: cfg.filesystem.roots },
+          audit: { path: cfg.audit.path, durability: 'batch' },
+          limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+          observability: { log_level: 'error' },
+          database: { url: db.readerUrl },
+        }),
+      ),
+    }),
+  );
   const app = await createApp(loadConfig({ file: ws.config }), createLogger('error'));
   const direct = postgres(db.readerUrl, { max: 4, prepare: false, onnotice: () => undefined });
   const text = 'SELECT id, name FROM users WHERE id = $1';
@@ -58,13 +71,15 @@ export async function benchDatabase({ quick = false } = {}) {
   let next = 0;
   const total = quick ? 400 : 4000;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < total) {
-      next++;
-      const o = await runGate({ tool: 'query_database', args: { sql: text, params: [3] }, context: ctx() }, app.deps);
-      if (o.status !== 'ok') throw new Error(JSON.stringify(o.denial));
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < total) {
+        next++;
+        const o = await runGate({ tool: 'query_database', args: { sql: text, params: [3] }, context: ctx() }, app.deps);
+        if (o.status !== 'ok') throw new Error(JSON.stringify(o.denial));
+      }
+    }),
+  );
   const tput = Math.round(total / ((performance.now() - t0) / 1000));
   await direct.end();
   await app.close();

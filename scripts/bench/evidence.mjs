@@ -32,17 +32,32 @@ function fields(i) {
     args_sha256: 'a3f1c9d2e4b5a6978812734651a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4',
     facts: { path: { canonical: '/srv/data/reports/q3/summary.csv', root: '/srv/data', kind: 'file', size: 18234 } },
     decision: { allow: true, reasons: [], policy_revision: '5e0c8a7b6d4f3e2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a' },
-    outcome: { status: 'ok', code: null, reasons: [], duration_ms: 0.412, result_sha256: '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0', result_bytes: 18302 },
+    outcome: {
+      status: 'ok',
+      code: null,
+      reasons: [],
+      duration_ms: 0.412,
+      result_sha256: '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0',
+      result_bytes: 18302,
+    },
   };
 }
 
 async function writeLog(dir, records, everyRecords, key, durability = 'batch', callers = 32) {
   const file = path.join(dir, 'audit.jsonl');
-  const log = await AuditLog.open({ path: file, durability, batchMs: 10, genesis: true, checkpoint: { signer: key, everyRecords, everyMs: 60_000, origin: ORIGIN } });
+  const log = await AuditLog.open({
+    path: file,
+    durability,
+    batchMs: 10,
+    genesis: true,
+    checkpoint: { signer: key, everyRecords, everyMs: 60_000, origin: ORIGIN },
+  });
   const per = Math.ceil(records / callers);
-  await Promise.all(Array.from({ length: callers }, async (_, c) => {
-    for (let i = 0; i < per; i++) await log.append(fields(c * per + i));
-  }));
+  await Promise.all(
+    Array.from({ length: callers }, async (_, c) => {
+      for (let i = 0; i < per; i++) await log.append(fields(c * per + i));
+    }),
+  );
   await log.close();
   return file;
 }
@@ -57,23 +72,44 @@ export async function benchEvidence({ quick = false } = {}) {
     const records = quick ? 50_000 : 300_000;
     const file = await writeLog(path.join(dir, 'v'), records, 1000, key);
     const p = logPaths(file);
-    const cps = fs.readFileSync(p.checkpoints, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    fs.writeFileSync(cosignaturesPath(p), cps.map((c) => `${JSON.stringify({ note: c.note, size: c.size, witness: 'w1', cosignature: cosign(openNote(c.note, []).text, wkey) })}\n`).join(''));
+    const cps = fs
+      .readFileSync(p.checkpoints, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    fs.writeFileSync(
+      cosignaturesPath(p),
+      cps.map((c) => `${JSON.stringify({ note: c.note, size: c.size, witness: 'w1', cosignature: cosign(openNote(c.note, []).text, wkey) })}\n`).join(''),
+    );
     const runs = [];
     for (const witnesses of [false, true, false, true, false, true]) {
       const t0 = performance.now();
-      const r = await verifyFile(file, { publicKeys: [key], signatures: 'require', ...(witnesses ? { witnessKeys: [parseWitnessVerifier(wkey.encoded)] } : {}) });
+      const r = await verifyFile(file, {
+        publicKeys: [key],
+        signatures: 'require',
+        ...(witnesses ? { witnessKeys: [parseWitnessVerifier(wkey.encoded)] } : {}),
+      });
       const s = (performance.now() - t0) / 1000;
       if (!r.ok) throw new Error(`bench log does not verify: ${JSON.stringify(r.problem)}`);
       runs.push({ witnesses, records: r.records, checkpoints: r.checkpoints.total, per_s: Math.round(r.records / s), witnessed: r.witnessed?.size ?? null });
     }
     const best = (w) => Math.max(...runs.filter((r) => r.witnesses === w).map((r) => r.per_s));
-    out.verify = { records: runs[0].records, checkpoints_and_cosigned: runs[1].checkpoints, per_s_without_witnesses: best(false), per_s_with_witnesses: best(true), runs };
+    out.verify = {
+      records: runs[0].records,
+      checkpoints_and_cosigned: runs[1].checkpoints,
+      per_s_without_witnesses: best(false),
+      per_s_with_witnesses: best(true),
+      runs,
+    };
 
     // 2. add-checkpoint round trips on loopback: sequential checkpoints of one log, proofs precomputed.
     // One caller in fsync mode: a checkpoint every 50 records.
     const small = await writeLog(path.join(dir, 'w'), quick ? 2000 : 5000, 50, key, 'fsync', 1);
-    const notes = fs.readFileSync(logPaths(small).checkpoints, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const notes = fs
+      .readFileSync(logPaths(small).checkpoints, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     const segs = fileSegments(small).segments;
     const bodies = [];
     let old = 0;

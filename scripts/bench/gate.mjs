@@ -20,7 +20,15 @@ async function loadBuild(distDir) {
 async function measure(build, durability, calls) {
   const ws = workspace(durability);
   const app = await build.createApp(build.loadConfig({ file: ws.config }), build.createLogger('error'));
-  const call = () => build.runGate({ tool: 'read_file', args: { path: ws.file }, context: { transport: 'stdio', requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal } }, app.deps);
+  const call = () =>
+    build.runGate(
+      {
+        tool: 'read_file',
+        args: { path: ws.file },
+        context: { transport: 'stdio', requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal },
+      },
+      app.deps,
+    );
   for (let i = 0; i < 500; i++) await call();
   const overhead = [];
   const withoutRecord = [];

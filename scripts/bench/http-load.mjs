@@ -28,20 +28,22 @@ const HEADERS = { 'content-type': 'application/json', accept: 'application/json,
 const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const loadavg = () => os.loadavg().map((x) => round(x));
 
-
 function writeConfig(ws, name, durability) {
   const file = path.join(ws.dir, `http-load-${name}.yaml`);
-  fs.writeFileSync(file, stringify({
-    filesystem: { roots: [ws.root] },
-    audit: { path: path.join(ws.dir, `audit-${name}.jsonl`), durability },
-    limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
-    auth: { http: 'api_key', keys_file: 'keys.json' },
-    // Only the filesystem pool serves these calls: no PGlite, one JavaScript worker.
-    database: { embedded: false },
-    execution: { javascript_pool: { size: 1, max_queue: 16, heap_mb: 512 } },
-    // The shipped default level: what a deployment pays per request.
-    observability: { log_level: 'info' },
-  }));
+  fs.writeFileSync(
+    file,
+    stringify({
+      filesystem: { roots: [ws.root] },
+      audit: { path: path.join(ws.dir, `audit-${name}.jsonl`), durability },
+      limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+      auth: { http: 'api_key', keys_file: 'keys.json' },
+      // Only the filesystem pool serves these calls: no PGlite, one JavaScript worker.
+      database: { embedded: false },
+      execution: { javascript_pool: { size: 1, max_queue: 16, heap_mb: 512 } },
+      // The shipped default level: what a deployment pays per request.
+      observability: { log_level: 'info' },
+    }),
+  );
   return file;
 }
 
@@ -85,7 +87,14 @@ async function metricsSnapshot(pool, headers) {
   const r = await pool.request({ path: '/metrics', method: 'GET', headers: { authorization: headers.authorization } });
   const text = await r.body.text();
   if (r.statusCode !== 200) throw new Error(`http-load bench: /metrics answered ${r.statusCode}`);
-  const want = ['mcp_audit_fsync_duration_seconds_sum', 'mcp_audit_fsync_duration_seconds_count', 'mcp_audit_append_duration_seconds_sum', 'mcp_audit_append_duration_seconds_count', 'mcp_request_duration_seconds_sum', 'mcp_request_duration_seconds_count'];
+  const want = [
+    'mcp_audit_fsync_duration_seconds_sum',
+    'mcp_audit_fsync_duration_seconds_count',
+    'mcp_audit_append_duration_seconds_sum',
+    'mcp_audit_append_duration_seconds_count',
+    'mcp_request_duration_seconds_sum',
+    'mcp_request_duration_seconds_count',
+  ];
   const out = Object.fromEntries(want.map((k) => [k, 0]));
   for (const line of text.split('\n')) {
     const m = /^([a-z_]+)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
@@ -104,7 +113,9 @@ function auditDuring(before, after) {
     records_per_fsync: fsyncs ? round(appends / fsyncs, 1) : null,
     fsync_ms_mean: fsyncs ? round((d('mcp_audit_fsync_duration_seconds_sum') / fsyncs) * 1000, 3) : null,
     append_ms_mean: appends ? round((d('mcp_audit_append_duration_seconds_sum') / appends) * 1000, 3) : null,
-    gate_ms_mean: d('mcp_request_duration_seconds_count') ? round((d('mcp_request_duration_seconds_sum') / d('mcp_request_duration_seconds_count')) * 1000, 3) : null,
+    gate_ms_mean: d('mcp_request_duration_seconds_count')
+      ? round((d('mcp_request_duration_seconds_sum') / d('mcp_request_duration_seconds_count')) * 1000, 3)
+      : null,
   };
 }
 
@@ -135,8 +146,11 @@ export async function benchHttpLoad({ quick = false } = {}) {
   const durabilities = process.env.HTTP_LOAD_DURABILITY ? process.env.HTTP_LOAD_DURABILITY.split(',') : ['fsync', 'batch'];
 
   const targets = [];
-  for (const [tree, root] of Object.entries(trees)) for (const durability of durabilities) targets.push({ key: baseline ? `${tree}/${durability}` : durability, tree, durability, root });
-  const starts = await Promise.allSettled(targets.map((t) => startServer(t.root, writeConfig(ws, `${t.tree}-${t.durability}`, t.durability), `${t.tree}-${t.durability}`)));
+  for (const [tree, root] of Object.entries(trees))
+    for (const durability of durabilities) targets.push({ key: baseline ? `${tree}/${durability}` : durability, tree, durability, root });
+  const starts = await Promise.allSettled(
+    targets.map((t) => startServer(t.root, writeConfig(ws, `${t.tree}-${t.durability}`, t.durability), `${t.tree}-${t.durability}`)),
+  );
   const pools = [];
   const stopAll = async () => {
     await Promise.all(pools.map((p) => p.close()));
@@ -170,7 +184,8 @@ export async function benchHttpLoad({ quick = false } = {}) {
     for (const [i, t] of targets.entries()) {
       const m = { ...merge(parts[t.key]), server_metrics: auditDuring(metrics0[i], metrics1[i]) };
       results[t.key] = m;
-      if (t.tree === 'current') met[t.durability] = { calls_per_s: m.calls_per_s >= HTTP_LOAD_BUDGETS.calls_per_s, p99_ms: m.latency_ms.p99 <= HTTP_LOAD_BUDGETS.p99_ms };
+      if (t.tree === 'current')
+        met[t.durability] = { calls_per_s: m.calls_per_s >= HTTP_LOAD_BUDGETS.calls_per_s, p99_ms: m.latency_ms.p99 <= HTTP_LOAD_BUDGETS.p99_ms };
     }
     return {
       budgets: HTTP_LOAD_BUDGETS,

@@ -14,7 +14,15 @@ export function summarise(samplesMs, unit = 'ms') {
   const k = unit === 'us' ? 1000 : 1;
   const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))] * k;
   const round = (x) => Math.round(x * 1000) / 1000;
-  return { n: s.length, unit, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), max: round(s[s.length - 1] * k), mean: round((s.reduce((a, b) => a + b, 0) / s.length) * k) };
+  return {
+    n: s.length,
+    unit,
+    p50: round(at(0.5)),
+    p90: round(at(0.9)),
+    p99: round(at(0.99)),
+    max: round(s[s.length - 1] * k),
+    mean: round((s.reduce((a, b) => a + b, 0) / s.length) * k),
+  };
 }
 
 /** A workspace with one small file and a config for it; durability is the caller's. */
@@ -25,12 +33,15 @@ export function workspace(durability) {
   // 94 bytes, like the reference measurement in FACTS.md.
   fs.writeFileSync(path.join(root, 'small.txt'), 'x'.repeat(93) + '\n');
   const config = path.join(dir, 'bulwark.yaml');
-  fs.writeFileSync(config, stringify({
-    filesystem: { roots: [root] },
-    audit: { path: path.join(dir, 'audit.jsonl'), durability },
-    limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
-    observability: { log_level: 'error' },
-  }));
+  fs.writeFileSync(
+    config,
+    stringify({
+      filesystem: { roots: [root] },
+      audit: { path: path.join(dir, 'audit.jsonl'), durability },
+      limits: { tiers: { local: { capacity: 1e6, refill_per_s: 1e6 } }, default_tier: 'local' },
+      observability: { log_level: 'error' },
+    }),
+  );
   return { dir, root, config, file: path.join(root, 'small.txt'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -78,7 +89,9 @@ export function treeCpuUs(pid) {
 
 /** `bulwark serve --http 127.0.0.1:0` from the checkout at `root`; resolves with its URL, pid and stop(). */
 export async function startBulwark({ root = ROOT, config, label, execArgv = [], timeoutMs = 20_000 }) {
-  const child = spawn(process.execPath, [...execArgv, path.join(root, 'bin', 'bulwark.js'), 'serve', '--http', '127.0.0.1:0', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...execArgv, path.join(root, 'bin', 'bulwark.js'), 'serve', '--http', '127.0.0.1:0', '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${label} did not start: ${err}`)), timeoutMs);
@@ -102,10 +115,11 @@ export async function startBulwark({ root = ROOT, config, label, execArgv = [], 
   return {
     url: new URL(url),
     pid: child.pid,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }

@@ -34,6 +34,12 @@ export async function benchPolicy({ samples = 20000, soak = 1_000_000 }) {
   return {
     input_bytes: inputBytes,
     decide_us: summarise(lat, 'us'),
-    soak: { evaluations: soak, seconds: Math.round(soakMs) / 1000, wasm_memory_bytes_before: wasmBefore, wasm_memory_bytes_after: mem(), rss_growth_mb: Math.round(((process.memoryUsage().rss - rssBefore) / 1048576) * 10) / 10 },
+    soak: {
+      evaluations: soak,
+      seconds: Math.round(soakMs) / 1000,
+      wasm_memory_bytes_before: wasmBefore,
+      wasm_memory_bytes_after: mem(),
+      rss_growth_mb: Math.round(((process.memoryUsage().rss - rssBefore) / 1048576) * 10) / 10,
+    },
   };
 }

@@ -72,7 +72,10 @@ export async function benchSandbox({ quick = false } = {}) {
 
   // Round trip of each pool: an empty task there and back.
   out.worker_round_trip_ms = {};
-  for (const [name, pool] of [['filesystem', app.deps.toolEnv.pools.filesystem], ['javascript', app.deps.toolEnv.pools.javascript]]) {
+  for (const [name, pool] of [
+    ['filesystem', app.deps.toolEnv.pools.filesystem],
+    ['javascript', app.deps.toolEnv.pools.javascript],
+  ]) {
     const rt = [];
     for (let i = 0; i < 200; i++) await pool.run('ping', null, { timeoutMs: 5000 });
     for (let i = 0; i < n; i++) {

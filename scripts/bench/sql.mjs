@@ -69,7 +69,10 @@ function block(i) {
 }
 
 function reportOf(blocks) {
-  return `WITH\n${blocks.join(',\n')}\nSELECT * FROM m0${blocks.slice(1).map((_, k) => ` JOIN m${k + 1} USING (region, category, week)`).join('')}\nORDER BY week DESC\nLIMIT 500`;
+  return `WITH\n${blocks.join(',\n')}\nSELECT * FROM m0${blocks
+    .slice(1)
+    .map((_, k) => ` JOIN m${k + 1} USING (region, category, week)`)
+    .join('')}\nORDER BY week DESC\nLIMIT 500`;
 }
 
 /** A realistic report just under 10 KB: weekly CTEs joined together. */
@@ -150,7 +153,11 @@ export async function benchCostGate({ quick = false } = {}) {
   try {
     for (const [name, text, params] of [
       ['simple', SIMPLE, (i) => [1 + (i % 40)]],
-      ['join_aggregate', 'SELECT c.region, count(*) AS n, sum(o.total) AS revenue FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.status = $1 GROUP BY c.region ORDER BY revenue DESC', () => ['paid']],
+      [
+        'join_aggregate',
+        'SELECT c.region, count(*) AS n, sum(o.total) AS revenue FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.status = $1 GROUP BY c.region ORDER BY revenue DESC',
+        () => ['paid'],
+      ],
     ]) {
       const n = quick ? 200 : 2000;
       for (let i = 0; i < 100; i++) {
@@ -171,7 +178,12 @@ export async function benchCostGate({ quick = false } = {}) {
       }
       const a = summarise(plain);
       const b = summarise(gated);
-      out[name] = { without_gate_ms: a, with_gate_ms: b, explain_round_trip_ms: summarise(explain), overhead_p50_ms: Math.round((b.p50 - a.p50) * 1000) / 1000 };
+      out[name] = {
+        without_gate_ms: a,
+        with_gate_ms: b,
+        explain_round_trip_ms: summarise(explain),
+        overhead_p50_ms: Math.round((b.p50 - a.p50) * 1000) / 1000,
+      };
     }
   } finally {
     await ex.close();

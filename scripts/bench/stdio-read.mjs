@@ -15,9 +15,21 @@ export async function benchStdioRead({ rounds = 2000 }) {
   const wsFsync = workspace('fsync');
   const wsBatch = workspace('batch');
   const servers = {
-    reference: { client: await connect([path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js'), wsFsync.root]), tool: 'read_text_file', file: wsFsync.file },
-    bulwark_fsync: { client: await connect([path.join(ROOT, 'bin', 'bulwark.js'), 'serve', '--config', wsFsync.config]), tool: 'read_file', file: wsFsync.file },
-    bulwark_batch: { client: await connect([path.join(ROOT, 'bin', 'bulwark.js'), 'serve', '--config', wsBatch.config]), tool: 'read_file', file: wsBatch.file },
+    reference: {
+      client: await connect([path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js'), wsFsync.root]),
+      tool: 'read_text_file',
+      file: wsFsync.file,
+    },
+    bulwark_fsync: {
+      client: await connect([path.join(ROOT, 'bin', 'bulwark.js'), 'serve', '--config', wsFsync.config]),
+      tool: 'read_file',
+      file: wsFsync.file,
+    },
+    bulwark_batch: {
+      client: await connect([path.join(ROOT, 'bin', 'bulwark.js'), 'serve', '--config', wsBatch.config]),
+      tool: 'read_file',
+      file: wsBatch.file,
+    },
   };
   const lat = Object.fromEntries(Object.keys(servers).map((k) => [k, []]));
   const once = async (s) => {

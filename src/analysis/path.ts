@@ -108,7 +108,10 @@ export function analysePath(requested: string, opts: PathOptions): PathAnalysis 
   }
   const kind = kindOf(st);
   if (kind === 'file' && opts.maxFileBytes !== undefined && st.size > opts.maxFileBytes) {
-    refuse('path_rejected', `The file is larger than the ${opts.maxFileBytes}-byte cap.`, ['path.too_large'], { size: st.size, max_file_bytes: opts.maxFileBytes });
+    refuse('path_rejected', `The file is larger than the ${opts.maxFileBytes}-byte cap.`, ['path.too_large'], {
+      size: st.size,
+      max_file_bytes: opts.maxFileBytes,
+    });
   }
   const components = real === root ? [] : path.relative(root, real).split(path.sep);
   return {

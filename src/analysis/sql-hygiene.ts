@@ -24,15 +24,7 @@ export const DEFAULT_MAX_SQL_DEPTH = 64;
 export const DEFAULT_MAX_SQL_TOKENS = 4096;
 
 export type LexicalHazard =
-  | 'backslash_in_string'
-  | 'escape_string'
-  | 'unicode_escape'
-  | 'dollar_quote'
-  | 'nested_comment'
-  | 'non_ascii'
-  | 'backslash'
-  | 'lone_dollar'
-  | 'unterminated';
+  'backslash_in_string' | 'escape_string' | 'unicode_escape' | 'dollar_quote' | 'nested_comment' | 'non_ascii' | 'backslash' | 'lone_dollar' | 'unterminated';
 
 export interface SqlScan {
   /** Deepest nesting of ( and [ outside quotes and comments. */
@@ -358,7 +350,7 @@ function scan(text: string, maxDepth: number, maxTokens: number, bytes: number):
           j++;
           continue;
         }
-        if ((d === C.PLUS || d === C.MINUS) && ((text.charCodeAt(j - 1) | 0x20) === 101)) {
+        if ((d === C.PLUS || d === C.MINUS) && (text.charCodeAt(j - 1) | 0x20) === 101) {
           j++;
           continue;
         }

@@ -69,17 +69,49 @@ export interface WalkLimits {
  * user-defined functions taking a row type are not listed (a SELECT-only role cannot create them).
  */
 export const ROW_CALLABLE_FUNCTIONS: ReadonlySet<string> = new Set([
-  'any_out', 'anycompatible_out', 'anycompatiblenonarray_out', 'anyelement_out', 'anynonarray_out', 'concat',
-  'hash_record', 'hstore', 'json_build_array', 'json_build_object', 'jsonb_build_array', 'jsonb_build_object',
-  'num_nonnulls', 'num_nulls', 'pg_collation_for', 'pg_column_compression', 'pg_column_size',
-  'pg_column_toast_chunk_id', 'pg_restore_attribute_stats', 'pg_restore_relation_stats', 'pg_typeof',
-  'quote_literal', 'quote_nullable', 'record_out', 'record_send', 'row_to_json', 'to_json', 'to_jsonb',
+  'any_out',
+  'anycompatible_out',
+  'anycompatiblenonarray_out',
+  'anyelement_out',
+  'anynonarray_out',
+  'concat',
+  'hash_record',
+  'hstore',
+  'json_build_array',
+  'json_build_object',
+  'jsonb_build_array',
+  'jsonb_build_object',
+  'num_nonnulls',
+  'num_nulls',
+  'pg_collation_for',
+  'pg_column_compression',
+  'pg_column_size',
+  'pg_column_toast_chunk_id',
+  'pg_restore_attribute_stats',
+  'pg_restore_relation_stats',
+  'pg_typeof',
+  'quote_literal',
+  'quote_nullable',
+  'record_out',
+  'record_send',
+  'row_to_json',
+  'to_json',
+  'to_jsonb',
 ]);
 
 /** reg* object-identifier types: a cast to one looks a name up in the catalogs (`'pg_sleep'::regproc`). */
 export const REG_TYPES: ReadonlySet<string> = new Set([
-  'regclass', 'regcollation', 'regconfig', 'regdictionary', 'regnamespace', 'regoper', 'regoperator',
-  'regproc', 'regprocedure', 'regrole', 'regtype',
+  'regclass',
+  'regcollation',
+  'regconfig',
+  'regdictionary',
+  'regnamespace',
+  'regoper',
+  'regoperator',
+  'regproc',
+  'regprocedure',
+  'regrole',
+  'regtype',
 ]);
 
 const SQL_VALUE_FUNCTIONS: Readonly<Record<string, string>> = {
@@ -191,9 +223,22 @@ const CTE_SPEC: Spec = {
   ctecolcollations: K.Skip,
 };
 const SELECT_KEYS: ReadonlySet<string> = new Set([
-  'distinctClause', 'intoClause', 'targetList', 'fromClause', 'whereClause', 'groupClause', 'havingClause',
-  'windowClause', 'valuesLists', 'sortClause', 'limitOffset', 'limitCount', 'lockingClause', 'withClause',
-  'larg', 'rarg',
+  'distinctClause',
+  'intoClause',
+  'targetList',
+  'fromClause',
+  'whereClause',
+  'groupClause',
+  'havingClause',
+  'windowClause',
+  'valuesLists',
+  'sortClause',
+  'limitOffset',
+  'limitCount',
+  'lockingClause',
+  'withClause',
+  'larg',
+  'rarg',
 ]);
 
 /** A WITH scope: the CTE names visible at this query level, then the enclosing levels'. */
@@ -228,7 +273,11 @@ function kindOf(wrapped: unknown): string | null {
 }
 
 function badName(): never {
-  return refuse('sql_rejected', 'The SQL query uses an identifier the analyser cannot represent unambiguously (a name with "." or "*", or a three-part name).', ['sql.identifier_unsupported']);
+  return refuse(
+    'sql_rejected',
+    'The SQL query uses an identifier the analyser cannot represent unambiguously (a name with "." or "*", or a three-part name).',
+    ['sql.identifier_unsupported'],
+  );
 }
 
 function checkIdent(s: string): string {
@@ -279,11 +328,15 @@ export class SqlWalker {
     if (depth > this.deepest) {
       this.deepest = depth;
       if (depth > this.limits.maxTreeDepth) {
-        refuse('sql_rejected', `The SQL query's parse tree is nested deeper than ${this.limits.maxTreeDepth} levels.`, ['sql.too_deep'], { max_tree_depth: this.limits.maxTreeDepth });
+        refuse('sql_rejected', `The SQL query's parse tree is nested deeper than ${this.limits.maxTreeDepth} levels.`, ['sql.too_deep'], {
+          max_tree_depth: this.limits.maxTreeDepth,
+        });
       }
     }
     if (++this.nodes > this.limits.maxNodes) {
-      refuse('sql_rejected', `The SQL query's parse tree has more than ${this.limits.maxNodes} nodes.`, ['sql.too_complex'], { max_nodes: this.limits.maxNodes });
+      refuse('sql_rejected', `The SQL query's parse tree has more than ${this.limits.maxNodes} nodes.`, ['sql.too_complex'], {
+        max_nodes: this.limits.maxNodes,
+      });
     }
   }
 

@@ -67,48 +67,223 @@ export { REG_TYPES } from './sql-walk.js';
  * cross join does not already give; the CPU, memory and temp-file cost of any SELECT is bounded by
  * the executor's statement timeout, worker kill and temp_file_limit, not by the analyser.
  */
-export const DEFAULT_SQL_FUNCTIONS: readonly string[] = Object.freeze([
-  // aggregates
-  'any_value', 'array_agg', 'avg', 'bit_and', 'bit_or', 'bool_and', 'bool_or', 'corr', 'count', 'covar_pop',
-  'covar_samp', 'every', 'json_agg', 'json_object_agg', 'jsonb_agg', 'jsonb_object_agg', 'max', 'min', 'mode',
-  'percentile_cont', 'percentile_disc', 'regr_avgx', 'regr_avgy', 'regr_count', 'regr_intercept', 'regr_r2',
-  'regr_slope', 'stddev', 'stddev_pop', 'stddev_samp', 'string_agg', 'sum', 'var_pop', 'var_samp', 'variance',
-  // window functions
-  'cume_dist', 'dense_rank', 'first_value', 'lag', 'last_value', 'lead', 'nth_value', 'ntile', 'percent_rank',
-  'rank', 'row_number',
-  // conditional (reported for COALESCE, NULLIF, GREATEST, LEAST, GROUPING)
-  'coalesce', 'greatest', 'grouping', 'least', 'nullif', 'num_nonnulls', 'num_nulls',
-  // math
-  'abs', 'cbrt', 'ceil', 'ceiling', 'degrees', 'div', 'exp', 'floor', 'gcd', 'lcm', 'ln', 'log', 'log10', 'mod', 'pi',
-  'power', 'radians', 'random', 'round', 'sign', 'sqrt', 'trunc', 'width_bucket',
-  // strings (btrim/ltrim/rtrim are TRIM(...); similar_to_escape is SIMILAR TO)
-  'ascii', 'bit_length', 'btrim', 'char_length', 'character_length', 'chr', 'concat', 'concat_ws', 'format',
-  'initcap', 'left', 'length', 'lower', 'lpad', 'ltrim', 'md5', 'normalize', 'is_normalized', 'octet_length',
-  'overlay', 'position', 'regexp_count', 'regexp_like', 'regexp_match', 'regexp_matches', 'regexp_replace',
-  'regexp_split_to_array', 'regexp_split_to_table', 'regexp_substr', 'repeat', 'replace', 'reverse', 'right',
-  'rpad', 'rtrim', 'similar_to_escape', 'split_part', 'starts_with', 'string_to_array', 'strpos', 'substr',
-  'substring', 'to_hex', 'translate', 'trim', 'upper',
-  // date and time (timezone is AT TIME ZONE; current_date & co are the SQL keywords)
-  'age', 'clock_timestamp', 'current_date', 'current_time', 'current_timestamp', 'date_bin', 'date_part',
-  'date_trunc', 'extract', 'isfinite', 'justify_days', 'justify_hours', 'justify_interval', 'localtime',
-  'localtimestamp', 'make_date', 'make_interval', 'make_time', 'make_timestamp', 'make_timestamptz', 'now',
-  'overlaps', 'statement_timestamp', 'timezone', 'to_char', 'to_date', 'to_number', 'to_timestamp',
-  'transaction_timestamp',
-  // json
-  'array_to_json', 'json_array_elements', 'json_array_elements_text', 'json_array_length', 'json_build_array',
-  'json_build_object', 'json_each', 'json_each_text', 'json_extract_path', 'json_extract_path_text',
-  'json_object_keys', 'json_to_record', 'json_to_recordset', 'json_typeof', 'jsonb_array_elements',
-  'jsonb_array_elements_text', 'jsonb_array_length', 'jsonb_build_array', 'jsonb_build_object', 'jsonb_each',
-  'jsonb_each_text', 'jsonb_extract_path', 'jsonb_extract_path_text', 'jsonb_object_keys', 'jsonb_path_exists',
-  'jsonb_path_match', 'jsonb_path_query', 'jsonb_path_query_array', 'jsonb_path_query_first', 'jsonb_pretty',
-  'jsonb_set', 'jsonb_strip_nulls', 'jsonb_to_record', 'jsonb_to_recordset', 'jsonb_typeof', 'row_to_json',
-  'to_json', 'to_jsonb',
-  // TABLESAMPLE BERNOULLI / SYSTEM (sampling methods are functions too)
-  'bernoulli', 'system',
-  // arrays and set-returning
-  'array_append', 'array_cat', 'array_length', 'array_lower', 'array_position', 'array_positions',
-  'array_prepend', 'array_remove', 'array_to_string', 'array_upper', 'cardinality', 'generate_series', 'unnest',
-].sort());
+export const DEFAULT_SQL_FUNCTIONS: readonly string[] = Object.freeze(
+  [
+    // aggregates
+    'any_value',
+    'array_agg',
+    'avg',
+    'bit_and',
+    'bit_or',
+    'bool_and',
+    'bool_or',
+    'corr',
+    'count',
+    'covar_pop',
+    'covar_samp',
+    'every',
+    'json_agg',
+    'json_object_agg',
+    'jsonb_agg',
+    'jsonb_object_agg',
+    'max',
+    'min',
+    'mode',
+    'percentile_cont',
+    'percentile_disc',
+    'regr_avgx',
+    'regr_avgy',
+    'regr_count',
+    'regr_intercept',
+    'regr_r2',
+    'regr_slope',
+    'stddev',
+    'stddev_pop',
+    'stddev_samp',
+    'string_agg',
+    'sum',
+    'var_pop',
+    'var_samp',
+    'variance',
+    // window functions
+    'cume_dist',
+    'dense_rank',
+    'first_value',
+    'lag',
+    'last_value',
+    'lead',
+    'nth_value',
+    'ntile',
+    'percent_rank',
+    'rank',
+    'row_number',
+    // conditional (reported for COALESCE, NULLIF, GREATEST, LEAST, GROUPING)
+    'coalesce',
+    'greatest',
+    'grouping',
+    'least',
+    'nullif',
+    'num_nonnulls',
+    'num_nulls',
+    // math
+    'abs',
+    'cbrt',
+    'ceil',
+    'ceiling',
+    'degrees',
+    'div',
+    'exp',
+    'floor',
+    'gcd',
+    'lcm',
+    'ln',
+    'log',
+    'log10',
+    'mod',
+    'pi',
+    'power',
+    'radians',
+    'random',
+    'round',
+    'sign',
+    'sqrt',
+    'trunc',
+    'width_bucket',
+    // strings (btrim/ltrim/rtrim are TRIM(...); similar_to_escape is SIMILAR TO)
+    'ascii',
+    'bit_length',
+    'btrim',
+    'char_length',
+    'character_length',
+    'chr',
+    'concat',
+    'concat_ws',
+    'format',
+    'initcap',
+    'left',
+    'length',
+    'lower',
+    'lpad',
+    'ltrim',
+    'md5',
+    'normalize',
+    'is_normalized',
+    'octet_length',
+    'overlay',
+    'position',
+    'regexp_count',
+    'regexp_like',
+    'regexp_match',
+    'regexp_matches',
+    'regexp_replace',
+    'regexp_split_to_array',
+    'regexp_split_to_table',
+    'regexp_substr',
+    'repeat',
+    'replace',
+    'reverse',
+    'right',
+    'rpad',
+    'rtrim',
+    'similar_to_escape',
+    'split_part',
+    'starts_with',
+    'string_to_array',
+    'strpos',
+    'substr',
+    'substring',
+    'to_hex',
+    'translate',
+    'trim',
+    'upper',
+    // date and time (timezone is AT TIME ZONE; current_date & co are the SQL keywords)
+    'age',
+    'clock_timestamp',
+    'current_date',
+    'current_time',
+    'current_timestamp',
+    'date_bin',
+    'date_part',
+    'date_trunc',
+    'extract',
+    'isfinite',
+    'justify_days',
+    'justify_hours',
+    'justify_interval',
+    'localtime',
+    'localtimestamp',
+    'make_date',
+    'make_interval',
+    'make_time',
+    'make_timestamp',
+    'make_timestamptz',
+    'now',
+    'overlaps',
+    'statement_timestamp',
+    'timezone',
+    'to_char',
+    'to_date',
+    'to_number',
+    'to_timestamp',
+    'transaction_timestamp',
+    // json
+    'array_to_json',
+    'json_array_elements',
+    'json_array_elements_text',
+    'json_array_length',
+    'json_build_array',
+    'json_build_object',
+    'json_each',
+    'json_each_text',
+    'json_extract_path',
+    'json_extract_path_text',
+    'json_object_keys',
+    'json_to_record',
+    'json_to_recordset',
+    'json_typeof',
+    'jsonb_array_elements',
+    'jsonb_array_elements_text',
+    'jsonb_array_length',
+    'jsonb_build_array',
+    'jsonb_build_object',
+    'jsonb_each',
+    'jsonb_each_text',
+    'jsonb_extract_path',
+    'jsonb_extract_path_text',
+    'jsonb_object_keys',
+    'jsonb_path_exists',
+    'jsonb_path_match',
+    'jsonb_path_query',
+    'jsonb_path_query_array',
+    'jsonb_path_query_first',
+    'jsonb_pretty',
+    'jsonb_set',
+    'jsonb_strip_nulls',
+    'jsonb_to_record',
+    'jsonb_to_recordset',
+    'jsonb_typeof',
+    'row_to_json',
+    'to_json',
+    'to_jsonb',
+    // TABLESAMPLE BERNOULLI / SYSTEM (sampling methods are functions too)
+    'bernoulli',
+    'system',
+    // arrays and set-returning
+    'array_append',
+    'array_cat',
+    'array_length',
+    'array_lower',
+    'array_position',
+    'array_positions',
+    'array_prepend',
+    'array_remove',
+    'array_to_string',
+    'array_upper',
+    'cardinality',
+    'generate_series',
+    'unnest',
+  ].sort(),
+);
 
 /** Every reason code the analyser can give (all with denial code `sql_rejected` unless noted). */
 export const SQL_REASON_CODES = {
@@ -119,7 +294,7 @@ export const SQL_REASON_CODES = {
   'sql.invalid_unicode': 'The query contains a lone UTF-16 surrogate.',
   'sql.too_deep': 'Parentheses/brackets nest deeper than maxDepth, or the parse tree deeper than maxTreeDepth.',
   'sql.too_complex': 'More than maxTokens lexical tokens, or more than maxNodes parse tree nodes.',
-  'sql.parse_error': 'PostgreSQL\'s parser (libpg-query) rejects the text.',
+  'sql.parse_error': "PostgreSQL's parser (libpg-query) rejects the text.",
   'sql.multi_statement': 'More than one statement.',
   'sql.not_select': 'A statement other than SELECT, at the top or inside (data-modifying WITH, ...).',
   'sql.select_into': 'SELECT INTO (creates a table).',
@@ -168,7 +343,6 @@ export interface SqlTimings {
   total: number;
   cached: boolean;
 }
-
 
 /**
  * How the query uses columns, by name (lower-case, unresolved), for the redaction gate in
@@ -233,7 +407,10 @@ export function columnUsesOf(stmt: unknown): ColumnUses {
   const top = (stmt as Node | undefined)?.SelectStmt as Node | undefined;
   if (top && top.op === 'SETOP_NONE') {
     if (Array.isArray(top.distinctClause) && top.distinctClause.length > 0) distinct = true;
-    for (const c of [...((top.sortClause as Node[] | undefined) ?? []).map((x) => (x.SortBy as Node | undefined)?.node), ...((top.groupClause as Node[] | undefined) ?? [])]) {
+    for (const c of [
+      ...((top.sortClause as Node[] | undefined) ?? []).map((x) => (x.SortBy as Node | undefined)?.node),
+      ...((top.groupClause as Node[] | undefined) ?? []),
+    ]) {
       if (typeof c === 'object' && c !== null && 'A_Const' in c) ordinal = true;
     }
     for (const [k, v] of Object.entries(top)) {
@@ -470,7 +647,9 @@ function parseAndWalk(text: string, scan: SqlScan, maxTreeDepth: number, maxNode
   }
   if (tree.stmts.length === 0) refuse('sql_rejected', 'The SQL query is empty or only comments.', ['sql.empty']);
   if (tree.stmts.length > 1) {
-    refuse('sql_rejected', `Exactly one statement is allowed; PostgreSQL sees ${tree.stmts.length}.`, ['sql.multi_statement'], { statements: tree.stmts.length });
+    refuse('sql_rejected', `Exactly one statement is allowed; PostgreSQL sees ${tree.stmts.length}.`, ['sql.multi_statement'], {
+      statements: tree.stmts.length,
+    });
   }
   const stmt = tree.stmts[0]?.stmt;
   const walk = new SqlWalker({ maxTreeDepth, maxNodes }).walkStatement(stmt);
@@ -520,7 +699,11 @@ function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | und
   // The scanner's independent reading: one statement, and every name libpg-query found written as
   // an identifier outside strings and comments.
   if (scan.statements !== 1) {
-    return { kind: 'deny', message: `The lexical scan sees ${scan.statements} statements where PostgreSQL sees 1.`, detail: { scanner_statements: scan.statements } };
+    return {
+      kind: 'deny',
+      message: `The lexical scan sees ${scan.statements} statements where PostgreSQL sees 1.`,
+      detail: { scanner_statements: scan.statements },
+    };
   }
   for (const r of walk.rangeVars) {
     for (const part of r.schema === null ? [r.name] : [r.schema, r.name]) {
@@ -584,10 +767,14 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
   if (parsed !== undefined) {
     // A cached parse passed hygiene and the walk under some limits; re-check this call's limits.
     if (parsed.scan.bytes > maxBytes) refuse('sql_rejected', `The SQL query is longer than ${maxBytes} bytes.`, ['sql.too_long'], { max_bytes: maxBytes });
-    if (parsed.scan.depth > maxDepth) refuse('sql_rejected', `The SQL query nests parentheses or brackets deeper than ${maxDepth}.`, ['sql.too_deep'], { max_depth: maxDepth });
-    if (parsed.scan.tokens > maxTokens) refuse('sql_rejected', `The SQL query has more than ${maxTokens} tokens.`, ['sql.too_complex'], { max_tokens: maxTokens });
-    if (parsed.walk.depth > maxTreeDepth) refuse('sql_rejected', `The SQL query's parse tree is nested deeper than ${maxTreeDepth} levels.`, ['sql.too_deep'], { max_tree_depth: maxTreeDepth });
-    if (parsed.walk.nodes > maxNodes) refuse('sql_rejected', `The SQL query's parse tree has more than ${maxNodes} nodes.`, ['sql.too_complex'], { max_nodes: maxNodes });
+    if (parsed.scan.depth > maxDepth)
+      refuse('sql_rejected', `The SQL query nests parentheses or brackets deeper than ${maxDepth}.`, ['sql.too_deep'], { max_depth: maxDepth });
+    if (parsed.scan.tokens > maxTokens)
+      refuse('sql_rejected', `The SQL query has more than ${maxTokens} tokens.`, ['sql.too_complex'], { max_tokens: maxTokens });
+    if (parsed.walk.depth > maxTreeDepth)
+      refuse('sql_rejected', `The SQL query's parse tree is nested deeper than ${maxTreeDepth} levels.`, ['sql.too_deep'], { max_tree_depth: maxTreeDepth });
+    if (parsed.walk.nodes > maxNodes)
+      refuse('sql_rejected', `The SQL query's parse tree has more than ${maxNodes} nodes.`, ['sql.too_complex'], { max_nodes: maxNodes });
     cache.delete(text);
     cache.set(text, parsed);
     if (timings) timings.cached = true;
@@ -608,12 +795,19 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
   const tables = new Set<string>();
   const catalogs: string[] = [];
   for (const r of walk.relations) {
-    const candidates = r.schema !== null ? [`${r.schema}.${r.name}`] : r.name.startsWith('pg_') ? [`pg_catalog.${r.name}`, `${defaultSchema}.${r.name}`] : [`${defaultSchema}.${r.name}`];
+    const candidates =
+      r.schema !== null
+        ? [`${r.schema}.${r.name}`]
+        : r.name.startsWith('pg_')
+          ? [`pg_catalog.${r.name}`, `${defaultSchema}.${r.name}`]
+          : [`${defaultSchema}.${r.name}`];
     if (r.schema !== null ? isCatalogSchema(r.schema) : r.name.toLowerCase().startsWith('pg_')) catalogs.push(candidates[0] as string);
     for (const c of candidates) tables.add(c.toLowerCase());
   }
   if (catalogs.length > 0 && opts.allowCatalogs !== true) {
-    refuse('sql_rejected', `System catalogs are not allowed (${catalogs.sort().join(', ')}).`, ['sql.catalog_not_allowed'], { tables: catalogs.map((c) => c.toLowerCase()) });
+    refuse('sql_rejected', `System catalogs are not allowed (${catalogs.sort().join(', ')}).`, ['sql.catalog_not_allowed'], {
+      tables: catalogs.map((c) => c.toLowerCase()),
+    });
   }
 
   const allowed = functionSetOf(opts.functions);
@@ -621,9 +815,10 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
   for (const f of walk.functions) {
     const shown = f.schema === null || f.schema === 'pg_catalog' ? f.name : `${f.schema}.${f.name}`;
     if (!functionAllowed(f, allowed)) {
-      const message = f.form === 'attribute'
-        ? `The attribute-notation reference .${shown} may call the function ${shown}, which is not allowed (PostgreSQL reads (x).${shown} as ${shown}(x)).`
-        : `The function ${shown} is not allowed.`;
+      const message =
+        f.form === 'attribute'
+          ? `The attribute-notation reference .${shown} may call the function ${shown}, which is not allowed (PostgreSQL reads (x).${shown} as ${shown}(x)).`
+          : `The function ${shown} is not allowed.`;
       refuse('sql_rejected', message, ['sql.function_not_allowed'], { function: shown, form: f.form });
     }
     functions.add(shown.toLowerCase());
@@ -633,7 +828,9 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
   const agreement = parsed.agreement;
   if (agreement.kind === 'deny') refuse('sql_rejected', agreement.message, ['sql.parser_disagreement'], agreement.detail);
   if (opts.agreement === 'strict' && agreement.kind !== 'both') {
-    refuse('sql_rejected', 'node-sql-parser cannot parse the query, and strict agreement is required.', ['sql.parser_disagreement'], { second_opinion: 'unparsed' });
+    refuse('sql_rejected', 'node-sql-parser cannot parse the query, and strict agreement is required.', ['sql.parser_disagreement'], {
+      second_opinion: 'unparsed',
+    });
   }
 
   const facts: SqlQueryFacts = {

@@ -42,7 +42,10 @@ export interface UpstreamTarget {
  * Compile a configured upstream. The configuration is trusted, but a base URL that could never be
  * used safely is still an error at boot: only http/https, no credentials, no query or fragment.
  */
-export function compileTarget(name: string, spec: { base_url: string; path_prefixes?: readonly string[]; internal?: boolean; allowed_cidrs?: readonly string[] }): UpstreamTarget {
+export function compileTarget(
+  name: string,
+  spec: { base_url: string; path_prefixes?: readonly string[]; internal?: boolean; allowed_cidrs?: readonly string[] },
+): UpstreamTarget {
   let u: URL;
   try {
     u = new URL(spec.base_url);
@@ -138,7 +141,7 @@ export function canonicalPath(raw: string): CanonicalPath {
 
 function canonicalSegment(seg: string): string {
   let canonical = '';
-  for (let i = 0; i < seg.length; ) {
+  for (let i = 0; i < seg.length;) {
     const cp = seg.codePointAt(i) as number;
     const ch = String.fromCodePoint(cp);
     if (ch === '%') {
@@ -171,7 +174,8 @@ function canonicalSegment(seg: string): string {
   if (/%[0-9A-Fa-f]{2}/.test(decoded)) refuse('url_rejected', 'The path is percent-encoded twice.', ['url.double_encoding']);
   // Servers that apply Unicode compatibility folding turn "．．" into "..": check the folded form too.
   const folded = decoded.normalize('NFKC');
-  if (/[/\\]/.test(folded) || CONTROL.test(folded)) refuse('url_rejected', 'The path contains a character that folds to a separator.', ['url.unicode_separator']);
+  if (/[/\\]/.test(folded) || CONTROL.test(folded))
+    refuse('url_rejected', 'The path contains a character that folds to a separator.', ['url.unicode_separator']);
   if (/%[0-9A-Fa-f]{2}/.test(folded)) refuse('url_rejected', 'The path contains characters that fold to a percent-encoding.', ['url.double_encoding']);
   for (const form of [decoded, folded]) {
     // "..;x" (path parameters, as Tomcat reads them), ".. " and "..." are all dot segments to someone.
@@ -288,7 +292,8 @@ async function resolveWithTimeout(hostname: string, resolver: Resolver, timeoutM
   try {
     const found = await Promise.race([resolver(hostname), timeout]);
     const valid = found.filter((a) => typeof a === 'string' && parseIp(a));
-    if (valid.length === 0 || valid.length !== found.length) refuse('url_rejected', `The upstream host ${hostname} did not resolve to an address.`, ['url.dns_failed']);
+    if (valid.length === 0 || valid.length !== found.length)
+      refuse('url_rejected', `The upstream host ${hostname} did not resolve to an address.`, ['url.dns_failed']);
     return valid;
   } catch (err) {
     if (err instanceof DenialError) throw err;
@@ -357,10 +362,15 @@ export function redirectHop(target: UpstreamTarget, currentUrl: string, location
   } catch {
     refuse('url_rejected', 'The upstream redirected to a malformed location.', ['url.redirect_rejected']);
   }
-  if (next.protocol !== 'http:' && next.protocol !== 'https:') refuse('url_rejected', `The upstream redirected to a ${next.protocol} URL.`, ['url.redirect_rejected', 'url.redirect_scheme']);
-  if (next.username || next.password) refuse('url_rejected', 'The upstream redirected to a URL with credentials.', ['url.redirect_rejected', 'url.redirect_off_upstream']);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:')
+    refuse('url_rejected', `The upstream redirected to a ${next.protocol} URL.`, ['url.redirect_rejected', 'url.redirect_scheme']);
+  if (next.username || next.password)
+    refuse('url_rejected', 'The upstream redirected to a URL with credentials.', ['url.redirect_rejected', 'url.redirect_off_upstream']);
   if (next.origin !== target.origin) {
-    refuse('url_rejected', `The upstream redirected off ${target.name} (to ${next.origin}); redirects must stay on the upstream.`, ['url.redirect_rejected', 'url.redirect_off_upstream']);
+    refuse('url_rejected', `The upstream redirected off ${target.name} (to ${next.origin}); redirects must stay on the upstream.`, [
+      'url.redirect_rejected',
+      'url.redirect_off_upstream',
+    ]);
   }
   // WHATWG resolution already removed dot segments (encoded ones too): the base-path check sees the result.
   const full = canonicalPath(next.pathname).path;

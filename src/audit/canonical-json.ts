@@ -6,7 +6,10 @@
  * code cannot hold duplicate keys; text read back goes through parseStrict, which refuses them.
  */
 export class CanonicalJsonError extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'CanonicalJsonError';
   }

@@ -40,7 +40,12 @@ export function chainHashFast(prev: string, body: string): string {
 
 const hashTo = oneShot as unknown as ((alg: string, data: Uint8Array, enc: 'hex' | 'latin1') => string) | undefined;
 function sha256(data: Uint8Array, enc: 'hex' | 'latin1'): string {
-  return hashTo ? hashTo('sha256', data, enc) : crypto.createHash('sha256').update(data).digest(enc === 'hex' ? 'hex' : 'binary');
+  return hashTo
+    ? hashTo('sha256', data, enc)
+    : crypto
+        .createHash('sha256')
+        .update(data)
+        .digest(enc === 'hex' ? 'hex' : 'binary');
 }
 
 /** `new Date().toISOString()`, formatted once per millisecond. */

@@ -40,7 +40,13 @@ export interface CheckpointLine {
 export function makeCheckpointLine(opts: Pick<CheckpointOptions, 'signer' | 'origin'>, s: DurableState, now = new Date()): CheckpointLine {
   const root = Frontier.fromLatin1(s.size, s.frontier).root();
   const text = checkpointText({ origin: opts.origin, size: s.size, root, chainHead: s.head, time: now.toISOString() });
-  return { note: signNote(text, [opts.signer]), size: s.size, frontier: s.frontier.map((b) => Buffer.from(b, 'latin1').toString('base64')), seg: s.seg, offset: s.offset };
+  return {
+    note: signNote(text, [opts.signer]),
+    size: s.size,
+    frontier: s.frontier.map((b) => Buffer.from(b, 'latin1').toString('base64')),
+    seg: s.seg,
+    offset: s.offset,
+  };
 }
 
 export interface LoadedCheckpoint extends SignedCheckpoint {
@@ -90,7 +96,10 @@ export function lastUsableCheckpoint(file: string, signer: NoteVerifier): { cp: 
     const cp = checkpoints[i] as LoadedCheckpoint;
     if (!trusted(cp)) continue;
     try {
-      const f = Frontier.fromState(cp.size, (cp.raw.frontier ?? []).map((b) => Buffer.from(b, 'base64')));
+      const f = Frontier.fromState(
+        cp.size,
+        (cp.raw.frontier ?? []).map((b) => Buffer.from(b, 'base64')),
+      );
       if (f.root().equals(cp.root)) return { cp, frontier: f };
     } catch {
       // Not usable; try an older one.

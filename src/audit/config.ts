@@ -28,7 +28,8 @@ export function defaultOrigin(stream: string): string {
 export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWarning?: AuditLogOptions['onWarning']): AuditLogOptions {
   const cp = audit.checkpoint;
   const witnesses = audit.witnesses.map((w) => ({ name: w.name, url: w.url, key: witnessKey(w.key, baseDir) }));
-  if (witnesses.length && (!cp?.private_key || audit.backend !== 'file')) throw new Error('audit.witnesses needs the file backend and audit.checkpoint.private_key (witnesses cosign signed checkpoints)');
+  if (witnesses.length && (!cp?.private_key || audit.backend !== 'file'))
+    throw new Error('audit.witnesses needs the file backend and audit.checkpoint.private_key (witnesses cosign signed checkpoints)');
   const client = witnesses.length ? new WitnessClient(logPaths(audit.path), witnesses, onWarning) : undefined;
   return {
     path: audit.path,
@@ -38,7 +39,9 @@ export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWa
     postgresUrl: audit.postgres_url,
     stream: audit.stream,
     maxLineBytes: audit.max_line_bytes,
-    rotation: audit.rotation ? { maxBytes: audit.rotation.max_bytes, maxAgeMs: audit.rotation.max_age_s === undefined ? undefined : audit.rotation.max_age_s * 1000 } : undefined,
+    rotation: audit.rotation
+      ? { maxBytes: audit.rotation.max_bytes, maxAgeMs: audit.rotation.max_age_s === undefined ? undefined : audit.rotation.max_age_s * 1000 }
+      : undefined,
     checkpoint: cp?.private_key
       ? {
           signer: loadSigner(resolveKeySpec(cp.private_key, baseDir)),

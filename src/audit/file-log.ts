@@ -5,7 +5,19 @@ import { AuditUnavailableError, errorCode, type Appended, type AuditLog, type Au
 import { MAX_LINE_BYTES, parseStrict } from './canonical-json.js';
 import { chainHashFast, GENESIS_PREV, isoNow, LineBuffer, unsealLine } from './chain.js';
 import { lastUsableCheckpoint, makeCheckpointLine, type CheckpointOptions, type DurableState } from './checkpoint.js';
-import { acquireLock, firstLine, lastLine, logPaths, readManifest, scanLines, segmentName, syncDir, writeManifest, type LogPaths, type Manifest } from './files.js';
+import {
+  acquireLock,
+  firstLine,
+  lastLine,
+  logPaths,
+  readManifest,
+  scanLines,
+  segmentName,
+  syncDir,
+  writeManifest,
+  type LogPaths,
+  type Manifest,
+} from './files.js';
 import { genesisFields } from './genesis.js';
 import { Frontier, leafHashLatin1 } from './merkle.js';
 import type { FileResumed, GenesisFields, RecoveryFields, SetAsideBytes, TornTail } from './record-type.js';
@@ -174,7 +186,14 @@ async function loadState(p: LogPaths, opts: AuditLogOptions): Promise<LoadedStat
     if (f) firstRec = { seq: f.seq, prev: f.prev };
   }
   if (!manifest) {
-    manifest = { v: 1, stream: opts.stream ?? 'default', active: path.basename(p.active), active_first_seq: firstRec?.seq ?? 1, active_prev: firstRec?.prev ?? GENESIS_PREV, segments: [] };
+    manifest = {
+      v: 1,
+      stream: opts.stream ?? 'default',
+      active: path.basename(p.active),
+      active_first_seq: firstRec?.seq ?? 1,
+      active_prev: firstRec?.prev ?? GENESIS_PREV,
+      segments: [],
+    };
     writeManifest(p, manifest);
   } else if (firstRec && (firstRec.seq !== manifest.active_first_seq || firstRec.prev !== manifest.active_prev)) {
     throw new AuditUnavailableError(`${p.active} does not continue the segments in ${p.manifest}; run \`bulwark audit verify ${p.active}\``);
@@ -365,7 +384,7 @@ export class FileAuditLog implements AuditLog {
           // part (fdatasync) stays asynchronous. Being synchronous, it is done with the buffer
           // before any later append seals into it.
           const buf = this.lines.bytes();
-          for (let off = 0; off < buf.length; ) off += fs.writeSync(this.fh.fd, buf, off, buf.length - off);
+          for (let off = 0; off < buf.length;) off += fs.writeSync(this.fh.fd, buf, off, buf.length - off);
           this.activeBytes += buf.length;
           const fsync = this.opts.durability === 'fsync';
           const t0 = performance.now();
@@ -405,7 +424,13 @@ export class FileAuditLog implements AuditLog {
   }
 
   private current(): DurableState {
-    return { size: this.writtenSeq, head: this.writtenHash, frontier: this.frontier?.snapshotLatin1() ?? [], seg: this.manifest.active_first_seq, offset: this.activeBytes };
+    return {
+      size: this.writtenSeq,
+      head: this.writtenHash,
+      frontier: this.frontier?.snapshotLatin1() ?? [],
+      seg: this.manifest.active_first_seq,
+      offset: this.activeBytes,
+    };
   }
 
   private markDurable(state: DurableState = this.current()): void {
@@ -427,14 +452,17 @@ export class FileAuditLog implements AuditLog {
       const target = this.current();
       const gen = this.generation;
       const t0 = performance.now();
-      this.fh.datasync().then(() => {
-        this.opts.onSync?.((performance.now() - t0) / 1000);
-        this.markDurable(target);
-        this.maybeCheckpoint(false);
-      }, (err: Error) => {
-        // A handle that rotation or close retired was synced by them before it was closed.
-        if (gen === this.generation && !this.closed && !this.failure) this.fail(err, undefined);
-      });
+      this.fh.datasync().then(
+        () => {
+          this.opts.onSync?.((performance.now() - t0) / 1000);
+          this.markDurable(target);
+          this.maybeCheckpoint(false);
+        },
+        (err: Error) => {
+          // A handle that rotation or close retired was synced by them before it was closed.
+          if (gen === this.generation && !this.closed && !this.failure) this.fail(err, undefined);
+        },
+      );
     }, this.opts.batchMs);
     this.syncTimer.unref();
   }
@@ -491,7 +519,10 @@ export class FileAuditLog implements AuditLog {
           await h.write(line);
           await h.datasync();
         } catch (err) {
-          this.opts.onWarning?.('audit checkpoint could not be written', { sink: i === 0 ? this.paths.checkpoints : cp.mirrorPath, error: (err as Error).message });
+          this.opts.onWarning?.('audit checkpoint could not be written', {
+            sink: i === 0 ? this.paths.checkpoints : cp.mirrorPath,
+            error: (err as Error).message,
+          });
         }
       }
       // Witnesses (C2SP tlog-witness) get it after it is on disk; their answers never hold up the log.
@@ -518,7 +549,12 @@ export class FileAuditLog implements AuditLog {
       last_hash: this.writtenHash,
       bytes: this.activeBytes,
     };
-    const next: Manifest = { ...this.manifest, active_first_seq: this.writtenSeq + 1, active_prev: this.writtenHash, segments: [...this.manifest.segments, entry as never] };
+    const next: Manifest = {
+      ...this.manifest,
+      active_first_seq: this.writtenSeq + 1,
+      active_prev: this.writtenHash,
+      segments: [...this.manifest.segments, entry as never],
+    };
     // Manifest first, then the rename: open() completes a rename that a crash interrupted.
     writeManifest(this.paths, next);
     this.generation++;
@@ -581,7 +617,13 @@ export class FileAuditLog implements AuditLog {
       this.prev = st.start.prev;
       this.writtenSeq = st.start.seq;
       this.writtenHash = st.start.prev;
-      this.durable = { size: st.start.seq, head: st.start.prev, frontier: st.frontier?.snapshotLatin1() ?? [], seg: st.manifest.active_first_seq, offset: st.bytes };
+      this.durable = {
+        size: st.start.seq,
+        head: st.start.prev,
+        frontier: st.frontier?.snapshotLatin1() ?? [],
+        seg: st.manifest.active_first_seq,
+        offset: st.bytes,
+      };
       this.lastCheckpoint = { size: Math.min(this.lastCheckpoint.size, st.start.seq), at: this.lastCheckpoint.at };
       this.lines.clear();
       const failure = this.failure;
@@ -651,7 +693,12 @@ export class FileAuditLog implements AuditLog {
       fs.ftruncateSync(fd, this.ackedBytes);
       fs.fdatasyncSync(fd);
       syncDir(this.paths.dir);
-      return { file: path.basename(aside), offset: this.ackedBytes, bytes: off, sha256: crypto.createHash('sha256').update(tail.subarray(0, off)).digest('hex') };
+      return {
+        file: path.basename(aside),
+        offset: this.ackedBytes,
+        bytes: off,
+        sha256: crypto.createHash('sha256').update(tail.subarray(0, off)).digest('hex'),
+      };
     } finally {
       fs.closeSync(fd);
     }
@@ -691,7 +738,10 @@ function rebuildFrontier(
   size: number,
   warn: AuditLogOptions['onWarning'],
 ): { frontier: Frontier; cpSize: number } | undefined {
-  const segments = [...manifest.segments.map((s) => ({ file: path.join(p.dir, s.file), first: s.first_seq })), { file: p.active, first: manifest.active_first_seq }];
+  const segments = [
+    ...manifest.segments.map((s) => ({ file: path.join(p.dir, s.file), first: s.first_seq })),
+    { file: p.active, first: manifest.active_first_seq },
+  ];
   let frontier = new Frontier();
   let startIdx = 0;
   let startOffset = 0;
@@ -717,9 +767,13 @@ function rebuildFrontier(
       warn?.('audit checkpoints disabled: a segment is missing', { segment: s.file });
       return undefined;
     }
-    scanLines(s.file, (buf, start, end) => {
-      frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
-    }, i === startIdx ? startOffset : 0);
+    scanLines(
+      s.file,
+      (buf, start, end) => {
+        frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
+      },
+      i === startIdx ? startOffset : 0,
+    );
   }
   if (frontier.size !== size) {
     warn?.('audit checkpoints disabled: the records on disk do not match the last checkpoint', { expected: size, found: frontier.size });

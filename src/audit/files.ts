@@ -49,7 +49,10 @@ export function segmentName(p: LogPaths, firstSeq: number): string {
 export function segmentFilesOnDisk(p: LogPaths): string[] {
   const re = new RegExp(`^${escapeRe(p.stem)}\\.\\d{12}${escapeRe(p.ext)}$`);
   try {
-    return fs.readdirSync(p.dir).filter((f) => re.test(f)).sort();
+    return fs
+      .readdirSync(p.dir)
+      .filter((f) => re.test(f))
+      .sort();
   } catch {
     return [];
   }

@@ -89,13 +89,20 @@ export function readPruneStatement(file: string, keys: readonly NoteVerifier[]):
   } catch (err) {
     throw new AnchorError(`${path.basename(file)}: not a prune statement: ${(err as Error).message}`);
   }
-  if (!raw.note.split('\n\n')[0]?.split('\n').includes(PRUNE_LINE)) throw new AnchorError(`${path.basename(file)}: the note has no "prune" line (an ordinary checkpoint is not a prune statement)`);
-  if (!keys.length) throw new AnchorError(`${path.basename(file)}: a prune statement can only be trusted with a trusted public key (--public-key, audit.checkpoint.public_keys or --trust-genesis)`);
+  if (!raw.note.split('\n\n')[0]?.split('\n').includes(PRUNE_LINE))
+    throw new AnchorError(`${path.basename(file)}: the note has no "prune" line (an ordinary checkpoint is not a prune statement)`);
+  if (!keys.length)
+    throw new AnchorError(
+      `${path.basename(file)}: a prune statement can only be trusted with a trusted public key (--public-key, audit.checkpoint.public_keys or --trust-genesis)`,
+    );
   if (!trusted(cp)) throw new AnchorError(`${path.basename(file)}: the prune statement is not signed by a trusted key`);
   if (!cp.chainHead) throw new AnchorError(`${path.basename(file)}: the prune statement names no chain head`);
   let frontier: Frontier | undefined;
   try {
-    const f = Frontier.fromState(cp.size, (raw.frontier ?? []).map((b) => Buffer.from(b, 'base64')));
+    const f = Frontier.fromState(
+      cp.size,
+      (raw.frontier ?? []).map((b) => Buffer.from(b, 'base64')),
+    );
     if (f.root().equals(cp.root)) frontier = f;
   } catch {
     frontier = undefined;

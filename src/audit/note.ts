@@ -27,11 +27,18 @@ export class NoteError extends Error {
 }
 
 function checkName(name: string): void {
-  if (!name || /[\s+]/.test(name) || /[\u0000-\u001f\u007f]/.test(name)) throw new NoteError(`invalid key name ${JSON.stringify(name)}: it must be non-empty, without spaces or "+"`);
+  if (!name || /[\s+]/.test(name) || /[\u0000-\u001f\u007f]/.test(name))
+    throw new NoteError(`invalid key name ${JSON.stringify(name)}: it must be non-empty, without spaces or "+"`);
 }
 
 export function keyId(name: string, publicKey: Buffer): Buffer {
-  return crypto.createHash('sha256').update(name, 'utf8').update(Buffer.from([0x0a, ALG_ED25519])).update(publicKey).digest().subarray(0, 4);
+  return crypto
+    .createHash('sha256')
+    .update(name, 'utf8')
+    .update(Buffer.from([0x0a, ALG_ED25519]))
+    .update(publicKey)
+    .digest()
+    .subarray(0, 4);
 }
 
 export interface NoteVerifier {
@@ -83,7 +90,14 @@ export function parseSignerKey(encoded: string): NoteSigner {
   const pub = rawPublicKey(publicKey);
   const id = keyId(name, pub);
   if (id.toString('hex') !== hexId) throw new NoteError(`signer key ${name}: key id ${hexId} does not match the key`);
-  return { name, id, publicKey, privateKey, encoded: `${name}+${hexId}+${Buffer.concat([Buffer.from([ALG_ED25519]), pub]).toString('base64')}`, encodedPrivate: encoded.trim() };
+  return {
+    name,
+    id,
+    publicKey,
+    privateKey,
+    encoded: `${name}+${hexId}+${Buffer.concat([Buffer.from([ALG_ED25519]), pub]).toString('base64')}`,
+    encodedPrivate: encoded.trim(),
+  };
 }
 
 export function generateKey(name: string): NoteSigner {

@@ -37,7 +37,13 @@ type Sql = postgres.Sql<Record<string, never>>;
 
 export function connect(url: string): Sql {
   // Reconnect soon after the server is back (the default back-off grows to 20 s).
-  return postgres(url, { max: 2, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 30, backoff: (n: number) => Math.min(0.05 * 2 ** n, 0.5) }) as unknown as Sql;
+  return postgres(url, {
+    max: 2,
+    onnotice: () => undefined,
+    connect_timeout: 10,
+    idle_timeout: 30,
+    backoff: (n: number) => Math.min(0.05 * 2 ** n, 0.5),
+  }) as unknown as Sql;
 }
 
 /** Apply sql/audit-postgres.sql (as an administrator, once). */
@@ -84,7 +90,11 @@ export class PostgresAuditLog implements AuditLog {
   private checkpointing: Promise<void> = Promise.resolve();
   private readonly maxLine: number;
 
-  private constructor(private readonly sql: Sql, private readonly opts: AuditLogOptions, private readonly stream: string) {
+  private constructor(
+    private readonly sql: Sql,
+    private readonly opts: AuditLogOptions,
+    private readonly stream: string,
+  ) {
     this.maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
   }
 
@@ -98,7 +108,9 @@ export class PostgresAuditLog implements AuditLog {
       log.seq = head ? Number(head.seq) : 0;
     } catch (err) {
       await sql.end({ timeout: 5 });
-      throw new AuditUnavailableError(`audit PostgreSQL backend unavailable (apply sql/audit-postgres.sql and grant bulwark_audit_writer): ${(err as Error).message}`);
+      throw new AuditUnavailableError(
+        `audit PostgreSQL backend unavailable (apply sql/audit-postgres.sql and grant bulwark_audit_writer): ${(err as Error).message}`,
+      );
     }
     if (opts.checkpoint) {
       const every = Math.max(10, Math.min(opts.checkpoint.everyMs, 1000));
@@ -185,7 +197,12 @@ export class PostgresAuditLog implements AuditLog {
   private fail(err: Error, batch: readonly Pending[]): void {
     if (!this.failure) {
       this.failedAt = new Date();
-      this.opts.onWarning?.('audit log write failed; appends are refused until it resumes', { backend: 'postgres', stream: this.stream, error: err.message, code: errorCode(err) });
+      this.opts.onWarning?.('audit log write failed; appends are refused until it resumes', {
+        backend: 'postgres',
+        stream: this.stream,
+        error: err.message,
+        code: errorCode(err),
+      });
     }
     this.failure = err;
     const e = new AuditUnavailableError(`audit write failed: ${err.message}`);
@@ -239,12 +256,19 @@ export class PostgresAuditLog implements AuditLog {
       this.failedAt = undefined;
       this.recoverDelayMs = RECOVER_FIRST_MS;
       this.wrote([sealed as Appended]);
-      this.opts.onWarning?.('audit log resumed after a write failure', { ...recovery, refused_appends: recovery.refused_appends.count, seq: (sealed as Appended).seq });
+      this.opts.onWarning?.('audit log resumed after a write failure', {
+        ...recovery,
+        refused_appends: recovery.refused_appends.count,
+        seq: (sealed as Appended).seq,
+      });
       // Appends refused while the recovery record was being written are counted in the chain
       // too, in a record of their own right after it.
       const meanwhile = this.refused.take();
       if (meanwhile) {
-        const record: RefusedFields = { event: 'audit.refused', refused: { backend: 'postgres', stream: this.stream, reason: 'the log was resuming', refused_appends: meanwhile } };
+        const record: RefusedFields = {
+          event: 'audit.refused',
+          refused: { backend: 'postgres', stream: this.stream, reason: 'the log was resuming', refused_appends: meanwhile },
+        };
         // The log failed again: these count in the next recovery record.
         void this.append(record).catch(() => this.refused.putBack(meanwhile));
       }
@@ -265,9 +289,11 @@ export class PostgresAuditLog implements AuditLog {
     if (!force && this.sinceCheckpoint < cp.everyRecords && Date.now() - this.lastCheckpointAt < cp.everyMs) return;
     this.sinceCheckpoint = 0;
     this.lastCheckpointAt = Date.now();
-    this.checkpointing = this.checkpointing.then(() => this.checkpoint()).catch((err: Error) => {
-      this.opts.onWarning?.('audit checkpoint could not be written', { stream: this.stream, error: err.message });
-    });
+    this.checkpointing = this.checkpointing
+      .then(() => this.checkpoint())
+      .catch((err: Error) => {
+        this.opts.onWarning?.('audit checkpoint could not be written', { stream: this.stream, error: err.message });
+      });
   }
 
   /** Under the stream lock: extend the last checkpoint's frontier with the rows after it, sign, insert. */
@@ -279,7 +305,10 @@ export class PostgresAuditLog implements AuditLog {
       const [last] = await tx`SELECT size, note, frontier FROM bulwark_audit_checkpoint WHERE stream = ${this.stream} ORDER BY size DESC LIMIT 1`;
       let frontier = new Frontier();
       if (last) {
-        const f = Frontier.fromState(Number(last.size), (last.frontier as string[]).map((b) => Buffer.from(b, 'base64')));
+        const f = Frontier.fromState(
+          Number(last.size),
+          (last.frontier as string[]).map((b) => Buffer.from(b, 'base64')),
+        );
         // Only a frontier that folds to the signed root is trusted; otherwise start over.
         if (f.root().equals(readCheckpointNote(String(last.note), []).root)) frontier = f;
       }
@@ -377,7 +406,15 @@ export async function verifyPostgres(url: string, stream: string, opts: VerifyOp
     return {
       ...r,
       checkpoints: { ...r.checkpoints, sources: r.checkpoints.sources.map(fix) },
-      ...(r.problem ? { problem: { ...r.problem, segment: r.problem.segment === path.basename(cpFile) ? 'bulwark_audit_checkpoint' : r.problem.segment, ...(r.problem.checkpoint ? { checkpoint: { ...r.problem.checkpoint, file: fix(r.problem.checkpoint.file) } } : {}) } } : {}),
+      ...(r.problem
+        ? {
+            problem: {
+              ...r.problem,
+              segment: r.problem.segment === path.basename(cpFile) ? 'bulwark_audit_checkpoint' : r.problem.segment,
+              ...(r.problem.checkpoint ? { checkpoint: { ...r.problem.checkpoint, file: fix(r.problem.checkpoint.file) } } : {}),
+            },
+          }
+        : {}),
     };
   } finally {
     await sql.end({ timeout: 5 });

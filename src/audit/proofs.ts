@@ -33,7 +33,11 @@ export interface ConsistencyProof {
   readonly new_checkpoint: string | null;
 }
 
-async function feedLeaves(segments: readonly Segment[], upTo: number, each: (index: number, hash: Buffer, buf: Buffer, start: number, end: number) => void): Promise<number> {
+async function feedLeaves(
+  segments: readonly Segment[],
+  upTo: number,
+  each: (index: number, hash: Buffer, buf: Buffer, start: number, end: number) => void,
+): Promise<number> {
   let index = 0;
   for (const seg of segments) {
     if (index >= upTo) break;
@@ -78,7 +82,13 @@ export async function buildInclusionProof(segments: readonly Segment[], seq: num
   };
 }
 
-export async function buildConsistencyProof(segments: readonly Segment[], oldSize: number, newSize: number, oldCp: string | null, newCp: string | null): Promise<ConsistencyProof> {
+export async function buildConsistencyProof(
+  segments: readonly Segment[],
+  oldSize: number,
+  newSize: number,
+  oldCp: string | null,
+  newCp: string | null,
+): Promise<ConsistencyProof> {
   const hasher = new RangeHasher(consistencyRanges(oldSize, newSize));
   const oldRoot = new Frontier();
   const newRoot = new Frontier();
@@ -127,10 +137,20 @@ export function checkInclusion(p: InclusionProof, keys: readonly NoteVerifier[])
   const { cp, error } = checkpointFor(p.checkpoint, p.tree_size, keys);
   if (error) return { ok: false, signed: false, message: error };
   const root = cp ? cp.root : Buffer.from(p.root, 'base64');
-  const got = rootFromInclusion(p.leaf_index, p.tree_size, leaf, p.audit_path.map((b) => Buffer.from(b, 'base64')));
-  if (!got || !got.equals(root)) return { ok: false, signed: false, message: `the audit path does not lead from leaf ${p.leaf_index} to the ${cp ? 'checkpoint' : 'stated'} root` };
+  const got = rootFromInclusion(
+    p.leaf_index,
+    p.tree_size,
+    leaf,
+    p.audit_path.map((b) => Buffer.from(b, 'base64')),
+  );
+  if (!got || !got.equals(root))
+    return { ok: false, signed: false, message: `the audit path does not lead from leaf ${p.leaf_index} to the ${cp ? 'checkpoint' : 'stated'} root` };
   const signed = !!cp && keys.length > 0;
-  return { ok: true, signed, message: `record seq ${p.seq} is leaf ${p.leaf_index} of the tree of size ${p.tree_size}${signed ? ', under a checkpoint signed by a given key' : cp ? ' (checkpoint signature not checked: no public key)' : ' (no signed checkpoint: the root is only as good as its source)'}` };
+  return {
+    ok: true,
+    signed,
+    message: `record seq ${p.seq} is leaf ${p.leaf_index} of the tree of size ${p.tree_size}${signed ? ', under a checkpoint signed by a given key' : cp ? ' (checkpoint signature not checked: no public key)' : ' (no signed checkpoint: the root is only as good as its source)'}`,
+  };
 }
 
 export function checkConsistency(p: ConsistencyProof, keys: readonly NoteVerifier[]): ProofCheck {
@@ -140,10 +160,21 @@ export function checkConsistency(p: ConsistencyProof, keys: readonly NoteVerifie
   if (n.error) return { ok: false, signed: false, message: `new: ${n.error}` };
   const oldRoot = o.cp ? o.cp.root : Buffer.from(p.old_root, 'base64');
   const newRoot = n.cp ? n.cp.root : Buffer.from(p.new_root, 'base64');
-  if (o.cp && n.cp && o.cp.origin !== n.cp.origin) return { ok: false, signed: false, message: `the checkpoints name different logs (${o.cp.origin}, ${n.cp.origin})` };
-  const ok = verifyConsistency(p.old_size, p.new_size, p.proof.map((b) => Buffer.from(b, 'base64')), oldRoot, newRoot);
+  if (o.cp && n.cp && o.cp.origin !== n.cp.origin)
+    return { ok: false, signed: false, message: `the checkpoints name different logs (${o.cp.origin}, ${n.cp.origin})` };
+  const ok = verifyConsistency(
+    p.old_size,
+    p.new_size,
+    p.proof.map((b) => Buffer.from(b, 'base64')),
+    oldRoot,
+    newRoot,
+  );
   const signed = !!o.cp && !!n.cp && keys.length > 0;
   return ok
-    ? { ok, signed, message: `the tree of size ${p.new_size} extends the tree of size ${p.old_size}${signed ? ' (both checkpoints signed by a given key)' : ''}` }
+    ? {
+        ok,
+        signed,
+        message: `the tree of size ${p.new_size} extends the tree of size ${p.old_size}${signed ? ' (both checkpoints signed by a given key)' : ''}`,
+      }
     : { ok, signed: false, message: `inconsistent: the tree of size ${p.new_size} does not extend the tree of size ${p.old_size} (rollback or fork)` };
 }

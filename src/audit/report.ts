@@ -178,7 +178,15 @@ export async function collectReport(label: string, segments: readonly Segment[],
         if (denials.length < maxDenials) {
           const reasons: string[] = [];
           for (const src of [outcome?.reasons, decision?.reasons]) for (const r of src ?? []) if (!reasons.includes(r)) reasons.push(r);
-          denials.push({ seq: rec.seq, ts, principal: pid, tool, code: code || (decision?.allow === false ? 'policy deny' : ''), reasons, args: argsText(rec.args) });
+          denials.push({
+            seq: rec.seq,
+            ts,
+            principal: pid,
+            tool,
+            code: code || (decision?.allow === false ? 'policy deny' : ''),
+            reasons,
+            args: argsText(rec.args),
+          });
         }
       }
       return true;
@@ -280,7 +288,10 @@ function timeline(d: ReportData): string {
   const LIMIT = 1000;
   for (let k = lo; k <= hi && rows.length < LIMIT; k++) {
     const n = buckets.get(k) ?? 0;
-    const label = new Date(k * step).toISOString().slice(0, unit === 'day' ? 10 : 16).replace('T', ' ');
+    const label = new Date(k * step)
+      .toISOString()
+      .slice(0, unit === 'day' ? 10 : 16)
+      .replace('T', ' ');
     const w = max ? Math.round((n / max) * 300) : 0;
     rows.push(`<tr><td class="mono">${escapeHtml(label)}</td><td class="n">${n}</td><td><span class="bar" style="width:${w}px"></span></td></tr>`);
   }
@@ -289,14 +300,22 @@ function timeline(d: ReportData): string {
 }
 
 function verdictBlock(v: VerifyReport): string {
-  const cps = v.checkpoints.total ? `${v.checkpoints.matched}/${v.checkpoints.total} checkpoint(s) matched (signatures ${v.checkpoints.signatures.replace('_', ' ')})` : 'no checkpoints';
-  const wit = v.witnessed ? `; witnessed up to size ${v.witnessed.size} by ${v.witnessed.by.join(', ') || 'no witness'} (${v.witnessed.quorum} of ${v.witnessed.keys} witness key(s) required)` : '';
+  const cps = v.checkpoints.total
+    ? `${v.checkpoints.matched}/${v.checkpoints.total} checkpoint(s) matched (signatures ${v.checkpoints.signatures.replace('_', ' ')})`
+    : 'no checkpoints';
+  const wit = v.witnessed
+    ? `; witnessed up to size ${v.witnessed.size} by ${v.witnessed.by.join(', ') || 'no witness'} (${v.witnessed.quorum} of ${v.witnessed.keys} witness key(s) required)`
+    : '';
   if (v.ok) {
-    return `<div class="verdict ok" id="verdict">VERIFIED: ${v.records} records in ${v.segments.length} segment(s), chain intact, last seq ${v.last_seq}; ${escapeHtml(cps)}${escapeHtml(wit)}${v.partial ? ' (partial range)' : ''}.</div>` +
-      `<p class="meta">Chain head: <code>${escapeHtml(v.last_hash)}</code></p>`;
+    return (
+      `<div class="verdict ok" id="verdict">VERIFIED: ${v.records} records in ${v.segments.length} segment(s), chain intact, last seq ${v.last_seq}; ${escapeHtml(cps)}${escapeHtml(wit)}${v.partial ? ' (partial range)' : ''}.</div>` +
+      `<p class="meta">Chain head: <code>${escapeHtml(v.last_hash)}</code></p>`
+    );
   }
   const p = v.problem;
-  const where = p ? `${escapeHtml(p.segment)} line ${p.line}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${escapeHtml(p.kind)}: ${escapeHtml(p.message)}` : 'unknown problem';
+  const where = p
+    ? `${escapeHtml(p.segment)} line ${p.line}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${escapeHtml(p.kind)}: ${escapeHtml(p.message)}`
+    : 'unknown problem';
   return `<div class="verdict bad" id="verdict">DAMAGED: ${where}</div><p class="meta">${v.records} records before it verified; last good seq ${v.last_seq}. Counts below include every readable line, verified or not.</p>`;
 }
 
@@ -304,10 +323,17 @@ function verdictBlock(v: VerifyReport): string {
 export function renderHtml(d: ReportData): string {
   const v = d.verdict;
   const warnings = v.warnings.length ? `<ul>${v.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : '';
-  const denialRows = d.denials.map((r) =>
-    `<tr><td class="n">${r.seq ?? ''}</td><td class="mono">${escapeHtml(r.ts)}</td><td class="mono">${escapeHtml(r.principal)}</td><td class="mono">${escapeHtml(r.tool)}</td><td class="mono">${escapeHtml(r.code)}</td><td class="mono">${escapeHtml(r.args)}</td>` +
-    `<td>${r.reasons.length ? `<ul class="r">${r.reasons.map((x) => `<li>${escapeHtml(x)}</li>`).join('')}</ul>` : ''}</td></tr>`).join('');
-  const capNote = d.denialsTotal > d.denials.length ? `<p class="note" id="denials-capped">Showing the first ${d.denials.length} of ${d.denialsTotal} denials (cap ${d.maxDenials}); use <code>bulwark audit export</code> for all.</p>` : '';
+  const denialRows = d.denials
+    .map(
+      (r) =>
+        `<tr><td class="n">${r.seq ?? ''}</td><td class="mono">${escapeHtml(r.ts)}</td><td class="mono">${escapeHtml(r.principal)}</td><td class="mono">${escapeHtml(r.tool)}</td><td class="mono">${escapeHtml(r.code)}</td><td class="mono">${escapeHtml(r.args)}</td>` +
+        `<td>${r.reasons.length ? `<ul class="r">${r.reasons.map((x) => `<li>${escapeHtml(x)}</li>`).join('')}</ul>` : ''}</td></tr>`,
+    )
+    .join('');
+  const capNote =
+    d.denialsTotal > d.denials.length
+      ? `<p class="note" id="denials-capped">Showing the first ${d.denials.length} of ${d.denialsTotal} denials (cap ${d.maxDenials}); use <code>bulwark audit export</code> for all.</p>`
+      : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">

@@ -66,7 +66,11 @@ export interface VerifyReport {
    * before genesis records, unsigned), after a signed prune statement, after a checkpoint the
    * auditor gave (`--from-checkpoint`), or at `--from` (partial).
    */
-  readonly start: { readonly kind: 'genesis' | 'no_genesis' | 'pruned' | 'from_checkpoint' | 'partial'; readonly size: number; readonly source?: string | undefined };
+  readonly start: {
+    readonly kind: 'genesis' | 'no_genesis' | 'pruned' | 'from_checkpoint' | 'partial';
+    readonly size: number;
+    readonly source?: string | undefined;
+  };
   readonly genesis?: GenesisInfo | undefined;
   /** With witness keys: the largest checkpoint size cosigned by at least `quorum` of them. */
   readonly witnessed?: { readonly size: number; readonly quorum: number; readonly keys: number; readonly by: readonly string[] } | undefined;
@@ -143,9 +147,10 @@ const TS_KEY = Buffer.from(',"ts":"');
 /** In `"event":"intent"` and in `"intent_seq":`; rare elsewhere, so only lines holding it are parsed. */
 const INTENT_MARK = Buffer.from('"intent');
 const HS = HASH_SUFFIX_LENGTH;
-const hashHex: (b: Uint8Array) => string = typeof (crypto as { hash?: unknown }).hash === 'function'
-  ? (b) => (crypto as unknown as { hash(a: string, d: Uint8Array, e: 'hex'): string }).hash('sha256', b, 'hex')
-  : (b) => crypto.createHash('sha256').update(b).digest('hex');
+const hashHex: (b: Uint8Array) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (b) => (crypto as unknown as { hash(a: string, d: Uint8Array, e: 'hex'): string }).hash('sha256', b, 'hex')
+    : (b) => crypto.createHash('sha256').update(b).digest('hex');
 
 /** A source of lines in order: the segments of a file log, or the rows of a PostgreSQL stream. */
 export interface Segment {
@@ -181,7 +186,13 @@ class Found extends Error {
  * and each checkpoint's chain head (and Merkle root) at its size. Stops at the first damage and
  * names it.
  */
-export async function verifySegments(label: string, segments: readonly Segment[], sources: { file: string; mirror: boolean }[], opts: VerifyOptions, extraWarnings: string[] = []): Promise<VerifyReport> {
+export async function verifySegments(
+  label: string,
+  segments: readonly Segment[],
+  sources: { file: string; mirror: boolean }[],
+  opts: VerifyOptions,
+  extraWarnings: string[] = [],
+): Promise<VerifyReport> {
   const warnings = [...extraWarnings];
   let keys = opts.publicKeys ?? [];
   const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
@@ -196,9 +207,17 @@ export async function verifySegments(label: string, segments: readonly Segment[]
     if (genesis?.keys.length) {
       try {
         keys = [...keys, ...genesis.keys.map((k) => parseVerifierKey(k))];
-        warnings.push(`trusting the key(s) named by the genesis record (--trust-genesis: ${genesis.keys.map((k) => k.split('+')[0]).join(', ')}): this shows the log is the one its genesis started, not that the genesis is genuine; pin the public key for that`);
+        warnings.push(
+          `trusting the key(s) named by the genesis record (--trust-genesis: ${genesis.keys.map((k) => k.split('+')[0]).join(', ')}): this shows the log is the one its genesis started, not that the genesis is genuine; pin the public key for that`,
+        );
       } catch (err) {
-        setProblem({ kind: 'bad_signature', segment: head?.name ?? label, line: 1, seq: 1, message: `the genesis record names a key that cannot be read: ${(err as Error).message}` });
+        setProblem({
+          kind: 'bad_signature',
+          segment: head?.name ?? label,
+          line: 1,
+          seq: 1,
+          message: `the genesis record names a key that cannot be read: ${(err as Error).message}`,
+        });
       }
     } else {
       warnings.push('--trust-genesis: the log has no genesis record naming keys');
@@ -244,14 +263,22 @@ export async function verifySegments(label: string, segments: readonly Segment[]
           cosigned.set(size, set);
         }
       } catch (err) {
-        if (err instanceof CosignatureError) setProblem({ kind: 'bad_signature', segment: path.basename(opts.cosignaturesFile as string), line: i + 1, message: err.message });
+        if (err instanceof CosignatureError)
+          setProblem({ kind: 'bad_signature', segment: path.basename(opts.cosignaturesFile as string), line: i + 1, message: err.message });
       }
     });
   }
   for (const src of allSources) {
     const loaded = loadCheckpoints(src.file, keys);
     rawCheckpoints += loaded.checkpoints.length;
-    for (const pr of loaded.problems) setProblem({ kind: 'bad_signature', segment: path.basename(src.file), line: pr.line, message: pr.message, checkpoint: { file: src.file, line: pr.line, size: 0 } });
+    for (const pr of loaded.problems)
+      setProblem({
+        kind: 'bad_signature',
+        segment: path.basename(src.file),
+        line: pr.line,
+        message: pr.message,
+        checkpoint: { file: src.file, line: pr.line, size: 0 },
+      });
     for (const cp of loaded.checkpoints) {
       if (keys.length && !trusted(cp)) {
         const bad = cp.signatures.find((s) => s.valid === false);
@@ -260,7 +287,9 @@ export async function verifySegments(label: string, segments: readonly Segment[]
           segment: path.basename(src.file),
           line: cp.line,
           seq: cp.size,
-          message: bad ? `checkpoint at size ${cp.size} has a signature by ${bad.name} that does not verify` : `checkpoint at size ${cp.size} is signed by no trusted key (${cp.signatures.map((s) => s.name).join(', ')})`,
+          message: bad
+            ? `checkpoint at size ${cp.size} has a signature by ${bad.name} that does not verify`
+            : `checkpoint at size ${cp.size} is signed by no trusted key (${cp.signatures.map((s) => s.name).join(', ')})`,
           checkpoint: { file: src.file, line: cp.line, size: cp.size },
         });
         continue;
@@ -271,7 +300,12 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   const signed = rawCheckpoints > 0 || (genesis?.keys.length ?? 0) > 0;
   if (!keys.length && signed) {
     if (opts.signatures === 'require') {
-      setProblem({ kind: 'no_trusted_key', segment: label, line: 0, message: `the log is signed (${rawCheckpoints} checkpoint(s)${genesis?.keys.length ? `, genesis names ${genesis.keys.length} key(s)` : ''}) but no trusted public key was given: pass --public-key K, configure audit.checkpoint.public_keys, --trust-genesis, or --no-signatures to check the hash chain only` });
+      setProblem({
+        kind: 'no_trusted_key',
+        segment: label,
+        line: 0,
+        message: `the log is signed (${rawCheckpoints} checkpoint(s)${genesis?.keys.length ? `, genesis names ${genesis.keys.length} key(s)` : ''}) but no trusted public key was given: pass --public-key K, configure audit.checkpoint.public_keys, --trust-genesis, or --no-signatures to check the hash chain only`,
+      });
     } else if (cps.length) {
       warnings.push('checkpoint signatures were not checked: pass --public-key (or configure audit.checkpoint.public_keys)');
     }
@@ -293,10 +327,22 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   let anchorCheck: Anchor | undefined;
   let anchorFrontier: Frontier | undefined;
   if (anchor && !rangeStart) {
-    while (startIdx < segments.length - 1 && (segments[startIdx] as Segment).last_seq !== undefined && ((segments[startIdx] as Segment).last_seq as number) <= anchor.size) startIdx++;
+    while (
+      startIdx < segments.length - 1 &&
+      (segments[startIdx] as Segment).last_seq !== undefined &&
+      ((segments[startIdx] as Segment).last_seq as number) <= anchor.size
+    )
+      startIdx++;
     const s = segments[startIdx];
     if (s && s.first_seq - 1 === anchor.size) {
-      if (s.prev !== anchor.chainHead) setProblem({ kind: 'modified', segment: s.name, line: 1, seq: s.first_seq, message: `segment ${s.name} does not continue the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} at size ${anchor.size} (${path.basename(anchor.source)}): its chain head differs` });
+      if (s.prev !== anchor.chainHead)
+        setProblem({
+          kind: 'modified',
+          segment: s.name,
+          line: 1,
+          seq: s.first_seq,
+          message: `segment ${s.name} does not continue the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} at size ${anchor.size} (${path.basename(anchor.source)}): its chain head differs`,
+        });
       anchorFrontier = anchor.frontier;
     } else if (s && s.first_seq - 1 < anchor.size) {
       // The records up to the anchor are walked, and the chain head there must be the anchor's.
@@ -306,7 +352,8 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   const partial = rangeStart || to !== Infinity;
   if (partial && merkle) warnings.push('a partial range cannot check Merkle roots; only chain heads are compared');
   const useMerkle = merkle && !partial && (startIdx === 0 || anchorFrontier !== undefined) && !anchorCheck;
-  if (merkle && !partial && !useMerkle) warnings.push('the log starts after a prune statement or trusted checkpoint without a Merkle frontier; only chain heads are compared');
+  if (merkle && !partial && !useMerkle)
+    warnings.push('the log starts after a prune statement or trusted checkpoint without a Merkle frontier; only chain heads are compared');
 
   let P = segments[startIdx]?.prev ?? GENESIS_PREV;
   let E = segments[startIdx]?.first_seq ?? 1;
@@ -319,13 +366,36 @@ export async function verifySegments(label: string, segments: readonly Segment[]
       // The oldest segments are listed but gone: the head of the log was deleted.
       const k = segments.findIndex((x) => x.exists);
       const n = (segments[k] as Segment).first_seq - 1;
-      setProblem({ kind: 'head_truncated', segment: s.name, line: 0, seq: s.first_seq, message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${segments.slice(0, k).map((x) => x.name).join(', ')} are gone and no signed prune statement or trusted checkpoint (--from-checkpoint) covers them`, range: { from: s.first_seq, to: n } });
+      setProblem({
+        kind: 'head_truncated',
+        segment: s.name,
+        line: 0,
+        seq: s.first_seq,
+        message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${segments
+          .slice(0, k)
+          .map((x) => x.name)
+          .join(', ')} are gone and no signed prune statement or trusted checkpoint (--from-checkpoint) covers them`,
+        range: { from: s.first_seq, to: n },
+      });
     } else if (s && s.first_seq > 1) {
-      setProblem({ kind: 'head_truncated', segment: s.name, line: 1, seq: s.first_seq, message: `head truncated: records 1..${s.first_seq - 1} missing (${s.first_seq - 1} record(s)); the log starts at seq ${s.first_seq} and no signed prune statement or trusted checkpoint (--from-checkpoint) says it may`, range: { from: 1, to: s.first_seq - 1 } });
+      setProblem({
+        kind: 'head_truncated',
+        segment: s.name,
+        line: 1,
+        seq: s.first_seq,
+        message: `head truncated: records 1..${s.first_seq - 1} missing (${s.first_seq - 1} record(s)); the log starts at seq ${s.first_seq} and no signed prune statement or trusted checkpoint (--from-checkpoint) says it may`,
+        range: { from: 1, to: s.first_seq - 1 },
+      });
     } else if (s && s.prev !== GENESIS_PREV) {
       setProblem({ kind: 'modified', segment: s.name, line: 1, seq: 1, message: 'the first segment does not start from the genesis hash (64 zeros)' });
     } else if (!genesis && opts.requireGenesis === true && (signed || keys.length > 0) && s?.exists) {
-      setProblem({ kind: 'missing_genesis', segment: s.name, line: 1, seq: 1, message: 'the log is signed but its first record is not a genesis record: its head was replaced' });
+      setProblem({
+        kind: 'missing_genesis',
+        segment: s.name,
+        line: 1,
+        seq: 1,
+        message: 'the log is signed but its first record is not a genesis record: its head was replaced',
+      });
     } else if (!genesis && s?.exists) {
       warnings.push('the log has no genesis record (an unsigned log, or one written before genesis records)');
     }
@@ -401,12 +471,31 @@ export async function verifySegments(label: string, segments: readonly Segment[]
     if (firstProblem) throw new Found(firstProblem);
     for (let si = startIdx; si < segments.length; si++) {
       const seg = segments[si] as Segment;
-      if (!seg.exists) throw new Found({ kind: 'missing_segment', segment: seg.name, line: 0, seq: seg.first_seq, message: `segment ${seg.name} (from seq ${seg.first_seq}) is missing` });
+      if (!seg.exists)
+        throw new Found({
+          kind: 'missing_segment',
+          segment: seg.name,
+          line: 0,
+          seq: seg.first_seq,
+          message: `segment ${seg.name} (from seq ${seg.first_seq}) is missing`,
+        });
       if (seg.first_seq > E) {
-        throw new Found({ kind: 'missing_segment', segment: seg.name, line: 1, seq: seg.first_seq, message: `records ${E}..${seg.first_seq - 1} are in no segment: a segment is missing from the manifest` });
+        throw new Found({
+          kind: 'missing_segment',
+          segment: seg.name,
+          line: 1,
+          seq: seg.first_seq,
+          message: `records ${E}..${seg.first_seq - 1} are in no segment: a segment is missing from the manifest`,
+        });
       }
       if (seg.first_seq !== E || seg.prev !== P) {
-        throw new Found({ kind: 'modified', segment: seg.name, line: 1, seq: seg.first_seq, message: `segment ${seg.name} does not continue the one before it (the manifest says seq ${seg.first_seq} after ${E - 1})` });
+        throw new Found({
+          kind: 'modified',
+          segment: seg.name,
+          line: 1,
+          seq: seg.first_seq,
+          message: `segment ${seg.name} does not continue the one before it (the manifest says seq ${seg.first_seq} after ${E - 1})`,
+        });
       }
       let anomaly: { lineNo: number; text: Buffer } | undefined;
       let lines = 0;
@@ -473,7 +562,13 @@ export async function verifySegments(label: string, segments: readonly Segment[]
         lines = lineNo;
         if (anchorCheck && E - 1 === anchorCheck.size && P !== anchorCheck.chainHead) {
           anomaly = undefined;
-          throw new Found({ kind: 'modified', segment: seg.name, line: lineNo, seq: E - 1, message: `the chain head at seq ${E - 1} is not the one the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} (${path.basename(anchorCheck.source)}) names: a record up to it was rewritten` });
+          throw new Found({
+            kind: 'modified',
+            segment: seg.name,
+            line: lineNo,
+            seq: E - 1,
+            message: `the chain head at seq ${E - 1} is not the one the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} (${path.basename(anchorCheck.source)}) names: a record up to it was rewritten`,
+          });
         }
         if (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size === E - 1) checkCheckpoints();
         return true;
@@ -482,20 +577,45 @@ export async function verifySegments(label: string, segments: readonly Segment[]
         const found = await classify(segments, si, anomaly.lineNo, anomaly.text.toString('utf8'), E, P);
         // The very first line of a log that should start at seq 1 holds a later record: its head was cut.
         if (E === 1 && anomaly.lineNo === 1 && found.kind === 'deleted' && found.seq !== undefined) {
-          throw new Found({ kind: 'head_truncated', segment: seg.name, line: 1, seq: found.seq, message: `head truncated: records 1..${found.seq - 1} missing (${found.seq - 1} record(s)); the log starts at seq ${found.seq}`, range: { from: 1, to: found.seq - 1 } });
+          throw new Found({
+            kind: 'head_truncated',
+            segment: seg.name,
+            line: 1,
+            seq: found.seq,
+            message: `head truncated: records 1..${found.seq - 1} missing (${found.seq - 1} record(s)); the log starts at seq ${found.seq}`,
+            range: { from: 1, to: found.seq - 1 },
+          });
         }
         throw new Found(found);
       }
       if (stoppedAtTo) break;
       if (tail && E <= to) {
-        throw new Found({ kind: 'truncated', segment: seg.name, line: lines + 1, seq: E, message: `the last record is incomplete (${tail.length} bytes without a line break): a crash mid-write or a cut` });
+        throw new Found({
+          kind: 'truncated',
+          segment: seg.name,
+          line: lines + 1,
+          seq: E,
+          message: `the last record is incomplete (${tail.length} bytes without a line break): a crash mid-write or a cut`,
+        });
       }
       if (seg.last_seq !== undefined && E <= to) {
         if (E - 1 < seg.last_seq) {
-          throw new Found({ kind: 'truncated', segment: seg.name, line: lines + 1, seq: E, message: `segment ${seg.name} ends at seq ${E - 1} but the manifest says it holds records up to ${seg.last_seq}` });
+          throw new Found({
+            kind: 'truncated',
+            segment: seg.name,
+            line: lines + 1,
+            seq: E,
+            message: `segment ${seg.name} ends at seq ${E - 1} but the manifest says it holds records up to ${seg.last_seq}`,
+          });
         }
         if (seg.last_hash && seg.last_hash !== P) {
-          throw new Found({ kind: 'modified', segment: seg.name, line: lines, seq: E - 1, message: `segment ${seg.name} does not end with the hash the manifest recorded at rotation` });
+          throw new Found({
+            kind: 'modified',
+            segment: seg.name,
+            line: lines,
+            seq: E - 1,
+            message: `segment ${seg.name} does not end with the hash the manifest recorded at rotation`,
+          });
         }
       }
     }
@@ -503,24 +623,47 @@ export async function verifySegments(label: string, segments: readonly Segment[]
     if (to === Infinity) {
       // The largest signed size names how many records are really gone (not the first one beyond the end).
       const beyond = cps.slice(cpIdx).filter((c) => c.cp.size > E - 1);
-      const largest = (list: CheckpointRef[]): CheckpointRef | undefined => list.reduce<CheckpointRef | undefined>((a, c) => (!a || c.cp.size > a.cp.size ? c : a), undefined);
+      const largest = (list: CheckpointRef[]): CheckpointRef | undefined =>
+        list.reduce<CheckpointRef | undefined>((a, c) => (!a || c.cp.size > a.cp.size ? c : a), undefined);
       const local = largest(beyond.filter((c) => !c.mirror));
       const mirrored = largest(beyond.filter((c) => c.mirror));
       const last = segments[segments.length - 1];
       const where = last ? { segment: last.name, line: Math.max(E - last.first_seq + 1, 1) } : { segment: label, line: 1 };
       if (local) {
-        throw new Found({ kind: 'truncated', ...where, seq: E, message: `the log ends at seq ${E - 1}, but a checkpoint signed at size ${local.cp.size} covers records up to ${local.cp.size}: ${local.cp.size - (E - 1)} record(s) missing at the end`, checkpoint: { file: local.cp.file, line: local.cp.line, size: local.cp.size }, range: { from: E, to: local.cp.size } });
+        throw new Found({
+          kind: 'truncated',
+          ...where,
+          seq: E,
+          message: `the log ends at seq ${E - 1}, but a checkpoint signed at size ${local.cp.size} covers records up to ${local.cp.size}: ${local.cp.size - (E - 1)} record(s) missing at the end`,
+          checkpoint: { file: local.cp.file, line: local.cp.line, size: local.cp.size },
+          range: { from: E, to: local.cp.size },
+        });
       }
       if (mirrored) {
-        throw new Found({ kind: 'rollback', ...where, seq: E, message: `the log and its own checkpoints end at seq ${E - 1}, but the mirrored checkpoint ${mirrored.cp.file}:${mirrored.cp.line} was signed at size ${mirrored.cp.size}: the whole log was rolled back; records ${E}..${mirrored.cp.size} (${mirrored.cp.size - (E - 1)} record(s)) are gone`, checkpoint: { file: mirrored.cp.file, line: mirrored.cp.line, size: mirrored.cp.size }, range: { from: E, to: mirrored.cp.size } });
+        throw new Found({
+          kind: 'rollback',
+          ...where,
+          seq: E,
+          message: `the log and its own checkpoints end at seq ${E - 1}, but the mirrored checkpoint ${mirrored.cp.file}:${mirrored.cp.line} was signed at size ${mirrored.cp.size}: the whole log was rolled back; records ${E}..${mirrored.cp.size} (${mirrored.cp.size - (E - 1)} record(s)) are gone`,
+          checkpoint: { file: mirrored.cp.file, line: mirrored.cp.line, size: mirrored.cp.size },
+          range: { from: E, to: mirrored.cp.size },
+        });
       }
     }
     if (witnessKeys.length && !partial) {
       if (witnessedSize === 0) {
         const last = segments[segments.length - 1];
-        throw new Found({ kind: 'unwitnessed', segment: last?.name ?? label, line: 0, message: `no checkpoint of this log is cosigned by ${quorum} of the ${witnessKeys.length} witness key(s) given${cosigned.size ? ` (the best has ${Math.max(...[...cosigned.values()].map((s) => s.size))})` : ''}: the log cannot be shown to be the one the witnesses saw` });
+        throw new Found({
+          kind: 'unwitnessed',
+          segment: last?.name ?? label,
+          line: 0,
+          message: `no checkpoint of this log is cosigned by ${quorum} of the ${witnessKeys.length} witness key(s) given${cosigned.size ? ` (the best has ${Math.max(...[...cosigned.values()].map((s) => s.size))})` : ''}: the log cannot be shown to be the one the witnesses saw`,
+        });
       }
-      if (witnessedSize < E - 1) warnings.push(`records ${witnessedSize + 1}..${E - 1} are not yet cosigned by ${quorum} witness(es) (the last witnessed checkpoint is at size ${witnessedSize})`);
+      if (witnessedSize < E - 1)
+        warnings.push(
+          `records ${witnessedSize + 1}..${E - 1} are not yet cosigned by ${quorum} witness(es) (the last witnessed checkpoint is at size ${witnessedSize})`,
+        );
     }
     if (coverage && !partial) {
       if (spanFirstTs !== undefined && lastTs !== undefined) spans.push({ from: spanFrom, to: E - 1, firstTs: spanFirstTs, endTs: lastTs });
@@ -533,7 +676,13 @@ export async function verifySegments(label: string, segments: readonly Segment[]
         const ms = Date.parse(sp.endTs) - Date.parse(sp.firstTs);
         if (!(ms <= bound)) {
           const pos = position(sp.from);
-          throw new Found({ kind: 'unsigned_gap', ...pos, seq: sp.from, message: `no checkpoint signed by a trusted key covers records ${sp.from}..${sp.to} (${(ms / 1000).toFixed(1)} s; the log signs at least every ${interval} ms): its checkpoints were removed, or the records replaced`, range: { from: sp.from, to: sp.to } });
+          throw new Found({
+            kind: 'unsigned_gap',
+            ...pos,
+            seq: sp.from,
+            message: `no checkpoint signed by a trusted key covers records ${sp.from}..${sp.to} (${(ms / 1000).toFixed(1)} s; the log signs at least every ${interval} ms): its checkpoints were removed, or the records replaced`,
+            range: { from: sp.from, to: sp.to },
+          });
         }
       }
     }
@@ -546,7 +695,12 @@ export async function verifySegments(label: string, segments: readonly Segment[]
   function report(problem: VerifyProblem | undefined): VerifyReport {
     const unknown = [...openIntents.values()];
     if (unknown.length) {
-      warnings.push(`${unknown.length} intent record(s) without an outcome (outcome unknown: the process stopped mid-call): seq ${unknown.slice(0, 10).map((u) => u.seq).join(', ')}${unknown.length > 10 ? ', …' : ''}`);
+      warnings.push(
+        `${unknown.length} intent record(s) without an outcome (outcome unknown: the process stopped mid-call): seq ${unknown
+          .slice(0, 10)
+          .map((u) => u.seq)
+          .join(', ')}${unknown.length > 10 ? ', …' : ''}`,
+      );
     }
     return {
       ok: !problem,
@@ -556,11 +710,21 @@ export async function verifySegments(label: string, segments: readonly Segment[]
       last_seq: E - 1,
       last_hash: P,
       segments: segNames,
-      checkpoints: { total: cps.length, matched, latest_size: cps.length ? (cps[cps.length - 1] as CheckpointRef).cp.size : 0, signatures: keys.length ? 'verified' : 'not_checked', sources: allSources.map((s) => s.file) },
+      checkpoints: {
+        total: cps.length,
+        matched,
+        latest_size: cps.length ? (cps[cps.length - 1] as CheckpointRef).cp.size : 0,
+        signatures: keys.length ? 'verified' : 'not_checked',
+        sources: allSources.map((s) => s.file),
+      },
       ...(witnessKeys.length ? { witnessed: { size: witnessedSize, quorum, keys: witnessKeys.length, by: witnessedBy } } : {}),
       ...(frontier && !problem ? { merkle_root: frontier.root().toString('base64') } : {}),
       partial,
-      start: { kind: startKind, size: firstSeq - 1, ...(anchor && (startKind === 'pruned' || startKind === 'from_checkpoint') ? { source: anchor.source } : {}) },
+      start: {
+        kind: startKind,
+        size: firstSeq - 1,
+        ...(anchor && (startKind === 'pruned' || startKind === 'from_checkpoint') ? { source: anchor.source } : {}),
+      },
       ...(genesis ? { genesis } : {}),
       warnings,
       outcome_unknown: unknown,
@@ -613,7 +777,13 @@ async function classify(segments: readonly Segment[], si: number, lineNo: number
     if (r.prev === P) return at(lineNo, r.seq, 'modified', 'the record is not in canonical form or its fields disagree with the chain');
     // The record itself is intact but names another predecessor: the one before it was rewritten
     // (and re-hashed), or this record was forged onto a chain it does not belong to.
-    if (lineNo > 1) return at(lineNo - 1, E - 1, 'modified', `the record was rewritten and its hash recomputed: the next record (line ${lineNo}) still chains from the original`);
+    if (lineNo > 1)
+      return at(
+        lineNo - 1,
+        E - 1,
+        'modified',
+        `the record was rewritten and its hash recomputed: the next record (line ${lineNo}) still chains from the original`,
+      );
     return at(lineNo, r.seq, 'modified', 'the first record of the segment does not chain from the end of the previous one');
   }
   if (r.seq > E) {
@@ -633,7 +803,13 @@ async function classify(segments: readonly Segment[], si: number, lineNo: number
     // Two records claim the same predecessor: the one the chain continues from is genuine.
     const next = parseLine((await seg.lines(lineNo + 1, 1))[0] ?? '');
     if (next && next.prev === r.hash) {
-      return { kind: 'inserted', segment: ks.name, line: accLine, seq: r.seq, message: `a forged record with seq ${r.seq} was inserted here; the genuine one follows at ${seg.name} line ${lineNo} and the chain continues from it` };
+      return {
+        kind: 'inserted',
+        segment: ks.name,
+        line: accLine,
+        seq: r.seq,
+        message: `a forged record with seq ${r.seq} was inserted here; the genuine one follows at ${seg.name} line ${lineNo} and the chain continues from it`,
+      };
     }
     return at(lineNo, r.seq, 'inserted', `a second record with seq ${r.seq} chaining from the same predecessor (forged)`);
   }
@@ -696,12 +872,23 @@ export function fileSegments(target: string): { segments: Segment[]; warnings: s
   const onDisk = segmentFilesOnDisk(p);
   for (const f of fs.existsSync(p.dir) ? fs.readdirSync(p.dir) : []) {
     if (f.startsWith(`${path.basename(p.active)}.torn-`)) warnings.push(`${f}: bytes of a torn record set aside by recovery`);
-    if (f.startsWith(`${path.basename(p.active)}.unacked-`)) warnings.push(`${f}: records whose callers were told they failed, set aside when the log resumed after a write failure`);
+    if (f.startsWith(`${path.basename(p.active)}.unacked-`))
+      warnings.push(`${f}: records whose callers were told they failed, set aside when the log resumed after a write failure`);
   }
   if (!manifest) {
     const segs = [fileSegment(p.active, path.basename(p.active), 1, GENESIS_PREV)];
     if (onDisk.length) {
-      return { segments: segs, warnings, active, problem: { kind: 'missing_segment', segment: path.basename(p.manifest), line: 0, message: `rotated segments (${onDisk.join(', ')}) exist but the manifest ${path.basename(p.manifest)} is missing` } };
+      return {
+        segments: segs,
+        warnings,
+        active,
+        problem: {
+          kind: 'missing_segment',
+          segment: path.basename(p.manifest),
+          line: 0,
+          message: `rotated segments (${onDisk.join(', ')}) exist but the manifest ${path.basename(p.manifest)} is missing`,
+        },
+      };
     }
     return { segments: segs, warnings, active };
   }
@@ -713,15 +900,22 @@ export function fileSegments(target: string): { segments: Segment[]; warnings: s
     // The writer rotates by writing the manifest first and renaming the active segment second. A
     // crash between the two leaves the newest listed segment still under the active name: its
     // records are all there (the writer finishes the rename at its next start).
-    segments[segments.length - 1] = fileSegment(p.active, path.basename(p.active), lastListed.first_seq, lastListed.prev, { seq: lastListed.last_seq, hash: lastListed.last_hash });
-    warnings.push(`rotation interrupted: ${path.basename(p.active)} still holds segment ${lastListed.file} (seq ${lastListed.first_seq}..${lastListed.last_seq}); no record is missing`);
+    segments[segments.length - 1] = fileSegment(p.active, path.basename(p.active), lastListed.first_seq, lastListed.prev, {
+      seq: lastListed.last_seq,
+      hash: lastListed.last_hash,
+    });
+    warnings.push(
+      `rotation interrupted: ${path.basename(p.active)} still holds segment ${lastListed.file} (seq ${lastListed.first_seq}..${lastListed.last_seq}); no record is missing`,
+    );
     return { segments, warnings, active, manifest };
   }
   if (!fs.existsSync(p.active) && segments.length) {
     // After the rename and before the new active segment is created: a crash there leaves no
     // active file, i.e. an empty one. (Deleting it is no stronger than truncating it; checkpoints
     // beyond the end catch both.)
-    warnings.push(`rotation interrupted: the new active segment ${path.basename(p.active)} was not created yet (no records after seq ${manifest.active_first_seq - 1})`);
+    warnings.push(
+      `rotation interrupted: the new active segment ${path.basename(p.active)} was not created yet (no records after seq ${manifest.active_first_seq - 1})`,
+    );
     return { segments, warnings, active, manifest };
   }
   segments.push(fileSegment(p.active, path.basename(p.active), manifest.active_first_seq, manifest.active_prev));
@@ -735,10 +929,30 @@ export async function verifyFile(target: string, opts: VerifyOptions = {}): Prom
   const { segments, warnings, problem, active } = fileSegments(target);
   const p = logPaths(active);
   if (problem && !segments.length) {
-    return { ok: false, path: active, records: 0, first_seq: 1, last_seq: 0, last_hash: GENESIS_PREV, segments: [], checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] }, partial: false, start: { kind: 'no_genesis', size: 0 }, warnings, outcome_unknown: [], problem };
+    return {
+      ok: false,
+      path: active,
+      records: 0,
+      first_seq: 1,
+      last_seq: 0,
+      last_hash: GENESIS_PREV,
+      segments: [],
+      checkpoints: { total: 0, matched: 0, latest_size: 0, signatures: 'not_checked', sources: [] },
+      partial: false,
+      start: { kind: 'no_genesis', size: 0 },
+      warnings,
+      outcome_unknown: [],
+      problem,
+    };
   }
   const sources = [{ file: p.checkpoints, mirror: false }, ...(opts.mirrors ?? []).map((f) => ({ file: path.resolve(f), mirror: true }))];
-  const r = await verifySegments(active, segments, sources, { pruneFile: prunePath(p), cosignaturesFile: path.join(p.dir, `${p.stem}.cosignatures.jsonl`), ...opts }, warnings);
+  const r = await verifySegments(
+    active,
+    segments,
+    sources,
+    { pruneFile: prunePath(p), cosignaturesFile: path.join(p.dir, `${p.stem}.cosignatures.jsonl`), ...opts },
+    warnings,
+  );
   if (problem && r.ok) return { ...r, ok: false, problem };
   if (problem && r.problem && problem.kind === 'missing_segment') return { ...r, problem };
   return r;

@@ -69,9 +69,13 @@ export class WitnessClient {
   /** Queue a checkpoint note for every witness; resolves when all have answered or failed. */
   submit(note: string, size: number): Promise<void> {
     this.chain = this.chain.then(async () => {
-      await Promise.all(this.witnesses.map((w) => this.submitOne(w, note, size).catch((err: Error) => {
-        this.onWarning?.('witness did not cosign the checkpoint', { witness: w.name, size, error: err.message });
-      })));
+      await Promise.all(
+        this.witnesses.map((w) =>
+          this.submitOne(w, note, size).catch((err: Error) => {
+            this.onWarning?.('witness did not cosign the checkpoint', { witness: w.name, size, error: err.message });
+          }),
+        ),
+      );
     });
     return this.chain;
   }
@@ -85,9 +89,14 @@ export class WitnessClient {
     let old = this.known.get(w.name) ?? 0;
     if (old >= size) return;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const proof = old > 0 && old < size ? (await this.consistencyProof(old, size, note)) : [];
+      const proof = old > 0 && old < size ? await this.consistencyProof(old, size, note) : [];
       const body = `old ${old}\n${proof.map((h) => `${h}\n`).join('')}\n${note}`;
-      const res = await fetch(`${w.url.replace(/\/$/, '')}/add-checkpoint`, { method: 'POST', body, signal: AbortSignal.timeout(this.timeoutMs), headers: { 'content-type': 'text/plain; charset=utf-8' } });
+      const res = await fetch(`${w.url.replace(/\/$/, '')}/add-checkpoint`, {
+        method: 'POST',
+        body,
+        signal: AbortSignal.timeout(this.timeoutMs),
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+      });
       const text = await res.text();
       if (res.status === 409 && (res.headers.get('content-type') ?? '').startsWith('text/x.tlog.size')) {
         // The witness knows another size: retry once from it (it may be behind or ahead of us).
@@ -140,9 +149,14 @@ export class WitnessClient {
   }
 
   private proofFromCheckpoint(old: number, size: number, newRoot: Buffer): string[] | undefined {
-    const cp = loadCheckpoints(this.paths.checkpoints, []).checkpoints.reverse().find((c) => c.size === old && c.raw.seg !== undefined && c.raw.offset !== undefined && Array.isArray(c.raw.frontier));
+    const cp = loadCheckpoints(this.paths.checkpoints, [])
+      .checkpoints.reverse()
+      .find((c) => c.size === old && c.raw.seg !== undefined && c.raw.offset !== undefined && Array.isArray(c.raw.frontier));
     if (!cp) return undefined;
-    const f = Frontier.fromState(old, cp.raw.frontier.map((b) => Buffer.from(b, 'base64')));
+    const f = Frontier.fromState(
+      old,
+      cp.raw.frontier.map((b) => Buffer.from(b, 'base64')),
+    );
     if (!f.root().equals(cp.root)) return undefined;
     // The frontier's subtrees, largest (leftmost) first: the binary decomposition of `old`.
     const known = new Map<string, Buffer>();

@@ -37,7 +37,13 @@ function checkName(name: string): void {
 }
 
 export function cosignerKeyId(name: string, pub: Buffer): Buffer {
-  return crypto.createHash('sha256').update(name, 'utf8').update(Buffer.from([0x0a, ALG_COSIGNATURE_V1])).update(pub).digest().subarray(0, 4);
+  return crypto
+    .createHash('sha256')
+    .update(name, 'utf8')
+    .update(Buffer.from([0x0a, ALG_COSIGNATURE_V1]))
+    .update(pub)
+    .digest()
+    .subarray(0, 4);
 }
 
 function rawPublic(k: crypto.KeyObject): Buffer {
@@ -55,7 +61,12 @@ export function parseWitnessVerifier(encoded: string): WitnessVerifier {
   const pub = key.subarray(1);
   const id = cosignerKeyId(name, pub);
   if (id.toString('hex') !== hexId) throw new CosignatureError(`witness key ${name}: key id ${hexId} does not match the key`);
-  return { name, id, publicKey: crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, pub]), format: 'der', type: 'spki' }), encoded: encoded.trim() };
+  return {
+    name,
+    id,
+    publicKey: crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, pub]), format: 'der', type: 'spki' }),
+    encoded: encoded.trim(),
+  };
 }
 
 export function parseWitnessSigner(encoded: string): WitnessSigner {
@@ -70,7 +81,14 @@ export function parseWitnessSigner(encoded: string): WitnessSigner {
   const pub = rawPublic(publicKey);
   const id = cosignerKeyId(name, pub);
   if (id.toString('hex') !== hexId) throw new CosignatureError(`witness signer key ${name}: key id ${hexId} does not match the key`);
-  return { name, id, publicKey, privateKey, encoded: `${name}+${hexId}+${Buffer.concat([Buffer.from([ALG_COSIGNATURE_V1]), pub]).toString('base64')}`, encodedPrivate: encoded.trim() };
+  return {
+    name,
+    id,
+    publicKey,
+    privateKey,
+    encoded: `${name}+${hexId}+${Buffer.concat([Buffer.from([ALG_COSIGNATURE_V1]), pub]).toString('base64')}`,
+    encodedPrivate: encoded.trim(),
+  };
 }
 
 export function generateWitnessKey(name: string): WitnessSigner {
@@ -79,7 +97,9 @@ export function generateWitnessKey(name: string): WitnessSigner {
   const der = privateKey.export({ format: 'der', type: 'pkcs8' });
   const seed = der.subarray(der.length - 32);
   const pub = rawPublic(crypto.createPublicKey(privateKey));
-  return parseWitnessSigner(`PRIVATE+KEY+${name}+${cosignerKeyId(name, pub).toString('hex')}+${Buffer.concat([Buffer.from([ALG_COSIGNATURE_V1]), seed]).toString('base64')}`);
+  return parseWitnessSigner(
+    `PRIVATE+KEY+${name}+${cosignerKeyId(name, pub).toString('hex')}+${Buffer.concat([Buffer.from([ALG_COSIGNATURE_V1]), seed]).toString('base64')}`,
+  );
 }
 
 export const WITNESS_KEY_FORM = /^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*$/;
@@ -133,7 +153,8 @@ export function checkCosignatures(checkpointText: string, lines: readonly string
     if (!w) continue;
     if (blob.length !== 4 + 8 + 64) throw new CosignatureError(`cosignature by ${name}: wrong length`);
     const time = Number(blob.readBigUInt64BE(4));
-    if (!crypto.verify(null, message(checkpointText, time), w.publicKey, blob.subarray(12))) throw new CosignatureError(`cosignature by ${name} does not verify`);
+    if (!crypto.verify(null, message(checkpointText, time), w.publicKey, blob.subarray(12)))
+      throw new CosignatureError(`cosignature by ${name} does not verify`);
     out.push({ name, time, witness: w });
   }
   return out;

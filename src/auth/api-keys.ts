@@ -180,7 +180,8 @@ export async function withKeyFileLock<T>(file: string, fn: () => T): Promise<T> 
       fs.rmSync(lock, { force: true });
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`${lock}: the key store is locked by another process (remove the lock file if no bulwark keys command is running)`);
+    if (Date.now() > deadline)
+      throw new Error(`${lock}: the key store is locked by another process (remove the lock file if no bulwark keys command is running)`);
     await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
   }
 }

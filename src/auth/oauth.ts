@@ -106,8 +106,10 @@ export class JwtVerifier {
     const raw = payload[this.cfg.roles_claim];
     // RFC 6749 §3.3: scope tokens are separated by SP (%x20) only; any other white space is part
     // of a token (and then refused below), so `x\u00a0developer` can never become `developer`.
-    const roles = typeof raw === 'string' ? raw.split(' ').filter((r) => r.length > 0) : Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : undefined;
-    if (roles === undefined || roles.length > MAX_ROLES || !roles.every((r): r is string => typeof r === 'string' && wellFormedRole(r))) return { ok: false, reason: 'auth.jwt_bad_principal' };
+    const roles =
+      typeof raw === 'string' ? raw.split(' ').filter((r) => r.length > 0) : Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : undefined;
+    if (roles === undefined || roles.length > MAX_ROLES || !roles.every((r): r is string => typeof r === 'string' && wellFormedRole(r)))
+      return { ok: false, reason: 'auth.jwt_bad_principal' };
     return { ok: true, principal: { id, roles, auth: 'oauth', tier: this.cfg.tier } };
   }
 }
@@ -116,7 +118,11 @@ export class JwtVerifier {
 const MAX_KID_CANDIDATES = 4;
 const MAX_ROLES = 32;
 
-async function tryCandidates(token: string, multiple: errors.JWKSMultipleMatchingKeys, opts: Parameters<typeof jwtVerify>[2]): Promise<Record<string, unknown>> {
+async function tryCandidates(
+  token: string,
+  multiple: errors.JWKSMultipleMatchingKeys,
+  opts: Parameters<typeof jwtVerify>[2],
+): Promise<Record<string, unknown>> {
   let tried = 0;
   let last: unknown = multiple;
   for await (const key of multiple as unknown as AsyncIterable<Parameters<typeof jwtVerify>[1]>) {
@@ -234,7 +240,10 @@ export class RemoteJwks {
       const res = await fetch(this.url, { method: 'GET', redirect: 'manual', signal, headers: { accept: 'application/jwk-set+json, application/json' } });
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => undefined);
-        throw new JwksFailure('auth.jwks_unavailable', `the JWKS URL answered HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}`);
+        throw new JwksFailure(
+          'auth.jwks_unavailable',
+          `the JWKS URL answered HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}`,
+        );
       }
       text = await readCapped(res, maxBytes);
     } catch (err) {

@@ -98,14 +98,19 @@ export class PostgresKeyStore implements KeyStore {
              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super`;
     const out: string[] = [];
     if (p?.super) out.push('the login is a superuser: use one granted bulwark_keys_reader only');
-    else if (p?.ins || p?.upd || p?.del) out.push('the login can create or change keys: servers need bulwark_keys_reader only (bulwark_keys_admin is for operators)');
+    else if (p?.ins || p?.upd || p?.del)
+      out.push('the login can create or change keys: servers need bulwark_keys_reader only (bulwark_keys_admin is for operators)');
     return out;
   }
 
   async watch(onChange: () => void): Promise<void> {
     // postgres.js re-LISTENs after a reconnect and calls onlisten again: re-read then too,
     // since notifications sent while disconnected are lost.
-    this.listening = await this.sql.listen(CHANNEL, () => onChange(), () => onChange());
+    this.listening = await this.sql.listen(
+      CHANNEL,
+      () => onChange(),
+      () => onChange(),
+    );
   }
 
   async close(): Promise<void> {
@@ -126,4 +131,3 @@ function toRecord(r: Row): KeyRecord {
     hash: r.hash,
   };
 }
-

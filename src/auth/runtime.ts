@@ -10,7 +10,6 @@ import { Argon2Gate, type Verdict } from '../execution/argon2-verifier.js';
 import { RefusalBudget, type RefusalAggregate } from './refusal-budget.js';
 import { JWKS_FAILURE_REASONS, JwtVerifier, wellFormedId, wellFormedRole } from './oauth.js';
 
-
 export type AuthResult =
   | { readonly ok: true; readonly principal: Principal; readonly keyId?: string }
   | { readonly ok: false; readonly status: 401 | 429 | 503; readonly reason: string; readonly retryAfterS?: number; readonly keyId?: string };
@@ -90,7 +89,10 @@ export class AuthRuntime {
     this.keyLock = new Lockout({ threshold: l.threshold, ...timing }, this.now);
     this.addrLock = new Lockout({ threshold: l.address_threshold ?? 4 * l.threshold, ...timing }, this.now);
     this.argon2 = new Argon2Gate(config.auth.argon2.concurrency, config.auth.argon2.queue, config.auth.argon2.isolate);
-    this.refusals = new RefusalBudget({ perAddress: config.auth.refusals.per_address, intervalMs: config.auth.refusals.interval_s * 1000, maxAddresses: 10_000 }, this.now);
+    this.refusals = new RefusalBudget(
+      { perAddress: config.auth.refusals.per_address, intervalMs: config.auth.refusals.interval_s * 1000, maxAddresses: 10_000 },
+      this.now,
+    );
     this.jwt = config.auth.oauth ? new JwtVerifier(config.auth.oauth, configDir) : undefined;
   }
 
@@ -146,7 +148,11 @@ export class AuthRuntime {
     } catch (err) {
       const message = (err as Error).message;
       if (this.storeError !== message) {
-        this.logger.error('the API key store could not be read; serving the last good copy until auth.max_stale_s', { store: this.store.where, error: message, max_stale_s: this.config.auth.max_stale_s });
+        this.logger.error('the API key store could not be read; serving the last good copy until auth.max_stale_s', {
+          store: this.store.where,
+          error: message,
+          max_stale_s: this.config.auth.max_stale_s,
+        });
       }
       this.storeError = message;
     }

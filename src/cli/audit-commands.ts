@@ -151,7 +151,8 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
       case 'verify': {
         if (values.inclusion) return verifyInclusionCmd(values.inclusion, keys(), values.json ?? false);
         if (values.consistency) return await verifyConsistencyCmd(values.consistency, positionals, keys(), values.json ?? false, target);
-        if (values['no-signatures'] && (values['trust-genesis'] || values['public-key']?.length || values['from-checkpoint'])) throw new UsageError('--no-signatures cannot be combined with --public-key, --trust-genesis or --from-checkpoint');
+        if (values['no-signatures'] && (values['trust-genesis'] || values['public-key']?.length || values['from-checkpoint']))
+          throw new UsageError('--no-signatures cannot be combined with --public-key, --trust-genesis or --from-checkpoint');
         const noSig = values['no-signatures'] ?? false;
         const k = noSig ? [] : keys();
         let anchor: Anchor | undefined;
@@ -170,11 +171,18 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
           signatures: noSig ? 'optional' : 'require',
           trustGenesis: values['trust-genesis'] ?? false,
           requireGenesis: values['require-genesis'] ?? false,
-          witnessKeys: values['witness-key']?.length ? values['witness-key'].map((w) => loadWitnessVerifier(w)) : safe(() => (values.config || !positionals[0] ? witnessesFromConfig(config().config.audit, config().baseDir).keys : []), []),
-          witnessQuorum: positiveInt(values['witness-quorum'], '--witness-quorum') ?? safe(() => (values.config || !positionals[0] ? witnessesFromConfig(config().config.audit, config().baseDir).quorum : undefined), undefined),
+          witnessKeys: values['witness-key']?.length
+            ? values['witness-key'].map((w) => loadWitnessVerifier(w))
+            : safe(() => (values.config || !positionals[0] ? witnessesFromConfig(config().config.audit, config().baseDir).keys : []), []),
+          witnessQuorum:
+            positiveInt(values['witness-quorum'], '--witness-quorum') ??
+            safe(() => (values.config || !positionals[0] ? witnessesFromConfig(config().config.audit, config().baseDir).quorum : undefined), undefined),
           anchor,
           intervalMs: safe(() => (values.config || !positionals[0] ? config().config.audit.checkpoint?.every_ms : undefined), undefined),
-          mirrors: [...(values.mirror ?? []), ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), []))],
+          mirrors: [
+            ...(values.mirror ?? []),
+            ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), [])),
+          ],
           from: positiveInt(values.from, '--from'),
           to: positiveInt(values.to, '--to'),
           merkle: values.merkle ?? false,
@@ -219,7 +227,10 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
           publicKeys: keys(),
           witnessKeys: (values['witness-key'] ?? []).map((w) => loadWitnessVerifier(w)),
           witnessQuorum: positiveInt(values['witness-quorum'], '--witness-quorum'),
-          mirrors: [...(values.mirror ?? []), ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), []))],
+          mirrors: [
+            ...(values.mirror ?? []),
+            ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), [])),
+          ],
         });
       default:
         process.stderr.write(`bulwark audit: unknown subcommand ${sub}\n${AUDIT_HELP}`);
@@ -270,17 +281,55 @@ function printReport(r: VerifyReport, json: boolean): void {
   }
   for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
   if (r.ok) {
-    const cps = r.checkpoints.total ? `; ${r.checkpoints.matched}/${r.checkpoints.total} checkpoint(s) matched (signatures ${r.checkpoints.signatures.replace('_', ' ')})` : '; no checkpoints';
-    process.stdout.write(`OK: ${r.records} records in ${r.segments.length} segment(s), chain intact, last seq ${r.last_seq}, head ${r.last_hash}${cps}${r.partial ? ' (partial range)' : ''}\n`);
+    const cps = r.checkpoints.total
+      ? `; ${r.checkpoints.matched}/${r.checkpoints.total} checkpoint(s) matched (signatures ${r.checkpoints.signatures.replace('_', ' ')})`
+      : '; no checkpoints';
+    process.stdout.write(
+      `OK: ${r.records} records in ${r.segments.length} segment(s), chain intact, last seq ${r.last_seq}, head ${r.last_hash}${cps}${r.partial ? ' (partial range)' : ''}\n`,
+    );
     return;
   }
   const p = r.problem!;
-  process.stdout.write(`DAMAGED: ${p.segment} line ${p.line}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${p.kind}: ${p.message}\n` +
-    `${r.records} records before it verified; last good seq ${r.last_seq}\n`);
+  process.stdout.write(
+    `DAMAGED: ${p.segment} line ${p.line}${p.seq === undefined ? '' : ` (seq ${p.seq})`}: ${p.kind}: ${p.message}\n` +
+      `${r.records} records before it verified; last good seq ${r.last_seq}\n`,
+  );
 }
 
-async function verifyCmd(t: Target, o: { keys: NoteVerifier[]; mirrors: string[]; from?: number | undefined; to?: number | undefined; merkle: boolean; strict: boolean; json: boolean; signatures: 'require' | 'optional'; trustGenesis: boolean; requireGenesis: boolean; witnessKeys: WitnessVerifier[]; witnessQuorum: number | undefined; anchor: Anchor | undefined; intervalMs: number | undefined }): Promise<number> {
-  const opts: VerifyOptions = { publicKeys: o.keys, mirrors: o.mirrors, from: o.from, to: o.to, merkle: o.merkle, strict: o.strict, signatures: o.signatures, trustGenesis: o.trustGenesis, requireGenesis: o.requireGenesis, witnessKeys: o.witnessKeys, witnessQuorum: o.witnessQuorum, anchor: o.anchor, checkpointIntervalMs: o.intervalMs };
+async function verifyCmd(
+  t: Target,
+  o: {
+    keys: NoteVerifier[];
+    mirrors: string[];
+    from?: number | undefined;
+    to?: number | undefined;
+    merkle: boolean;
+    strict: boolean;
+    json: boolean;
+    signatures: 'require' | 'optional';
+    trustGenesis: boolean;
+    requireGenesis: boolean;
+    witnessKeys: WitnessVerifier[];
+    witnessQuorum: number | undefined;
+    anchor: Anchor | undefined;
+    intervalMs: number | undefined;
+  },
+): Promise<number> {
+  const opts: VerifyOptions = {
+    publicKeys: o.keys,
+    mirrors: o.mirrors,
+    from: o.from,
+    to: o.to,
+    merkle: o.merkle,
+    strict: o.strict,
+    signatures: o.signatures,
+    trustGenesis: o.trustGenesis,
+    requireGenesis: o.requireGenesis,
+    witnessKeys: o.witnessKeys,
+    witnessQuorum: o.witnessQuorum,
+    anchor: o.anchor,
+    checkpointIntervalMs: o.intervalMs,
+  };
   let r: VerifyReport;
   if (t.kind === 'postgres') {
     const { verifyPostgres } = await import('../audit/postgres-log.js');
@@ -319,7 +368,13 @@ function verifyInclusionCmd(file: string, keys: NoteVerifier[], json: boolean): 
   return c.ok ? EXIT.ok : EXIT.failed;
 }
 
-async function verifyConsistencyCmd(oldArg: string, positionals: string[], keys: NoteVerifier[], json: boolean, target: (p: string | undefined) => Target): Promise<number> {
+async function verifyConsistencyCmd(
+  oldArg: string,
+  positionals: string[],
+  keys: NoteVerifier[],
+  json: boolean,
+  target: (p: string | undefined) => Target,
+): Promise<number> {
   const first = readJsonOrNote(oldArg);
   let proof: ConsistencyProof;
   if (first.proof) {
@@ -380,7 +435,13 @@ async function proveConsistencyCmd(t: Target, oldSize: number, newSize: number):
   const src = await segmentsOf(t);
   try {
     const cps = checkpointsOf(src.checkpoints);
-    const proof = await buildConsistencyProof(src.segments, oldSize, newSize, cps.find((c) => c.size === oldSize)?.note ?? null, cps.find((c) => c.size === newSize)?.note ?? null);
+    const proof = await buildConsistencyProof(
+      src.segments,
+      oldSize,
+      newSize,
+      cps.find((c) => c.size === oldSize)?.note ?? null,
+      cps.find((c) => c.size === newSize)?.note ?? null,
+    );
     process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
     return EXIT.ok;
   } finally {
@@ -550,7 +611,22 @@ function bound(v: string | undefined, what: string): { seq?: number; time?: numb
   return { time: t };
 }
 
-const CSV_COLUMNS = ['seq', 'ts', 'request_id', 'transport', 'principal', 'tool', 'allow', 'status', 'code', 'duration_ms', 'args_sha256', 'result_sha256', 'policy_revision', 'hash'] as const;
+const CSV_COLUMNS = [
+  'seq',
+  'ts',
+  'request_id',
+  'transport',
+  'principal',
+  'tool',
+  'allow',
+  'status',
+  'code',
+  'duration_ms',
+  'args_sha256',
+  'result_sha256',
+  'policy_revision',
+  'hash',
+] as const;
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -580,14 +656,33 @@ async function exportCmd(t: Target, since: string | undefined, until: string | u
     const outcome = rec?.event === undefined ? rec?.outcome : undefined;
     // An event of a later build is named; a record whose fields do not read shows its envelope only.
     const what = rec ? (call?.tool ?? rec.event) : !parsed.ok && parsed.error.kind === 'unknown_event' ? parsed.error.event : undefined;
-    const row = [seq, time, call?.request_id, call?.transport, call?.principal?.id, what, call?.decision?.allow, outcome?.status, outcome?.code, outcome?.duration_ms, call?.args_sha256, outcome?.result_sha256, call?.policy_revision, hash];
+    const row = [
+      seq,
+      time,
+      call?.request_id,
+      call?.transport,
+      call?.principal?.id,
+      what,
+      call?.decision?.allow,
+      outcome?.status,
+      outcome?.code,
+      outcome?.duration_ms,
+      call?.args_sha256,
+      outcome?.result_sha256,
+      call?.policy_revision,
+      hash,
+    ];
     process.stdout.write(`${row.map(csvCell).join(',')}\n`);
     return true;
   });
   return EXIT.ok;
 }
 
-async function reportCmd(t: Target, html: string | undefined, opts: { publicKeys: NoteVerifier[]; mirrors: string[]; witnessKeys: WitnessVerifier[]; witnessQuorum: number | undefined }): Promise<number> {
+async function reportCmd(
+  t: Target,
+  html: string | undefined,
+  opts: { publicKeys: NoteVerifier[]; mirrors: string[]; witnessKeys: WitnessVerifier[]; witnessQuorum: number | undefined },
+): Promise<number> {
   if (!html) throw new UsageError('--html FILE is required');
   const { collectReport, renderHtml, writeFileReport } = await import('../audit/report.js');
   let d: Awaited<ReturnType<typeof writeFileReport>>;
@@ -620,9 +715,11 @@ function keygenCmd(out: string | undefined, name: string): number {
   fs.writeFileSync(priv, `${key.encodedPrivate}\n`, { mode: 0o600, flag: 'wx' });
   fs.chmodSync(priv, 0o600);
   fs.writeFileSync(pub, `${key.encoded}\n`, { mode: 0o644, flag: 'wx' });
-  process.stdout.write(`private key: ${priv} (mode 0600; set audit.checkpoint.private_key to this file)\n` +
-    `public key:  ${pub}\nverifier key: ${key.encoded}\n` +
-    `add the verifier key to audit.checkpoint.public_keys; keep old ones listed after a rotation.\n`);
+  process.stdout.write(
+    `private key: ${priv} (mode 0600; set audit.checkpoint.private_key to this file)\n` +
+      `public key:  ${pub}\nverifier key: ${key.encoded}\n` +
+      `add the verifier key to audit.checkpoint.public_keys; keep old ones listed after a rotation.\n`,
+  );
   return EXIT.ok;
 }
 

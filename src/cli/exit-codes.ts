@@ -12,6 +12,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 70 } as const;
 export function failureOf(err: unknown): { message: string; code: number } {
   if (err instanceof StartupError) return { message: err.message.replace(/\s*\n\s*/g, ' '), code: EXIT.usage };
   if (err instanceof ConfigError) return { message: err.message, code: EXIT.usage };
-  if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) return { message: err.message, code: EXIT.usage };
+  if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))
+    return { message: err.message, code: EXIT.usage };
   return { message: err instanceof Error ? (err.stack ?? String(err)) : String(err), code: EXIT.internal };
 }

@@ -64,7 +64,7 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
       process.stderr.write(`bulwark keys: install-schema failed: ${(err as Error).message}\n`);
       return 1;
     }
-    out({ installed: true }, 'installed sql/api-keys-postgres.sql; grant bulwark_keys_reader to the servers\' login and bulwark_keys_admin to operators\n');
+    out({ installed: true }, "installed sql/api-keys-postgres.sql; grant bulwark_keys_reader to the servers' login and bulwark_keys_admin to operators\n");
     return 0;
   }
   const { config, baseDir } = loadConfig(values.config);
@@ -88,7 +88,10 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
     switch (sub) {
       case 'create': {
         if (!values.principal || !/^[\x21-\x7e]{1,128}$/.test(values.principal)) return usage('--principal ID is required (printable ASCII, at most 128)');
-        const roles = (values.roles ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+        const roles = (values.roles ?? '')
+          .split(',')
+          .map((r) => r.trim())
+          .filter(Boolean);
         if (!roles.length || roles.some((r) => !ROLE_RE.test(r))) return usage('--roles a,b is required (letters, digits, . _ : -)');
         const tier = values.tier ?? config.limits.default_tier;
         if (!config.limits.tiers[tier]) return usage(`--tier: no tier named "${tier}" in limits.tiers (${Object.keys(config.limits.tiers).join(', ')})`);
@@ -101,7 +104,10 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
         const { token, record } = await mintKey({ principal: values.principal, roles, tier, expiresInMs });
         await keyStore.add(record);
         const { hash: _hash, ...shown } = record;
-        out({ key: token, ...shown, store }, `${token}\n\nKey ${record.id} for ${record.principal} (roles ${roles.join(',')}, tier ${tier}${record.expires ? `, expires ${record.expires}` : ''}).\nThis is the only time the key is shown; store it now. Store: ${store}\n`);
+        out(
+          { key: token, ...shown, store },
+          `${token}\n\nKey ${record.id} for ${record.principal} (roles ${roles.join(',')}, tier ${tier}${record.expires ? `, expires ${record.expires}` : ''}).\nThis is the only time the key is shown; store it now. Store: ${store}\n`,
+        );
         return 0;
       }
       case 'list': {
@@ -118,7 +124,10 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
           last_used: usageTimes[k.id] ?? null,
           state: keyState(k),
         }));
-        const lines = rows.map((r) => `${r.id}  ${r.state.padEnd(7)}  ${r.principal}  roles=${r.roles.join(',')}  tier=${r.tier}  created=${r.created}  expires=${r.expires ?? '-'}  revoked=${r.revoked ?? '-'}  last_used=${r.last_used ?? '-'}\n`);
+        const lines = rows.map(
+          (r) =>
+            `${r.id}  ${r.state.padEnd(7)}  ${r.principal}  roles=${r.roles.join(',')}  tier=${r.tier}  created=${r.created}  expires=${r.expires ?? '-'}  revoked=${r.revoked ?? '-'}  last_used=${r.last_used ?? '-'}\n`,
+        );
         out({ store, keys: rows }, rows.length ? lines.join('') : `no keys in ${store}\n`);
         return 0;
       }

@@ -24,8 +24,14 @@ export async function runPolicyEval(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      tool: { type: 'string' }, args: { type: 'string' }, config: { type: 'string' }, root: { type: 'string', multiple: true },
-      roles: { type: 'string' }, principal: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' },
+      tool: { type: 'string' },
+      args: { type: 'string' },
+      config: { type: 'string' },
+      root: { type: 'string', multiple: true },
+      roles: { type: 'string' },
+      principal: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -41,10 +47,15 @@ export async function runPolicyEval(argv: string[]): Promise<number> {
   const logger = createLogger('error');
   const { policy, data } = await loadPolicyEngine(loaded, logger);
   const deps: GateDeps = {
-    config: loaded.config, logger, policy, tools: buildRegistry(),
-    toolEnv: toolEnvFor(loaded, logger, data, NO_POOLS), buckets: new MemoryRateStore(),
+    config: loaded.config,
+    logger,
+    policy,
+    tools: buildRegistry(),
+    toolEnv: toolEnvFor(loaded, logger, data, NO_POOLS),
+    buckets: new MemoryRateStore(),
     // A dry run stops before execute and record: no stage reads the audit log.
-    audit: undefined as unknown as AuditLog, metrics: new GateMetrics(),
+    audit: undefined as unknown as AuditLog,
+    metrics: new GateMetrics(),
   };
   const context = { transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal };
   const asPrincipal = (p: Principal): Principal => ({

@@ -64,11 +64,13 @@ export async function runServe(argv: string[]): Promise<number> {
     logger.info('serving MCP over Streamable HTTP', { url: h.url });
     // Humans start this with `npm start`: tell them how to connect (on stderr, like every log).
     const base = h.url.replace(/\/mcp$/, '');
-    process.stderr.write(`\nBulwark is listening on ${h.url}\n` +
-      `  Connect an MCP client (Streamable HTTP) to that URL, e.g.\n` +
-      `    npx @modelcontextprotocol/inspector --transport http --server-url ${h.url}\n` +
-      `  Health: ${base}/health   Ready: ${base}/ready\n` +
-      `  Roots: ${loaded.config.filesystem.roots.join(', ')}   Audit log: ${loaded.config.audit.path}\n\n`);
+    process.stderr.write(
+      `\nBulwark is listening on ${h.url}\n` +
+        `  Connect an MCP client (Streamable HTTP) to that URL, e.g.\n` +
+        `    npx @modelcontextprotocol/inspector --transport http --server-url ${h.url}\n` +
+        `  Health: ${base}/health   Ready: ${base}/ready\n` +
+        `  Roots: ${loaded.config.filesystem.roots.join(', ')}   Audit log: ${loaded.config.audit.path}\n\n`,
+    );
     await new Promise(() => undefined);
   } else {
     const { closed } = await serveStdio(app);

@@ -91,5 +91,7 @@ export function listenError(config: Config, err: unknown): StartupError | undefi
   const code = (err as NodeJS.ErrnoException).code ?? '';
   if (!['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES'].includes(code)) return undefined;
   const { host, port } = config.server.http;
-  return new StartupError(`cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port} (${code}${code === 'EADDRINUSE' ? ': another process is listening there' : ''})`);
+  return new StartupError(
+    `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port} (${code}${code === 'EADDRINUSE' ? ': another process is listening there' : ''})`,
+  );
 }

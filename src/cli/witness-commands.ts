@@ -29,7 +29,16 @@ export async function runWitnessCli(argv: string[]): Promise<number> {
   try {
     values = parseArgs({
       args: rest,
-      options: { key: { type: 'string' }, state: { type: 'string' }, log: { type: 'string', multiple: true }, listen: { type: 'string' }, prefix: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        key: { type: 'string' },
+        state: { type: 'string' },
+        log: { type: 'string', multiple: true },
+        listen: { type: 'string' },
+        prefix: { type: 'string' },
+        out: { type: 'string' },
+        name: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values;
   } catch (err) {
@@ -79,7 +88,10 @@ export async function runWitnessCli(argv: string[]): Promise<number> {
     server.listen(port, host, () => resolve());
   });
   const addr = server.address();
-  const url = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}${(values.prefix as string | undefined) ?? ''}` : listen;
+  const url =
+    typeof addr === 'object' && addr
+      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}${(values.prefix as string | undefined) ?? ''}`
+      : listen;
   process.stdout.write(`listening on ${url}\n`);
   return new Promise<number>((resolve) => {
     const stop = (): void => {

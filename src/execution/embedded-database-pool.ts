@@ -18,7 +18,10 @@ export class EmbeddedDatabasePool {
   private pool: ProcessPool | undefined;
   private starting: Promise<ProcessPool> | undefined;
 
-  constructor(private readonly logger: Logger, private readonly heapMb = 512) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly heapMb = 512,
+  ) {}
 
   private ensure(): Promise<ProcessPool> {
     if (this.pool) return Promise.resolve(this.pool);

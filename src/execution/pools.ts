@@ -20,7 +20,12 @@ export interface Pools {
 
 /** For `policy eval`: analysis and decision only; anything that tries to execute is refused. */
 export const NO_POOLS: Pools = (() => {
-  const refusing = { run: () => Promise.reject(new Error('execution is disabled here')), stats: () => undefined, healthy: true, close: async () => undefined } as unknown as ProcessPool;
+  const refusing = {
+    run: () => Promise.reject(new Error('execution is disabled here')),
+    stats: () => undefined,
+    healthy: true,
+    close: async () => undefined,
+  } as unknown as ProcessPool;
   return { filesystem: refusing, javascript: refusing, stats: () => [], health: () => [], close: async () => undefined };
 })();
 
@@ -44,14 +49,24 @@ export async function createPools(config: Readonly<Config>, logger: Logger): Pro
     maxQueue: config.execution.javascript_pool.max_queue,
     onChildLog: onChildLog('javascript'),
   });
-  for (const [name, p] of [['filesystem', filesystem], ['javascript', javascript]] as const) {
+  for (const [name, p] of [
+    ['filesystem', filesystem],
+    ['javascript', javascript],
+  ] as const) {
     p.on('exit', (e: { pid: number; code: number | null; signal: string | null; reason: string }) => {
       if (e.reason === 'close') return;
       // In a crash loop every retry fails the same way: the two lines below say it once.
       if (p.healthy) logger.warn('worker replaced', { pool: name, ...e });
       else logger.debug('worker replaced', { pool: name, ...e });
     });
-    p.on('crash_loop', (h: PoolHealth) => logger.warn('worker pool in a crash loop: calls are refused until a worker starts', { pool: name, failures: h.failures, retry_in_ms: h.retryInMs, last_failure: h.lastFailure }));
+    p.on('crash_loop', (h: PoolHealth) =>
+      logger.warn('worker pool in a crash loop: calls are refused until a worker starts', {
+        pool: name,
+        failures: h.failures,
+        retry_in_ms: h.retryInMs,
+        last_failure: h.lastFailure,
+      }),
+    );
     p.on('recovered', (h: PoolHealth) => logger.warn('worker pool recovered from its crash loop', { pool: name, ready: h.ready }));
   }
   const started = await Promise.allSettled([filesystem.start(), javascript.start()]);

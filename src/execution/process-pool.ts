@@ -117,7 +117,8 @@ export interface PoolStats {
 
 const STDERR_TAIL = 8192;
 // What V8 prints when a heap (the process's or an isolate's) runs out: the process then aborts.
-const OOM = /heap out of memory|Fatal process out of memory|Allocation failed|Reached heap limit|is_heap_oom = 1|CALL_AND_RETRY_LAST|Isolate was disposed during execution due to memory limit/i;
+const OOM =
+  /heap out of memory|Fatal process out of memory|Allocation failed|Reached heap limit|is_heap_oom = 1|CALL_AND_RETRY_LAST|Isolate was disposed during execution due to memory limit/i;
 const NOISE = /ExperimentalWarning|--trace-warnings/;
 
 /** Delay before respawn number `failures` (1-based) in a row: doubling, capped, with jitter in [50 %, 100 %]. */
@@ -245,7 +246,11 @@ export class ProcessPool extends EventEmitter {
   }
 
   private tailOf(w: Worker): string {
-    return w.stderrTail.split('\n').filter((l) => l && !NOISE.test(l)).slice(-6).join(' | ');
+    return w.stderrTail
+      .split('\n')
+      .filter((l) => l && !NOISE.test(l))
+      .slice(-6)
+      .join(' | ');
   }
 
   private usable(): Worker[] {
@@ -271,10 +276,24 @@ export class ProcessPool extends EventEmitter {
     w.task = undefined;
     this.prove(w);
     const now = performance.now();
-    const metrics = { ...m.metrics, duration_ms: now - (t.dispatched ?? t.enqueued), queued_ms: (t.dispatched ?? now) - t.enqueued, worker_pid: w.child.pid ?? 0 };
+    const metrics = {
+      ...m.metrics,
+      duration_ms: now - (t.dispatched ?? t.enqueued),
+      queued_ms: (t.dispatched ?? now) - t.enqueued,
+      worker_pid: w.child.pid ?? 0,
+    };
     if (m.ok) this.settle(t, () => t.resolve({ value: m.value, metrics }));
     else if ('denial' in m) this.settle(t, () => t.reject(new DenialError({ ...m.denial, detail: { ...(m.denial.detail ?? {}), ...metrics } })));
-    else this.settle(t, () => t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker reported an error${m.error.code ? ` (${m.error.code})` : ''}.`, ['tool.failed'], { error: m.error.message.slice(0, 500) }))));
+    else
+      this.settle(t, () =>
+        t.reject(
+          new DenialError(
+            deny('tool_error', `The ${this.opts.name} worker reported an error${m.error.code ? ` (${m.error.code})` : ''}.`, ['tool.failed'], {
+              error: m.error.message.slice(0, 500),
+            }),
+          ),
+        ),
+      );
     this.dispatch();
   }
 
@@ -309,13 +328,23 @@ export class ProcessPool extends EventEmitter {
     else if (t) reason = OOM.test(w.stderrTail) ? 'oom' : 'crashed';
     else reason = w.ready && w.proven ? 'exited' : 'start_failed';
     if (t) {
-      if (w.killedFor === 'timeout') this.settle(t, () => t.reject(new DenialError(deny('timeout', `The call exceeded its ${t.opts.timeoutMs} ms time cap and was stopped.`, ['exec.wall_time']))));
-      else if (w.killedFor === 'cancelled') this.settle(t, () => t.reject(new DenialError(deny('cancelled', 'The client cancelled the call; the worker was stopped.', ['call.cancelled']))));
+      if (w.killedFor === 'timeout')
+        this.settle(t, () =>
+          t.reject(new DenialError(deny('timeout', `The call exceeded its ${t.opts.timeoutMs} ms time cap and was stopped.`, ['exec.wall_time']))),
+        );
+      else if (w.killedFor === 'cancelled')
+        this.settle(t, () => t.reject(new DenialError(deny('cancelled', 'The client cancelled the call; the worker was stopped.', ['call.cancelled']))));
       else if (w.killedFor === 'close') this.settle(t, () => t.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed']))));
       else {
         this.killed.crashed++;
-        if (reason === 'oom') this.settle(t, () => t.reject(new DenialError(deny('resource_exceeded', 'The call exceeded the worker memory cap; the worker was replaced.', ['exec.memory']))));
-        else this.settle(t, () => t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker died mid-call (${how}); it was replaced.`, ['worker.crashed']))));
+        if (reason === 'oom')
+          this.settle(t, () =>
+            t.reject(new DenialError(deny('resource_exceeded', 'The call exceeded the worker memory cap; the worker was replaced.', ['exec.memory']))),
+          );
+        else
+          this.settle(t, () =>
+            t.reject(new DenialError(deny('tool_error', `The ${this.opts.name} worker died mid-call (${how}); it was replaced.`, ['worker.crashed']))),
+          );
       }
     }
     this.emit('exit', { pid: w.child.pid, code, signal, reason: w.killedFor === 'close' ? 'close' : reason });
@@ -364,7 +393,9 @@ export class ProcessPool extends EventEmitter {
   private crashLoopDenial(): DenialError {
     const h = this.health();
     const retry = Math.max(1, Math.ceil((h.retryInMs ?? this.backoff.maxMs) / 1000));
-    return new DenialError(deny('unavailable', `The ${this.opts.name} workers keep failing to start; retry in ${retry} s.`, ['pool.crash_loop'], { retry_after_s: retry }));
+    return new DenialError(
+      deny('unavailable', `The ${this.opts.name} workers keep failing to start; retry in ${retry} s.`, ['pool.crash_loop'], { retry_after_s: retry }),
+    );
   }
 
   /** Answer a task once: its timer and abort listener go with it. */
@@ -410,7 +441,8 @@ export class ProcessPool extends EventEmitter {
   run<T>(op: string, payload: unknown, opts: RunOptions): Promise<RunResult<T>> {
     if (this.closed) return Promise.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed'])));
     if (opts.signal?.aborted) {
-      if (isDeadline(opts.signal.reason)) return Promise.reject(new DenialError(deny('timeout', 'The call reached its deadline before it could run.', ['exec.queue_wait'])));
+      if (isDeadline(opts.signal.reason))
+        return Promise.reject(new DenialError(deny('timeout', 'The call reached its deadline before it could run.', ['exec.queue_wait'])));
       return Promise.reject(new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])));
     }
     if (this.crashLoop && !this.usable().length) return Promise.reject(this.crashLoopDenial());
@@ -421,7 +453,17 @@ export class ProcessPool extends EventEmitter {
     return new Promise<RunResult<T>>((resolve, reject) => {
       const enqueued = performance.now();
       const cap = Math.max(1, opts.timeoutMs);
-      const task: Task = { id: this.nextId++, op, payload, opts, enqueued, deadlineAt: enqueued + cap, resolve: resolve as (r: RunResult<unknown>) => void, reject, settled: false };
+      const task: Task = {
+        id: this.nextId++,
+        op,
+        payload,
+        opts,
+        enqueued,
+        deadlineAt: enqueued + cap,
+        resolve: resolve as (r: RunResult<unknown>) => void,
+        reject,
+        settled: false,
+      };
       // The cap counts from now: a call that never reaches a worker is still answered at its cap.
       task.timer = setTimeout(() => {
         const i = this.queue.indexOf(task);
@@ -437,7 +479,11 @@ export class ProcessPool extends EventEmitter {
           const i = this.queue.indexOf(task);
           if (i >= 0) {
             this.queue.splice(i, 1);
-            this.settle(task, () => reject(deadline ? queueTimeout(task, performance.now()) : new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled']))));
+            this.settle(task, () =>
+              reject(
+                deadline ? queueTimeout(task, performance.now()) : new DenialError(deny('cancelled', 'The client cancelled the call.', ['call.cancelled'])),
+              ),
+            );
           } else if (task.worker) this.kill(task.worker, deadline ? 'timeout' : 'cancelled');
         };
         opts.signal.addEventListener('abort', task.onAbort, { once: true });
@@ -472,12 +518,15 @@ export class ProcessPool extends EventEmitter {
     for (const timer of this.respawnTimers.keys()) clearTimeout(timer);
     this.respawnTimers.clear();
     for (const t of this.queue.splice(0)) this.settle(t, () => t.reject(new DenialError(deny('unavailable', 'The server is shutting down.', ['pool.closed']))));
-    const exits = [...this.workers].map((w) => new Promise<void>((r) => {
-      clearTimeout(w.stableTimer);
-      if (w.gone || w.child.exitCode !== null || w.child.signalCode !== null) return r();
-      w.child.once('exit', () => r());
-      this.kill(w, 'close');
-    }));
+    const exits = [...this.workers].map(
+      (w) =>
+        new Promise<void>((r) => {
+          clearTimeout(w.stableTimer);
+          if (w.gone || w.child.exitCode !== null || w.child.signalCode !== null) return r();
+          w.child.once('exit', () => r());
+          this.kill(w, 'close');
+        }),
+    );
     await Promise.all(exits);
   }
 }
@@ -490,5 +539,9 @@ function isDeadline(reason: unknown): boolean {
 }
 
 function queueTimeout(t: Task, now: number): DenialError {
-  return new DenialError(deny('timeout', `No worker was free within the call's ${t.opts.timeoutMs} ms time cap (waited ${Math.round(now - t.enqueued)} ms); it did not run.`, ['exec.queue_wait']));
+  return new DenialError(
+    deny('timeout', `No worker was free within the call's ${t.opts.timeoutMs} ms time cap (waited ${Math.round(now - t.enqueued)} ms); it did not run.`, [
+      'exec.queue_wait',
+    ]),
+  );
 }

@@ -17,8 +17,14 @@ export function codeReadFlags(): string[] {
       return p;
     }
   };
-  return [...new Set([path.join(PACKAGE_ROOT, 'dist'), real(path.join(PACKAGE_ROOT, 'dist')), path.join(PACKAGE_ROOT, 'node_modules'), real(path.join(PACKAGE_ROOT, 'node_modules'))])]
-    .map((p) => `--allow-fs-read=${p}/*`);
+  return [
+    ...new Set([
+      path.join(PACKAGE_ROOT, 'dist'),
+      real(path.join(PACKAGE_ROOT, 'dist')),
+      path.join(PACKAGE_ROOT, 'node_modules'),
+      real(path.join(PACKAGE_ROOT, 'node_modules')),
+    ]),
+  ].map((p) => `--allow-fs-read=${p}/*`);
 }
 
 /**

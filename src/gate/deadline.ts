@@ -113,7 +113,11 @@ export class GateDeadline implements CallDeadline {
     if (this.expired) return;
     const waiting = [...new Set(this.marks.values())];
     this.expiredWith = waiting.length
-      ? deny('unavailable', `The call reached its ${this.capMs} ms deadline while waiting for ${waiting.join(', ')}.`, waiting.map((d) => `deadline.${d}`))
+      ? deny(
+          'unavailable',
+          `The call reached its ${this.capMs} ms deadline while waiting for ${waiting.join(', ')}.`,
+          waiting.map((d) => `deadline.${d}`),
+        )
       : deny('timeout', `The call exceeded its ${this.capMs} ms deadline and was stopped.`, ['deadline.exceeded']);
     if (!this.controller.signal.aborted) this.controller.abort(this.expiredWith);
     for (const fn of this.listeners.splice(0)) fn();

@@ -28,7 +28,11 @@ export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHo
       const intent = await recordIntent(call, tool.auditArgs ? tool.auditArgs(call.args) : undefined, deps);
       hooks.onIntent?.(intent.seq);
     } catch (err) {
-      deps.logger.error('intent record failed; the side-effecting tool does not run', { request_id: call.context.requestId, tool: call.tool, error: messageOf(err) });
+      deps.logger.error('intent record failed; the side-effecting tool does not run', {
+        request_id: call.context.requestId,
+        tool: call.tool,
+        error: messageOf(err),
+      });
       return fail(deny('audit_unavailable', 'The intent to call could not be recorded, so the call did not run.', ['audit.intent_failed']));
     }
   }

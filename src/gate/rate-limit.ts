@@ -29,7 +29,10 @@ export async function rateLimit(call: Authenticated, known: boolean, deps: GateD
     if (!r.ok) return fail(deny('rate_limited', `Rate limit reached; retry in ${r.retryAfterS} s.`, ['rate.principal'], { retry_after_s: r.retryAfterS }));
     if (perTool) {
       const t = await deps.buckets.take(`principal:${who}:tool:${call.tool}`, perTool);
-      if (!t.ok) return fail(deny('rate_limited', `Rate limit for ${call.tool} reached; retry in ${t.retryAfterS} s.`, ['rate.principal_tool'], { retry_after_s: t.retryAfterS }));
+      if (!t.ok)
+        return fail(
+          deny('rate_limited', `Rate limit for ${call.tool} reached; retry in ${t.retryAfterS} s.`, ['rate.principal_tool'], { retry_after_s: t.retryAfterS }),
+        );
     }
   } catch {
     // Any failure of the store (Redis down, hung, refusing): fail closed, typed, and retryable.

@@ -6,7 +6,19 @@ import { STAGES, type StageName } from '../core/stages.js';
 import type { Decision } from '../core/decision.js';
 import type { GateDeps } from './deps.js';
 import type { ToolDefinition } from '../tools/types.js';
-import type { Analysed, Authenticated, Authorised, CallContext, Facts, GateOutcome, OutcomeStatus, Principal, RawCall, ToolResult, Validated } from '../core/call.js';
+import type {
+  Analysed,
+  Authenticated,
+  Authorised,
+  CallContext,
+  Facts,
+  GateOutcome,
+  OutcomeStatus,
+  Principal,
+  RawCall,
+  ToolResult,
+  Validated,
+} from '../core/call.js';
 import { authenticate } from './authenticate.js';
 import { rateLimit } from './rate-limit.js';
 import { validate } from './validate.js';
@@ -71,7 +83,11 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     s.frozen = true;
     s.denial = deadline.denial ?? deny('timeout', 'The call exceeded its deadline.', ['deadline.exceeded']);
     s.result = undefined;
-    deps.logger.warn('call answered at its deadline; the executor was cancelled', { request_id: raw.context.requestId, tool: raw.tool, reasons: s.denial.reasons });
+    deps.logger.warn('call answered at its deadline; the executor was cancelled', {
+      request_id: raw.context.requestId,
+      tool: raw.tool,
+      reasons: s.denial.reasons,
+    });
   }
   deadline.dispose();
 
@@ -118,7 +134,9 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     deps.metrics.count('record', 'error');
     deps.logger.error('audit append failed; withholding the result', { request_id: raw.context.requestId, error: messageOf(err) });
     // Without evidence there is no answer: the result is withheld even if the tool ran.
-    denial = deny('audit_unavailable', 'The call could not be recorded in the audit log, so its result is withheld.', [err instanceof RecordTimeout ? 'audit.append_timeout' : 'audit.append_failed']);
+    denial = deny('audit_unavailable', 'The call could not be recorded in the audit log, so its result is withheld.', [
+      err instanceof RecordTimeout ? 'audit.append_timeout' : 'audit.append_failed',
+    ]);
     answer = undefined;
   }
   return {
@@ -240,7 +258,8 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
       })
     : undefined;
   if (authorised && !s.frozen) s.authorised = authorised;
-  const result = authorised && !plan.dry ? await guard('execute', () => execute(authorised, deps, { deadline, onIntent: (seq) => (s.intentSeq = seq) })) : undefined;
+  const result =
+    authorised && !plan.dry ? await guard('execute', () => execute(authorised, deps, { deadline, onIntent: (seq) => (s.intentSeq = seq) })) : undefined;
   if (s.frozen) return;
   if (s.denial?.code === 'cancelled' && deadline.expired && !raw.context.signal.aborted) {
     // The executor saw the deadline's abort as a cancellation: it was the deadline.

@@ -77,7 +77,8 @@ function walk(args: object, describe: boolean): Denial | undefined {
       continue;
     }
     for (const key of Object.keys(value)) {
-      if (LONE_SURROGATE.test(key)) return found('input.lone_surrogate', () => loneSurrogate({ parent: place, key: key.replace(LONE_SURROGATE_ALL, '\uFFFD') }, true));
+      if (LONE_SURROGATE.test(key))
+        return found('input.lone_surrogate', () => loneSurrogate({ parent: place, key: key.replace(LONE_SURROGATE_ALL, '\uFFFD') }, true));
       const v: unknown = (value as Record<string, unknown>)[key];
       if (typeof v === 'string') {
         if (LONE_SURROGATE.test(v)) return found('input.lone_surrogate', () => loneSurrogate({ parent: place, key }, false));

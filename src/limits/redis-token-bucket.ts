@@ -56,7 +56,12 @@ export class RedisTokenBuckets implements RateStore {
   private reachable = true;
 
   /** `prefix` namespaces the keys (several deployments may share one Redis). */
-  constructor(redis: Redis, private readonly prefix: string, private readonly ownsConnection = false, private readonly logger?: Logger) {
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly ownsConnection = false,
+    private readonly logger?: Logger,
+  ) {
     // defineCommand sends EVALSHA and falls back to EVAL when the script cache was flushed
     // (a restarted Redis has none).
     redis.defineCommand('bulwarkTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });

@@ -10,7 +10,12 @@ import type { Pools } from '../execution/pools.js';
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'mcp_requests_total', help: 'Tool calls by tool and outcome status', labelNames: ['tool', 'status'] as const, registers: [this.registry] });
+  readonly requests = new Counter({
+    name: 'mcp_requests_total',
+    help: 'Tool calls by tool and outcome status',
+    labelNames: ['tool', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly duration = new Histogram({
     name: 'mcp_request_duration_seconds',
     help: 'Tool call duration through the gate',
@@ -18,8 +23,18 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly decisions = new Counter({ name: 'mcp_policy_decisions_total', help: 'Policy decisions by decision and denial code', labelNames: ['decision', 'code'] as const, registers: [this.registry] });
-  readonly rateLimited = new Counter({ name: 'mcp_rate_limited_total', help: 'Calls refused by a rate limit, and HTTP requests refused by the authentication lockout', labelNames: ['scope'] as const, registers: [this.registry] });
+  readonly decisions = new Counter({
+    name: 'mcp_policy_decisions_total',
+    help: 'Policy decisions by decision and denial code',
+    labelNames: ['decision', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'mcp_rate_limited_total',
+    help: 'Calls refused by a rate limit, and HTTP requests refused by the authentication lockout',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
   readonly activeConnections = new Gauge({ name: 'mcp_active_connections', help: 'Open HTTP connections', registers: [this.registry] });
   readonly auditAppend = new Histogram({
     name: 'mcp_audit_append_duration_seconds',
@@ -33,8 +48,17 @@ export class Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
-  readonly auditAppendFailures = new Counter({ name: 'mcp_audit_append_failures_total', help: 'Audit appends that failed (the call was answered audit_unavailable or retried without its arguments)', registers: [this.registry] });
-  readonly authOutcomes = new Counter({ name: 'mcp_auth_total', help: 'HTTP bearer authentication outcomes', labelNames: ['outcome', 'reason'] as const, registers: [this.registry] });
+  readonly auditAppendFailures = new Counter({
+    name: 'mcp_audit_append_failures_total',
+    help: 'Audit appends that failed (the call was answered audit_unavailable or retried without its arguments)',
+    registers: [this.registry],
+  });
+  readonly authOutcomes = new Counter({
+    name: 'mcp_auth_total',
+    help: 'HTTP bearer authentication outcomes',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
 
   /**
    * Names that get their own `tool` label: the registered tools (and the transports' `http:…`

@@ -28,7 +28,8 @@ function parseObligations(value: unknown): Obligations {
   for (const key of OBLIGATION_NUMBERS) {
     if (v[key] === undefined) continue;
     const n = v[key];
-    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new PolicyError('policy.malformed_decision', `obligation ${key} is not a non-negative number`);
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
+      throw new PolicyError('policy.malformed_decision', `obligation ${key} is not a non-negative number`);
     out[key] = n;
   }
   if (v.redact_columns !== undefined) {
@@ -44,11 +45,13 @@ function parseObligations(value: unknown): Obligations {
 export function parseDecision(resultSet: unknown): Decision {
   if (!Array.isArray(resultSet) || resultSet.length !== 1) throw new PolicyError('policy.undefined_decision', 'the policy returned no decision');
   const result = (resultSet[0] as { result?: unknown }).result;
-  if (result === null || typeof result !== 'object' || Array.isArray(result)) throw new PolicyError('policy.undefined_decision', 'the policy decision is not an object');
+  if (result === null || typeof result !== 'object' || Array.isArray(result))
+    throw new PolicyError('policy.undefined_decision', 'the policy decision is not an object');
   const r = result as Record<string, unknown>;
   if (typeof r.allow !== 'boolean') throw new PolicyError('policy.malformed_decision', 'decision.allow is not a boolean');
   const reasons = r.reasons ?? [];
-  if (!Array.isArray(reasons) || !reasons.every((x) => typeof x === 'string')) throw new PolicyError('policy.malformed_decision', 'decision.reasons is not a list of strings');
+  if (!Array.isArray(reasons) || !reasons.every((x) => typeof x === 'string'))
+    throw new PolicyError('policy.malformed_decision', 'decision.reasons is not a list of strings');
   return Object.freeze({ allow: r.allow, reasons: Object.freeze([...reasons]), obligations: parseObligations(r.obligations) });
 }
 
@@ -83,7 +86,8 @@ export class WasmPolicyEngine implements PolicyEvaluator {
     }
     const entrypoints = Object.keys((policy.entrypoints ?? {}) as Record<string, number>);
     for (const e of [DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT]) {
-      if (!entrypoints.includes(e)) throw new PolicyError('policy.entrypoint_missing', `${wasmPath} has no entrypoint ${e} (has: ${entrypoints.join(', ') || 'none'})`);
+      if (!entrypoints.includes(e))
+        throw new PolicyError('policy.entrypoint_missing', `${wasmPath} has no entrypoint ${e} (has: ${entrypoints.join(', ') || 'none'})`);
     }
     const revision = crypto.createHash('sha256').update(wasm).update('\0').update(dataJson).digest('hex');
     return new WasmPolicyEngine(policy, revision, maxInputBytes);
@@ -94,7 +98,8 @@ export class WasmPolicyEngine implements PolicyEvaluator {
     if (json === undefined) throw new PolicyError('policy.input_malformed', 'policy input is not serialisable');
     const bytes = this.encoder.encode(json);
     // Large inputs cost milliseconds in wasm and can exhaust its memory: refuse rather than try.
-    if (bytes.byteLength > this.maxInputBytes) throw new PolicyError('policy.input_too_large', `policy input is ${bytes.byteLength} bytes (cap ${this.maxInputBytes})`);
+    if (bytes.byteLength > this.maxInputBytes)
+      throw new PolicyError('policy.input_too_large', `policy input is ${bytes.byteLength} bytes (cap ${this.maxInputBytes})`);
     try {
       return this.policy.evaluate(bytes.buffer, entrypoint);
     } catch (err) {
@@ -109,7 +114,8 @@ export class WasmPolicyEngine implements PolicyEvaluator {
   visibleTools(input: unknown): string[] {
     const rs = this.evaluate(input, VISIBLE_TOOLS_ENTRYPOINT);
     const result = Array.isArray(rs) && rs.length === 1 ? (rs[0] as { result?: unknown }).result : undefined;
-    if (!Array.isArray(result) || !result.every((x) => typeof x === 'string')) throw new PolicyError('policy.undefined_decision', 'visible_tools returned no list');
+    if (!Array.isArray(result) || !result.every((x) => typeof x === 'string'))
+      throw new PolicyError('policy.undefined_decision', 'visible_tools returned no list');
     return result as string[];
   }
 }

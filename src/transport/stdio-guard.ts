@@ -19,7 +19,11 @@ export class StdioGuard extends Transform {
   private discarding = false;
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-  constructor(private readonly out: Writable, private readonly maxLineBytes: number, private readonly onReject: (reason: string) => void) {
+  constructor(
+    private readonly out: Writable,
+    private readonly maxLineBytes: number,
+    private readonly onReject: (reason: string) => void,
+  ) {
     super();
   }
 

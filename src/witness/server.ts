@@ -78,7 +78,9 @@ export class Witness {
     } catch (err) {
       this.release();
       // A witness that lost its state must not start afresh: it would cosign a fork.
-      throw new Error(`witness state ${this.file} cannot be read (${(err as Error).message}); a witness whose state is lost must be retired, not restarted`, { cause: err });
+      throw new Error(`witness state ${this.file} cannot be read (${(err as Error).message}); a witness whose state is lost must be retired, not restarted`, {
+        cause: err,
+      });
     }
   }
 
@@ -151,14 +153,16 @@ export class Witness {
   /** Durable before the cosignature leaves: a crash after answering cannot forget what was cosigned. */
   private persist(origin: string, next: LogState): void {
     const line = Buffer.from(`${JSON.stringify({ origin, ...next })}\n`);
-    for (let off = 0; off < line.length; ) off += fs.writeSync(this.fd, line, off, line.length - off);
+    for (let off = 0; off < line.length;) off += fs.writeSync(this.fd, line, off, line.length - off);
     fs.fdatasyncSync(this.fd);
     this.state.set(origin, next);
   }
 
   private evidence(origin: string, oldSize: number, note: string, status: number, reason: string): void {
     try {
-      fs.appendFileSync(this.refusedFile, `${JSON.stringify({ at: new Date().toISOString(), origin, old: oldSize, status, reason, checkpoint: note })}\n`, { mode: 0o600 });
+      fs.appendFileSync(this.refusedFile, `${JSON.stringify({ at: new Date().toISOString(), origin, old: oldSize, status, reason, checkpoint: note })}\n`, {
+        mode: 0o600,
+      });
     } catch {
       // Evidence is best effort; the refusal itself is what protects.
     }
@@ -190,7 +194,9 @@ export function witnessHttpServer(w: Witness, opts: Pick<WitnessServerOptions, '
     });
     req.on('end', () => {
       if (over) return;
-      w.addCheckpoint(Buffer.concat(chunks).toString('utf8')).then(send, (err: Error) => send({ status: 500, contentType: 'text/plain', body: `${err.message}\n` }));
+      w.addCheckpoint(Buffer.concat(chunks).toString('utf8')).then(send, (err: Error) =>
+        send({ status: 500, contentType: 'text/plain', body: `${err.message}\n` }),
+      );
     });
     req.on('error', () => undefined);
   });

@@ -5,7 +5,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { BIN } from './fixtures.js';
 import { cleanChildEnv } from './child-env.js';
 
-export async function stdioClient(args: string[], env: Record<string, string> = {}): Promise<{ client: Client; stderr: () => string; close: () => Promise<void> }> {
+export async function stdioClient(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ client: Client; stderr: () => string; close: () => Promise<void> }> {
   const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, 'serve', ...args], env: cleanChildEnv(env), stderr: 'pipe' });
   let err = '';
   transport.stderr?.on('data', (c: Buffer) => {

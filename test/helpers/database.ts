@@ -64,7 +64,24 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await db.unsafe(SEED);
   await db.end();
   // The shipped role script, run the way an operator would run it.
-  execFileSync('psql', [adminUrl.toString(), '-v', 'ON_ERROR_STOP=1', '-q', '-v', `role=${role}`, '-v', `password=${password}`, '-v', 'schemas=public,analytics', '-f', path.join(ROOT, 'sql', 'database-readonly-role.sql')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(
+    'psql',
+    [
+      adminUrl.toString(),
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-q',
+      '-v',
+      `role=${role}`,
+      '-v',
+      `password=${password}`,
+      '-v',
+      'schemas=public,analytics',
+      '-f',
+      path.join(ROOT, 'sql', 'database-readonly-role.sql'),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const readerUrl = new URL(adminUrl.toString());
   readerUrl.username = role;
   readerUrl.password = password;

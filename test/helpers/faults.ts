@@ -44,15 +44,23 @@ export async function callOnce(client: Client, tool: string, args: Record<string
  * `clients` loops, each making calls back to back until `until()` says stop or `maxCalls` calls
  * were made in total (a bound in count as well as in time).
  */
-export async function runLoad(clients: readonly Client[], next: (i: number) => { tool: string; args: Record<string, unknown> }, until: () => boolean, maxCalls = 5000, timeoutMs = 60_000): Promise<Answer[]> {
+export async function runLoad(
+  clients: readonly Client[],
+  next: (i: number) => { tool: string; args: Record<string, unknown> },
+  until: () => boolean,
+  maxCalls = 5000,
+  timeoutMs = 60_000,
+): Promise<Answer[]> {
   const answers: Answer[] = [];
   let n = 0;
-  await Promise.all(clients.map(async (client) => {
-    while (!until() && n < maxCalls) {
-      const { tool, args } = next(n++);
-      answers.push(await callOnce(client, tool, args, timeoutMs));
-    }
-  }));
+  await Promise.all(
+    clients.map(async (client) => {
+      while (!until() && n < maxCalls) {
+        const { tool, args } = next(n++);
+        answers.push(await callOnce(client, tool, args, timeoutMs));
+      }
+    }),
+  );
   return answers;
 }
 
@@ -102,18 +110,33 @@ export function summarise(answers: readonly Answer[], records: readonly AuditRec
  * could record has exactly one outcome record. Calls answered `audit_unavailable` may have none
  * (the log could not be written); they must then be counted in a recovery record.
  */
-export function checkAnswered(t: Test, answers: readonly Answer[], records: readonly AuditRecord[], opts: { deadlineMs: number; boundMs: number; allowed: readonly string[] }): void {
+export function checkAnswered(
+  t: Test,
+  answers: readonly Answer[],
+  records: readonly AuditRecord[],
+  opts: { deadlineMs: number; boundMs: number; allowed: readonly string[] },
+): void {
   const byReq = outcomesByRequest(records);
   const slow = answers.filter((a) => a.ms > opts.deadlineMs + opts.boundMs);
-  t.equal(slow.length, 0, `every call answered within ${opts.deadlineMs} + ${opts.boundMs} ms${slow.length ? ` (slowest ${Math.round(Math.max(...slow.map((a) => a.ms)))} ms)` : ''}`);
+  t.equal(
+    slow.length,
+    0,
+    `every call answered within ${opts.deadlineMs} + ${opts.boundMs} ms${slow.length ? ` (slowest ${Math.round(Math.max(...slow.map((a) => a.ms)))} ms)` : ''}`,
+  );
   const lost = answers.filter((a) => a.code === 'no_answer');
   t.equal(lost.length, 0, `every call got an MCP answer${lost.length ? `: ${lost[0]?.error}` : ''}`);
   const odd = answers.filter((a) => !opts.allowed.includes(a.code));
-  t.equal(odd.length, 0, `answers only ${opts.allowed.join(' / ')}${odd.length ? `; got ${[...new Set(odd.map((a) => `${a.code}(${a.reasons.join(',')})`))].join(', ')}` : ''}`);
+  t.equal(
+    odd.length,
+    0,
+    `answers only ${opts.allowed.join(' / ')}${odd.length ? `; got ${[...new Set(odd.map((a) => `${a.code}(${a.reasons.join(',')})`))].join(', ')}` : ''}`,
+  );
   const noId = answers.filter((a) => a.code !== 'no_answer' && !a.requestId);
   t.equal(noId.length, 0, 'every answer names its request id');
   // Recovery records (and PostgreSQL's audit.refused) name the first refused request ids and count the rest.
-  const refusals = records.flatMap((r) => (r.event === 'audit.recovery' ? [r.recovery?.refused_appends] : r.event === 'audit.refused' ? [r.refused?.refused_appends] : [])).filter(Boolean);
+  const refusals = records
+    .flatMap((r) => (r.event === 'audit.recovery' ? [r.recovery?.refused_appends] : r.event === 'audit.refused' ? [r.refused?.refused_appends] : []))
+    .filter(Boolean);
   const refusedIds = new Set(refusals.flatMap((x) => (x.request_ids ?? []) as string[]));
   const countedOnly = refusals.reduce((n, x) => n + Math.max(0, (x.count ?? 0) - (x.request_ids?.length ?? 0)), 0);
   let missing = 0;
@@ -130,7 +153,10 @@ export function checkAnswered(t: Test, answers: readonly Answer[], records: read
   }
   t.equal(doubled, 0, 'no call has two outcome records');
   t.equal(missing, 0, 'every answered call (but audit_unavailable) has its outcome record');
-  t.ok(unaccounted <= countedOnly, `every audit_unavailable call without a record is named (or counted) in a recovery record (${unaccounted} counted only, ${countedOnly} unnamed refusals)`);
+  t.ok(
+    unaccounted <= countedOnly,
+    `every audit_unavailable call without a record is named (or counted) in a recovery record (${unaccounted} counted only, ${countedOnly} unnamed refusals)`,
+  );
 }
 
 /** `bulwark audit verify` on a log as it is (exit code and output). */

@@ -57,9 +57,13 @@ export function makeSandbox(extraConfig: Record<string, unknown> = {}): Sandbox 
  */
 export function readAudit(file: string): Record<string, any>[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
-    const parsed = parseAuditLine(l);
-    if (!parsed.ok) throw new Error(`${file}: a record does not read (${parsed.error.kind}: ${parsed.error.message}): ${l.slice(0, 300)}`);
-    return JSON.parse(l) as Record<string, any>;
-  });
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const parsed = parseAuditLine(l);
+      if (!parsed.ok) throw new Error(`${file}: a record does not read (${parsed.error.kind}: ${parsed.error.message}): ${l.slice(0, 300)}`);
+      return JSON.parse(l) as Record<string, any>;
+    });
 }

@@ -28,7 +28,8 @@ function pgBin(): string {
   } catch {
     /* not on PATH */
   }
-  for (const d of fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : []) candidates.push(`/usr/lib/postgresql/${d}/bin`);
+  for (const d of fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [])
+    candidates.push(`/usr/lib/postgresql/${d}/bin`);
   const bin = candidates.find((d) => fs.existsSync(path.join(d, 'pg_ctl')));
   if (!bin) throw new Error('pg_ctl not found: run bash scripts/toolchain.sh');
   return bin;
@@ -44,7 +45,12 @@ export function startPgCluster(): PgCluster {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-pgfault-'));
   execFileSync('bash', [path.join(ROOT, 'scripts', 'services.sh'), 'start', dir], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
   const env = Object.fromEntries(
-    fs.readFileSync(path.join(dir, 'env'), 'utf8').split('\n').map((l) => /^([A-Z_]+)=(.*)$/.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m) => [m[1], m[2]]),
+    fs
+      .readFileSync(path.join(dir, 'env'), 'utf8')
+      .split('\n')
+      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1], m[2]]),
   ) as Record<string, string>;
   const port = Number(env.PGPORT);
   let closed = false;
@@ -55,7 +61,9 @@ export function startPgCluster(): PgCluster {
   const ctl = (args: string[]) =>
     new Promise<void>((resolve, reject) => {
       const [cmd, ...rest] = asOwner([path.join(bin, 'pg_ctl'), '-D', pgdata, ...args]);
-      execFile(cmd as string, rest, { timeout: 90_000 }, (err, _out, stderr) => (err ? reject(new Error(`pg_ctl ${args[0]}: ${err.message} ${stderr}`)) : resolve()));
+      execFile(cmd as string, rest, { timeout: 90_000 }, (err, _out, stderr) =>
+        err ? reject(new Error(`pg_ctl ${args[0]}: ${err.message} ${stderr}`)) : resolve(),
+      );
     });
   const startOpts = ['-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories='${dir}'`];
   return {

@@ -122,9 +122,15 @@ export async function startUpstream(opts: { host?: string; port?: number } = {})
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), localAddress: req.socket.localAddress ?? '' };
+      const r: SeenRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        localAddress: req.socket.localAddress ?? '',
+      };
       seen.push(r);
-      const pathname = (r.url.split('?')[0] as string);
+      const pathname = r.url.split('?')[0] as string;
       const exact = custom.get(pathname);
       const tail = Object.keys(routes).find((k) => pathname === k || pathname.endsWith(k));
       const fn = exact ?? (tail ? routes[tail] : undefined);
@@ -155,7 +161,12 @@ export async function startUpstream(opts: { host?: string; port?: number } = {})
 }
 
 /** Policy data for a test config: the shipped data, with the test upstreams granted to the developer role. */
-export function writePolicyData(dir: string, upstreams: string[], methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'], extra: Record<string, unknown> = {}): string {
+export function writePolicyData(
+  dir: string,
+  upstreams: string[],
+  methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+  extra: Record<string, unknown> = {},
+): string {
   const data = JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'data.json'), 'utf8')) as { bulwark: { api: Record<string, unknown> } };
   data.bulwark.api.upstreams = { ...(data.bulwark.api.upstreams as object), developer: upstreams };
   data.bulwark.api.methods = { ...(data.bulwark.api.methods as object), developer: methods };

@@ -29,7 +29,10 @@ export interface CacheKeyParts {
 
 /** Unambiguous (JSON array, not concatenation) and fixed-length (sha256). */
 export function cacheKey(p: CacheKeyParts): string {
-  return crypto.createHash('sha256').update(JSON.stringify([p.upstream, p.method, p.path, p.query, p.principal])).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify([p.upstream, p.method, p.path, p.query, p.principal]))
+    .digest('hex');
 }
 
 /**
@@ -55,14 +58,15 @@ export class ResponseCache {
     private readonly redis?: Redis,
     private readonly prefix = 'bulwark:',
   ) {
-    this.lru = maxBytes > 0
-      ? new LRUCache<string, CachedResponse>({
-          maxSize: maxBytes,
-          maxEntrySize: Math.max(ENTRY_OVERHEAD + 1, Math.floor(maxBytes / 4)),
-          sizeCalculation: (v) => v.body.length + ENTRY_OVERHEAD,
-          ttlAutopurge: false,
-        })
-      : undefined;
+    this.lru =
+      maxBytes > 0
+        ? new LRUCache<string, CachedResponse>({
+            maxSize: maxBytes,
+            maxEntrySize: Math.max(ENTRY_OVERHEAD + 1, Math.floor(maxBytes / 4)),
+            sizeCalculation: (v) => v.body.length + ENTRY_OVERHEAD,
+            ttlAutopurge: false,
+          })
+        : undefined;
   }
 
   get store(): 'memory' | 'redis' {

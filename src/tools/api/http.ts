@@ -45,7 +45,11 @@ export class PinnedPools {
 export type AttemptFailure = 'timeout' | 'connect' | 'network' | 'cancelled' | 'too_large';
 
 export class AttemptError extends Error {
-  constructor(readonly kind: AttemptFailure, message: string, readonly code?: string) {
+  constructor(
+    readonly kind: AttemptFailure,
+    message: string,
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'AttemptError';
   }
@@ -70,7 +74,18 @@ export interface AttemptResponse {
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN']);
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+]);
 
 /**
  * One request on a pinned pool: the attempt's own time limit and the call's cancellation both
@@ -101,7 +116,8 @@ export async function attempt(req: AttemptRequest): Promise<AttemptResponse> {
     });
     try {
       const declared = Number(res.headers['content-length']);
-      if (req.method !== 'HEAD' && Number.isFinite(declared) && declared > req.maxBytes) throw new AttemptError('too_large', `the response declares ${declared} bytes`);
+      if (req.method !== 'HEAD' && Number.isFinite(declared) && declared > req.maxBytes)
+        throw new AttemptError('too_large', `the response declares ${declared} bytes`);
       const chunks: Buffer[] = [];
       let total = 0;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {

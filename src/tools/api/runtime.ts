@@ -16,7 +16,20 @@ import { secretVariants } from './secrets.js';
 export type UpstreamSpec = NonNullable<Config['apis']>[string];
 
 /** Headers Bulwark owns on the wire: a configured value could desynchronise or redirect the request. */
-const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'proxy-connection', 'accept-encoding']);
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'proxy-connection',
+  'accept-encoding',
+]);
 
 /** A configured upstream, compiled once at boot. */
 export interface Upstream {
@@ -53,7 +66,8 @@ export function upstreamTable(config: Readonly<Config>): ReadonlyMap<string, Ups
       else if (Object.hasOwn(headers, lower)) problems.push(`apis.${name}.headers.${k}: given twice`);
       else headers[lower] = v;
     }
-    if (typeof spec.rate === 'string' && !Object.hasOwn(config.limits.tiers, spec.rate)) problems.push(`apis.${name}.rate: no tier named "${spec.rate}" in limits.tiers`);
+    if (typeof spec.rate === 'string' && !Object.hasOwn(config.limits.tiers, spec.rate))
+      problems.push(`apis.${name}.rate: no tier named "${spec.rate}" in limits.tiers`);
     map.set(name, { name, spec, target, methods: new Set(spec.methods), headers, secrets: secretVariants(Object.values(headers)) });
   }
   if (problems.length) throw new ConfigError(problems);

@@ -45,21 +45,38 @@ const JSON_PARSE_MAX_BYTES = 1024 * 1024;
 const JSON_MAX_DEPTH = 64;
 /** Response headers a caller may see (values scrubbed of secrets); the rest stay with the gateway. */
 const RETURNED_HEADERS = [
-  'content-type', 'content-language', 'etag', 'last-modified', 'cache-control', 'expires', 'date',
-  'location', 'retry-after', 'link', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id',
+  'content-type',
+  'content-language',
+  'etag',
+  'last-modified',
+  'cache-control',
+  'expires',
+  'date',
+  'location',
+  'retry-after',
+  'link',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+  'x-request-id',
 ];
 const USER_AGENT = 'bulwark/0.1 (+MCP gateway)';
 
 const scalar = z.union([z.string().max(4096), z.number().finite(), z.boolean()]);
 
-const callInput = z.object({
-  api: z.string().min(1).max(128).describe('The name of a configured upstream (see api_stats for the list).'),
-  method: z.enum(HTTP_METHODS as [HttpMethod, ...HttpMethod[]]).default('GET'),
-  // The cap sits far above the analyser's (2048 bytes) so an over-long path is refused as url_rejected.
-  path: z.string().max(65_536).describe('Path under the upstream base URL, starting with "/"; no scheme, host, query or "..".'),
-  query: z.record(z.string().min(1).max(256), z.union([scalar, z.array(scalar).max(100)])).optional().describe('Query parameters, encoded by the gateway.'),
-  body: z.unknown().optional().describe('Request body for POST/PUT/PATCH/DELETE: a string is sent as text/plain, anything else as JSON.'),
-}).strict();
+const callInput = z
+  .object({
+    api: z.string().min(1).max(128).describe('The name of a configured upstream (see api_stats for the list).'),
+    method: z.enum(HTTP_METHODS as [HttpMethod, ...HttpMethod[]]).default('GET'),
+    // The cap sits far above the analyser's (2048 bytes) so an over-long path is refused as url_rejected.
+    path: z.string().max(65_536).describe('Path under the upstream base URL, starting with "/"; no scheme, host, query or "..".'),
+    query: z
+      .record(z.string().min(1).max(256), z.union([scalar, z.array(scalar).max(100)]))
+      .optional()
+      .describe('Query parameters, encoded by the gateway.'),
+    body: z.unknown().optional().describe('Request body for POST/PUT/PATCH/DELETE: a string is sent as text/plain, anything else as JSON.'),
+  })
+  .strict();
 
 type CallArgs = z.output<typeof callInput>;
 type ApiCall = Authorised<CallArgs, UrlFamily, ApiPinned>;
@@ -99,11 +116,20 @@ export const callApiTool: ToolDefinition<CallArgs, UrlFamily, ApiPinned> = {
   outputSchema: {
     type: 'object',
     properties: {
-      api: { type: 'string' }, method: { type: 'string' }, path: { type: 'string' }, status: { type: 'integer' },
+      api: { type: 'string' },
+      method: { type: 'string' },
+      path: { type: 'string' },
+      status: { type: 'integer' },
       headers: { type: 'object', additionalProperties: { type: 'string' } },
-      body: {}, body_encoding: { type: 'string', enum: ['json', 'text', 'base64', 'none'] }, bytes: { type: 'integer' },
-      from_cache: { type: 'boolean' }, cached_at: { type: 'string' }, attempts: { type: 'integer' }, redirects: { type: 'integer' },
-      redacted: { type: 'integer' }, duration_ms: { type: 'number' },
+      body: {},
+      body_encoding: { type: 'string', enum: ['json', 'text', 'base64', 'none'] },
+      bytes: { type: 'integer' },
+      from_cache: { type: 'boolean' },
+      cached_at: { type: 'string' },
+      attempts: { type: 'integer' },
+      redirects: { type: 'integer' },
+      redacted: { type: 'integer' },
+      duration_ms: { type: 'number' },
     },
     required: ['api', 'method', 'path', 'status', 'headers', 'body', 'body_encoding', 'bytes', 'from_cache'],
   },
@@ -114,10 +140,17 @@ export const callApiTool: ToolDefinition<CallArgs, UrlFamily, ApiPinned> = {
     const up = table.get(api);
     if (!up) {
       const names = available(table);
-      refuse('url_rejected', `Unknown api ${JSON.stringify(api.slice(0, 64))}; available: ${names.join(', ') || '(none configured)'}.`, ['url.unknown_upstream'], { available: names });
+      refuse(
+        'url_rejected',
+        `Unknown api ${JSON.stringify(api.slice(0, 64))}; available: ${names.join(', ') || '(none configured)'}.`,
+        ['url.unknown_upstream'],
+        { available: names },
+      );
     }
     if (!up.methods.has(method)) {
-      refuse('url_rejected', `${up.name} does not take ${method}; configured: ${[...up.methods].join(', ')}.`, ['url.method_not_configured'], { methods: [...up.methods] });
+      refuse('url_rejected', `${up.name} does not take ${method}; configured: ${[...up.methods].join(', ')}.`, ['url.method_not_configured'], {
+        methods: [...up.methods],
+      });
     }
     if (call.args.body !== undefined && (method === 'GET' || method === 'HEAD')) refuse('url_rejected', `${method} takes no body.`, ['url.body_not_allowed']);
     const { path } = canonicalPath(call.args.path);
@@ -131,8 +164,16 @@ export const callApiTool: ToolDefinition<CallArgs, UrlFamily, ApiPinned> = {
     return {
       facts: {
         url: {
-          upstream: up.name, method, path, query, host: up.target.hostname, port: up.target.port, scheme: up.target.protocol === 'https:' ? 'https' : 'http',
-          internal: up.target.internal, addresses: addresses.slice(0, 16), address_count: addresses.length,
+          upstream: up.name,
+          method,
+          path,
+          query,
+          host: up.target.hostname,
+          port: up.target.port,
+          scheme: up.target.protocol === 'https:' ? 'https' : 'http',
+          internal: up.target.internal,
+          addresses: addresses.slice(0, 16),
+          address_count: addresses.length,
         },
       },
       pinned: { api: { fullPath, query, addresses } satisfies ApiPin },
@@ -179,9 +220,10 @@ async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: 
   const maxBytes = Math.min(up.spec.max_response_bytes, call.caps.maxBytes);
 
   // 1. Cache (GET only, scoped to the principal).
-  const key = method === 'GET' && up.spec.cache_ttl_s > 0
-    ? cacheKey({ upstream: up.name, method, path: pin.fullPath, query: pin.query, principal: principalScope(call.principal) })
-    : undefined;
+  const key =
+    method === 'GET' && up.spec.cache_ttl_s > 0
+      ? cacheKey({ upstream: up.name, method, path: pin.fullPath, query: pin.query, principal: principalScope(call.principal) })
+      : undefined;
   if (key) {
     const hit = await rt.cache.get(key);
     if (hit && hit.body.length <= maxBytes) {
@@ -239,7 +281,12 @@ async function executeCall(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: 
   if (key && sent.res.status >= 200 && sent.res.status < 300 && sent.res.status !== 206 && !noStore && sent.redirects === 0) {
     await rt.cache.set(key, entry, up.spec.cache_ttl_s * 1000);
   }
-  return render(up, { ...facts, path: sent.path }, entry, { fromCache: false, attempts: sent.attempts, redirects: sent.redirects, durationMs: performance.now() - started });
+  return render(up, { ...facts, path: sent.path }, entry, {
+    fromCache: false,
+    attempts: sent.attempts,
+    redirects: sent.redirects,
+    durationMs: performance.now() - started,
+  });
 }
 
 async function takeTokens(rt: ApiRuntime, up: Upstream, principal: Principal): Promise<void> {
@@ -279,7 +326,14 @@ async function send(rt: ApiRuntime, up: Upstream, call: ApiCall, policy: PolicyQ
   let attempts = 0;
   let redirects = 0;
   for (;;) {
-    const r = await withRetries(rt, up, call.context.signal, { method, body, fullPath: hop.fullPath, query: hop.query, addresses: hop.addresses }, deadline, maxBytes);
+    const r = await withRetries(
+      rt,
+      up,
+      call.context.signal,
+      { method, body, fullPath: hop.fullPath, query: hop.query, addresses: hop.addresses },
+      deadline,
+      maxBytes,
+    );
     attempts += r.attempts;
     const location = r.res.headers.location;
     if (!REDIRECT_STATUS.has(r.res.status) || typeof location !== 'string' || redirects >= up.spec.follow_redirects) {
@@ -326,7 +380,14 @@ interface HopRequest {
   readonly addresses: readonly string[];
 }
 
-async function withRetries(rt: ApiRuntime, up: Upstream, signal: AbortSignal, req: HopRequest, deadline: number, maxBytes: number): Promise<{ res: AttemptResponse; attempts: number }> {
+async function withRetries(
+  rt: ApiRuntime,
+  up: Upstream,
+  signal: AbortSignal,
+  req: HopRequest,
+  deadline: number,
+  maxBytes: number,
+): Promise<{ res: AttemptResponse; attempts: number }> {
   const { stats } = rt.stateOf(up.name);
   const maxAttempts = IDEMPOTENT.has(req.method) ? 1 + up.spec.retries : 1;
   const headers: Record<string, string> = {
@@ -341,7 +402,7 @@ async function withRetries(rt: ApiRuntime, up: Upstream, signal: AbortSignal, re
   let next = 0;
   let sent = 0;
   let failedOver = 0;
-  for (let i = 0; ; ) {
+  for (let i = 0; ;) {
     const remaining = deadline - performance.now();
     if (remaining <= 0) throw new AttemptError('timeout', 'the call ran out of time');
     // Rotate through the checked addresses (all of them passed the same check).
@@ -354,7 +415,16 @@ async function withRetries(rt: ApiRuntime, up: Upstream, signal: AbortSignal, re
     let failure: AttemptError | undefined;
     let res: AttemptResponse | undefined;
     try {
-      res = await attempt({ pool, method: req.method, pathAndQuery, headers, body: req.body?.bytes, timeoutMs: Math.min(up.spec.timeout_ms, remaining), signal, maxBytes });
+      res = await attempt({
+        pool,
+        method: req.method,
+        pathAndQuery,
+        headers,
+        body: req.body?.bytes,
+        timeoutMs: Math.min(up.spec.timeout_ms, remaining),
+        signal,
+        maxBytes,
+      });
       stats.observeLatency(performance.now() - t0);
     } catch (err) {
       failure = err instanceof AttemptError ? err : new AttemptError('network', (err as Error).message);
@@ -367,7 +437,9 @@ async function withRetries(rt: ApiRuntime, up: Upstream, signal: AbortSignal, re
     }
     failedOver = 0;
     i += 1;
-    const retryable = failure ? failure.kind === 'timeout' || failure.kind === 'connect' || failure.kind === 'network' : RETRY_STATUS.has((res as AttemptResponse).status);
+    const retryable = failure
+      ? failure.kind === 'timeout' || failure.kind === 'connect' || failure.kind === 'network'
+      : RETRY_STATUS.has((res as AttemptResponse).status);
     if (!retryable || i >= maxAttempts) {
       if (failure) throw failure;
       return { res: res as AttemptResponse, attempts: sent };
@@ -397,10 +469,14 @@ function toDenial(err: unknown, up: Upstream, stats: UpstreamStats, timeoutMs: n
   switch (err.kind) {
     case 'timeout':
       stats.timeouts += 1;
-      return denialError('timeout', `${up.name} did not answer within the time budget (${timeoutMs} ms for the call, ${up.spec.timeout_ms} ms per attempt).`, ['api.timeout']);
+      return denialError('timeout', `${up.name} did not answer within the time budget (${timeoutMs} ms for the call, ${up.spec.timeout_ms} ms per attempt).`, [
+        'api.timeout',
+      ]);
     case 'too_large':
       stats.tooLarge += 1;
-      return denialError('resource_exceeded', `The response from ${up.name} is larger than ${maxBytes} bytes; it was abandoned.`, ['api.response_too_large'], { max_bytes: maxBytes });
+      return denialError('resource_exceeded', `The response from ${up.name} is larger than ${maxBytes} bytes; it was abandoned.`, ['api.response_too_large'], {
+        max_bytes: maxBytes,
+      });
     case 'cancelled':
       return denialError('cancelled', 'The client cancelled the call.', ['call.cancelled']);
     case 'connect':
@@ -451,7 +527,8 @@ function decodeBody(body: Buffer, contentType: string, method: HttpMethod): { bo
   } catch {
     text = undefined;
   }
-  if (text === undefined) return { body: body.toString('base64'), encoding: 'base64', text: `(${body.length} bytes of binary data, base64 in structuredContent.body)` };
+  if (text === undefined)
+    return { body: body.toString('base64'), encoding: 'base64', text: `(${body.length} bytes of binary data, base64 in structuredContent.body)` };
   const isJson = /^application\/(?:[\w.+-]+\+)?json\b|^[\w.+-]+\/[\w.+-]+\+json\b/i.test(contentType.trim());
   if (isJson && body.length <= JSON_PARSE_MAX_BYTES && jsonDepth(text) <= JSON_MAX_DEPTH) {
     try {
@@ -491,14 +568,17 @@ function render(up: Upstream, facts: UrlFacts, r: CachedResponse, meta: RenderMe
 // api_stats
 // ---------------------------------------------------------------------------------------------
 
-const statsInput = z.object({
-  api: z.string().min(1).max(128).optional().describe('One upstream; all of them when absent.'),
-}).strict();
+const statsInput = z
+  .object({
+    api: z.string().min(1).max(128).optional().describe('One upstream; all of them when absent.'),
+  })
+  .strict();
 
 export const apiStatsTool: ToolDefinition<z.output<typeof statsInput>> = {
   name: 'api_stats',
   family: 'api',
-  description: 'Counters of this gateway replica per configured upstream: requests, cache hits and misses and hit rate, rate-limit refusals, retries, errors, circuit-breaker state.',
+  description:
+    'Counters of this gateway replica per configured upstream: requests, cache hits and misses and hit rate, rate-limit refusals, retries, errors, circuit-breaker state.',
   annotations: { title: 'API statistics', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: statsInput,
   outputSchema: {
@@ -514,7 +594,12 @@ export const apiStatsTool: ToolDefinition<z.output<typeof statsInput>> = {
     const table = env.api?.upstreams ?? upstreamTable(env.config);
     if (call.args.api !== undefined && !table.has(call.args.api)) {
       const names = available(table);
-      refuse('url_rejected', `Unknown api ${JSON.stringify(call.args.api.slice(0, 64))}; available: ${names.join(', ') || '(none configured)'}.`, ['url.unknown_upstream'], { available: names });
+      refuse(
+        'url_rejected',
+        `Unknown api ${JSON.stringify(call.args.api.slice(0, 64))}; available: ${names.join(', ') || '(none configured)'}.`,
+        ['url.unknown_upstream'],
+        { available: names },
+      );
     }
     return { facts: {}, pinned: {} };
   },

@@ -7,7 +7,10 @@ import type { DatabaseExecutor, QueryCaps, QueryResult, QueryRun } from './pg-ex
  * starts on first use and is killed when a query overruns.
  */
 export class EmbeddedExecutor implements DatabaseExecutor {
-  constructor(private readonly pool: EmbeddedDatabasePool, private readonly searchPath: string) {}
+  constructor(
+    private readonly pool: EmbeddedDatabasePool,
+    private readonly searchPath: string,
+  ) {}
 
   /** For /ready: false while the embedded database's worker pool is in a crash loop. */
   get healthy(): boolean {
@@ -16,7 +19,11 @@ export class EmbeddedExecutor implements DatabaseExecutor {
 
   async query(text: string, params: readonly (string | number | boolean | null)[], caps: QueryCaps, run: QueryRun = {}): Promise<QueryResult> {
     const payload = { text, params, maxRows: caps.maxRows, maxBytes: caps.maxBytes, searchPath: this.searchPath };
-    const r = await this.pool.run<QueryResult>('query', payload, { timeoutMs: run.deadline?.remainingMs() ?? caps.timeoutMs, runMs: caps.timeoutMs, signal: run.signal });
+    const r = await this.pool.run<QueryResult>('query', payload, {
+      timeoutMs: run.deadline?.remainingMs() ?? caps.timeoutMs,
+      runMs: caps.timeoutMs,
+      signal: run.signal,
+    });
     return r.value;
   }
 

@@ -186,7 +186,15 @@ export class PgExecutor implements DatabaseExecutor {
     }
   }
 
-  private async attempt(text: string, params: readonly Param[], caps: QueryCaps, run: QueryRun, endAt: number, started: number, progress: { sent: boolean }): Promise<QueryResult> {
+  private async attempt(
+    text: string,
+    params: readonly Param[],
+    caps: QueryCaps,
+    run: QueryRun,
+    endAt: number,
+    started: number,
+    progress: { sent: boolean },
+  ): Promise<QueryResult> {
     // Waiting for a connection and for BEGIN is waiting on the database: at the deadline the
     // gate answers `unavailable` for it, not `timeout`.
     const clearMark = run.deadline?.waitingOn('database');
@@ -231,7 +239,16 @@ export class PgExecutor implements DatabaseExecutor {
       );
       clearMark?.();
       marked = false;
-      const plan = caps.plan ? await this.checkPlan(conn, text, params, caps.plan, (q) => (running = q), () => halted) : undefined;
+      const plan = caps.plan
+        ? await this.checkPlan(
+            conn,
+            text,
+            params,
+            caps.plan,
+            (q) => (running = q),
+            () => halted,
+          )
+        : undefined;
       const rows: Record<string, unknown>[] = [];
       let columns: { name: string; type: number }[] = [];
       let bytes = 0;
@@ -244,7 +261,8 @@ export class PgExecutor implements DatabaseExecutor {
       // The loop body never awaits: a connection that closes between batches is seen by the next
       // read, so a result cut short by a fault is never returned as complete.
       outer: for await (const chunk of q.cursor(batch)) {
-        if (!columns.length) columns = ((chunk as unknown as { columns?: { name: string; type: number }[] }).columns ?? []).map((c) => ({ name: c.name, type: c.type }));
+        if (!columns.length)
+          columns = ((chunk as unknown as { columns?: { name: string; type: number }[] }).columns ?? []).map((c) => ({ name: c.name, type: c.type }));
         for (const row of chunk as Record<string, unknown>[]) {
           if (rows.length >= caps.maxRows) {
             truncated = 'max_rows';
@@ -302,7 +320,14 @@ export class PgExecutor implements DatabaseExecutor {
    * SELECT (VALUES and TABLE included), which is what EXPLAIN accepts. A plan whose estimated total
    * cost or rows exceed the limits is refused (`sql_rejected`, `sql.cost_exceeded`) with the estimate.
    */
-  private async checkPlan(conn: Reserved, text: string, params: readonly Param[], limits: PlanLimits, setRunning: (q: { cancel: () => unknown }) => void, halted: () => unknown): Promise<PlanEstimate> {
+  private async checkPlan(
+    conn: Reserved,
+    text: string,
+    params: readonly Param[],
+    limits: PlanLimits,
+    setRunning: (q: { cancel: () => unknown }) => void,
+    halted: () => unknown,
+  ): Promise<PlanEstimate> {
     const t0 = performance.now();
     const q = conn.unsafe(`explain (format json)\n${text}`, params as Param[], { prepare: false });
     setRunning(q as unknown as { cancel: () => unknown });
@@ -372,7 +397,12 @@ export class PgExecutor implements DatabaseExecutor {
 
   private markDown(err: unknown): void {
     if (this.down) return;
-    this.down = { since: performance.now(), reason: unavailableReason(err), code: String((err as { code?: unknown }).code ?? ''), error: String((err as Error)?.message ?? err).slice(0, 200) };
+    this.down = {
+      since: performance.now(),
+      reason: unavailableReason(err),
+      code: String((err as { code?: unknown }).code ?? ''),
+      error: String((err as Error)?.message ?? err).slice(0, 200),
+    };
     this.opts.onStateChange?.('down', { reason: this.down.reason, code: this.down.code, error: this.down.error });
     // Calls that started waiting while the database looked fine now wait as if it were down.
     const now = performance.now();
@@ -395,8 +425,9 @@ export class PgExecutor implements DatabaseExecutor {
    */
   async roleProblems(): Promise<string[]> {
     const caps = { maxRows: 500, maxBytes: 1 << 20, timeoutMs: 5000, lockTimeoutMs: 1000 };
-    const [r] = (await this.query(
-      `select r.rolsuper as superuser, r.rolcreaterole as createrole, r.rolcreatedb as createdb, r.rolbypassrls as bypassrls,
+    const [r] = (
+      await this.query(
+        `select r.rolsuper as superuser, r.rolcreaterole as createrole, r.rolcreatedb as createdb, r.rolbypassrls as bypassrls,
               has_database_privilege(current_database(), 'TEMP') as temp,
               (select count(*) from information_schema.role_table_grants g where g.grantee = current_user and g.privilege_type <> 'SELECT')::int as write_grants,
               (select count(*) from pg_catalog.pg_class c where c.relowner = r.oid and c.relkind in ('r','p','v','m'))::int as owned_tables,
@@ -406,9 +437,20 @@ export class PgExecutor implements DatabaseExecutor {
                    and (p.proname in ('pg_sleep','set_config','pg_terminate_backend','pg_cancel_backend','pg_notify','pg_read_file','pg_read_binary_file','pg_ls_dir','pg_stat_file','txid_current','pg_current_xact_id','query_to_xml','table_to_xml','cursor_to_xml','pg_reload_conf')
                         or p.proname like 'lo\\_%' or p.proname like 'pg\\_advisory%')), '') as risky_functions
          from pg_catalog.pg_roles r where r.rolname = current_user`,
-      [],
-      caps,
-    )).rows as { superuser: boolean; createrole: boolean; createdb: boolean; bypassrls: boolean; temp: boolean; write_grants: number; owned_tables: number; create_schemas: number; risky_functions: string }[];
+        [],
+        caps,
+      )
+    ).rows as {
+      superuser: boolean;
+      createrole: boolean;
+      createdb: boolean;
+      bypassrls: boolean;
+      temp: boolean;
+      write_grants: number;
+      owned_tables: number;
+      create_schemas: number;
+      risky_functions: string;
+    }[];
     const problems: string[] = [];
     if (!r) return ['the current role was not found in pg_roles'];
     if (r.superuser) problems.push('the role is a superuser');
@@ -430,7 +472,8 @@ export class PgExecutor implements DatabaseExecutor {
 /** The answer for a call whose signal was aborted: the gate's own denial at its deadline, else a client cancel. */
 function abortDenial(signal: AbortSignal): DenialError {
   const reason = signal.reason as Partial<Denial> | undefined;
-  if (reason && typeof reason.code === 'string' && typeof reason.message === 'string' && Array.isArray(reason.reasons)) return new DenialError(reason as Denial);
+  if (reason && typeof reason.code === 'string' && typeof reason.message === 'string' && Array.isArray(reason.reasons))
+    return new DenialError(reason as Denial);
   return new DenialError({ code: 'cancelled', message: 'The client cancelled the call; the query was stopped.', reasons: ['call.cancelled'] });
 }
 

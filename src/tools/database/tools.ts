@@ -76,21 +76,37 @@ function checkMasks(uses: ColumnUses | undefined, redacted: readonly string[]): 
   if (redacted.length === 0) return [];
   const set = new Set(redacted.map((c) => c.toLowerCase()));
   // Analyses pinned before this gate existed carry no uses: nothing is known, so refuse.
-  if (uses === undefined) refuse('sql_rejected', 'The query cannot be checked against the masked columns.', ['sql.masked_column_use'], { masked: [...set].sort() });
+  if (uses === undefined)
+    refuse('sql_rejected', 'The query cannot be checked against the masked columns.', ['sql.masked_column_use'], { masked: [...set].sort() });
   const used = uses.other.filter((c) => set.has(c));
   if (used.length > 0) {
-    refuse('sql_rejected', `The masked column(s) ${used.join(', ')} may only be selected as they are (not renamed, computed on, filtered, sorted or grouped by).`, ['sql.masked_column_use'], { columns: used });
+    refuse(
+      'sql_rejected',
+      `The masked column(s) ${used.join(', ')} may only be selected as they are (not renamed, computed on, filtered, sorted or grouped by).`,
+      ['sql.masked_column_use'],
+      { columns: used },
+    );
   }
   if (uses.wholeRow.length > 0) {
-    refuse('sql_rejected', `The whole-row reference(s) ${uses.wholeRow.join(', ')} would carry masked columns; select the columns instead.`, ['sql.masked_whole_row'], { references: uses.wholeRow });
+    refuse(
+      'sql_rejected',
+      `The whole-row reference(s) ${uses.wholeRow.join(', ')} would carry masked columns; select the columns instead.`,
+      ['sql.masked_whole_row'],
+      { references: uses.wholeRow },
+    );
   }
-  if (uses.natural) refuse('sql_rejected', 'A NATURAL JOIN compares every same-named column, masked ones included; join with ON instead.', ['sql.masked_column_use']);
+  if (uses.natural)
+    refuse('sql_rejected', 'A NATURAL JOIN compares every same-named column, masked ones included; join with ON instead.', ['sql.masked_column_use']);
   if (uses.nestedStar || (uses.topStar && uses.renames)) {
-    refuse('sql_rejected', 'A * inside an expression, subquery or CTE, or over renamed columns, would carry masked columns; select the columns instead.', ['sql.masked_whole_row']);
+    refuse('sql_rejected', 'A * inside an expression, subquery or CTE, or over renamed columns, would carry masked columns; select the columns instead.', [
+      'sql.masked_whole_row',
+    ]);
   }
   const touched = uses.bare.filter((c) => set.has(c));
   if ((uses.distinct || uses.ordinal) && (touched.length > 0 || uses.topStar || uses.innerStar)) {
-    refuse('sql_rejected', 'DISTINCT, or ORDER BY / GROUP BY by position, over a masked column would reveal its values.', ['sql.masked_column_use'], { columns: touched });
+    refuse('sql_rejected', 'DISTINCT, or ORDER BY / GROUP BY by position, over a masked column would reveal its values.', ['sql.masked_column_use'], {
+      columns: touched,
+    });
   }
   return uses.topStar ? [...set].sort() : touched;
 }
@@ -121,19 +137,29 @@ function table(text: string, r: QueryResult): string {
 
 const param = z.union([z.string().max(65_536), z.number(), z.boolean(), z.null()]);
 
-const queryInput = z.object({
-  sql: z.string().min(1).max(10 * 1024 * 1024).describe('One SELECT statement. Use $1, $2, … with `params` for values.'),
-  params: z.array(param).max(100).default([]),
-  max_rows: z.number().int().positive().optional(),
-}).strict();
+const queryInput = z
+  .object({
+    sql: z
+      .string()
+      .min(1)
+      .max(10 * 1024 * 1024)
+      .describe('One SELECT statement. Use $1, $2, … with `params` for values.'),
+    params: z.array(param).max(100).default([]),
+    max_rows: z.number().int().positive().optional(),
+  })
+  .strict();
 
 const RESULT_SCHEMA = {
   type: 'object',
   properties: {
     columns: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'integer' } } } },
     rows: { type: 'array', items: { type: 'object' } },
-    row_count: { type: 'integer' }, truncated: { type: 'boolean' }, truncated_reason: { type: 'string' },
-    duration_ms: { type: 'number' }, redacted_columns: { type: 'array', items: { type: 'string' } }, fingerprint: { type: 'string' },
+    row_count: { type: 'integer' },
+    truncated: { type: 'boolean' },
+    truncated_reason: { type: 'string' },
+    duration_ms: { type: 'number' },
+    redacted_columns: { type: 'array', items: { type: 'string' } },
+    fingerprint: { type: 'string' },
   },
   required: ['columns', 'rows', 'row_count', 'truncated'],
 } as const;
@@ -141,7 +167,8 @@ const RESULT_SCHEMA = {
 export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlFamily, QueryPinned> = {
   name: 'query_database',
   family: 'database',
-  description: 'Run one read-only SELECT on the configured PostgreSQL database. The text is parsed by the PostgreSQL parser; only SELECTs over allowed tables and functions run, in a READ ONLY transaction that is rolled back, with row, byte and time caps. Pass values as $1… parameters.',
+  description:
+    'Run one read-only SELECT on the configured PostgreSQL database. The text is parsed by the PostgreSQL parser; only SELECTs over allowed tables and functions run, in a READ ONLY transaction that is rolled back, with row, byte and time caps. Pass values as $1… parameters.',
   annotations: { title: 'Query database', ...READ_ONLY },
   input: queryInput,
   outputSchema: RESULT_SCHEMA,
@@ -179,11 +206,20 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
       // The server's error text may quote values; for a query that touches masked columns only
       // the SQLSTATE and a fixed sentence leave.
       if (err instanceof DenialError && masked.length > 0 && err.denial.reasons.includes('db.query_error')) {
-        refuse(err.denial.code, 'The database rejected a query that reads masked columns (its message is withheld).', err.denial.reasons, { sqlstate: err.denial.detail?.sqlstate ?? null });
+        refuse(err.denial.code, 'The database rejected a query that reads masked columns (its message is withheld).', err.denial.reasons, {
+          sqlstate: err.denial.detail?.sqlstate ?? null,
+        });
       }
       throw err;
     }
-    if (r.plan) recordPlan(call, { plan_cost: r.plan.total_cost, plan_rows: r.plan.rows, ms: r.plan.ms, ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }), ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }) });
+    if (r.plan)
+      recordPlan(call, {
+        plan_cost: r.plan.total_cost,
+        plan_rows: r.plan.rows,
+        ms: r.plan.ms,
+        ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }),
+        ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }),
+      });
     const { result, redacted } = redact(r, call.caps.redactColumns);
     const fingerprint = call.facts.sql.kind === 'select' ? call.facts.sql.fingerprint : undefined;
     return {
@@ -192,12 +228,23 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
       metrics: { duration_ms: result.duration_ms, cpu_ms: 0, heap_bytes: 0, output_bytes: Buffer.byteLength(JSON.stringify(result.rows)) },
     };
   },
-  auditArgs: (args) => ({ sql: args.sql.length > 16_384 ? `${args.sql.slice(0, 16_384)}…` : args.sql, params_count: args.params.length, max_rows: args.max_rows ?? null }),
+  auditArgs: (args) => ({
+    sql: args.sql.length > 16_384 ? `${args.sql.slice(0, 16_384)}…` : args.sql,
+    params_count: args.params.length,
+    max_rows: args.max_rows ?? null,
+  }),
 };
 
 const TABLE_NAME = /^[a-z_][a-z0-9_$]{0,62}\.[a-z_][a-z0-9_$]{0,62}$/;
 
-const listInput = z.object({ schema: z.string().regex(/^[a-z_][a-z0-9_$]{0,62}$/).optional() }).strict();
+const listInput = z
+  .object({
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_$]{0,62}$/)
+      .optional(),
+  })
+  .strict();
 
 /** list_tables decides on no facts; its executor records the policy's answer per table under `sql`. */
 type ListFamily = { sql?: SqlListFacts };
@@ -266,9 +313,15 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>, S
   description: 'Columns of one table this principal may read: types, nullability, defaults, and a row estimate.',
   annotations: { title: 'Describe table', ...READ_ONLY },
   input: describeInput,
-  outputSchema: { type: 'object', properties: { table: { type: 'string' }, columns: { type: 'array', items: { type: 'object' } }, row_estimate: { type: 'integer' } }, required: ['table', 'columns'] },
+  outputSchema: {
+    type: 'object',
+    properties: { table: { type: 'string' }, columns: { type: 'array', items: { type: 'object' } }, row_estimate: { type: 'integer' } },
+    required: ['table', 'columns'],
+  },
   async analyse(call, env) {
-    const name = call.args.table.toLowerCase().includes('.') ? call.args.table.toLowerCase() : `${env.config.database.default_schema}.${call.args.table.toLowerCase()}`;
+    const name = call.args.table.toLowerCase().includes('.')
+      ? call.args.table.toLowerCase()
+      : `${env.config.database.default_schema}.${call.args.table.toLowerCase()}`;
     if (!TABLE_NAME.test(name)) refuse('sql_rejected', 'A table is named as schema.table with plain identifiers.', ['sql.bad_table_name']);
     return { facts: { sql: { statements: 1, kind: 'describe', tables: [name], functions: [] } }, pinned: { table: name } };
   },
@@ -290,7 +343,10 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>, S
     if (!r.rows.length) refuse('tool_error', `No table ${schema}.${name}.`, ['db.no_such_table']);
     const columns = r.rows.map(({ row_estimate: _r, ...c }) => c);
     const rowEstimate = Number(r.rows[0]?.row_estimate ?? 0);
-    return { text: columns.map((c) => `${c.name} ${c.type}${c.nullable ? '' : ' not null'}${c.default ? ` default ${c.default}` : ''}`).join('\n'), structured: { table: `${schema}.${name}`, columns, row_estimate: rowEstimate } };
+    return {
+      text: columns.map((c) => `${c.name} ${c.type}${c.nullable ? '' : ' not null'}${c.default ? ` default ${c.default}` : ''}`).join('\n'),
+      structured: { table: `${schema}.${name}`, columns, row_estimate: rowEstimate },
+    };
   },
 };
 

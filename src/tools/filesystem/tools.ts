@@ -45,7 +45,10 @@ async function inWorker<T>(env: ToolEnv, call: Authorised, op: string, payload: 
     onProgress: call.context.progress,
   });
   const output_bytes = Buffer.byteLength(JSON.stringify(r.value));
-  return { value: r.value, metrics: { duration_ms: round(r.metrics.duration_ms), cpu_ms: round(r.metrics.cpu_ms), heap_bytes: r.metrics.heap_bytes, output_bytes } };
+  return {
+    value: r.value,
+    metrics: { duration_ms: round(r.metrics.duration_ms), cpu_ms: round(r.metrics.cpu_ms), heap_bytes: r.metrics.heap_bytes, output_bytes },
+  };
 }
 
 function round(x: number): number {
@@ -57,25 +60,36 @@ function budgetFor(call: Authorised, ms: number): number {
   return Math.max(1, Math.min(ms, call.caps.timeoutMs - Math.min(250, call.caps.timeoutMs / 4)));
 }
 
-const readFileInput = z.object({
-  path: pathArg,
-  encoding: z.enum(['auto', 'text', 'base64']).default('auto'),
-  offset: z.number().int().min(0).default(0),
-  length: z.number().int().positive().optional(),
-}).strict();
+const readFileInput = z
+  .object({
+    path: pathArg,
+    encoding: z.enum(['auto', 'text', 'base64']).default('auto'),
+    offset: z.number().int().min(0).default(0),
+    length: z.number().int().positive().optional(),
+  })
+  .strict();
 
 export const readFileTool: ToolDefinition<z.output<typeof readFileInput>, PathFamily, PathPinned> = {
   name: 'read_file',
   family: 'filesystem',
-  description: 'Read a file inside the allowed roots. Text is returned as UTF-8; binary files as metadata unless encoding is "base64". Large files can be paged with offset/length.',
+  description:
+    'Read a file inside the allowed roots. Text is returned as UTF-8; binary files as metadata unless encoding is "base64". Large files can be paged with offset/length.',
   annotations: { title: 'Read file', ...READ_ONLY },
   input: readFileInput,
   outputSchema: {
     type: 'object',
     properties: {
-      path: { type: 'string' }, size: { type: 'integer' }, mtime: { type: 'string' }, mime: { type: 'string' },
-      sha256: { type: 'string' }, binary: { type: 'boolean' }, encoding: { type: 'string', enum: ['utf8', 'base64', 'none'] },
-      content: { type: 'string' }, offset: { type: 'integer' }, returned_bytes: { type: 'integer' }, truncated: { type: 'boolean' },
+      path: { type: 'string' },
+      size: { type: 'integer' },
+      mtime: { type: 'string' },
+      mime: { type: 'string' },
+      sha256: { type: 'string' },
+      binary: { type: 'boolean' },
+      encoding: { type: 'string', enum: ['utf8', 'base64', 'none'] },
+      content: { type: 'string' },
+      offset: { type: 'integer' },
+      returned_bytes: { type: 'integer' },
+      truncated: { type: 'boolean' },
     },
     required: ['path', 'size', 'sha256', 'encoding', 'content', 'truncated'],
   },
@@ -98,34 +112,44 @@ export const readFileTool: ToolDefinition<z.output<typeof readFileInput>, PathFa
     // The result names the file relative to its root (issue 17): the server's absolute layout (home
     // folders, mount points) is not the client's business, and the relative form is what it sent.
     const shown = pinOf(call.pinned).components.join('/');
-    const text = r.encoding === 'none'
-      ? `${shown}: binary file, ${r.size} bytes, ${r.mime}, sha256 ${r.sha256}. Ask for encoding "base64" to get the bytes.`
-      : r.content;
+    const text =
+      r.encoding === 'none' ? `${shown}: binary file, ${r.size} bytes, ${r.mime}, sha256 ${r.sha256}. Ask for encoding "base64" to get the bytes.` : r.content;
     return { text, structured: { ...r, path: shown }, metrics };
   },
 };
 
-const listInput = z.object({
-  path: pathArg,
-  recursive: z.boolean().default(false),
-  depth: z.number().int().min(1).max(64).optional(),
-  pattern: z.string().min(1).max(1024).optional().describe('Glob matched against entry paths relative to the listed directory.'),
-  include_hidden: z.boolean().default(true),
-  max_entries: z.number().int().positive().optional(),
-}).strict();
+const listInput = z
+  .object({
+    path: pathArg,
+    recursive: z.boolean().default(false),
+    depth: z.number().int().min(1).max(64).optional(),
+    pattern: z.string().min(1).max(1024).optional().describe('Glob matched against entry paths relative to the listed directory.'),
+    include_hidden: z.boolean().default(true),
+    max_entries: z.number().int().positive().optional(),
+  })
+  .strict();
 
 export const listDirectoryTool: ToolDefinition<z.output<typeof listInput>, PathFamily, PathPinned> = {
   name: 'list_directory',
   family: 'filesystem',
-  description: 'List a directory inside the allowed roots, optionally recursively (bounded depth and entry count) and filtered by a glob. Links are reported, never followed.',
+  description:
+    'List a directory inside the allowed roots, optionally recursively (bounded depth and entry count) and filtered by a glob. Links are reported, never followed.',
   annotations: { title: 'List directory', ...READ_ONLY },
   input: listInput,
   outputSchema: {
     type: 'object',
     properties: {
       path: { type: 'string' },
-      entries: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, kind: { type: 'string' }, size: { type: 'integer' }, mtime: { type: 'string' } }, required: ['path', 'kind'] } },
-      truncated: { type: 'boolean' }, truncated_reason: { type: 'string' },
+      entries: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { path: { type: 'string' }, kind: { type: 'string' }, size: { type: 'integer' }, mtime: { type: 'string' } },
+          required: ['path', 'kind'],
+        },
+      },
+      truncated: { type: 'boolean' },
+      truncated_reason: { type: 'string' },
     },
     required: ['path', 'entries', 'truncated'],
   },
@@ -144,21 +168,25 @@ export const listDirectoryTool: ToolDefinition<z.output<typeof listInput>, PathF
       maxEntries: Math.min(call.args.max_entries ?? fsCfg.max_entries, fsCfg.max_entries),
       budgetMs: budgetFor(call, call.caps.timeoutMs),
     });
-    const lines = r.entries.map((e) => `${e.kind === 'directory' ? '[DIR] ' : e.kind === 'symlink' ? '[LINK]' : e.kind === 'other' ? '[OTHER]' : '[FILE]'} ${e.path}`);
+    const lines = r.entries.map(
+      (e) => `${e.kind === 'directory' ? '[DIR] ' : e.kind === 'symlink' ? '[LINK]' : e.kind === 'other' ? '[OTHER]' : '[FILE]'} ${e.path}`,
+    );
     if (r.truncated) lines.push(`… truncated (${r.truncated_reason})`);
     return { text: lines.join('\n') || '(empty)', structured: { ...r }, metrics };
   },
 };
 
-const searchInput = z.object({
-  path: pathArg,
-  query: z.string().min(1).max(4096),
-  regex: z.boolean().default(false),
-  case_sensitive: z.boolean().default(false),
-  pattern: z.string().min(1).max(1024).optional(),
-  include_hidden: z.boolean().default(false),
-  max_results: z.number().int().positive().optional(),
-}).strict();
+const searchInput = z
+  .object({
+    path: pathArg,
+    query: z.string().min(1).max(4096),
+    regex: z.boolean().default(false),
+    case_sensitive: z.boolean().default(false),
+    pattern: z.string().min(1).max(1024).optional(),
+    include_hidden: z.boolean().default(false),
+    max_results: z.number().int().positive().optional(),
+  })
+  .strict();
 
 export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>, PathFamily, PathPinned> = {
   name: 'search_files',
@@ -170,8 +198,18 @@ export const searchFilesTool: ToolDefinition<z.output<typeof searchInput>, PathF
     type: 'object',
     properties: {
       path: { type: 'string' },
-      matches: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' } }, required: ['path', 'line', 'text'] } },
-      files_scanned: { type: 'integer' }, skipped: { type: 'object' }, truncated: { type: 'boolean' }, truncated_reason: { type: 'string' },
+      matches: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { path: { type: 'string' }, line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' } },
+          required: ['path', 'line', 'text'],
+        },
+      },
+      files_scanned: { type: 'integer' },
+      skipped: { type: 'object' },
+      truncated: { type: 'boolean' },
+      truncated_reason: { type: 'string' },
     },
     required: ['path', 'matches', 'truncated'],
   },
@@ -216,8 +254,15 @@ export const fileInfoTool: ToolDefinition<z.output<typeof infoInput>, PathFamily
   outputSchema: {
     type: 'object',
     properties: {
-      path: { type: 'string' }, kind: { type: 'string' }, size: { type: 'integer' }, mtime: { type: 'string' }, ctime: { type: 'string' },
-      mode: { type: 'string' }, nlink: { type: 'integer' }, mime: { type: 'string' }, sha256: { type: 'string' },
+      path: { type: 'string' },
+      kind: { type: 'string' },
+      size: { type: 'integer' },
+      mtime: { type: 'string' },
+      ctime: { type: 'string' },
+      mode: { type: 'string' },
+      nlink: { type: 'integer' },
+      mime: { type: 'string' },
+      sha256: { type: 'string' },
     },
     required: ['path', 'kind', 'size'],
   },
@@ -225,7 +270,11 @@ export const fileInfoTool: ToolDefinition<z.output<typeof infoInput>, PathFamily
     return pathFacts(call.args.path, env, 'any');
   },
   async execute(call, env) {
-    const { value: r, metrics } = await inWorker<InfoResult>(env, call, 'info', { pin: pinOf(call.pinned), canonical: canonicalOf(call), maxFileBytes: env.config.filesystem.max_file_bytes });
+    const { value: r, metrics } = await inWorker<InfoResult>(env, call, 'info', {
+      pin: pinOf(call.pinned),
+      canonical: canonicalOf(call),
+      maxFileBytes: env.config.filesystem.max_file_bytes,
+    });
     return { text: JSON.stringify(r, null, 2), structured: { ...r }, metrics };
   },
 };
