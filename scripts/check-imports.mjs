@@ -2,7 +2,7 @@
 // The import-boundary check: every relative import in src/ and sandbox/ must go to the same or a
 // lower layer (scripts/layers.json), and no file may reach itself through imports (a cycle).
 // Type-only imports count: a layer that names a higher layer's types depends on it all the same.
-// Prints JSON {files, imports, upward, cycles}; exits 1 when either list is not empty.
+// Prints JSON {files, imports, upward, cycles, unplaced, missing}; exits 1 when any list is not empty.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +53,7 @@ export function layerOf(file, layers) {
 }
 
 export function check() {
-  const { layers, debts = [] } = loadLayers();
+  const { layers } = loadLayers();
   const files = sourceFiles();
   const graph = new Map(files.map((f) => [f, importsOf(f).filter((t) => t.startsWith('src/') || t.startsWith('sandbox/'))]));
   const upward = [];
@@ -66,25 +66,18 @@ export function check() {
       const b = layerOf(to, layers);
       if (!a || !b) continue;
       const allowed = a.only ? a.only.includes(b.name) || a.name === b.name : b.rank <= a.rank;
-      if (!allowed && !debts.includes(`${from} -> ${to}`)) upward.push({ from, to, from_layer: a.name, to_layer: b.name });
+      if (!allowed) upward.push({ from, to, from_layer: a.name, to_layer: b.name });
     }
   }
   const missing = [...graph.values()].flat().filter((t) => !graph.has(t));
-  const cycles = cyclesOf(graph).filter((c) => !debts.includes(`cycle: ${c.join(' ')}`));
   return {
     files: files.length,
     imports,
     upward,
-    cycles,
+    cycles: cyclesOf(graph),
     unplaced,
     missing: [...new Set(missing)],
-    stale_debts: debts.filter((d) => (d.startsWith('cycle: ') ? !cyclesOf(graph).some((c) => `cycle: ${c.join(' ')}` === d) : !isEdge(graph, d))),
   };
-}
-
-function isEdge(graph, debt) {
-  const [from, to] = debt.split(' -> ');
-  return (graph.get(from) ?? []).includes(to);
 }
 
 /** Strongly connected components with more than one file (Tarjan), or a file importing itself. */
@@ -126,5 +119,5 @@ export function cyclesOf(graph) {
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const r = check();
   process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-  process.exit(r.upward.length || r.cycles.length || r.unplaced.length || r.missing.length || r.stale_debts.length ? 1 : 0);
+  process.exit(r.upward.length || r.cycles.length || r.unplaced.length || r.missing.length ? 1 : 0);
 }

@@ -22,6 +22,9 @@ function run(cmd, argv, opts = {}) {
   });
 }
 
+/** What the formatter keeps in shape (package.json's `format` and `lint` use the same list). */
+const LINTED = ['src/**/*.ts', 'sandbox/**/*.ts', 'test/**/*.ts', 'scripts/**/*.mjs', 'bin/*.js', 'eslint.config.js'];
+
 let passed = 0;
 let failed = 0;
 
@@ -55,21 +58,45 @@ if (!args.length || args.includes('--policy')) {
   if (r.code !== 0 && (!m || Number(m[2]) === 0)) failed += 1;
 }
 
+// The guard rails (ESLint, the formatter, the import-boundary check): one check each, counted
+// like tests, so a style or layering slip turns CI red with the rest.
+if (!args.length || args.includes('--lint')) {
+  for (const [name, cmd, argv] of [
+    ['eslint', path.join(root, 'node_modules', '.bin', 'eslint'), ['.']],
+    ['prettier', path.join(root, 'node_modules', '.bin', 'prettier'), ['--check', '--log-level', 'warn', ...LINTED]],
+    ['import boundaries', process.execPath, ['scripts/check-imports.mjs']],
+  ]) {
+    const r = await run(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.code === 0) passed += 1;
+    else {
+      failed += 1;
+      console.error(`lint: ${name} failed (run \`npm run lint\`)`);
+    }
+  }
+}
+
 function testFiles(dir) {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? testFiles(path.join(dir, e.name)) : e.name.endsWith('.test.js') ? [path.join(dir, e.name)] : []);
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? testFiles(path.join(dir, e.name)) : e.name.endsWith('.test.js') ? [path.join(dir, e.name)] : []));
 }
 
 const explicit = args.filter((a) => !a.startsWith('--'));
-const files = explicit.length ? explicit : testFiles(path.join(root, 'dist', 'test')).map((f) => path.relative(root, f)).sort();
-if (!args.includes('--policy') || explicit.length) {
+const files = explicit.length
+  ? explicit
+  : testFiles(path.join(root, 'dist', 'test'))
+      .map((f) => path.relative(root, f))
+      .sort();
+if ((!args.includes('--policy') && !args.includes('--lint')) || explicit.length) {
   if (!files.length) {
     console.error('no compiled tests under dist/test: run `npm run build` first');
     failed += 1;
   } else {
     // Coverage is off on purpose: tap's TS coverage needs its loader; we test the emitted JS.
-    const r = await run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--timeout=300', '--reporter=tap', ...files], { env: { ...process.env, ...serviceEnv, BULWARK_TEST_SERVICES: started.code === 0 ? '1' : '0' } });
+    const r = await run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--timeout=300', '--reporter=tap', ...files], {
+      env: { ...process.env, ...serviceEnv, BULWARK_TEST_SERVICES: started.code === 0 ? '1' : '0' },
+    });
     const summary = [...r.out.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].pop();
     if (summary) {
       const total = Number(summary[1]);

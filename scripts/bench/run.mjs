@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm run bench`: one JSON document on stdout. BENCH_QUICK=1 shrinks every loop for a smoke run.
+// BENCH_AGAINST=DIR (a folder holding another build's dist/) adds this build against that one,
+// alternating rounds in one process: the gate without its audit append, and the audit log.
 import os from 'node:os';
-import { benchGate } from './gate.mjs';
+import { benchGate, benchGateAgainst } from './gate.mjs';
 import { benchPolicy } from './policy.mjs';
 import { benchStdioRead } from './stdio-read.mjs';
 import { benchSandbox } from './sandbox.mjs';
@@ -31,10 +33,11 @@ const out = {
 out.policy = await benchPolicy(quick ? { samples: 2000, soak: 20000 } : {});
 out.gate = [];
 for (const durability of ['batch', 'fsync', 'async']) out.gate.push(await benchGate({ durability, calls: quick ? 500 : 5000 }));
+if (process.env.BENCH_AGAINST) out.gate_against = await benchGateAgainst(process.env.BENCH_AGAINST, quick ? { rounds: 2, calls: 500 } : {});
 out.stdio_read_file = await benchStdioRead({ rounds: quick ? 200 : 2000 });
 out.sandbox = await benchSandbox({ quick });
 out.sql = await benchSql({ quick });
-out.audit = await benchAudit({ quick });
+out.audit = await benchAudit({ quick, ...(process.env.BENCH_AGAINST ? { against: process.env.BENCH_AGAINST } : {}) });
 out.database = await benchDatabase({ quick });
 out.api = await benchApi({ quick });
 out.auth = await benchAuth({ quick });
