@@ -285,7 +285,7 @@ export const THREATS: readonly ThreatCoverage[] = [
         'rate_limit: limits that cannot be read are internal_error gate.rate_limit_failed',
         'validate: an input schema whose parse throws is internal_error gate.validate_failed',
         "analyse: an analyser that throws a plain Error is the family's rejection, analysis.failed",
-        'analyse: an analyser that rejects with no reason at all is still denied, internal_error gate.analyse_failed',
+        'analyse: an analyser that rejects with no reason at all gets the same typed answer as one that throws',
         'execute: an executor that throws a plain Error is tool_error tool.failed',
         'execute: an executor that never settles is answered timeout deadline.exceeded at the deadline',
         'execute: a side-effect predicate that throws is internal_error gate.execute_failed, and the executor never starts',
