@@ -15,6 +15,8 @@
 #
 # isolated-vm: package-lock.json carries 5.x, the Node 20 line; 7.x is the Node 24 line (engines
 # >= 24). The deps stage replaces it with ISOLATED_VM_VERSION after `npm ci` and compiles that.
+# On a checkout, scripts/node24.sh builds the same pair (NODE24_VERSION, ISOLATED_VM_24) into
+# .toolchain/ instead; test/node24.test.ts checks that both pin the same versions.
 #
 # Build with the network of the host (`--network host`): apt and npm reach their registries from
 # the build stages only. The image needs no network to start.

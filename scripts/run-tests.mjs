@@ -88,27 +88,85 @@ const files = explicit.length
   : testFiles(path.join(root, 'dist', 'test'))
       .map((f) => path.relative(root, f))
       .sort();
-if ((!args.includes('--policy') && !args.includes('--lint')) || explicit.length) {
+
+/** Runs tap over `files` on the Node binary `node` and counts its results. */
+async function tapRun(files, node, extraEnv = {}) {
+  // Coverage is off on purpose: tap's TS coverage needs its loader; we test the emitted JS.
+  // tap starts each test file with its own runtime (process.execPath), so starting it with `node`
+  // runs the files there; PATH leads to the same binary for anything that asks for plain `node`.
+  const tap = fs.realpathSync(path.join(root, 'node_modules', '.bin', 'tap'));
+  const r = await run(node, [tap, '--disable-coverage', '--timeout=300', '--reporter=tap', ...files], {
+    env: { ...process.env, ...serviceEnv, ...extraEnv, BULWARK_TEST_SERVICES: started.code === 0 ? '1' : '0' },
+  });
+  const summary = [...r.out.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].pop();
+  if (summary) {
+    const total = Number(summary[1]);
+    const pass = Number(summary[2] ?? 0);
+    passed += pass;
+    failed += total - pass;
+  } else {
+    failed += 1;
+  }
+  if (r.code !== 0 && (!summary || Number(summary[1]) === Number(summary[2] ?? 0))) failed += 1;
+}
+
+const node24Only = args.includes('--node24');
+if ((!args.includes('--policy') && !args.includes('--lint') && !node24Only) || (explicit.length && !node24Only)) {
   if (!files.length) {
     console.error('no compiled tests under dist/test: run `npm run build` first');
     failed += 1;
   } else {
-    // Coverage is off on purpose: tap's TS coverage needs its loader; we test the emitted JS.
-    const r = await run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--timeout=300', '--reporter=tap', ...files], {
-      env: { ...process.env, ...serviceEnv, BULWARK_TEST_SERVICES: started.code === 0 ? '1' : '0' },
-    });
-    const summary = [...r.out.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].pop();
-    if (summary) {
-      const total = Number(summary[1]);
-      const pass = Number(summary[2] ?? 0);
-      passed += pass;
-      failed += total - pass;
-    } else {
-      failed += 1;
-    }
-    if (r.code !== 0 && (!summary || Number(summary[1]) === Number(summary[2] ?? 0))) failed += 1;
+    await tapRun(files, process.execPath);
   }
 }
+
+// BEGIN node24: the second runtime. `npm test` runs NODE24_FILES again on Node 24 LTS (the
+// image's runtime; scripts/node24.sh installs it and isolated-vm 7 for it, a quick no-op when
+// present); `--node24 FILE...` runs just those files there. The subset is every file that
+// exercises what differs between the runtimes: the native addons and the per-ABI isolated-vm,
+// the permission model around every kind of worker (flags, allow-lists, attacks on paths and
+// links, start failures failing closed), the transports end to end through the built CLI, the
+// audit log's crypto and files, and the runtime's crypto (argon2, JWT) and HTTP client (undici)
+// under authentication and the API gateway. The rest is runtime-neutral TypeScript, and the
+// whole suite twice would double CI's longest stage on a 2-core runner.
+const NODE24_FILES = [
+  'native-addons',
+  'node24',
+  'sandbox-js',
+  'js-intrinsics',
+  'workers',
+  'fault-workers',
+  'path-attacks',
+  'filesystem-tools',
+  'database-embedded',
+  'e2e',
+  'http-transport',
+  'fault-stdio',
+  'audit',
+  'audit-log',
+  'audit-crash',
+  'cli',
+  'config',
+  'bad-input',
+  'auth-http',
+  'api-gateway',
+].map((f) => path.join('dist', 'test', `${f}.test.js`));
+if (!args.length || node24Only) {
+  const n24 = spawnSync('bash', ['scripts/node24.sh', '--print'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const node24 = n24.status === 0 ? n24.stdout.trim() : '';
+  const list = node24Only && explicit.length ? explicit : NODE24_FILES;
+  if (!node24) {
+    console.error('node24: no Node 24 to run on (scripts/node24.sh failed, see above)');
+    failed += 1;
+  } else if (list.some((f) => !fs.existsSync(path.join(root, f)))) {
+    console.error(`node24: missing ${list.filter((f) => !fs.existsSync(path.join(root, f))).join(', ')}: run \`npm run build\` first`);
+    failed += 1;
+  } else {
+    console.log(`# node24: ${list.length} files on ${node24}`);
+    await tapRun(list, node24, { PATH: `${path.dirname(node24)}${path.delimiter}${process.env.PATH ?? ''}` });
+  }
+}
+// END node24
 
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -123,6 +123,10 @@ packages=()
 have_pg || packages+=(postgresql)
 have_redis || packages+=(redis-server)
 have_chromium || packages+=(chromium)
+# BEGIN haproxy: the load balancer of the three-replica test (test/replicas.test.ts), Debian's package.
+have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
+have_haproxy || packages+=(haproxy)
+# END haproxy
 
 if [ "${#packages[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 ||
@@ -152,6 +156,12 @@ if [ "${#packages[@]}" -gt 0 ]; then
   have_chromium || die "chromium was installed but is still not on PATH"
   installed+=("${packages[@]}")
 fi
+
+# BEGIN node24: Node 24 LTS (npm's node@24, pinned) and isolated-vm 7 built for it, in .toolchain/
+# (scripts/node24.sh: prints what it installs; a quick silent check when present). npm test's
+# node24 stage runs on it.
+bash "$(dirname "$0")/node24.sh" || die "scripts/node24.sh failed (output above)"
+# END node24
 
 if [ "${#installed[@]}" -gt 0 ]; then
   echo "toolchain: installed ${installed[*]}"

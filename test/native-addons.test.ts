@@ -1,12 +1,13 @@
 import { createRequire } from 'node:module';
 import t from 'tap';
+import { ivm } from '../sandbox/js/isolated-vm.js';
 
 // npm 11 warns that these install scripts are "not covered by allowScripts"; on a machine where
 // they did not run, the addons are missing. Fail loudly here rather than deep inside a tool.
 const require = createRequire(import.meta.url);
 
+// The copy the JavaScript worker loads: node_modules' on Node 20, the per-ABI build on Node 24.
 t.test('isolated-vm is built and runs an isolate', async (t) => {
-  const ivm = require('isolated-vm') as typeof import('isolated-vm');
   const isolate = new ivm.Isolate({ memoryLimit: 16 });
   const ctx = isolate.createContextSync();
   t.equal(isolate.compileScriptSync('6 * 7').runSync(ctx), 42);

@@ -1,9 +1,6 @@
-import { createRequire } from 'node:module';
 import { refuse } from '../../src/core/denial.js';
 import type IvmModule from 'isolated-vm';
-
-const require = createRequire(import.meta.url);
-const ivm = require('isolated-vm') as typeof IvmModule;
+import { ivm } from './isolated-vm.js';
 
 export interface ScriptRequest {
   readonly code: string;
