@@ -53,6 +53,18 @@ export class Metrics {
     help: 'Audit appends that failed (the call was answered audit_unavailable or retried without its arguments)',
     registers: [this.registry],
   });
+  readonly slowCalls = new Counter({
+    name: 'mcp_slow_calls_total',
+    help: 'Calls slower than their observability.slow_call_ms threshold, by tool (each also logged once)',
+    labelNames: ['tool'] as const,
+    registers: [this.registry],
+  });
+  readonly policyReloads = new Counter({
+    name: 'mcp_policy_reload_total',
+    help: 'Policy loads that examined a new policy (boot, SIGHUP, a changed bundle), by result (loaded, unchanged, refused) and refusal reason',
+    labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly authOutcomes = new Counter({
     name: 'mcp_auth_total',
     help: 'HTTP bearer authentication outcomes',
@@ -137,15 +149,34 @@ export class Metrics {
     }
   }
 
+  /** `mcp_policy_info`: 1 with the serving policy's revisions as labels (0 while no policy could load). */
+  observePolicy(info: () => { revision: string; bundleRevision: string; source: string; ready: boolean }): void {
+    new Gauge({
+      name: 'mcp_policy_info',
+      help: 'The policy serving calls: revision (sha256 of wasm and data, as records name it), bundle_revision (the bundle manifest), source',
+      labelNames: ['revision', 'bundle_revision', 'source'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const i = info();
+        this.set({ revision: i.revision, bundle_revision: i.bundleRevision, source: i.source }, i.ready ? 1 : 0);
+      },
+    });
+  }
+
+  /** The `tool` label for a call to `name`: the name itself when it is a registered tool, else one shared value. */
+  toolLabel(name: string): string {
+    const known = this.knownTools ? this.knownTools.has(name) || name.startsWith('http:') : name !== '' && !name.startsWith('"');
+    return known ? name.slice(0, 64) : UNKNOWN_TOOL_LABEL;
+  }
+
   /** Observe one recorded call from its audit fields (records that are not a call's outcome are not calls). */
   observeRecord(fields: Readonly<Record<string, unknown>>): void {
     const parsed = parseAuditFields(fields);
     if (!parsed.ok || parsed.fields.event !== undefined) return;
     const { outcome, decision } = parsed.fields;
     if (!outcome) return;
-    const name = parsed.fields.tool ?? '';
-    const known = this.knownTools ? this.knownTools.has(name) || name.startsWith('http:') : name !== '' && !name.startsWith('"');
-    const tool = known ? name.slice(0, 64) : UNKNOWN_TOOL_LABEL;
+    const tool = this.toolLabel(parsed.fields.tool ?? '');
     this.requests.inc({ tool, status: outcome.status ?? 'unknown' });
     if (outcome.duration_ms !== undefined) this.duration.observe({ tool }, outcome.duration_ms / 1000);
     if (decision) this.decisions.inc({ decision: decision.allow ? 'allow' : 'deny', code: outcome.code ?? 'none' });
