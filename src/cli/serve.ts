@@ -50,6 +50,8 @@ export async function runServe(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // SIGHUP reloads the policy: verified, compiled and smoke-tested first; a bad one leaves the old policy serving.
+  process.on('SIGHUP', () => void app.policyReloader.reload('sighup'));
   if (loaded.config.server.transport === 'http') {
     let h: HttpServerHandle;
     try {

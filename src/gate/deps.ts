@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PolicyEvaluator } from '../policy/engine.js';
+import { policyQuestions, type PolicyQuestions } from '../policy/questions.js';
 import type { ToolRegistry } from '../tools/registry.js';
 import type { ToolEnv } from '../tools/types.js';
 import type { RateStore } from '../limits/rate-store.js';
@@ -24,4 +25,27 @@ export interface GateDeps {
   readonly auth?: AuthRuntime;
   /** Prometheus series (absent outside a server). */
   readonly prom?: Metrics;
+  /**
+   * The tool environment that goes with one loaded policy (its data's blocked names, its questions),
+   * when the policy can be reloaded (app.ts); absent or undefined: `toolEnv` with that policy's questions.
+   */
+  readonly toolEnvOf?: (policy: PolicyEvaluator) => ToolEnv | undefined;
+}
+
+const questionsOf = new WeakMap<PolicyEvaluator, PolicyQuestions>();
+
+/**
+ * The deps one call runs with: a live policy (policy/reload.ts) read once, as the call enters, so
+ * every stage, the tools' own questions and the record use the revision the call started with even
+ * if a reload swaps the policy meanwhile.
+ */
+export function pinPolicy(deps: GateDeps): GateDeps {
+  const pinned = deps.policy.pin?.();
+  if (!pinned || pinned === deps.policy) return deps;
+  const env = deps.toolEnvOf?.(pinned);
+  if (env) return { ...deps, policy: pinned, toolEnv: env };
+  if (!deps.toolEnv.policy) return { ...deps, policy: pinned };
+  let questions = questionsOf.get(pinned);
+  if (!questions) questionsOf.set(pinned, (questions = policyQuestions(pinned)));
+  return { ...deps, policy: pinned, toolEnv: { ...deps.toolEnv, policy: questions } };
 }

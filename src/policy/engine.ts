@@ -16,6 +16,11 @@ export interface PolicyEvaluator {
   /** Throws PolicyError on any failure: callers deny with `policy_error`. */
   decide(input: unknown): Decision;
   visibleTools(input: unknown): string[];
+  /**
+   * The engine one call uses from its first stage to its record. A live (reloadable) policy answers
+   * the engine loaded at that moment, so a swap never changes a call half-way; a fixed engine answers itself.
+   */
+  pin?(): PolicyEvaluator;
 }
 
 const OBLIGATION_NUMBERS = ['max_bytes', 'timeout_ms', 'max_rows', 'memory_mb', 'max_plan_cost', 'max_plan_rows'] as const;
@@ -37,6 +42,10 @@ function parseObligations(value: unknown): Obligations {
       throw new PolicyError('policy.malformed_decision', 'obligation redact_columns is not a list of strings');
     }
     out.redact_columns = Object.freeze([...v.redact_columns]);
+  }
+  if (v.row_filters !== undefined) {
+    if (!Array.isArray(v.row_filters)) throw new PolicyError('policy.malformed_decision', 'obligation row_filters is not a list');
+    out.row_filters = Object.freeze(structuredClone(v.row_filters) as unknown[]);
   }
   return Object.freeze(out) as Obligations;
 }
@@ -76,18 +85,25 @@ export class WasmPolicyEngine implements PolicyEvaluator {
     } catch (err) {
       throw new PolicyError('policy.wasm_missing', `cannot read ${wasmPath}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
-    const dataJson = JSON.stringify(data ?? {});
+    return WasmPolicyEngine.fromBytes(wasm, JSON.stringify(data ?? {}), maxInputBytes, wasmPath);
+  }
+
+  /**
+   * Instantiate from bytes (a verified bundle's policy.wasm) and the data JSON exactly as it is
+   * hashed into the revision; `label` names the source in errors.
+   */
+  static async fromBytes(wasm: Uint8Array, dataJson: string, maxInputBytes: number, label: string): Promise<WasmPolicyEngine> {
     let policy: LoadedPolicy;
     try {
       policy = await loadPolicy(wasm, MEMORY);
       policy.setData(JSON.parse(dataJson) as object);
     } catch (err) {
-      throw new PolicyError('policy.wasm_invalid', `cannot load ${wasmPath}: ${(err as Error).message}`);
+      throw new PolicyError('policy.wasm_invalid', `cannot load ${label}: ${(err as Error).message}`);
     }
     const entrypoints = Object.keys((policy.entrypoints ?? {}) as Record<string, number>);
     for (const e of [DECISION_ENTRYPOINT, VISIBLE_TOOLS_ENTRYPOINT]) {
       if (!entrypoints.includes(e))
-        throw new PolicyError('policy.entrypoint_missing', `${wasmPath} has no entrypoint ${e} (has: ${entrypoints.join(', ') || 'none'})`);
+        throw new PolicyError('policy.entrypoint_missing', `${label} has no entrypoint ${e} (has: ${entrypoints.join(', ') || 'none'})`);
     }
     const revision = crypto.createHash('sha256').update(wasm).update('\0').update(dataJson).digest('hex');
     return new WasmPolicyEngine(policy, revision, maxInputBytes);
