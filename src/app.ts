@@ -2,13 +2,16 @@ import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { LoadedConfig } from './config/loader.js';
 import type { Logger } from './observability/logger.js';
 import { GateMetrics } from './observability/gate-metrics.js';
-import { readPolicyData, UnavailablePolicy, WasmPolicyEngine, type PolicyEvaluator } from './policy/engine.js';
+import { UnavailablePolicy, type PolicyEvaluator } from './policy/engine.js';
+import { LivePolicy, PolicyReloader, type ReloadOutcome } from './policy/reload.js';
+import { policySourceFromConfig } from './policy/reload-sources.js';
 import { PolicyError } from './policy/types.js';
 import { buildRegistry } from './tools/registry.js';
 import { MemoryRateStore } from './limits/rate-store.js';
 import path from 'node:path';
 import { AuditLog } from './audit/open-audit-log.js';
-import { auditOptionsFromConfig } from './audit/config.js';
+import { auditOptionsFromConfig, policyArchiveDir } from './audit/config.js';
+import { openPolicyArchive, type PolicyArchive } from './policy/archive.js';
 import type { GateDeps } from './gate/deps.js';
 import type { ToolEnv } from './tools/types.js';
 import { createPools, type Pools } from './execution/pools.js';
@@ -28,12 +31,14 @@ export interface App {
   readonly catalogue: readonly Tool[];
   /** One check per dependency the configured tools need, in the order /ready lists them. */
   readonly readiness: readonly ReadinessCheck[];
+  /** Loads the policy again (SIGHUP); file and HTTP bundle sources also reload on their own. */
+  readonly policyReloader: PolicyReloader;
   close(): Promise<void>;
 }
 
-/** Policy data from its file, with the config's filesystem settings folded in (the config wins). */
-export function effectivePolicyData(loaded: LoadedConfig): unknown {
-  const data = readPolicyData(loaded.config.policy.data as string) as Record<string, any>;
+/** The config's filesystem settings folded into policy data (from a file or a bundle; the config wins). */
+export function withConfigOverlay(source: unknown, loaded: LoadedConfig): unknown {
+  const data = structuredClone(source ?? {}) as Record<string, any>;
   const blocked = loaded.config.filesystem.blocked_extensions;
   if (blocked) {
     data.bulwark ??= {};
@@ -42,19 +47,33 @@ export function effectivePolicyData(loaded: LoadedConfig): unknown {
   return data;
 }
 
+function configDirOf(loaded: LoadedConfig): string {
+  return loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
+}
+
+/**
+ * The policy the config names (a signed bundle file or URL, or the committed wasm and data), loaded
+ * once before this returns. When it cannot load, the server stays up, reports not-ready and denies
+ * every call with policy_error (fail closed) until a reload succeeds.
+ */
+export async function openPolicy(loaded: LoadedConfig, logger: Logger, archive?: PolicyArchive): Promise<PolicyReloader> {
+  const source = await policySourceFromConfig(loaded.config.policy, configDirOf(loaded));
+  const reloader = new PolicyReloader({
+    live: new LivePolicy(new UnavailablePolicy(new PolicyError('policy.not_loaded', 'the policy has not been loaded yet'))),
+    source,
+    overlay: (data) => withConfigOverlay(data, loaded),
+    maxInputBytes: loaded.config.limits.max_policy_input_bytes,
+    archive,
+    logger,
+  });
+  await reloader.reload('boot');
+  return reloader;
+}
+
+/** The policy as loaded now, for one-shot commands (doctor, policy eval): no watching, no reloads. */
 export async function loadPolicyEngine(loaded: LoadedConfig, logger: Logger): Promise<{ policy: PolicyEvaluator; data: unknown }> {
-  let data: unknown = {};
-  try {
-    data = effectivePolicyData(loaded);
-    const policy = await WasmPolicyEngine.load(loaded.config.policy.wasm as string, data, loaded.config.limits.max_policy_input_bytes);
-    logger.info('policy loaded', { wasm: loaded.config.policy.wasm, revision: policy.revision });
-    return { policy, data };
-  } catch (err) {
-    const pe = err instanceof PolicyError ? err : new PolicyError('policy.load_failed', (err as Error).message);
-    // Stay up so /ready and doctor can say what is wrong, but deny every call (fail closed).
-    logger.error('policy failed to load; every call will be denied with policy_error', { reason: pe.reason, error: pe.message });
-    return { policy: new UnavailablePolicy(pe), data };
-  }
+  const reloader = await openPolicy(loaded, logger);
+  return { policy: reloader.live.pin(), data: reloader.loadedData };
 }
 
 function stringListOf(data: unknown, key: 'blocked_extensions' | 'blocked_names'): string[] {
@@ -70,10 +89,14 @@ export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown, 
 
 export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
   const { config } = loaded;
-  const { policy, data } = await loadPolicyEngine(loaded, logger);
+  const configDir = configDirOf(loaded);
+  // Every revision is archived before it serves (boot and each reload), so every decision can be replayed.
+  const policyArchive = openPolicyArchive(policyArchiveDir(config.audit, configDir));
+  const policyReloader = await openPolicy(loaded, logger, policyArchive);
+  const policy = policyReloader.live;
+  const data = policyReloader.loadedData;
   // Upstream configuration errors surface here, before anything is opened.
   const api = ApiRuntime.create(config, logger);
-  const configDir = loaded.source === 'embedded defaults' ? process.cwd() : path.dirname(loaded.source);
   // The metrics registry is built after the pools; syncs before then are not observed.
   let observeSync: ((seconds: number) => void) | undefined;
   const audit = await AuditLog.open({
@@ -100,17 +123,36 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
       ? new EmbeddedExecutor(new EmbeddedDatabasePool(logger), session.search_path as string)
       : undefined;
   const gateMetrics = new GateMetrics();
-  const tools = buildRegistry();
+  const tools = buildRegistry({ apis: Object.keys(config.apis ?? {}).length > 0 });
   const prom = new Metrics(pools, () => gateMetrics.snapshot(), tools.keys());
   observeSync = (s) => prom.auditFsync.observe(s);
+  const countReload = (o: ReloadOutcome): void => {
+    if (o.examined) prom.policyReloads.inc({ result: o.result, reason: o.reason ?? '' });
+  };
+  if (policyReloader.last) countReload(policyReloader.last);
+  policyReloader.onOutcome(countReload);
+  prom.observePolicy(() => ({ revision: policy.revision, bundleRevision: policy.bundleRevision, source: policyReloader.source.kind, ready: policy.ready }));
   const auth = new AuthRuntime(config, configDir, logger);
   await auth.start();
+  // Each loaded policy brings its own data (blocked names the executors skip): tools get the environment of the policy that decided the call.
+  const envOf = (engine: PolicyEvaluator, policyData: unknown): ToolEnv => ({
+    ...toolEnvFor(loaded, logger, policyData, pools),
+    database,
+    policy: policyQuestions(engine),
+    api,
+  });
+  const toolEnvs = new WeakMap<PolicyEvaluator, ToolEnv>([[policy.pin(), envOf(policy.pin(), data)]]);
+  // Observers run in the same tick as the swap, so no call can pin the new policy before its environment exists.
+  policyReloader.onOutcome((o) => {
+    if (o.result === 'loaded') toolEnvs.set(policy.pin(), envOf(policy.pin(), policyReloader.loadedData));
+  });
   const deps: GateDeps = {
     config,
     logger,
     policy,
     tools,
     toolEnv: { ...toolEnvFor(loaded, logger, data, pools), database, policy: policyQuestions(policy), api },
+    toolEnvOf: (engine) => toolEnvs.get(engine),
     // With limits.store: redis the gate shares the API gateway's Redis buckets, so replicas share limits.
     buckets: config.limits.store === 'redis' ? api.rate : new MemoryRateStore(),
     audit: instrumentAudit(audit, prom),
@@ -129,11 +171,14 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   // One Redis serves the gate's buckets (limits.store), the API gateway's and its cache.
   if (config.limits.store === 'redis' || config.limits.api_cache.store === 'redis') readiness.push({ name: 'redis', check: () => api.redisHealthy() });
   if (config.auth.http === 'api_key') readiness.push({ name: 'key_store', check: () => auth.storeFresh });
+  policyReloader.start();
   return {
     deps,
     catalogue: buildToolCatalogue(deps),
     readiness,
+    policyReloader,
     close: async () => {
+      await policyReloader.close();
       await auth.close();
       await pools.close();
       await api.close();

@@ -173,9 +173,24 @@ if (!PGURL) {
     const gate = await inProcessGate(sb.configPath);
     const o = await gate.call('read_file', { path: 'hello.txt' });
     await gate.close();
-    t.equal(o.auditSeq, 1);
-    const v = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--config', sb.configPath, '--json'], { encoding: 'utf8' });
+    t.equal(o.auditSeq, 2, 'seq 1 is the genesis record');
+    const v = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--config', sb.configPath, '--json', '--require-genesis'], { encoding: 'utf8' });
     t.equal(v.status, 0, v.stdout + v.stderr);
-    t.equal(JSON.parse(v.stdout).records, 1);
+    t.equal(JSON.parse(v.stdout).records, 2);
+    const [first] = await admin`SELECT line FROM bulwark_audit WHERE stream = ${s} AND seq = 1`;
+    const genesis = JSON.parse(String(first?.line));
+    t.equal(genesis.event, 'audit.genesis', 'a new PostgreSQL stream starts with its genesis record');
+    t.equal(genesis.genesis.stream, s);
+    t.equal(genesis.genesis.policy_revision, gate.app.deps.policy.revision, 'naming the policy revision');
+    // A second writer on the same stream (another replica) does not write a second one.
+    const again = await inProcessGate(sb.configPath);
+    await again.call('read_file', { path: 'hello.txt' });
+    await again.close();
+    const geneses = await admin`SELECT seq FROM bulwark_audit WHERE stream = ${s} AND line LIKE '%"audit.genesis"%'`;
+    t.same(
+      geneses.map((g) => Number(g.seq)),
+      [1],
+      'one genesis record per stream',
+    );
   });
 }

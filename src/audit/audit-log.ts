@@ -34,13 +34,18 @@ export interface AuditLogOptions {
   readonly onSync?: ((seconds: number) => void) | undefined;
   /**
    * Write a genesis record as seq 1 of a new log (see genesis.ts), naming the keys that will sign
-   * it. Off unless asked for here; the config turns it on for every signed log (audit.genesis).
+   * it. Off unless asked for here; the config turns it on for every new log (audit.genesis, default on).
    */
   readonly genesis?: boolean | undefined;
   /** Each signed checkpoint once it is written (the witness client submits it). */
   readonly onCheckpoint?: ((note: string, size: number) => Promise<void> | void) | undefined;
   /** The policy revision when the log is created, named in its genesis record. */
   readonly policyRevision?: string | undefined;
+  /**
+   * Where the copies of the policy inputs go (policy-inputs.ts); without it a record keeps only
+   * the input's hash and cannot be replayed.
+   */
+  readonly policyInputs?: string | undefined;
 }
 
 export class AuditUnavailableError extends Error {

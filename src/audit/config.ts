@@ -4,6 +4,7 @@ import type { AuditLogOptions } from './audit-log.js';
 import { logPaths } from './files.js';
 import { loadSigner, loadVerifier, type NoteVerifier } from './note.js';
 import { WitnessClient } from './witness-client.js';
+import { policyInputsPath } from './policy-inputs.js';
 import { loadWitnessVerifier, WITNESS_KEY_FORM, type WitnessVerifier } from './witness-cosignature.js';
 
 /** A witness key inline (its name may hold "/") or a file relative to the config's folder. */
@@ -51,9 +52,10 @@ export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWa
           origin: cp.origin ?? defaultOrigin(audit.stream),
         }
       : undefined,
-    // Every signed log starts with a genesis record unless the config says otherwise.
-    genesis: audit.genesis ?? cp?.private_key !== undefined,
+    // Every new log starts with a genesis record unless the config says otherwise (issue 12).
+    genesis: audit.genesis ?? true,
     onCheckpoint: client ? (note, size) => client.submit(note, size) : undefined,
+    policyInputs: audit.replay_inputs ? policyInputsPath(logPaths(audit.path)) : undefined,
     onWarning,
   };
 }
@@ -70,4 +72,9 @@ export function mirrorsFromConfig(audit: AuditConfig, baseDir: string): string[]
 /** Witness keys a verifier trusts (audit.witnesses[].key) and the quorum (default: all). */
 export function witnessesFromConfig(audit: AuditConfig, baseDir: string): { keys: WitnessVerifier[]; quorum: number | undefined } {
   return { keys: audit.witnesses.map((w) => witnessKey(w.key, baseDir)), quorum: audit.witness_quorum };
+}
+
+/** The policy archive's folder: audit.policy_archive (relative to the config's folder) or `policies/` beside the log. */
+export function policyArchiveDir(audit: AuditConfig, baseDir: string): string {
+  return audit.policy_archive ? path.resolve(baseDir, audit.policy_archive) : path.join(path.dirname(audit.path), 'policies');
 }

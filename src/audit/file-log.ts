@@ -18,26 +18,14 @@ import {
   type LogPaths,
   type Manifest,
 } from './files.js';
-import { genesisFields } from './genesis.js';
+import { genesisFor } from './genesis.js';
 import { Frontier, leafHashLatin1 } from './merkle.js';
-import type { FileResumed, GenesisFields, RecoveryFields, SetAsideBytes, TornTail } from './record-type.js';
+import type { FileResumed, RecoveryFields, SetAsideBytes, TornTail } from './record-type.js';
 import { NO_REFUSED_APPENDS, RefusedAppends } from './refused-appends.js';
+import { policyInputOf, PolicyInputStore } from './policy-inputs.js';
 import { recordBody } from './seal-record.js';
 
 /** The genesis record a new log starts with, or undefined when none is configured. */
-function genesisFor(opts: AuditLogOptions): GenesisFields | undefined {
-  const cp = opts.checkpoint;
-  if (opts.genesis !== true) return undefined;
-  return genesisFields({
-    stream: opts.stream ?? 'default',
-    origin: cp?.origin ?? null,
-    created_at: new Date().toISOString(),
-    keys: cp ? [cp.signer.encoded] : [],
-    policy_revision: opts.policyRevision ?? null,
-    checkpoint: cp ? { every_records: cp.everyRecords, every_ms: cp.everyMs } : null,
-  });
-}
-
 /**
  * The records sealed since the last write: they share one promise, settled when their write (and
  * in `fsync` mode their fdatasync) is done. Their bytes are in the log's LineBuffer.
@@ -261,6 +249,8 @@ export class FileAuditLog implements AuditLog {
   private recovering = false;
   /** Appends refused while the log was failed: summarised in the recovery record. */
   private readonly refused = new RefusedAppends(REFUSED_IDS_KEPT);
+  /** Copies of the policy inputs the records hash (policy-inputs.ts), written before their records. */
+  private inputs: PolicyInputStore | undefined;
 
   private constructor(
     private fh: fs.promises.FileHandle,
@@ -290,11 +280,20 @@ export class FileAuditLog implements AuditLog {
     try {
       const st = await loadState(p, opts);
       const log = new FileAuditLog(st.fh, opts, p, st.manifest, st.bytes, st.frontier, release, st.start, st.cpSize);
+      if (opts.policyInputs) log.inputs = PolicyInputStore.open(opts.policyInputs);
       await log.openCheckpointSinks();
       log.startTimer();
       // A new log (nothing written, no segment before it) starts with its genesis record.
       const genesis = st.start.seq === 0 && st.manifest.active_first_seq === 1 && st.manifest.segments.length === 0 ? genesisFor(opts) : undefined;
-      if (genesis) await log.append(genesis);
+      if (genesis) {
+        try {
+          await log.append(genesis);
+        } catch (err) {
+          // A write that fails (a full disk) fails the log as any append would: the server starts,
+          // refuses calls audit_unavailable, and the recovery writes the genesis record first.
+          if (!(err instanceof AuditUnavailableError)) throw err;
+        }
+      }
       if (st.recovery) {
         opts.onWarning?.('audit log: recovered a torn last record at start-up', { ...st.recovery });
         await log.append({ event: 'audit.recovery', recovery: st.recovery } satisfies RecoveryFields);
@@ -328,6 +327,8 @@ export class FileAuditLog implements AuditLog {
     const seq = this.seq + 1;
     // Throws CanonicalJsonError before anything changes.
     const body = recordBody(fields, seq, this.prev, isoNow(), this.maxLine);
+    const input = policyInputOf(fields);
+    if (input) this.inputs?.put(input);
     this.lines.seal(body, this.prev);
     const hash = this.lines.hash;
     this.seq = seq;
@@ -384,10 +385,14 @@ export class FileAuditLog implements AuditLog {
           // part (fdatasync) stays asynchronous. Being synchronous, it is done with the buffer
           // before any later append seals into it.
           const buf = this.lines.bytes();
+          // The input copies first: a record never names an input that was not written before it.
+          this.inputs?.flush();
           for (let off = 0; off < buf.length;) off += fs.writeSync(this.fh.fd, buf, off, buf.length - off);
           this.activeBytes += buf.length;
           const fsync = this.opts.durability === 'fsync';
           const t0 = performance.now();
+          const inputsSynced = fsync ? this.inputs?.sync() : undefined;
+          inputsSynced?.catch(() => undefined);
           const synced = fsync ? datasync(this.fh.fd) : undefined;
           // Awaited below; should anything in between throw, its rejection must not go unhandled.
           synced?.catch(() => undefined);
@@ -399,6 +404,7 @@ export class FileAuditLog implements AuditLog {
           this.writtenHash = batch.lastHash;
           if (synced) {
             const t1 = await synced;
+            await inputsSynced;
             this.opts.onSync?.((t1 - t0) / 1000);
             this.markDurable();
           } else {
@@ -640,6 +646,9 @@ export class FileAuditLog implements AuditLog {
       };
       this.failure = undefined;
       try {
+        // A log whose genesis record could not be written (the disk was full at start-up) still starts with it.
+        const genesis = st.start.seq === 0 && st.manifest.segments.length === 0 ? genesisFor(this.opts) : undefined;
+        if (genesis) await this.append(genesis);
         await this.append({ event: 'audit.recovery', recovery } satisfies RecoveryFields);
       } catch (err) {
         // Still failing (the disk is still full): fail() scheduled the next try. The refusals
@@ -723,6 +732,11 @@ export class FileAuditLog implements AuditLog {
     await this.checkpointWrites;
     for (const h of this.cpHandles) await h.close().catch(() => undefined);
     await this.fh.close().catch(() => undefined);
+    try {
+      this.inputs?.close();
+    } catch {
+      // Copies that could not be synced are missing at replay, which says so.
+    }
     this.releaseLock();
   }
 }

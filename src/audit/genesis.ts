@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AuditLogOptions } from './audit-log.js';
 import { GENESIS_PREV } from './chain.js';
 import type { LogPaths } from './files.js';
 import { Frontier } from './merkle.js';
@@ -13,6 +14,20 @@ import { checkpointText, readCheckpointNote, signNote, trusted, type NoteSigner,
  * where a signed prune statement, or a checkpoint the auditor trusts (`--from-checkpoint`), says.
  */
 export const GENESIS_EVENT = 'audit.genesis';
+
+/** The genesis record a new log starts with, when its options ask for one (both backends). */
+export function genesisFor(opts: AuditLogOptions): GenesisFields | undefined {
+  const cp = opts.checkpoint;
+  if (opts.genesis !== true) return undefined;
+  return genesisFields({
+    stream: opts.stream ?? 'default',
+    origin: cp?.origin ?? null,
+    created_at: new Date().toISOString(),
+    keys: cp ? [cp.signer.encoded] : [],
+    policy_revision: opts.policyRevision ?? null,
+    checkpoint: cp ? { every_records: cp.everyRecords, every_ms: cp.everyMs } : null,
+  });
+}
 
 export function genesisFields(g: GenesisInfo): GenesisFields {
   return { event: GENESIS_EVENT, genesis: { ...g, keys: [...g.keys], checkpoint: g.checkpoint ? { ...g.checkpoint } : null } };

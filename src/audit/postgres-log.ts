@@ -7,12 +7,14 @@ import { redactUrl } from '../config/redact-url.js';
 import { AuditUnavailableError, errorCode, type Appended, type AuditLog, type AuditLogOptions } from './audit-log.js';
 import { canonicalJson, MAX_LINE_BYTES } from './canonical-json.js';
 import { GENESIS_PREV } from './chain.js';
+import { genesisFor } from './genesis.js';
 import { makeCheckpointLine } from './checkpoint.js';
 import { Frontier, leafHash } from './merkle.js';
 import { readCheckpointNote } from './note.js';
 import type { PostgresResumed, RecoveryFields, RefusedFields } from './record-type.js';
 import { NO_REFUSED_APPENDS, RefusedAppends } from './refused-appends.js';
 import { sealRecord } from './seal-record.js';
+import { policyInputOf, PolicyInputStore } from './policy-inputs.js';
 import { verifySegments, type Segment, type VerifyOptions, type VerifyReport } from './verify.js';
 
 /** sql/audit-postgres.sql in the package (dist/src/audit → three levels up). */
@@ -78,6 +80,8 @@ export class PostgresAuditLog implements AuditLog {
   private failure: Error | undefined;
   private failedAt: Date | undefined;
   private readonly refused = new RefusedAppends(REFUSED_IDS_KEPT);
+  /** Copies of the policy inputs the records hash, in a file on this host (policy-inputs.ts). */
+  private inputs: PolicyInputStore | undefined;
   private recoverTimer: NodeJS.Timeout | undefined;
   private recoverDelayMs = RECOVER_FIRST_MS;
   private recovering = false;
@@ -106,12 +110,19 @@ export class PostgresAuditLog implements AuditLog {
     try {
       const [head] = await sql`SELECT seq FROM bulwark_audit WHERE stream = ${stream} ORDER BY seq DESC LIMIT 1`;
       log.seq = head ? Number(head.seq) : 0;
+      if (!head && opts.genesis) {
+        // Nothing appended yet: the genesis record alone (unless another replica was first).
+        await log.insert([]);
+        const [now] = await sql`SELECT seq FROM bulwark_audit WHERE stream = ${stream} ORDER BY seq DESC LIMIT 1`;
+        log.seq = now ? Number(now.seq) : 0;
+      }
     } catch (err) {
       await sql.end({ timeout: 5 });
       throw new AuditUnavailableError(
         `audit PostgreSQL backend unavailable (apply sql/audit-postgres.sql and grant bulwark_audit_writer): ${(err as Error).message}`,
       );
     }
+    if (opts.policyInputs) log.inputs = PolicyInputStore.open(opts.policyInputs);
     if (opts.checkpoint) {
       const every = Math.max(10, Math.min(opts.checkpoint.everyMs, 1000));
       log.tick = setInterval(() => log.maybeCheckpoint(false), every);
@@ -140,6 +151,12 @@ export class PostgresAuditLog implements AuditLog {
     // Refuse what cannot be hashed reproducibly now, before it joins a transaction with others
     // (seq, ts, prev and v add well under 300 bytes).
     canonicalJson(fields, this.maxLine - 400);
+    const input = policyInputOf(fields);
+    if (input && this.inputs) {
+      // Written (not synced) before the row is inserted; closing syncs the file.
+      this.inputs.put(input);
+      this.inputs.flush();
+    }
     const done = new Promise<Appended>((resolve, reject) => this.queue.push({ fields, resolve, reject }));
     void this.flush();
     return done;
@@ -176,7 +193,12 @@ export class PostgresAuditLog implements AuditLog {
       const [head] = await tx`SELECT seq, hash FROM bulwark_audit WHERE stream = ${this.stream} ORDER BY seq DESC LIMIT 1`;
       let seq = head ? Number(head.seq) : 0;
       let prev = head ? String(head.hash) : GENESIS_PREV;
-      const rows = records.map((fields) => {
+      // A new stream starts with its genesis record, decided under the stream lock so that of
+      // several replicas starting at once exactly one writes it.
+      const genesis = head ? undefined : genesisFor(this.opts);
+      const all = genesis ? [genesis, ...records] : records;
+      if (!all.length) return [];
+      const rows = all.map((fields) => {
         seq += 1;
         const { line, hash } = sealRecord(fields, seq, prev, this.maxLine);
         const row = { stream: this.stream, seq, line, prev, hash };
@@ -184,7 +206,7 @@ export class PostgresAuditLog implements AuditLog {
         return row;
       });
       await tx`INSERT INTO bulwark_audit ${tx(rows, 'stream', 'seq', 'line', 'prev', 'hash')}`;
-      return rows.map((r) => ({ seq: r.seq, hash: r.hash }));
+      return rows.slice(genesis ? 1 : 0).map((r) => ({ seq: r.seq, hash: r.hash }));
     })) as unknown as Appended[];
   }
 
@@ -340,6 +362,11 @@ export class PostgresAuditLog implements AuditLog {
     if (!this.failure) this.maybeCheckpoint(true);
     await this.checkpointing;
     await this.sql.end({ timeout: 5 });
+    try {
+      this.inputs?.close();
+    } catch {
+      // Copies that could not be synced are missing at replay, which says so.
+    }
   }
 }
 

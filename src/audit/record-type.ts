@@ -35,7 +35,13 @@ export interface Envelope {
 // ---------------------------------------------------------------- written
 
 export type CallPrincipal = { readonly id: string; readonly roles: readonly string[]; readonly auth: Principal['auth'] };
-export type CallDecision = { readonly allow: boolean; readonly reasons: readonly string[]; readonly policy_revision: string };
+export type CallDecision = {
+  readonly allow: boolean;
+  readonly reasons: readonly string[];
+  /** What the policy obliged (outcome records; `{}` when denied): replay compares them. */
+  readonly obligations?: Readonly<Record<string, unknown>>;
+  readonly policy_revision: string;
+};
 
 export type CallOutcome = {
   readonly status: OutcomeStatus;
@@ -81,6 +87,10 @@ export type OutcomeFields = CallFields & {
   readonly outcome: CallOutcome;
   /** The intent record written before the tool ran, for a side-effecting call. */
   readonly intent_seq?: number;
+  /** SHA-256 of the RFC 8785 canonical JSON of the exact policy input (its copy is beside the log). */
+  readonly policy_input_sha256?: string;
+  /** What evaluated the policy (`@open-policy-agent/opa-wasm@VERSION`). */
+  readonly policy_engine?: string;
 };
 
 /** Written, and durable, before a side-effecting tool runs; its outcome record names it. */
@@ -159,6 +169,7 @@ export interface ReadPrincipal {
 export interface ReadDecision {
   readonly allow?: boolean;
   readonly reasons?: readonly string[];
+  readonly obligations?: Readonly<Record<string, unknown>>;
   readonly policy_revision?: string;
 }
 
@@ -195,6 +206,8 @@ export interface ReadOutcomeFields extends ReadCall {
   readonly event?: undefined;
   readonly outcome?: ReadOutcome;
   readonly intent_seq?: number;
+  readonly policy_input_sha256?: string;
+  readonly policy_engine?: string;
 }
 
 export interface ReadIntentFields extends ReadCall {
@@ -313,6 +326,7 @@ const isStrs = (v: unknown): v is readonly string[] => Array.isArray(v) && v.eve
 const isStrOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
 const isNums = (v: unknown): v is Readonly<Record<string, number>> => isObj(v) && Object.values(v).every(isNum);
 const isObjOrNull = (v: unknown): v is Obj | null => v === null || isObj(v);
+const isHex64 = (v: unknown): v is string => typeof v === 'string' && HEX64.test(v);
 
 /** The field when present and of its type, undefined when absent; a FieldError otherwise. */
 function opt<T>(o: Obj, key: string, at: string, guard: Guard<T>, expected: string): T | undefined {
@@ -341,6 +355,7 @@ const readPrincipal = (o: Obj, at: string): ReadPrincipal => ({
 const readDecision = (o: Obj, at: string): ReadDecision => ({
   allow: opt(o, 'allow', at, isBool, 'a boolean'),
   reasons: opt(o, 'reasons', at, isStrs, 'strings'),
+  obligations: opt(o, 'obligations', at, isObj, 'an object'),
   policy_revision: opt(o, 'policy_revision', at, isStr, 'a string'),
 });
 
@@ -428,7 +443,12 @@ function readFields(o: Obj): ReadAuditFields | { readonly unknownEvent: string }
   switch (event) {
     case undefined:
       // Object.assign onto the object just built: a spread copies every field again, and this runs per record.
-      return Object.assign(readCall(o), { outcome: nested(o, 'outcome', '', readOutcome), intent_seq: opt(o, 'intent_seq', '', isInt, 'an integer') });
+      return Object.assign(readCall(o), {
+        outcome: nested(o, 'outcome', '', readOutcome),
+        intent_seq: opt(o, 'intent_seq', '', isInt, 'an integer'),
+        policy_input_sha256: opt(o, 'policy_input_sha256', '', isHex64, '64 hex digits'),
+        policy_engine: opt(o, 'policy_engine', '', isStr, 'a string'),
+      });
     case 'intent':
       return Object.assign(readCall(o), { event });
     case 'audit.genesis':

@@ -4,6 +4,7 @@ import type { Denial } from '../core/denial.js';
 import type { Decision } from '../core/decision.js';
 import type { Authorised, Facts, OutcomeStatus, Principal, ToolResult, CallContext } from '../core/call.js';
 import type { IntentFields, OutcomeFields } from './record-type.js';
+import { attachPolicyInput, policyInputCopy } from './policy-inputs.js';
 
 export interface RecordInput {
   readonly context: CallContext;
@@ -28,6 +29,13 @@ export interface RecordInput {
   readonly durationMs: number;
   /** The intent record written before a side-effecting tool ran (its seq), if one was. */
   readonly intentSeq?: number | undefined;
+  /**
+   * The exact input the policy evaluated (policy/input.ts), when it was asked: the record keeps its
+   * canonical hash, and the log a copy beside it (policy-inputs.ts), so `audit replay` can ask again.
+   */
+  readonly policyInput?: unknown;
+  /** What evaluated the policy (its runtime and version), for replay. */
+  readonly policyEngine?: string | undefined;
   /** What executing cost, and the caps it ran under (issue: caps are evidence too). */
   readonly execution?: { readonly metrics?: Readonly<Record<string, number>>; readonly caps?: Readonly<Record<string, unknown>> } | undefined;
 }
@@ -133,7 +141,8 @@ export function auditFields(r: RecordInput): OutcomeFields {
     masked.push('args');
   }
   const resultJson = r.result ? stableStringify(r.result.structured) : undefined;
-  return {
+  const input = r.policyInput === undefined ? undefined : policyInputCopy(r.policyInput);
+  const fields: OutcomeFields = {
     request_id: r.context.requestId,
     transport: r.context.transport,
     client_ip: r.context.clientIp ?? null,
@@ -145,8 +154,12 @@ export function auditFields(r: RecordInput): OutcomeFields {
     ...(digest.form === 'json' ? { args_sha256_form: digest.form } : {}),
     masked,
     facts: r.facts ?? null,
-    decision: r.decision ? { allow: r.decision.allow, reasons: [...r.decision.reasons], policy_revision: r.policyRevision } : null,
+    decision: r.decision
+      ? { allow: r.decision.allow, reasons: [...r.decision.reasons], obligations: { ...r.decision.obligations }, policy_revision: r.policyRevision }
+      : null,
     policy_revision: r.policyRevision,
+    ...(input ? { policy_input_sha256: input.sha256 } : {}),
+    ...(r.policyEngine === undefined ? {} : { policy_engine: r.policyEngine }),
     outcome: {
       status: r.status,
       code: r.denial?.code ?? null,
@@ -159,6 +172,8 @@ export function auditFields(r: RecordInput): OutcomeFields {
     },
     ...(r.intentSeq === undefined ? {} : { intent_seq: r.intentSeq }),
   };
+  // The copy goes with the fields to the log, which writes it beside the record.
+  return input ? attachPolicyInput(fields, input) : fields;
 }
 
 /**
@@ -167,9 +182,14 @@ export function auditFields(r: RecordInput): OutcomeFields {
  * follows and names it (`intent_seq`); an intent with no outcome is "outcome unknown" (the
  * process stopped mid-call), which verify and the report show and do not call damage.
  */
-export function intentFields(call: Authorised, policyRevision: string, auditArgs: Record<string, unknown> | undefined, rawArgs?: unknown): IntentFields {
-  // The same hash as its outcome record's (pass the arguments as received when the caller has them).
-  const digest = argsDigest(rawArgs === undefined ? call.args : rawArgs);
+export function intentFields(
+  call: Authorised,
+  policyRevision: string,
+  auditArgs: Record<string, unknown> | undefined,
+  received?: { readonly args: unknown },
+): IntentFields {
+  // The same hash as its outcome record's: over the arguments as received, when the caller has them.
+  const digest = argsDigest(received ? received.args : call.args);
   return {
     event: 'intent',
     request_id: call.context.requestId,

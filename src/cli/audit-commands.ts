@@ -9,7 +9,10 @@ import { logPaths } from '../audit/files.js';
 import { generateKey, loadVerifier, type NoteVerifier } from '../audit/note.js';
 import { buildConsistencyProof, buildInclusionProof, checkConsistency, checkInclusion, type ConsistencyProof, type InclusionProof } from '../audit/proofs.js';
 import { fileSegments, verifyFile, type Segment, type VerifyOptions, type VerifyReport } from '../audit/verify.js';
-import { auditOptionsFromConfig, witnessesFromConfig } from '../audit/config.js';
+import { auditOptionsFromConfig, policyArchiveDir, witnessesFromConfig } from '../audit/config.js';
+import { policyInputsPath } from '../audit/policy-inputs.js';
+import { openPolicyArchive, type PolicyArchive } from '../policy/archive.js';
+import { formatReplay, replayLog } from './audit-replay.js';
 import { loadWitnessVerifier, type WitnessVerifier } from '../audit/witness-cosignature.js';
 import { AnchorError, makePruneStatement, prunePath, readTrustedCheckpoint, type Anchor } from '../audit/genesis.js';
 import { acquireLock } from '../audit/files.js';
@@ -49,6 +52,13 @@ export const AUDIT_HELP = `Usage:
   bulwark audit show SEQ [PATH]                           print the record with sequence number SEQ
   bulwark audit export [PATH] [--since T] [--until T] [--format jsonl|csv]
         T: a seq number or an RFC 3339 time (ts); --until is inclusive
+  bulwark audit replay [PATH] [--from SEQ] [--to SEQ] [--archive DIR] [--inputs FILE] [--json]
+        re-evaluate every recorded decision with the archived policy of its revision (DIR, default
+        audit.policy_archive or policies/ beside the log) and its exact input (FILE, default
+        <stem>.inputs.jsonl beside the log, checked against the record's policy_input_sha256);
+        name each record whose replayed decision differs (allow, reasons, obligations, error) and
+        each that cannot be replayed (revision not archived or its entry forged, input copy
+        missing or altered). Exit 0 when every decision in range replayed the same, 1 otherwise
   bulwark audit keygen --out DIR [--name NAME]            Ed25519 checkpoint key pair (NAME.key 0600, NAME.pub)
   bulwark audit report [PATH] --html FILE [--public-key K]... [--mirror FILE]... [--witness-key W]...
         self-contained HTML page: verification verdict, counts by principal, tool, decision and
@@ -95,6 +105,8 @@ const OPTIONS = {
   'witness-key': { type: 'string', multiple: true },
   'witness-quorum': { type: 'string' },
   before: { type: 'string' },
+  archive: { type: 'string' },
+  inputs: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -220,6 +232,24 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
       }
       case 'export':
         return await exportCmd(target(positionals[0]), values.since, values.until, values.format ?? 'jsonl');
+      case 'replay': {
+        const t = target(positionals[0]);
+        const fromConfig = !positionals[0] || values.config;
+        const archiveDir =
+          values.archive ??
+          (fromConfig ? safe(() => policyArchiveDir(config().config.audit, config().baseDir), undefined) : undefined) ??
+          path.join(path.dirname(t.kind === 'file' ? t.where : config().config.audit.path), 'policies');
+        const inputsFile =
+          values.inputs ?? policyInputsPath(logPaths(t.kind === 'file' ? t.where : safe(() => config().config.audit.path, '.bulwark/audit.jsonl')));
+        return await replayCmd(
+          t,
+          openPolicyArchive(archiveDir),
+          inputsFile,
+          positiveInt(values.from, '--from'),
+          positiveInt(values.to, '--to'),
+          values.json ?? false,
+        );
+      }
       case 'keygen':
         return keygenCmd(values.out, values.name ?? 'bulwark-audit');
       case 'report':
@@ -242,6 +272,24 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
       return EXIT.usage;
     }
     throw err;
+  }
+}
+
+async function replayCmd(
+  t: Target,
+  archive: PolicyArchive,
+  inputsFile: string,
+  from: number | undefined,
+  to: number | undefined,
+  json: boolean,
+): Promise<number> {
+  const src = await segmentsOf(t);
+  try {
+    const r = await replayLog({ segments: src.segments, archive, inputsFile, from, to });
+    process.stdout.write(json ? `${JSON.stringify(r)}\n` : formatReplay(r));
+    return r.differ.length || r.cannot.length ? EXIT.failed : EXIT.ok;
+  } finally {
+    await src.close();
   }
 }
 

@@ -7,8 +7,11 @@ import { CanonicalJsonError } from '../audit/canonical-json.js';
 import type { Appended, AuditLog } from '../audit/audit-log.js';
 import { auditFields, intentFields, withoutArgs, type RecordInput } from '../audit/record.js';
 import type { IntentFields, OutcomeFields } from '../audit/record-type.js';
-import type { Authorised } from '../core/call.js';
-import { deny } from '../core/denial.js';
+import type { Analysed, Authorised, CallContext } from '../core/call.js';
+import type { Decision } from '../core/decision.js';
+import { deny, type Denial } from '../core/denial.js';
+import { POLICY_ENGINE } from '../policy/archive.js';
+import { policyInput } from '../policy/input.js';
 
 /** What writing a record needs: the log, and the policy revision the record names. */
 export interface RecordDeps {
@@ -31,6 +34,29 @@ async function appendFields(fields: OutcomeFields | IntentFields, deps: RecordDe
   }
 }
 
+/**
+ * The arguments as the client sent them, by the gate's context of the call: args_sha256 hashes
+ * these (not the validated arguments with defaults filled in), so a client can reproduce it.
+ */
+const received = new WeakMap<CallContext, { readonly args: unknown }>();
+
+export function noteReceivedArgs(context: CallContext, args: unknown): void {
+  received.set(context, { args });
+}
+
+/**
+ * What `audit replay` needs of a call the policy was asked about (it decided, or failed to): the
+ * exact input, rebuilt by the same pure function decide used, and what evaluated it.
+ */
+export function replayInput(
+  analysed: Analysed | undefined,
+  decision: Decision | undefined,
+  denial: Denial | undefined,
+): Pick<RecordInput, 'policyInput' | 'policyEngine'> {
+  if (!analysed || (!decision && denial?.code !== 'policy_error')) return {};
+  return { policyInput: policyInput(analysed), policyEngine: POLICY_ENGINE };
+}
+
 /** The outcome record of one call that entered the gate. */
 export function recordOutcome(input: RecordInput, deps: RecordDeps): Promise<Appended> {
   return appendFields(auditFields(input), deps);
@@ -38,7 +64,7 @@ export function recordOutcome(input: RecordInput, deps: RecordDeps): Promise<App
 
 /** The intent record, durable before a side-effecting tool runs. */
 export function recordIntent(call: Authorised, auditArgs: Record<string, unknown> | undefined, deps: RecordDeps): Promise<Appended> {
-  return appendFields(intentFields(call, deps.policy.revision, auditArgs), deps);
+  return appendFields(intentFields(call, deps.policy.revision, auditArgs, received.get(call.context)), deps);
 }
 
 /** One HTTP request refused by the authenticator (no tool was named, no principal is known). */

@@ -1,10 +1,10 @@
 import { deny, messageOf, type Denial, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
 import type { RecordInput } from '../audit/record.js';
-import { recordOutcome } from './record.js';
+import { noteReceivedArgs, recordOutcome, replayInput } from './record.js';
 import { STAGES, type StageName } from '../core/stages.js';
 import type { Decision } from '../core/decision.js';
-import type { GateDeps } from './deps.js';
+import { pinPolicy, type GateDeps } from './deps.js';
 import type { ToolDefinition } from '../tools/types.js';
 import type {
   Analysed,
@@ -26,6 +26,7 @@ import { analyse } from './analyse.js';
 import { decide } from './decide.js';
 import { execute } from './execute.js';
 import { EXECUTOR_GRACE_MS, GateDeadline, RECORD_BOUND_MS } from './deadline.js';
+import { reportIfSlow } from '../observability/slow-calls.js';
 
 /** Codes that mean "the tool ran and failed", as opposed to "the gate refused". */
 const ERROR_CODES: ReadonlySet<DenialCode> = new Set(['timeout', 'resource_exceeded', 'tool_error', 'unavailable', 'internal_error']);
@@ -68,11 +69,14 @@ function enter(raw: RawCall, deps: GateDeps): CallState {
  * passes the call's signal is aborted, no later stage starts, and after a short grace the call is
  * answered and recorded whatever the executor is still doing.
  */
-export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome> {
+export async function runGate(raw: RawCall, liveDeps: GateDeps): Promise<GateOutcome> {
+  // The policy is read once: a reload during this call does not change the revision that decides and is recorded.
+  const deps = pinPolicy(liveDeps);
   const started = performance.now();
   const capMs = deps.config.execution.timeout_ms;
   const deadline = new GateDeadline(started, capMs, raw.context.signal);
   const context: CallContext = { ...raw.context, signal: deadline.signal, deadline };
+  noteReceivedArgs(context, raw.args);
   const s = enter(raw, deps);
 
   const stages = runStages(raw, context, deadline, deps, s);
@@ -99,10 +103,12 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     toolKnown: tool !== undefined,
     principal: s.principalCall?.principal,
     args: validated ? validated.args : raw.args,
+    rawArgs: raw.args,
     argsValidated: validated !== undefined,
     auditArgs: validated && tool?.auditArgs ? tool.auditArgs(validated.args) : undefined,
     facts: analysed?.facts,
     decision,
+    ...replayInput(analysed, decision, s.denial),
     policyRevision: deps.policy.revision,
     status: statusOf(s.denial),
     denial: s.denial,
@@ -139,6 +145,21 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     ]);
     answer = undefined;
   }
+  const totalMs = performance.now() - started;
+  reportIfSlow(
+    {
+      requestId: raw.context.requestId,
+      tool: raw.tool,
+      toolKnown: tool !== undefined,
+      principal: s.principalCall?.principal.id,
+      status: statusOf(denial),
+      code: denial?.code,
+      durationMs: totalMs,
+      stageMs: s.stageMs,
+      facts: analysed?.facts,
+    },
+    deps,
+  );
   return {
     requestId: raw.context.requestId,
     tool: raw.tool,
@@ -146,7 +167,7 @@ export async function runGate(raw: RawCall, deps: GateDeps): Promise<GateOutcome
     ...(answer ? { result: answer } : {}),
     ...(denial ? { denial } : {}),
     ...(decision ? { decision, obligations: decision.obligations } : {}),
-    durationMs: performance.now() - started,
+    durationMs: totalMs,
     stageMs: s.stageMs,
     ...(auditSeq === undefined ? {} : { auditSeq }),
   };
@@ -172,7 +193,8 @@ export interface DryRunOptions {
  * tokens: what `bulwark policy eval` answers and how tools/list learns the caller. It runs the
  * same code in the same order as a call, so the answer cannot drift from what a call would get.
  */
-export async function dryRun(raw: RawCall, deps: GateDeps, opts: DryRunOptions = {}): Promise<DryRunOutcome> {
+export async function dryRun(raw: RawCall, liveDeps: GateDeps, opts: DryRunOptions = {}): Promise<DryRunOutcome> {
+  const deps = pinPolicy(liveDeps);
   const deadline = new GateDeadline(performance.now(), deps.config.execution.timeout_ms, raw.context.signal);
   const context: CallContext = { ...raw.context, signal: deadline.signal, deadline };
   const s = enter(raw, deps);
