@@ -176,7 +176,8 @@ t.test('a long search reports progress at a bounded rate when asked', async (t) 
   t.ok(seen.length >= 1, `${seen.length} progress notifications`);
   for (let i = 1; i < seen.length; i++) {
     t.ok(seen[i]!.progress > seen[i - 1]!.progress, 'progress increases');
-    t.ok(seen[i]!.at - seen[i - 1]!.at >= 50, 'and is rate-limited');
+    // The last update is flushed with the result, however soon after the one before it.
+    if (i < seen.length - 1) t.ok(seen[i]!.at - seen[i - 1]!.at >= 50, 'and is rate-limited');
   }
 });
 

@@ -12,18 +12,6 @@ import { searchPinned, type SearchRequest } from './search-files.js';
 import { infoPinned } from './file-info.js';
 import type { PathPin } from '../../src/analysis/path.js';
 
-/** At most one progress message every 100 ms crosses the process boundary. */
-function throttled(fn: (n: number) => void): (n: number) => void {
-  let last = 0;
-  return (n) => {
-    const now = Date.now();
-    if (now - last >= 100) {
-      last = now;
-      fn(n);
-    }
-  };
-}
-
 type Budgeted<T> = Omit<T, 'deadline'> & { budgetMs: number };
 
 /** The operations a filesystem worker performs; exported so a benchmark can run them inline for comparison. */
@@ -39,7 +27,8 @@ export const filesystemHandlers: Record<string, Handler> = {
       deadline: Date.now() + p.budgetMs,
       blockedExtensions: new Set(p.blockedExtensions),
       blockedNames: new Set(p.blockedNames),
-      onProgress: throttled((n) => ctx.progress(n)),
+      // Throttled by the task runtime, which keeps the last update.
+      onProgress: (n) => ctx.progress(n),
     }),
   info: (p: { pin: PathPin; canonical: string; maxFileBytes: number }) => infoPinned(p.pin, p.canonical, p.maxFileBytes),
 };

@@ -26,13 +26,8 @@ serveTasks(
       if (spare && spare.memoryMb === p.memoryMb && !spare.warm.isolate.isDisposed) isolate = spare.warm;
       else spare?.warm.isolate.dispose();
       spare = undefined;
-      let last = 0;
-      return runScript(p, isolate, (n, total) => {
-        const now = Date.now();
-        if (now - last < 100) return;
-        last = now;
-        ctx.progress(n, total);
-      });
+      // ctx.progress is throttled by the task runtime (which keeps the last update).
+      return runScript(p, isolate, (n, total) => ctx.progress(n, total));
     },
     warm: (p: { memoryMb: number }) => {
       defaultMemoryMb = p.memoryMb;

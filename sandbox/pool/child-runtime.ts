@@ -1,8 +1,9 @@
 import { DenialError } from '../../src/core/denial.js';
 import type { ChildMessage, TaskMessage } from './protocol.js';
+import { progressThrottle } from './progress-throttle.js';
 
 export interface TaskContext {
-  /** Report progress to the parent (which rate-limits what reaches the client). */
+  /** Report progress to the parent: throttled here, the last update always sent before the result. */
   progress(progress: number, total?: number, message?: string): void;
 }
 
@@ -29,10 +30,16 @@ export function serveTasks(handlers: Readonly<Record<string, Handler>>, opts: { 
     const handler = raw.op === 'ping' ? () => 'pong' : handlers[raw.op];
     try {
       if (!handler) throw new Error(`unknown op ${raw.op}`);
-      const value = await handler(raw.payload, {
-        progress: (progress, total, message) =>
-          send({ type: 'progress', id: raw.id, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) }),
-      });
+      const progress = progressThrottle((m: ChildMessage) => send(m));
+      // The held update goes out before the result or the error, whichever the task ends with.
+      const value = await Promise.resolve()
+        .then(() =>
+          handler(raw.payload, {
+            progress: (n, total, message) =>
+              progress.report({ type: 'progress', id: raw.id, progress: n, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) }),
+          }),
+        )
+        .finally(() => progress.flush());
       send({ type: 'result', id: raw.id, ok: true, value, metrics: metrics() });
     } catch (err) {
       if (err instanceof DenialError) send({ type: 'result', id: raw.id, ok: false, denial: err.denial, metrics: metrics() });

@@ -3,15 +3,17 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { z } from 'zod';
-import { ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ListToolsRequestSchema, type CallToolResult, type ServerNotification, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import { PACKAGE_VERSION } from '../config/package-paths.js';
 import type { GateDeps } from '../gate/deps.js';
 import type { CallContext, Principal, TransportKind } from '../core/call.js';
 import { dryRun, runGate } from '../gate/run.js';
 import { visibleToolsInput } from '../policy/input.js';
+import { collapseTypeUnions } from './input-schema.js';
 import { withDenialBranch } from './output-schema.js';
-import { denialToJsonRpcError, outcomeToResult } from './surface.js';
+import { throttledProgress, type ProgressChannel } from './progress.js';
+import { denialToJsonRpcError, JsonRpcError, outcomeToResult } from './surface.js';
 
 export const SERVER_NAME = 'bulwark';
 
@@ -39,7 +41,7 @@ export function buildToolCatalogue(deps: GateDeps): Tool[] {
     name: t.name,
     title: t.annotations.title,
     description: t.description,
-    inputSchema: zodToJsonSchema(t.input, { target: 'jsonSchema7', $refStrategy: 'none' }) as Tool['inputSchema'],
+    inputSchema: collapseTypeUnions(zodToJsonSchema(t.input, { target: 'jsonSchema7', $refStrategy: 'none' })) as Tool['inputSchema'],
     outputSchema: withDenialBranch(t.outputSchema) as Tool['outputSchema'],
     annotations: { ...t.annotations },
   }));
@@ -98,14 +100,34 @@ export async function callTool(
   sendNotification?: SendNotification,
 ): Promise<CallToolResult> {
   const params = (rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? rawParams : {}) as Record<string, unknown>;
-  const meta = params._meta as { progressToken?: unknown } | undefined;
-  const progressToken = typeof meta?.progressToken === 'string' || typeof meta?.progressToken === 'number' ? meta.progressToken : undefined;
-  const ctx = contextFor(conn, signal, progressToken === undefined || !sendNotification ? undefined : progressSender(sendNotification, progressToken));
+  const token = progressTokenOf(params);
+  const progress = token === undefined || !sendNotification ? undefined : progressChannel(sendNotification, token);
+  const ctx = contextFor(conn, signal, progress?.report);
   const name = typeof params.name === 'string' ? params.name : JSON.stringify(params.name ?? null);
-  const outcome = await runGate({ tool: name, args: params.arguments, context: ctx }, deps);
+  let outcome: Awaited<ReturnType<typeof runGate>>;
+  let flushed: boolean;
+  try {
+    outcome = await runGate({ tool: name, args: params.arguments, context: ctx }, deps);
+  } finally {
+    // The held-back update goes out before the answer; a cancelled call's has nobody to go to.
+    flushed = progress?.finish(!signal.aborted) ?? false;
+  }
+  // The SDK's client handles a notification a microtask after a response it read in the same chunk,
+  // by when it has dropped the token (typescript-sdk#2580): over stdio, a turn of the event loop
+  // lets the final update leave in a write of its own. Only calls that flushed one pay for it.
+  if (flushed) await new Promise((resolve) => setImmediate(resolve));
   const protocolError = outcome.denial && denialToJsonRpcError(outcome.denial);
-  if (protocolError) throw new McpError(protocolError.code, protocolError.message);
+  if (protocolError) throw new JsonRpcError(protocolError.code, protocolError.message);
   return outcomeToResult(outcome);
+}
+
+/** The request's `_meta.progressToken` (2025-11-25 §utilities/progress): a string or a number. */
+export function progressTokenOf(params: unknown): string | number | undefined {
+  if (params === null || typeof params !== 'object') return undefined;
+  const meta = (params as { _meta?: unknown })._meta;
+  if (meta === null || typeof meta !== 'object') return undefined;
+  const token = (meta as { progressToken?: unknown }).progressToken;
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
 }
 
 function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallContext['progress']): CallContext {
@@ -121,20 +143,13 @@ function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallCo
 }
 
 type RequestExtra = Parameters<Parameters<Server['setRequestHandler']>[1]>[1];
-type SendNotification = RequestExtra['sendNotification'];
+/** How a call's notifications reach its client: the request's SDK stream, or the HTTP answer's event stream. */
+export type SendNotification = (notification: ServerNotification) => Promise<void>;
 
 const LenientCallToolRequest = z.object({ method: z.literal('tools/call'), params: z.unknown() }).passthrough();
 
-/** Progress at most every 100 ms: a long search must not flood the client. */
-function progressSender(send: SendNotification, token: string | number): CallContext['progress'] {
-  let last = 0;
-  return (progress, total, message) => {
-    const now = Date.now();
-    if (now - last < 100) return;
-    last = now;
-    void send({
-      method: 'notifications/progress',
-      params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), ...(message ? { message } : {}) },
-    }).catch(() => undefined);
-  };
+function progressChannel(send: SendNotification, token: string | number): ProgressChannel {
+  return throttledProgress((params) => {
+    void send({ method: 'notifications/progress', params }).catch(() => undefined);
+  }, token);
 }

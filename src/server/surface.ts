@@ -32,6 +32,21 @@ export function denialToToolResult(d: Denial, requestId: string): CallToolResult
 }
 
 /**
+ * A JSON-RPC error a handler throws; the SDK's Protocol answers with its `code` and `message`.
+ * Not the SDK's McpError: that one's message already reads "MCP error <code>: …", and clients add
+ * the same prefix when they turn the answer back into an error, so users saw it twice.
+ */
+export class JsonRpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'JsonRpcError';
+  }
+}
+
+/**
  * The denials the MCP spec makes protocol errors rather than tool results: only an unknown tool
  * (still audited by the gate like any other refusal). Undefined for every other denial.
  */

@@ -6,10 +6,19 @@ import { databaseTools } from './database/tools.js';
 
 export type ToolRegistry = ReadonlyMap<string, ToolDefinition>;
 
+export interface RegistryOptions {
+  /**
+   * Whether any upstream is configured (`apis`). Without one, call_api and api_stats could only
+   * ever refuse: they are neither listed nor served, and a call names an unknown tool.
+   */
+  readonly apis?: boolean;
+}
+
 /** Built once at boot; the call path only looks names up. */
-export function buildRegistry(): ToolRegistry {
+export function buildRegistry(options: RegistryOptions = {}): ToolRegistry {
   const map = new Map<string, ToolDefinition>();
-  for (const tool of [...filesystemTools, ...databaseTools, ...apiTools, runJavascriptTool] as ToolDefinition[]) {
+  const families = [...filesystemTools, ...databaseTools, ...(options.apis === false ? [] : apiTools), runJavascriptTool] as ToolDefinition[];
+  for (const tool of families) {
     if (map.has(tool.name)) throw new Error(`duplicate tool name ${tool.name}`);
     map.set(tool.name, tool);
   }

@@ -8,6 +8,12 @@ import type { ToolDefinition } from '../types.js';
 /** The worker's kill switch fires this long after the isolate's own budget, so the isolate reports first. */
 const WALL_GRACE_MS = 1000;
 
+/**
+ * Any JSON value, spelled as the union of its types so the listed schema says so (a bare
+ * `z.unknown()` lists no type, and schema-driven clients then send an array as a string).
+ */
+const jsonValue = z.union([z.record(z.unknown()), z.array(z.unknown()), z.string(), z.number(), z.boolean(), z.null()]);
+
 const input = z
   .object({
     code: z
@@ -17,7 +23,7 @@ const input = z
       .describe(
         'The body of an async function: use `return` for the result and `await` freely; `input` holds the input argument; console.log is captured; progress(n, total) reports progress.',
       ),
-    input: z.unknown().optional().describe('Any JSON value, copied into the isolate as `input`.'),
+    input: jsonValue.optional().describe('Any JSON value (object, array, string, number, boolean or null), copied into the isolate as `input`.'),
     timeout_ms: z.number().int().positive().optional().describe('Ask for a shorter time budget than the configured one.'),
     memory_mb: z.number().int().positive().optional().describe('Ask for a smaller memory cap than the configured one.'),
   })

@@ -1,12 +1,13 @@
 import type http from 'node:http';
 import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Principal } from '../../core/call.js';
-import { callTool, createMcpServer, type ConnectionInfo } from '../../server/mcp-server.js';
+import { callTool, createMcpServer, progressTokenOf, type ConnectionInfo, type SendNotification } from '../../server/mcp-server.js';
 import type { ServedApp } from '../served-app.js';
 import { parseJsonBody, readBody } from './body.js';
 import { JsonExchangeTransport } from './json-exchange-transport.js';
 import { isRequest, jsonRpcMessages, loneToolCall } from './json-rpc-messages.js';
 import { sendJson, sendJsonRpcError } from './respond.js';
+import { SseAnswer } from './sse-answer.js';
 
 export interface ExchangeRequest {
   readonly req: http.IncomingMessage;
@@ -76,20 +77,37 @@ export async function serveExchange(
   // This request's connection info: the principal verified above goes to the calls it makes.
   const conn: ConnectionInfo = { transport: 'http', clientIp: peer, principal };
   const direct = loneToolCall(messages);
-  if (direct) await answerToolCall(app, res, direct, conn);
+  if (direct) await answerToolCall(app, res, direct, conn, accept.includes('text/event-stream'));
   else await exchangeWithServer(app, res, messages, conn);
 }
 
-/** Answer a lone tools/call as the SDK's Protocol would: the same result and error shapes. */
-async function answerToolCall(app: Pick<ServedApp, 'deps'>, res: http.ServerResponse, call: JSONRPCRequest, conn: ConnectionInfo): Promise<void> {
+/**
+ * Answer a lone tools/call as the SDK's Protocol would: the same result and error shapes. A call
+ * that asks for progress (`_meta.progressToken`) from a client that accepts an event stream is
+ * answered as one once it reports progress: the notifications, then the result. The gate has
+ * recorded the outcome before `callTool` returns, so the result never precedes its record.
+ */
+async function answerToolCall(
+  app: Pick<ServedApp, 'deps'>,
+  res: http.ServerResponse,
+  call: JSONRPCRequest,
+  conn: ConnectionInfo,
+  acceptsEventStream: boolean,
+): Promise<void> {
   // A client that goes away cancels its call (the gate stops the worker), as closing a Server does.
   const cancel = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) cancel.abort();
   });
+  const stream = acceptsEventStream && progressTokenOf(call.params) !== undefined ? new SseAnswer(res) : undefined;
+  const notify: SendNotification | undefined =
+    stream &&
+    (async (n) => {
+      if (!cancel.signal.aborted) stream.send({ jsonrpc: '2.0', ...n });
+    });
   let answer: JSONRPCMessage;
   try {
-    answer = { result: await callTool(app.deps, conn, call.params, cancel.signal), jsonrpc: '2.0', id: call.id };
+    answer = { result: await callTool(app.deps, conn, call.params, cancel.signal, notify), jsonrpc: '2.0', id: call.id };
   } catch (err) {
     const e = err as { code?: unknown; message?: unknown; data?: unknown };
     const code = typeof e.code === 'number' && Number.isSafeInteger(e.code) ? e.code : ErrorCode.InternalError;
@@ -101,7 +119,8 @@ async function answerToolCall(app: Pick<ServedApp, 'deps'>, res: http.ServerResp
   }
   // Nobody is left to answer (the Protocol, too, drops the response of a cancelled request).
   if (cancel.signal.aborted) return;
-  sendJson(res, 200, answer);
+  if (stream?.opened) stream.end(answer);
+  else sendJson(res, 200, answer);
 }
 
 /** Everything but a lone tools/call: a Server and a transport for this request alone. */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { httpRefusal } from '../../server/surface.js';
 import type { ServedApp } from '../served-app.js';
-import { Admission, defaultAllowedHosts } from './admission.js';
+import { Admission, boundToLoopback, defaultAllowedHosts, ownLoopbackOrigins } from './admission.js';
 import { bearerCheck } from './bearer.js';
 import { protectedResource } from './protected-resource.js';
 import { sendJsonRpcError, sendRefusal } from './respond.js';
@@ -107,6 +107,8 @@ export async function serveHttp(app: ServedApp): Promise<HttpServerHandle> {
   });
   const port = (server.address() as AddressInfo).port;
   if (!cfg.allowed_hosts.length) admission.allowHosts(defaultAllowedHosts(cfg.host, port));
+  // A browser page served from this port is same-origin; bound elsewhere, only the configured origins.
+  if (boundToLoopback(cfg.host)) admission.allowOrigins(ownLoopbackOrigins(port));
   const shownHost = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   const url = `http://${shownHost}:${port}${cfg.path}`;
   return {
