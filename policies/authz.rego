@@ -497,7 +497,10 @@ code_denials := {"policy.facts_invalid"} if {
 
 obligations_for(false, _) := {}
 
-obligations_for(true, roles) := object.union(object.union(limit_obligations(roles), redact_obligation(roles)), plan_obligation(roles))
+obligations_for(true, roles) := object.union(
+	object.union(object.union(limit_obligations(roles), redact_obligation(roles)), plan_obligation(roles)),
+	row_filter_obligation(roles),
+)
 
 # Numeric limits: the most generous granting role wins. A key is emitted only
 # when every granting role sets it (a role without the key is unlimited, and
@@ -543,6 +546,59 @@ plan_limits(roles, by_role) := {k: v |
 		is_number(object.get(object.get(by_role, r, {}), k, null))
 	}
 	v := max({n | some r in roles; n := by_role[r][k]})
+}
+
+# Row filters (query_database only): database.row_filters[role] lists predicates
+# as data, never SQL text: {"table": "schema.table", "column": "name", "op": "=" |
+# "<>" | "in" | "is_null" | "is_not_null", "value": {"const": v} | {"principal":
+# "id" | "tier" | "auth" | "roles"}} (no value for the is_* ops). The gate
+# rewrites every reference to the table into a filtered subquery (src/analysis/
+# sql-row-filter.ts) and refuses a filter it cannot apply (policy_error).
+# A table the query reads is filtered only when every granting role filters it
+# (a role that reads it unfiltered is the most generous); then the filters of
+# all granting roles for it apply together (AND: the stricter reading, since an
+# OR across roles is not expressible as a list of predicates). Entries whose
+# table is not a string, and a role's row_filters that is not a list, are passed
+# on as they are, so that the gate refuses the call (fail closed) instead of the
+# policy silently dropping a filter it cannot read.
+row_filter_obligation(roles) := {"row_filters": filters} if {
+	input.tool == "query_database"
+	filters := row_filters_for(roles, object.get(db, "row_filters", {}))
+	count(filters) > 0
+} else := {}
+
+row_filters_for(roles, by_role) := sort({f |
+	some r in roles
+	some f in role_row_filters(by_role, r)
+	row_filter_applies(f, roles, by_role)
+})
+
+role_row_filters(by_role, r) := by_role[r] if {
+	is_array(by_role[r])
+} else := [{"invalid": "row_filters of a role is not a list"}] if {
+	has_key(by_role, r)
+} else := []
+
+row_filter_table_ok(f) if {
+	is_object(f)
+	is_string(f.table)
+}
+
+row_filter_applies(f, _, _) if not row_filter_table_ok(f)
+
+row_filter_applies(f, roles, by_role) if {
+	row_filter_table_ok(f)
+	t := lower(f.table)
+	t in sf.tables
+	every r in roles {
+		role_filters_table(by_role, r, t)
+	}
+}
+
+role_filters_table(by_role, r, t) if {
+	some f in role_row_filters(by_role, r)
+	row_filter_table_ok(f)
+	lower(f.table) == t
 }
 
 redacted_columns(roles, by_role) := sort(object.get(by_role, r, [])) if {

@@ -8,6 +8,7 @@ import { benchPolicy } from './policy.mjs';
 import { benchStdioRead } from './stdio-read.mjs';
 import { benchSandbox } from './sandbox.mjs';
 import { benchSql } from './sql.mjs';
+import { benchRowFilters } from './row-filters.mjs';
 import { benchAudit } from './audit.mjs';
 import { benchDatabase } from './database.mjs';
 import { benchApi } from './api.mjs';
@@ -15,6 +16,7 @@ import { benchAuth } from './auth.mjs';
 import { benchAuthBurst } from './auth-burst.mjs';
 import { benchHttpLoad } from './http-load.mjs';
 import { benchEvidence } from './evidence.mjs';
+import { benchReplay } from './replay.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -37,6 +39,7 @@ if (process.env.BENCH_AGAINST) out.gate_against = await benchGateAgainst(process
 out.stdio_read_file = await benchStdioRead({ rounds: quick ? 200 : 2000 });
 out.sandbox = await benchSandbox({ quick });
 out.sql = await benchSql({ quick });
+out.row_filters = await benchRowFilters({ quick });
 out.audit = await benchAudit({ quick, ...(process.env.BENCH_AGAINST ? { against: process.env.BENCH_AGAINST } : {}) });
 out.database = await benchDatabase({ quick });
 out.api = await benchApi({ quick });
@@ -44,4 +47,5 @@ out.auth = await benchAuth({ quick });
 out.auth_burst = await benchAuthBurst({ quick });
 out.http_load = await benchHttpLoad({ quick });
 out.evidence = await benchEvidence({ quick });
+out.replay = await benchReplay({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -331,6 +331,14 @@ export interface SqlOptions {
   readonly agreement?: 'strict' | 'lexical';
   /** Reuse the parse, walk and agreement of an identical text (default true). */
   readonly cache?: boolean;
+  /**
+   * The text was written by PostgreSQL's deparser from a tree the caller checked (the row filter
+   * rewrite, sql-row-filter.ts, which also checks that the text parses back to that tree). The
+   * deparser spells a string with a backslash as E'...': that escape-string hazard is then its
+   * own canonical spelling and does not block the lexical tolerance; node-sql-parser must still
+   * not disagree, and every other hazard still counts. Cached apart from the text's own agreement.
+   */
+  readonly deparsed?: boolean;
   /** Filled with per-stage milliseconds when given (benchmarks). */
   readonly timings?: SqlTimings;
 }
@@ -581,6 +589,8 @@ interface Parsed {
   readonly columnUses: ColumnUses;
   /** Computed on first need, then reused. */
   agreement?: { readonly kind: 'both' | 'lexical' } | { readonly kind: 'deny'; readonly message: string; readonly detail: Record<string, unknown> };
+  /** The same, for the text as written by the deparser (SqlOptions.deparsed). */
+  deparsedAgreement?: Parsed['agreement'];
 }
 
 /** A small LRU of successful parses, keyed by the exact text (analysis is a pure function of it). */
@@ -694,7 +704,7 @@ function identifierWritten(name: string, identifiers: ReadonlySet<string>): bool
   return false;
 }
 
-function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | undefined): NonNullable<Parsed['agreement']> {
+function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | undefined, deparsed = false): NonNullable<Parsed['agreement']> {
   const { walk, scan } = parsed;
   // The scanner's independent reading: one statement, and every name libpg-query found written as
   // an identifier outside strings and comments.
@@ -732,7 +742,7 @@ function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | und
   }
   // After neutralisation a backslash in a standard string is no longer a hazard for the tolerance
   // rule below; every other hazard (E'', U&'', dollar quotes, nested comments, a stray backslash) is.
-  const remaining = neutralised ? [...scan.hazards].filter((h) => h !== 'backslash_in_string') : [...scan.hazards];
+  const remaining = [...scan.hazards].filter((h) => !(neutralised && h === 'backslash_in_string') && !(deparsed && h === 'escape_string'));
   if (remaining.length > 0) {
     const hazards = remaining.sort() as LexicalHazard[];
     return {
@@ -824,8 +834,10 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
     functions.add(shown.toLowerCase());
   }
 
-  if (parsed.agreement === undefined) parsed.agreement = decideAgreement(text, parsed, timings);
-  const agreement = parsed.agreement;
+  const agreement =
+    opts.deparsed === true
+      ? (parsed.deparsedAgreement ??= decideAgreement(text, parsed, timings, true))
+      : (parsed.agreement ??= decideAgreement(text, parsed, timings));
   if (agreement.kind === 'deny') refuse('sql_rejected', agreement.message, ['sql.parser_disagreement'], agreement.detail);
   if (opts.agreement === 'strict' && agreement.kind !== 'both') {
     refuse('sql_rejected', 'node-sql-parser cannot parse the query, and strict agreement is required.', ['sql.parser_disagreement'], {

@@ -8,6 +8,12 @@ export interface Obligations {
   readonly max_plan_cost?: number;
   readonly max_plan_rows?: number;
   readonly redact_columns?: readonly string[];
+  /**
+   * Row predicates for query_database, as data (table, column, op, value). Passed through as the
+   * policy wrote them: the SQL gate (src/analysis/sql-row-filter.ts) validates every entry and
+   * refuses the call on anything it cannot apply, so a malformed filter never widens a query.
+   */
+  readonly row_filters?: readonly unknown[];
 }
 
 export interface Decision {

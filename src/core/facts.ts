@@ -50,6 +50,16 @@ export interface SqlDescribeFacts {
 export interface SqlExecutionFacts {
   plan?: unknown;
   masks?: { readonly masked?: readonly string[]; readonly refused?: unknown };
+  /**
+   * The policy's row filters as applied (issue 13 item 3): the filtered tables the query read, the
+   * references rewritten, and sha256 of the analysed text and of the text that ran instead.
+   */
+  row_filters?: {
+    readonly tables: readonly string[];
+    readonly references: number;
+    readonly text_sha256: string;
+    readonly executed_sha256: string;
+  };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { analyseSql, DEFAULT_SQL_FUNCTIONS, type ColumnUses } from '../../analysis/sql.js';
+import { analyseSql, DEFAULT_SQL_FUNCTIONS, type ColumnUses, type SqlOptions } from '../../analysis/sql.js';
+import { applyRowFilters, loadRowFilterDeparser, parseRowFilters, ROW_FILTER_ALIAS } from '../../analysis/sql-row-filter.js';
 import { refuse } from '../../core/denial.js';
 import type { Authorised } from '../../core/call.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
@@ -16,6 +17,43 @@ type QueryCall = Authorised<z.output<typeof queryInput>, SqlFamily, QueryPinned>
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 const REDACTED = '[REDACTED]';
+
+/** The analyser's options for query_database: the first analysis and a row filter rewrite's use the same. */
+function sqlOptionsFor(env: ToolEnv): SqlOptions {
+  const db = env.config.database;
+  return { maxBytes: db.max_sql_bytes, functions: db.functions ?? DEFAULT_SQL_FUNCTIONS, defaultSchema: db.default_schema, allowCatalogs: db.allow_catalogs };
+}
+
+/**
+ * The policy's `row_filters` obligation applied to the analysed text (src/analysis/sql-row-filter.ts):
+ * the text and parameters to run instead, or the analysed ones when the query reads no filtered
+ * table. Fails closed: an obligation it cannot apply refuses the call.
+ */
+async function rowFiltered(call: QueryCall, env: ToolEnv): Promise<{ text: string; params: readonly (string | number | boolean | null)[]; filtered: boolean }> {
+  const { text } = call.pinned;
+  const filters = parseRowFilters(call.decision.obligations.row_filters);
+  if (filters.length === 0) return { text, params: call.args.params, filtered: false };
+  try {
+    await loadRowFilterDeparser();
+  } catch {
+    refuse('unavailable', 'The SQL deparser the row filters need could not be loaded.', ['sql.row_filter_unavailable']);
+  }
+  const r = applyRowFilters(text, call.args.params, filters, call.principal, sqlOptionsFor(env));
+  if (r === null) return { text, params: call.args.params, filtered: false };
+  // The rewrite wraps references; it must not change which relations are read.
+  const before = call.facts.sql.kind === 'select' ? call.facts.sql.tables : [];
+  if (r.analysis.facts.tables.join(',') !== [...before].join(',')) {
+    refuse('sql_rejected', 'The query cannot be filtered as the policy requires: the rewrite changed the relations read.', ['sql.row_filter_unsupported']);
+  }
+  recordFact(call, 'row_filters', { tables: r.tables, references: r.references, text_sha256: r.text_sha256, executed_sha256: r.executed_sha256 });
+  return { text: r.text, params: r.params, filtered: true };
+}
+
+/** 42703 naming the filter subquery's alias: the policy's filter column does not exist. */
+function filterColumnMissing(err: unknown): boolean {
+  if (!(err instanceof DenialError) || !err.denial.reasons.includes('db.query_error') || err.denial.detail?.sqlstate !== '42703') return false;
+  return err.denial.message.includes(`${ROW_FILTER_ALIAS}.`);
+}
 
 function executor(env: ToolEnv): DatabaseExecutor {
   if (!env.database) refuse('unavailable', 'No database is configured (database.url).', ['db.not_configured']);
@@ -173,21 +211,14 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
   input: queryInput,
   outputSchema: RESULT_SCHEMA,
   async analyse(call, env) {
-    const db = env.config.database;
     // Raw text (up to the schema's generous cap) goes to hygiene first, which refuses long text fast.
-    const a = analyseSql(call.args.sql, {
-      maxBytes: db.max_sql_bytes,
-      functions: db.functions ?? DEFAULT_SQL_FUNCTIONS,
-      defaultSchema: db.default_schema,
-      allowCatalogs: db.allow_catalogs,
-    });
+    const a = analyseSql(call.args.sql, sqlOptionsFor(env));
     if (a.facts.params !== call.args.params.length) {
       refuse('invalid_input', `The query uses ${a.facts.params} parameter(s) but ${call.args.params.length} were given.`, ['sql.param_count']);
     }
     return { facts: { sql: { ...a.facts } }, pinned: { text: a.text, uses: a.columnUses } };
   },
   async execute(call, env) {
-    const { text } = call.pinned;
     let masked: string[];
     try {
       masked = checkMasks(call.pinned.uses, call.caps.redactColumns);
@@ -197,11 +228,17 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
       throw err;
     }
     if (masked.length > 0) recordFact(call, 'masks', { masked });
+    const { text, params, filtered } = await rowFiltered(call, env);
     const plan = planLimits(call);
     let r: QueryResult;
     try {
-      r = await executor(env).query(text, call.args.params, { ...queryCapsFor(call, env, call.args.max_rows), plan }, runOf(call));
+      r = await executor(env).query(text, params, { ...queryCapsFor(call, env, call.args.max_rows), plan }, runOf(call));
     } catch (err) {
+      if (filtered && filterColumnMissing(err)) {
+        refuse('policy_error', "The policy's row filter names a column the table does not have.", ['sql.row_filter_column'], {
+          tables: call.facts.sql.row_filters?.tables ?? [],
+        });
+      }
       if (err instanceof DenialError && err.denial.reasons.includes('sql.cost_exceeded')) recordPlan(call, { ...(err.denial.detail ?? {}), refused: true });
       // The server's error text may quote values; for a query that touches masked columns only
       // the SQLSTATE and a fixed sentence leave.
