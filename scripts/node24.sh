@@ -33,6 +33,19 @@ die() {
   exit 1
 }
 
+# A machine-wide copy of what this script built, keyed by version, so a fresh clone on the same
+# machine (CI's) copies it instead of downloading Node and compiling isolated-vm again. Every copy
+# taken from it is checked exactly as a fresh build is (node_ok, ivm_ok).
+cache="${BULWARK_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulwark-toolchain}"
+from_cache() { # from_cache NAME DEST
+  [ -d "$cache/$1" ] || return 1
+  rm -rf "$2" && mkdir -p "$(dirname "$2")" && cp -a "$cache/$1" "$2"
+}
+to_cache() { # to_cache SRC NAME: best effort, never fails the install
+  [ -d "$cache/$2" ] && return 0
+  { mkdir -p "$cache" && cp -a "$1" "$cache/.$2.tmp.$$" && mv "$cache/.$2.tmp.$$" "$cache/$2"; } 2>/dev/null || rm -rf "$cache/.$2.tmp.$$"
+}
+
 run_logged() {
   local log
   log=$(mktemp)
@@ -47,6 +60,7 @@ run_logged() {
 # --- node@24 -----------------------------------------------------------------------------
 node_ok() { [ -x "$node_bin" ] && [ "$("$node_bin" --version 2>/dev/null)" = "v$NODE24_VERSION" ] && [ -f "$node_dir/include/node/node.h" ]; }
 
+if ! node_ok && from_cache "node-$NODE24_VERSION" "$node_dir" && ! node_ok; then rm -rf "$node_dir"; fi
 if ! node_ok; then
   command -v npm >/dev/null 2>&1 || die "npm is needed to install node@$NODE24_VERSION"
   echo "node24: installing node@$NODE24_VERSION from the npm registry into .toolchain/node24..." >&2
@@ -66,6 +80,7 @@ if ! node_ok; then
   rm -rf "$stage"
   node_ok || die "$node_bin is not Node $NODE24_VERSION after install"
 fi
+to_cache "$node_dir" "node-$NODE24_VERSION"
 
 # --- isolated-vm for Node 24's ABI -------------------------------------------------------
 abi=$("$node_bin" -p process.versions.modules)
@@ -79,6 +94,7 @@ ivm_ok() {
     "$node_bin" --no-node-snapshot -e "const ivm=require('$ivm_dir');const i=new ivm.Isolate({memoryLimit:8});if(i.compileScriptSync('6*7').runSync(i.createContextSync())!==42)process.exit(1);" >/dev/null 2>&1
 }
 
+if ! ivm_ok && from_cache "isolated-vm-$ISOLATED_VM_24-node-$NODE24_VERSION" "$ivm_prefix" && ! ivm_ok; then rm -rf "$ivm_prefix"; fi
 if ! ivm_ok; then
   echo "node24: building isolated-vm@$ISOLATED_VM_24 for Node $NODE24_VERSION (ABI $abi; a few minutes)..." >&2
   stage=$(mktemp -d "$tc/.ivm.XXXXXX")
@@ -94,5 +110,6 @@ if ! ivm_ok; then
   mv "$stage" "$ivm_prefix"
   ivm_ok || die "isolated-vm@$ISOLATED_VM_24 was built but does not run an isolate on Node $NODE24_VERSION"
 fi
+to_cache "$ivm_prefix" "isolated-vm-$ISOLATED_VM_24-node-$NODE24_VERSION"
 
 if [ "${1:-}" = "--print" ]; then echo "$node_bin"; fi

@@ -12,7 +12,7 @@ import https from 'node:https';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { makeSandbox } from './helpers/fixtures.js';
+import { makeSandbox, readAudit } from './helpers/fixtures.js';
 import { httpClient, startHttpServer } from './helpers/clients.js';
 import { startUpstream, writePolicyData } from './helpers/upstreams.js';
 
@@ -80,7 +80,7 @@ t.test('secrets in configured headers never reach results, logs or the audit log
   t.ok(stderr.includes('"level":"info"'), 'stderr was captured');
   t.notOk(stderr.includes(SECRET), "the secret is not in the server's logs");
   const audit = fs.readFileSync(sb.auditPath, 'utf8');
-  t.equal(audit.trim().split('\n').length, replies.length, 'every call audited');
+  t.equal(readAudit(sb.auditPath).length, replies.length, 'every call audited (one record each; the genesis record aside)');
   t.notOk(audit.includes(SECRET), 'the secret is not in the audit log');
   t.notOk(fs.readFileSync(sb.configPath, 'utf8').includes(SECRET), 'the config file holds only the reference');
 });

@@ -524,7 +524,12 @@ t.test('SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebindin
 
   // A policy that cannot answer for a hop (the call's own decision could be made): not followed, and recorded.
   const jsonRequests = w.legit.count('/v1/json');
-  const withHopPolicy = (policy: PolicyQuestions | undefined) => ({ ...w.gate.app.deps, toolEnv: { ...w.gate.app.deps.toolEnv, policy } });
+  // The live policy is pinned per call together with its own questions (gate/deps.ts pinPolicy):
+  // hand the gate the engine already pinned, so these stand-in questions are the ones the tool asks.
+  const withHopPolicy = (policy: PolicyQuestions | undefined) => {
+    const live = w.gate.app.deps;
+    return { ...live, policy: live.policy.pin?.() ?? live.policy, toolEnv: { ...live.toolEnv, policy } };
+  };
   const context = () => ({ transport: 'stdio' as const, requestId: crypto.randomUUID(), receivedAt: new Date(), signal: new AbortController().signal });
   const redirectToJson = { tool: 'call_api', args: { api: 'legit', path: '/redirect', query: { to: '/v1/json' } } };
   const unavailable = policyQuestions(new UnavailablePolicy(new PolicyError('policy.evaluation_failed', 'trap')));

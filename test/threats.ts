@@ -133,6 +133,7 @@ export const THREATS: readonly ThreatCoverage[] = [
       'api-ssrf.test.ts': ['SSRF corpus: hostile paths, misconfigured upstreams, resolvers, rebinding, redirects'],
       'api-server.test.ts': ['HTTPS through a pinned address keeps SNI and the certificate name'],
       'http-transport.test.ts': ['DNS-rebinding defence: unlisted Host and Origin get 403'],
+      'protocol-fixes.test.ts': ['every other Origin, and a rebinding Host, stays 403', 'bound to all interfaces, loopback origins are not allowed by default'],
     },
   },
   {
@@ -348,6 +349,18 @@ export const THREATS: readonly ThreatCoverage[] = [
       'http-transport.test.ts': ['malformed JSON-RPC and protocol errors'],
       'fault-stdio.test.ts': ['a line that is not UTF-8 is a parse error; the server keeps serving'],
       'bad-input-deep.test.ts': ['over stdio: deep and lone-surrogate arguments are answered invalid_input and the server keeps serving'],
+    },
+  },
+  {
+    id: 'T24',
+    threat: 'tampered or unsigned policy bundle',
+    tests: {
+      'policy-bundle.test.ts': [
+        'refused: unsigned, wrong key, HMAC signed with the public key',
+        'refused: tampered, extra and missing files',
+        'refused: not a bundle, too large',
+      ],
+      'policy-reload.test.ts': ['SIGHUP reloads a running server; bad bundles are refused with one log line and a metric, the old policy stays'],
     },
   },
 ];
