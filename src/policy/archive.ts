@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { syncDir } from '../audit/files.js';
 
 /**
  * Every policy that ever decided a call, kept by its revision so `audit replay` finds it months later
@@ -43,18 +44,6 @@ export function policyRevision(wasm: Uint8Array, data: string): string {
 function checkRevision(revision: string): void {
   // Also keeps a revision from naming a path outside the archive.
   if (!REVISION.test(revision)) throw new PolicyArchiveError(`"${revision}" is not a policy revision (64 lowercase hex digits)`);
-}
-
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
 
 function writeSynced(file: string, content: Uint8Array | string): void {
