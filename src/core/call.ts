@@ -6,6 +6,56 @@ export type { Facts };
 
 export type TransportKind = 'stdio' | 'http';
 
+/** The MCP revision a request was served under: chosen per request (2026-07-28 by its `_meta` claim). */
+export type ProtocolEra = '2025-11-25' | '2026-07-28';
+
+/** A request the server needs the client (or the human behind it) to answer. */
+export interface ClientInputRequest {
+  readonly method: 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
+  readonly params: Readonly<Record<string, unknown>>;
+}
+
+/** What the client declared it can answer (2025-11-25: in initialize; 2026-07-28: in the request's `_meta`). */
+export interface ClientCapabilities {
+  readonly elicitation?: { readonly form?: boolean; readonly url?: boolean } | undefined;
+  readonly sampling?: boolean | undefined;
+  readonly roots?: boolean | undefined;
+}
+
+/**
+ * How this call can reach its client, set by the transport that received it (never from message
+ * content alone: `ask` exists only where the transport can carry a server-to-client request).
+ */
+export interface ClientChannel {
+  readonly era: ProtocolEra;
+  readonly capabilities: ClientCapabilities;
+  /**
+   * 2025-11-25: send a server-to-client request on the call's own stream and wait for the client's
+   * result. Rejects on a client error, on `signal`, or after `timeoutMs`. Absent when the client
+   * cannot be asked that way (no capability, or a JSON-only answer).
+   */
+  readonly ask?:
+    ((request: ClientInputRequest, opts: { readonly signal: AbortSignal; readonly timeoutMs: number }) => Promise<Record<string, unknown>>) | undefined;
+  /** 2026-07-28 retry of an `input_required` result: the client's answers by key, untrusted. */
+  readonly inputResponses?: Readonly<Record<string, unknown>> | undefined;
+  /** 2026-07-28 retry: the `requestState` the client sent back, verbatim and untrusted (the gate unseals it). */
+  readonly requestState?: string | undefined;
+  /**
+   * Set by the gate alone, after it unsealed and checked `requestState` (principal, tool, arguments
+   * hash, expiry): the state the tool asked to keep when it returned `needsInput`.
+   */
+  readonly resumedState?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/**
+ * A call that cannot finish without the client's input (2026-07-28 §mrtr): the transport answers
+ * `resultType: "input_required"` with these; `requestState` is sealed by the gate.
+ */
+export interface InputRequired {
+  readonly inputRequests: Readonly<Record<string, ClientInputRequest>>;
+  readonly requestState: string;
+}
+
 export interface Principal {
   readonly id: string;
   readonly roles: readonly string[];
@@ -48,6 +98,8 @@ export interface CallContext {
   readonly deadline?: CallDeadline | undefined;
   /** Present when the client asked for progress: called at a bounded rate by executors. */
   readonly progress?: ((progress: number, total?: number, message?: string) => void) | undefined;
+  /** How the call can ask its client for input (approval, elicitation, sampling); absent: it cannot. */
+  readonly client?: ClientChannel | undefined;
 }
 
 /** What a transport hands the gate: nothing about it is trusted yet. */
@@ -106,6 +158,11 @@ export interface ToolResult {
   readonly structured: Readonly<Record<string, unknown>>;
   /** What running it cost, reported to the client in `_meta` and kept in the audit record. */
   readonly metrics?: ExecutionMetrics;
+  /**
+   * The tool cannot finish without the client's answers (2026-07-28 clients only, see
+   * ClientChannel): the gate seals `state` into `requestState` and answers `input_required`.
+   */
+  readonly needsInput?: { readonly inputRequests: Readonly<Record<string, ClientInputRequest>>; readonly state?: Readonly<Record<string, unknown>> };
 }
 
 export interface ExecutionMetrics {
@@ -115,7 +172,7 @@ export interface ExecutionMetrics {
   readonly output_bytes: number;
 }
 
-export type OutcomeStatus = 'ok' | 'denied' | 'error' | 'cancelled';
+export type OutcomeStatus = 'ok' | 'denied' | 'error' | 'cancelled' | 'input_required';
 
 export interface GateOutcome {
   readonly requestId: string;
@@ -123,6 +180,8 @@ export interface GateOutcome {
   readonly status: OutcomeStatus;
   readonly result?: ToolResult;
   readonly denial?: Denial;
+  /** status 'input_required' (2026-07-28 only): what the client must answer before a retry can run. */
+  readonly inputRequired?: InputRequired;
   /** The decision, when the call got that far. */
   readonly decision?: Decision;
   readonly obligations?: Obligations;

@@ -1,5 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { GateDeps } from '../gate/deps.js';
+import type { ExtraMethods } from '../server/extra-methods.js';
 
 /** One dependency /ready asks about, named by whoever built it: the transport knows no names. */
 export interface ReadinessCheck {
@@ -16,4 +17,6 @@ export interface ServedApp {
   readonly deps: GateDeps;
   readonly catalogue: readonly Tool[];
   readonly readiness: readonly ReadinessCheck[];
+  /** Methods beyond tools/* (only the conformance profile has any): served in both eras, on stdio and HTTP. */
+  readonly extraMethods?: ExtraMethods | undefined;
 }
