@@ -41,8 +41,11 @@ visible_tools := sort({t |
 	some t in input.tools
 	is_string(t)
 	some r in roles
-	t in data.bulwark.roles[r].tools
+	tool_granted(t, r)
 })
+
+# A role's grant of a tool (conformance.rego adds the test-only profile's).
+tool_granted(t, r) if t in data.bulwark.roles[r].tools
 
 # allow, reasons, obligations and deny are parts of decision, for queries and tests.
 allow := decision.allow
@@ -65,7 +68,7 @@ deny := denials(granting_roles)
 # always defined (`code if {...} else := ""` over validated facts and the
 # always-defined `db`).
 denials(roles) := {r | some group in groups; some r in group} if {
-	groups := [input_denials, grant_denials(roles), family_denials(roles)]
+	groups := [input_denials, grant_denials(roles), family_denials(roles), profile_denials]
 } else := {"policy.internal_error"}
 
 # ---------------------------------------------------------------------------
@@ -499,7 +502,7 @@ obligations_for(false, _) := {}
 
 obligations_for(true, roles) := object.union(
 	object.union(object.union(limit_obligations(roles), redact_obligation(roles)), plan_obligation(roles)),
-	row_filter_obligation(roles),
+	object.union(object.union(row_filter_obligation(roles), column_rule_obligation(roles)), approval_obligation(roles)),
 )
 
 # Numeric limits: the most generous granting role wins. A key is emitted only

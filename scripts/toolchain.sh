@@ -163,6 +163,20 @@ fi
 bash "$(dirname "$0")/node24.sh" || die "scripts/node24.sh failed (output above)"
 # END node24
 
+# BEGIN conformance: the official MCP conformance suite (npm's @modelcontextprotocol/conformance,
+# pinned) under Node 22 (npm's node@22; the suite needs fs.globSync) in .toolchain/conformance/
+# (scripts/conformance.sh). test/conformance.test.ts runs it against the conformance profile.
+bash "$(dirname "$0")/conformance.sh" || die "scripts/conformance.sh failed (output above)"
+# END conformance
+
+# BEGIN interop clients: the MCP Python SDK (PyPI's mcp, pinned, in a venv: .toolchain/python-mcp/,
+# scripts/python-sdk.sh) and the MCP Inspector CLI (npm's @modelcontextprotocol/inspector, pinned,
+# on the Node 24 above: .toolchain/inspector/, scripts/inspector.sh); test/interop-*.test.ts drive
+# Bulwark with them in both protocol eras. Quick silent checks when present.
+bash "$(dirname "$0")/python-sdk.sh" || die "scripts/python-sdk.sh failed (output above)"
+bash "$(dirname "$0")/inspector.sh" || die "scripts/inspector.sh failed (output above)"
+# END interop clients
+
 if [ "${#installed[@]}" -gt 0 ]; then
   echo "toolchain: installed ${installed[*]}"
 fi

@@ -25,6 +25,31 @@ CREATE TABLE IF NOT EXISTS bulwark_audit_checkpoint (
   PRIMARY KEY (stream, size)
 );
 
+-- C2SP tlog-witness cosignatures of the stream's checkpoints (cosignature/v1 lines), one row per
+-- witness and checkpoint; `note` is the checkpoint the witness cosigned (the log's signature
+-- included), so verify can hold the stream to it.
+CREATE TABLE IF NOT EXISTS bulwark_audit_cosignature (
+  stream      text        NOT NULL,
+  size        bigint      NOT NULL CHECK (size > 0),
+  witness     text        NOT NULL,
+  note        text        NOT NULL,
+  cosignature text        NOT NULL,
+  written_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (stream, size, witness)
+);
+
+-- The exact policy input of each decision, content-addressed (`audit replay`): the outcome record
+-- holds sha256 of the input's canonical JSON; the input is inserted in the same transaction as
+-- the record, before it. As sensitive as the arguments in full: give it its own retention.
+CREATE TABLE IF NOT EXISTS bulwark_audit_policy_input (
+  stream     text        NOT NULL,
+  sha256     char(64)    NOT NULL,
+  input      text        NOT NULL,
+  written_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (stream, sha256),
+  CHECK (encode(sha256(convert_to(input, 'UTF8')), 'hex') = sha256)
+);
+
 -- Rows are evidence: never changed, never removed, not even by the table owner without first
 -- dropping the trigger (which itself leaves a trace in the server log and DDL audit).
 CREATE OR REPLACE FUNCTION bulwark_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -76,12 +101,25 @@ BEGIN
     CREATE TRIGGER bulwark_audit_checkpoint_no_truncate BEFORE TRUNCATE ON bulwark_audit_checkpoint
       FOR EACH STATEMENT EXECUTE FUNCTION bulwark_audit_append_only();
   END IF;
+  -- Tables added later get their triggers when the script runs again (idempotent per trigger).
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'bulwark_audit_cosignature_no_change') THEN
+    CREATE TRIGGER bulwark_audit_cosignature_no_change BEFORE UPDATE OR DELETE ON bulwark_audit_cosignature
+      FOR EACH ROW EXECUTE FUNCTION bulwark_audit_append_only();
+    CREATE TRIGGER bulwark_audit_cosignature_no_truncate BEFORE TRUNCATE ON bulwark_audit_cosignature
+      FOR EACH STATEMENT EXECUTE FUNCTION bulwark_audit_append_only();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'bulwark_audit_policy_input_no_change') THEN
+    CREATE TRIGGER bulwark_audit_policy_input_no_change BEFORE UPDATE OR DELETE ON bulwark_audit_policy_input
+      FOR EACH ROW EXECUTE FUNCTION bulwark_audit_append_only();
+    CREATE TRIGGER bulwark_audit_policy_input_no_truncate BEFORE TRUNCATE ON bulwark_audit_policy_input
+      FOR EACH STATEMENT EXECUTE FUNCTION bulwark_audit_append_only();
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bulwark_audit_writer') THEN
     CREATE ROLE bulwark_audit_writer NOLOGIN;
   END IF;
 END
 $$;
 
-REVOKE ALL ON bulwark_audit, bulwark_audit_checkpoint FROM PUBLIC;
-REVOKE ALL ON bulwark_audit, bulwark_audit_checkpoint FROM bulwark_audit_writer;
-GRANT SELECT, INSERT ON bulwark_audit, bulwark_audit_checkpoint TO bulwark_audit_writer;
+REVOKE ALL ON bulwark_audit, bulwark_audit_checkpoint, bulwark_audit_cosignature, bulwark_audit_policy_input FROM PUBLIC;
+REVOKE ALL ON bulwark_audit, bulwark_audit_checkpoint, bulwark_audit_cosignature, bulwark_audit_policy_input FROM bulwark_audit_writer;
+GRANT SELECT, INSERT ON bulwark_audit, bulwark_audit_checkpoint, bulwark_audit_cosignature, bulwark_audit_policy_input TO bulwark_audit_writer;

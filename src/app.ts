@@ -25,6 +25,21 @@ import { ApiRuntime } from './tools/api/runtime.js';
 import { AuthRuntime } from './auth/runtime.js';
 import { instrumentAudit, Metrics } from './observability/metrics.js';
 import type { ReadinessCheck } from './transport/served-app.js';
+import { requestStateCodecFor } from './gate/request-state.js';
+import type { ExtraMethods } from './server/extra-methods.js';
+import { conformanceExtraMethods } from './server/conformance-methods.js';
+import { UNLISTED_CONFORMANCE_TOOLS } from './tools/conformance/family.js';
+
+/**
+ * What `bulwark serve --profile` selects. `conformance` is test-only: it adds the official MCP
+ * conformance suite's fixtures (tools, resources, prompts) as a gated family, and the policy allows
+ * that family only under it. The CLI refuses it outside a loopback test setup (cli/profile.ts).
+ */
+export type ServeProfile = 'default' | 'conformance';
+
+export interface AppOptions {
+  readonly profile?: ServeProfile | undefined;
+}
 
 export interface App {
   readonly deps: GateDeps;
@@ -33,12 +48,25 @@ export interface App {
   readonly readiness: readonly ReadinessCheck[];
   /** Loads the policy again (SIGHUP); file and HTTP bundle sources also reload on their own. */
   readonly policyReloader: PolicyReloader;
+  /** Methods beyond tools/* (the conformance profile's resources, prompts, completion, logging). */
+  readonly extraMethods?: ExtraMethods | undefined;
   close(): Promise<void>;
 }
 
-/** The config's filesystem settings folded into policy data (from a file or a bundle; the config wins). */
-export function withConfigOverlay(source: unknown, loaded: LoadedConfig): unknown {
+/**
+ * The config's filesystem settings folded into policy data (from a file or a bundle; the config wins),
+ * and the serving profile: `data.bulwark.profile` comes from the CLI flag alone (a data file or bundle
+ * that sets it is overridden), so only `serve --profile conformance` lets the policy allow that family.
+ */
+export function withConfigOverlay(source: unknown, loaded: LoadedConfig, profile: ServeProfile = 'default'): unknown {
   const data = structuredClone(source ?? {}) as Record<string, any>;
+  if (profile === 'conformance') {
+    data.bulwark ??= {};
+    data.bulwark.profile = profile;
+  } else if (data.bulwark && typeof data.bulwark === 'object') {
+    // A data file or bundle cannot turn the profile on; without the flag the key is absent, as before.
+    delete data.bulwark.profile;
+  }
   const blocked = loaded.config.filesystem.blocked_extensions;
   if (blocked) {
     data.bulwark ??= {};
@@ -56,12 +84,12 @@ function configDirOf(loaded: LoadedConfig): string {
  * once before this returns. When it cannot load, the server stays up, reports not-ready and denies
  * every call with policy_error (fail closed) until a reload succeeds.
  */
-export async function openPolicy(loaded: LoadedConfig, logger: Logger, archive?: PolicyArchive): Promise<PolicyReloader> {
+export async function openPolicy(loaded: LoadedConfig, logger: Logger, archive?: PolicyArchive, profile: ServeProfile = 'default'): Promise<PolicyReloader> {
   const source = await policySourceFromConfig(loaded.config.policy, configDirOf(loaded));
   const reloader = new PolicyReloader({
     live: new LivePolicy(new UnavailablePolicy(new PolicyError('policy.not_loaded', 'the policy has not been loaded yet'))),
     source,
-    overlay: (data) => withConfigOverlay(data, loaded),
+    overlay: (data) => withConfigOverlay(data, loaded, profile),
     maxInputBytes: loaded.config.limits.max_policy_input_bytes,
     archive,
     logger,
@@ -87,12 +115,15 @@ export function toolEnvFor(loaded: LoadedConfig, logger: Logger, data: unknown, 
   return { config: loaded.config, logger, blockedExtensions: ext, blockedNames: stringListOf(data, 'blocked_names'), pools };
 }
 
-export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<App> {
+export async function createApp(loaded: LoadedConfig, logger: Logger, options: AppOptions = {}): Promise<App> {
   const { config } = loaded;
+  const profile = options.profile ?? 'default';
   const configDir = configDirOf(loaded);
+  // The requestState key is read first: a missing or short key stops the boot before anything is opened.
+  const requestState = requestStateCodecFor(config, configDir);
   // Every revision is archived before it serves (boot and each reload), so every decision can be replayed.
   const policyArchive = openPolicyArchive(policyArchiveDir(config.audit, configDir));
-  const policyReloader = await openPolicy(loaded, logger, policyArchive);
+  const policyReloader = await openPolicy(loaded, logger, policyArchive, profile);
   const policy = policyReloader.live;
   const data = policyReloader.loadedData;
   // Upstream configuration errors surface here, before anything is opened.
@@ -123,7 +154,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
       ? new EmbeddedExecutor(new EmbeddedDatabasePool(logger), session.search_path as string)
       : undefined;
   const gateMetrics = new GateMetrics();
-  const tools = buildRegistry({ apis: Object.keys(config.apis ?? {}).length > 0 });
+  const tools = buildRegistry({ apis: Object.keys(config.apis ?? {}).length > 0, conformance: profile === 'conformance' });
   const prom = new Metrics(pools, () => gateMetrics.snapshot(), tools.keys());
   observeSync = (s) => prom.auditFsync.observe(s);
   const countReload = (o: ReloadOutcome): void => {
@@ -159,6 +190,7 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
     metrics: gateMetrics,
     auth,
     prom,
+    requestState,
   };
   const readiness: ReadinessCheck[] = [
     { name: 'policy', check: () => policy.ready },
@@ -174,9 +206,11 @@ export async function createApp(loaded: LoadedConfig, logger: Logger): Promise<A
   policyReloader.start();
   return {
     deps,
-    catalogue: buildToolCatalogue(deps),
+    // The profile's method pseudo-tools are gated like tools but answer their own methods, not tools/call listings.
+    catalogue: buildToolCatalogue(deps).filter((t) => !UNLISTED_CONFORMANCE_TOOLS.has(t.name)),
     readiness,
     policyReloader,
+    ...(profile === 'conformance' ? { extraMethods: conformanceExtraMethods(deps) } : {}),
     close: async () => {
       await policyReloader.close();
       await auth.close();

@@ -63,7 +63,7 @@ function setup(t: Test): { dir: string; file: string; mirror: string; sbDir: str
 function verdict(r: ReturnType<typeof cli>): {
   ok: boolean;
   problem?: { kind: string; message: string; range?: { from: number; to: number } };
-  start: { kind: string };
+  start: { kind: string; size?: number };
 } {
   return JSON.parse(r.stdout);
 }
@@ -191,6 +191,74 @@ t.test('a signed prune statement lets a pruned log verify; without it, or forged
   v = cli(['verify', file, '--public-key', PUB, '--json']);
   t.equal(v.status, 1);
   t.equal(verdict(v).problem?.kind, 'head_truncated');
+});
+
+t.test('chained prunes: a second prune names the first with a consistency proof and the log still verifies; cut heads still fail', async (t) => {
+  const { dir, file, sbDir } = setup(t);
+  const keyFile = path.join(sbDir, 'k.key');
+  fs.writeFileSync(keyFile, `${KEY.encodedPrivate}\n`, { mode: 0o600 });
+  const configPath = path.join(sbDir, 'prune.yaml');
+  fs.writeFileSync(
+    configPath,
+    stringify({ audit: { path: file, checkpoint: { private_key: keyFile, public_keys: [PUB], origin: 'bulwark/audit/evidence' } } }),
+  );
+  await writeRecords(file, 80, { rotation: { maxBytes: 4096 } });
+  const m = readManifest(dir);
+  t.ok(m.segments.length >= 6, `${m.segments.length} rotated segments`);
+  const first = cli(['prune', '--before', String(m.segments[1]!.last_seq + 1), file, '--config', configPath]);
+  t.equal(first.status, 0, first.stdout + first.stderr);
+  const stmtFile = path.join(dir, 'audit.prune.json');
+  const firstStmt = JSON.parse(fs.readFileSync(stmtFile, 'utf8'));
+  t.equal(firstStmt.previous, undefined, 'the first prune names no earlier one');
+
+  const second = cli(['prune', '--before', String(m.segments[3]!.last_seq + 1), file, '--config', configPath]);
+  t.equal(second.status, 0, second.stdout + second.stderr);
+  t.match(second.stdout, `pruned records ${m.segments[1]!.last_seq + 1}..${m.segments[3]!.last_seq} (2 segment(s)), after 1 earlier prune(s)`);
+  for (const seg of m.segments.slice(0, 4)) t.notOk(fs.existsSync(path.join(dir, seg.file)), `${seg.file} is gone`);
+  const stmt = JSON.parse(fs.readFileSync(stmtFile, 'utf8'));
+  t.equal(stmt.size, m.segments[3]!.last_seq);
+  t.equal(stmt.previous.length, 1, 'the second statement names the first');
+  t.equal(stmt.previous[0].note, firstStmt.note, 'with its signed note');
+  t.equal(stmt.previous[0].size, firstStmt.size);
+  t.ok(stmt.previous[0].consistency.length > 0, 'and a consistency proof from its tree to the new one');
+  let v = cli(['verify', file, '--public-key', PUB, '--json', '--merkle']);
+  t.equal(v.status, 0, `the twice-pruned log verifies: ${v.stdout}${v.stderr}`);
+  t.equal(verdict(v).start.kind, 'pruned');
+  t.equal(verdict(v).start.size, m.segments[3]!.last_seq);
+
+  // A third prune chains on.
+  const third = cli(['prune', '--before', String(m.segments[4]!.last_seq + 1), file, '--config', configPath]);
+  t.equal(third.status, 0, third.stdout + third.stderr);
+  const stmt3 = JSON.parse(fs.readFileSync(stmtFile, 'utf8'));
+  t.same(
+    stmt3.previous.map((l: { size: number }) => l.size),
+    [firstStmt.size, stmt.size],
+    'the third names both earlier prunes, oldest first',
+  );
+  v = cli(['verify', file, '--public-key', PUB, '--json', '--merkle']);
+  t.equal(v.status, 0, v.stdout + v.stderr);
+
+  // An earlier prune's proof altered: the chain of prunes no longer describes one log.
+  const bad = { ...stmt3, previous: [{ ...stmt3.previous[0], consistency: [...stmt3.previous[0].consistency].reverse() }, stmt3.previous[1]] };
+  if (stmt3.previous[0].consistency.length > 1) {
+    fs.writeFileSync(stmtFile, JSON.stringify(bad));
+    v = cli(['verify', file, '--public-key', PUB, '--json']);
+    t.equal(v.status, 1, 'a broken consistency proof between prunes fails');
+    t.match(verdict(v).problem?.message, /is not a prefix of the tree/);
+  }
+  // An earlier prune's note replaced by an ordinary checkpoint: refused.
+  const cpNote = readLines(path.join(dir, 'audit.checkpoints.jsonl')).map((l) => JSON.parse(l))[0].note;
+  fs.writeFileSync(stmtFile, JSON.stringify({ ...stmt3, previous: [{ ...stmt3.previous[0], note: cpNote }, stmt3.previous[1]] }));
+  v = cli(['verify', file, '--public-key', PUB, '--json']);
+  t.equal(v.status, 1);
+  t.match(verdict(v).problem?.message, /earlier prune 1: the note has no "prune" line/);
+  fs.writeFileSync(stmtFile, JSON.stringify(stmt3));
+
+  // The head cut beyond the last prune, without a statement: still head truncated.
+  fs.rmSync(path.join(dir, m.segments[5]!.file));
+  v = cli(['verify', file, '--public-key', PUB, '--json']);
+  t.equal(v.status, 1, 'a segment deleted after the last prune fails');
+  t.equal(verdict(v).problem?.kind, 'head_truncated', verdict(v).problem?.message ?? 'no problem');
 });
 
 t.test('trusted keys by default: a replaced checkpoint signature without keys is exit 1, not a warning', async (t) => {

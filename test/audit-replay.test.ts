@@ -31,6 +31,13 @@ const CHANGED_RULE = 'kind_allowed("file_info", "directory")\n';
 function buildPolicy(dir: string, source: string): Uint8Array {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'authz.rego'), source);
+  // The policy's other modules (not its tests) as they are: authz.rego calls into them.
+  const modules = [path.join(dir, 'authz.rego')];
+  for (const f of fs.readdirSync(path.join(ROOT, 'policies'))) {
+    if (!f.endsWith('.rego') || f.endsWith('_test.rego') || f === 'authz.rego') continue;
+    fs.copyFileSync(path.join(ROOT, 'policies', f), path.join(dir, f));
+    modules.push(path.join(dir, f));
+  }
   const bundle = path.join(dir, 'bundle.tar.gz');
   const built = spawnSync(
     OPA as string,
@@ -46,7 +53,7 @@ function buildPolicy(dir: string, source: string): Uint8Array {
       path.join(ROOT, 'policies', 'capabilities.json'),
       '-o',
       bundle,
-      path.join(dir, 'authz.rego'),
+      ...modules,
     ],
     { encoding: 'utf8' },
   );

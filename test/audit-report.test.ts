@@ -215,3 +215,47 @@ t.test('a rotated, checkpointed log: the report covers every segment and checks 
   t.match(html, /<h2>Denials \(3\)<\/h2>/);
   for (const n of [9, 19, 29]) t.ok(html.includes(`reason ${n}`), `denial ${n} from its segment`);
 });
+
+t.test('audit report needs a trusted key for a signed log, as verify does', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(sb.cleanup);
+  const key = generateKey('report-keys');
+  const file = path.join(sb.dir, 'log', 'audit.jsonl');
+  const log = await AuditLog.open({
+    path: file,
+    durability: 'fsync',
+    batchMs: 5,
+    genesis: true,
+    checkpoint: { signer: key, everyRecords: 5, everyMs: 60_000, origin: 'bulwark/audit/report-keys' },
+  });
+  for (let i = 0; i < 12; i++) await log.append(call(i));
+  await log.close();
+  const out = path.join(sb.dir, 'r.html');
+
+  // No key: the report is written, its verdict says why, and the exit is 1.
+  let r = report([file, '--html', out]);
+  t.equal(r.status, 1, `no key: exit 1 (${r.stdout}${r.stderr})`);
+  t.match(r.stdout, /^DAMAGED: wrote /);
+  t.match(fs.readFileSync(out, 'utf8'), /no_trusted_key/, 'the verdict names the missing key');
+
+  // The signer's key, pinned.
+  r = report([file, '--html', out, '--public-key', key.encoded]);
+  t.equal(r.status, 0, `with the key: exit 0 ${r.stderr}`);
+  t.match(fs.readFileSync(out, 'utf8'), /signatures verified/);
+
+  r = report([file, '--html', out, '--trust-genesis']);
+  t.equal(r.status, 0, `--trust-genesis: exit 0 ${r.stderr}`);
+  t.match(fs.readFileSync(out, 'utf8'), /trusting the key\(s\) named by the genesis record/, 'with its warning in the report');
+
+  r = report([file, '--html', out, '--no-signatures']);
+  t.equal(r.status, 0, '--no-signatures, explicitly: exit 0');
+  t.match(r.stderr, /warning: --no-signatures/);
+
+  r = report([file, '--html', out, '--no-signatures', '--public-key', key.encoded]);
+  t.equal(r.status, 2, '--no-signatures with a key is a usage error');
+
+  // A forged key of the same name is not trusted.
+  const evil = generateKey('report-keys');
+  r = report([file, '--html', out, '--public-key', evil.encoded]);
+  t.equal(r.status, 1, 'a key that did not sign it: exit 1');
+});

@@ -44,6 +44,7 @@ interface PolicyData {
     methods: Record<string, string[]>;
     paths: Record<string, Record<string, string[]>>;
     denied_paths: Record<string, string[]>;
+    approval?: Record<string, { methods: string[] }>;
   };
 }
 
@@ -95,6 +96,9 @@ function ungrantedReasons(tool: string): string[] {
   return ['policy.no_role_grants_tool', ...family].sort();
 }
 
+/** The shipped approval rule (policies/approval.rego), for a single-role caller the policy allows. */
+const needsApproval = (role: string, method: string): boolean => (DATA.api.approval?.[role]?.methods ?? []).includes(method);
+
 const hardlinksAllowed = (role: string): boolean => DATA.filesystem.allow_hardlinks === true || DATA.roles[role]?.filesystem?.allow_hardlinks === true;
 const obligation = (role: string, key: string): number | undefined => DATA.roles[role]?.obligations?.[key];
 
@@ -130,7 +134,10 @@ t.test('the shipped policy data matches the intended roles', async (t) => {
   t.notOk(tableAllowed('analyst', 'analytics.daily'), 'analyst: public tables only');
   t.ok(tableAllowed('developer', 'analytics.daily'), 'developer: analytics too');
   for (const role of ROLES) t.notOk(tableAllowed(role, 'hr.salaries'), `${role}: hr.salaries is denied to everyone`);
-  t.same(apiReasons('developer', 'github', 'POST', '/repos/x'), ['url.method_not_allowed'], 'developer: read-only methods');
+  t.same(apiReasons('developer', 'github', 'PUT', '/repos/x'), ['url.method_not_allowed'], 'developer: no PUT or DELETE');
+  t.same(apiReasons('developer', 'github', 'POST', '/repos/x'), [], 'developer: POST is allowed by the policy...');
+  t.ok(needsApproval('developer', 'POST') && needsApproval('developer', 'PATCH'), '...with a human approval for POST and PATCH');
+  t.notOk(needsApproval('developer', 'GET') || needsApproval('admin', 'POST'), 'GET, and admin, need none');
   t.same(apiReasons('developer', 'billing', 'GET', '/json'), ['url.upstream_not_allowed'], 'developer: named upstreams only');
   t.same(apiReasons('admin', 'billing', 'POST', '/json'), [], 'admin: any upstream, any method');
   t.same(apiReasons('admin', 'github', 'GET', '/admin/x'), ['url.path_denied'], 'denied paths bind admin too');
@@ -322,8 +329,13 @@ t.test('SQL tables differ by role: allow-lists, the deny list; an allowed query 
       if (tableAllowed(role, table)) {
         t.not(err?.code, 'policy_denied', `${role} ${table}: not a policy denial`);
         t.equal(rec.decision?.allow, true, `${role} ${table}: the policy allowed it`);
-        // The embedded demo database has only public tables: the others fail in the database.
+        // The embedded demo database has only public tables. Allowed but absent: with masks in force
+        // for the role, the gate cannot compute the lineage they need and refuses (fail closed);
+        // without, the database says the relation does not exist.
+        const masked = (DATA.database.redact_columns?.[role] ?? []).length > 0;
         if (table === 'public.customers') t.equal(err, undefined, `${role} ${table}: answered`);
+        else if (masked)
+          t.match(err, { code: 'sql_rejected', reasons: ['sql.catalog_unknown_table'] }, `${role} ${table}: allowed, then refused: not in the catalog`);
         else t.equal(err?.code, 'tool_error', `${role} ${table}: allowed, then the database says it does not exist`);
       } else {
         t.match(err, { code: 'policy_denied' }, `${role} ${table}: denied`);
@@ -376,7 +388,11 @@ t.test('call_api: upstreams, methods and denied paths differ by role', async (t)
       const label = `${role} ${method} ${api}${p}`;
       const granted = grants(role, 'call_api');
       const reasons = granted ? apiReasons(role, api, method, p) : [...apiReasons(NO_ROLE, api, method, p), 'policy.no_role_grants_tool'].sort();
-      if (reasons.length === 0) {
+      if (reasons.length === 0 && needsApproval(role, method)) {
+        // This client declares no elicitation: the call is refused, never run unapproved.
+        t.match(err, { code: 'approval_required', reasons: ['approval.unsupported'] }, `${label}: needs an approval this client cannot give`);
+        t.equal(up.count() - before, 0, `${label}: never reached the upstream`);
+      } else if (reasons.length === 0) {
         t.equal(err, undefined, `${label}: allowed (${JSON.stringify(err)})`);
         t.equal(up.count() - before, 1, `${label}: reached the upstream`);
       } else {

@@ -21,6 +21,9 @@ const PINNED = [
   'audit_unavailable',
   'cancelled',
   'internal_error',
+  'approval_required',
+  'approval_declined',
+  'request_state_invalid',
 ];
 
 t.same(DENIAL_CODE_LIST, PINNED, 'the denial code table is pinned');

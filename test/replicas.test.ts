@@ -11,7 +11,7 @@
  * In this order: (a) the rate limit is global; (b) a revoked key is refused by every replica within
  * auth.reload_check_ms; (e) a rolling restart (SIGTERM each in turn) under load fails no call;
  * (d) a replica killed (SIGKILL) under load loses no acknowledged call and HAProxy moves its
- * traffic; (c) at the end every replica's log verifies with the checkpoint key and holds exactly
+ * traffic, and the killed replica, restarted seconds later, signs what it left unsigned; (c) at the end every replica's log verifies with the checkpoint key and holds exactly
  * one outcome record per answered call (and one per refused authentication). Without PGURL/REDIS_URL (scripts/run-tests.mjs sets them) the
  * file starts its own PostgreSQL and Redis with scripts/services.sh and stops them at the end.
  */
@@ -416,7 +416,8 @@ t.test('(e) a rolling restart (SIGTERM each in turn) under continuous load fails
 
 t.test('(d) SIGKILL one replica mid-load: no acknowledged call is lost, HAProxy moves the traffic, calls after the kill succeed', async (t) => {
   const loadClients = [await connect(keys.load), await connect(keys.load), await connect(keys.load)];
-  // The victim stays down to the end: (c) verifies its log exactly as the kill left it.
+  // The victim comes back after longer than the checkpoint coverage bound (2 × every_ms + 2 s): its
+  // new process signs what the killed one left unsigned, and (c) verifies its log.
   const victim = replicas[1]!;
   const load = startLoad(loadClients, 'file_info', { path: 'hello.txt' });
   await new Promise((r) => setTimeout(r, 1000));
@@ -461,6 +462,44 @@ t.test('(d) SIGKILL one replica mid-load: no acknowledged call is lost, HAProxy 
     'after the kill the other two replicas served everything',
   );
   t.comment(`kill: ${seen.length} calls, ${failed.length} in flight lost their answer, HAProxy marked ${victim.name} DOWN ${downAfter} ms after the signal`);
+
+  // What the kill left: records after the last checkpoint (the writer signs every 500 ms under load).
+  const cpFile = path.join(path.dirname(victim.auditPath), 'audit.checkpoints.jsonl');
+  const signedUpTo = Math.max(
+    0,
+    ...fs
+      .readFileSync(cpFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.endsWith('}'))
+      .map((l) => (JSON.parse(l) as { size: number }).size),
+  );
+  // Complete lines only: the kill may have torn the last one (the restart sets it aside).
+  const complete = fs.readFileSync(victim.auditPath, 'utf8').split('\n').slice(0, -1);
+  const lastSeq = Math.max(...complete.map((l) => (JSON.parse(l) as { seq: number }).seq));
+  const down = 2 * 500 + 2000 + 1000 - (Date.now() - killSent);
+  if (down > 0) await new Promise((r) => setTimeout(r, down));
+  await victim.start();
+  await victim.waitReady();
+  await waitBalancer(victim.name, true);
+  const back = await connect(keys.load);
+  const served = servedBy();
+  let servedAgain = false;
+  for (let i = 0; i < 20 && !servedAgain; i++) {
+    const c = record([await callOnce(back, 0, 'file_info', { path: 'hello.txt' })])[0]!;
+    t.equal(c.failure, undefined, `call ${i} after the restart answered`);
+    servedAgain = !served.has(c.requestId!) && servedBy().get(c.requestId!) === victim.name;
+  }
+  t.ok(servedAgain, `${victim.name} serves again after its restart ${Date.now() - killSent} ms after the kill`);
+  const restarted = readAudit(victim.auditPath).filter((x) => x.event === 'audit.recovery' && x.recovery?.action === 'restarted');
+  if (signedUpTo < lastSeq) {
+    t.same(
+      restarted.map((x) => x.recovery),
+      [{ action: 'restarted', last_checkpoint_size: signedUpTo, unsigned_from: signedUpTo + 1, unsigned_to: lastSeq }],
+      `the restarted writer recorded the ${lastSeq - signedUpTo} record(s) the killed one left unsigned`,
+    );
+  } else {
+    t.same(restarted, [], 'the kill left nothing unsigned: no restart record');
+  }
 });
 
 // ------------------------------------------------------------------ (c)

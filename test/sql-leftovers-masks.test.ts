@@ -1,8 +1,10 @@
 /**
- * The redaction gate, first step of issue 13 items 1-2 (by column name, fail closed), against a
- * real PostgreSQL through the gate with the `analyst` role (email, phone, ssn redacted): no shape
- * below may return a real email or anything derived from one, in rows or in error text; plain
- * analytics keep working with exact results.
+ * Masks over column lineage (issue 13 items 1-2), against a real PostgreSQL and the embedded PGlite
+ * through the gate with the `analyst` role (email, phone, ssn redacted: mask, no predicates), with
+ * columns resolved against each database's catalog: no shape below may return a real email or
+ * anything derived from one, in rows or in error text; a bare copy (renamed or not, through
+ * subqueries, CTEs, UNION ALL) is masked, anything computed from it or compared on it refused;
+ * plain analytics keep working with exact results.
  */
 import t from 'tap';
 import postgres from 'postgres';
@@ -100,6 +102,37 @@ const ATTACKS: [string, unknown[]?][] = [
   ['SELECT id FROM (SELECT * FROM customers ORDER BY 4) s'],
   ['SELECT count(*) FROM (SELECT DISTINCT * FROM customers) s'],
   ['SELECT id, row_number() OVER (ORDER BY email) AS r FROM customers'],
+  // Lineage through renames, joins, set operations and functions in FROM.
+  ['SELECT e FROM customers c(a, b, d, e)'],
+  ['SELECT t.email FROM (TABLE customers) t'],
+  ['SELECT x.email FROM customers x JOIN orders o ON o.customer_id = x.id'],
+  ['SELECT email FROM customers UNION ALL SELECT email FROM customers'],
+  ['SELECT email FROM customers INTERSECT SELECT email FROM customers'],
+  ['SELECT email FROM customers EXCEPT SELECT name FROM customers'],
+  ['WITH RECURSIVE r(e, n) AS (SELECT email, 1 FROM customers UNION ALL SELECT e, n + 1 FROM r WHERE n < 2) SELECT e FROM r'],
+  ['SELECT value FROM customers c, jsonb_each_text(to_jsonb(c))'],
+  ['SELECT key, value FROM customers c, json_each(row_to_json(c)) AS k'],
+  ['SELECT u FROM customers c, unnest(array[c.email]) u'],
+  ['SELECT count(DISTINCT email) AS n FROM customers'],
+  ['SELECT count(email) AS n FROM customers'],
+  ['SELECT id FROM customers c WHERE c.* IS NOT NULL'],
+  ["SELECT id FROM customers GROUP BY id HAVING max(email) > 'c'"],
+  ['SELECT email FROM customers LIMIT (SELECT length(max(email)) FROM customers)'],
+  ['SELECT email AS region FROM customers ORDER BY region'],
+  ['SELECT email, count(*) OVER (PARTITION BY email) AS n FROM customers'],
+  ['SELECT "customers"."email" FROM "customers"'],
+  ['SELECT CUSTOMERS.EMAIL AS x FROM Customers'],
+  ['SELECT * FROM customers NATURAL JOIN customers c2'],
+  ['SELECT m.email FROM (SELECT * FROM customers ORDER BY id) m'],
+  ['SELECT c.email FROM customers c WHERE EXISTS (SELECT 1 FROM customers d WHERE d.email = c.email)'],
+  ["SELECT email FROM customers WHERE id IN (SELECT id FROM customers WHERE email LIKE 'c1%')"],
+  ['SELECT ARRAY(SELECT email FROM customers) AS a'],
+  ['SELECT c.id FROM customers c JOIN customers d ON d.email = c.email'],
+  ['SELECT email FROM customers FETCH FIRST 2 ROWS ONLY'],
+  ['SELECT s.email FROM customers s TABLESAMPLE BERNOULLI (100)'],
+  ['SELECT j.* FROM (customers c JOIN orders o ON o.customer_id = c.id) AS j(i, n, r, e)'],
+  ['SELECT c.email FROM orders o, LATERAL (SELECT * FROM customers WHERE id = o.customer_id) c'],
+  ["SELECT 'x' AS email, name FROM customers WHERE email IS NULL"],
 ];
 
 t.test('no shape returns a real email or anything derived from one', async (t) => {
@@ -121,12 +154,19 @@ t.test('no shape returns a real email or anything derived from one', async (t) =
   }
   const recs = readAudit(analyst.app.deps.config.audit.path).filter((r) => r.tool === 'query_database');
   t.notMatch(JSON.stringify(recs.map((r) => r.outcome)), LEAK, 'no email in the recorded outcomes');
-  const masked = recs.filter((r) => (r.outcome?.reasons ?? []).some((x: string) => x.startsWith('sql.masked_')));
-  t.ok(masked.length >= 40, `${masked.length} refusals recorded with a sql.masked_* reason`);
+  const maskReasons = ['sql.masked_column_use', 'sql.column_in_predicate'];
+  const masked = recs.filter((r) => (r.outcome?.reasons ?? []).some((x: string) => maskReasons.includes(x)));
+  t.ok(masked.length >= 50, `${masked.length} refusals recorded with a mask reason`);
   const contact = recs.find((r) => r.args?.sql === 'SELECT name, email AS contact FROM customers');
-  t.same(contact?.facts.sql.masks, { refused: ['email'] }, 'the record names the masked column a refused query used');
+  t.same(contact?.facts.sql.masks, { masked: ['public.customers.email'], used: [] }, 'a renamed bare copy is masked, and the record says which column');
+  t.same(contact?.facts.sql.lineage.outputs[1], { name: 'contact', columns: ['public.customers.email'], copy: true }, 'the lineage the policy saw');
   const whole = recs.find((r) => r.args?.sql === 'SELECT c FROM customers c');
-  t.same(whole?.facts.sql.masks, { refused: ['c'] }, 'and the whole-row reference');
+  t.same(whole?.facts.sql.masks, { refused: ['public.customers.email'] }, 'a whole-row reference derives from the masked column');
+  const where = recs.find((r) => r.args?.sql === 'SELECT id FROM customers WHERE email = $1');
+  t.same(where?.outcome.reasons, ['sql.column_in_predicate']);
+  const named = await q('SELECT id FROM customers WHERE email = $1', ['c1@example.com']);
+  t.match(named.denial?.message ?? '', /public\.customers\.email/, 'the reason names the column');
+  t.same(named.denial?.detail?.columns, ['public.customers.email']);
 });
 
 t.test('bare copies are masked; legitimate analytics keep exact results', async (t) => {
@@ -136,7 +176,7 @@ t.test('bare copies are masked; legitimate analytics keep exact results', async 
     { id: 2, name: 'customer2', email: '[REDACTED]' },
   ]);
   const rec = readAudit(analyst.app.deps.config.audit.path).find((r) => r.request_id === bare.requestId);
-  t.same(rec?.facts.sql.masks, { masked: ['email'] }, 'the record names the columns masked in the result');
+  t.same(rec?.facts.sql.masks, { masked: ['public.customers.email'], used: [] }, 'the record names the columns masked in the result');
   const qualified = await q('SELECT c.id, c.email FROM customers c WHERE c.id = 3');
   t.same(qualified.result?.structured.rows, [{ id: 3, email: '[REDACTED]' }]);
   const star = await q('SELECT * FROM customers WHERE id = 4');
@@ -203,8 +243,15 @@ t.test('the same shapes on the embedded PGlite demo database leak nothing either
     await embedded.close();
     sb.cleanup();
   });
+  // The embedded database's worker boots (and seeds) on first use; on a loaded machine that can
+  // outlast one call's deadline, which is not what this test is about: wait for it first.
+  for (let i = 0; i < 6 && (await embedded.call('list_tables', {})).status !== 'ok'; i++);
   const warm = await embedded.call('query_database', { sql: 'SELECT id, email FROM customers ORDER BY id LIMIT 1', params: [] });
-  t.same(warm.result?.structured.rows, [{ id: 1, email: '[REDACTED]' }], 'the demo has customers with emails, masked as a bare copy');
+  t.same(
+    warm.result?.structured.rows,
+    [{ id: 1, email: '[REDACTED]' }],
+    `the demo has customers with emails, masked as a bare copy (${warm.denial?.message ?? ''})`,
+  );
   // Shapes over the demo's tables only (it has no users table and no phone column).
   const shapes = ATTACKS.filter(([sql]) => !/\busers\b|phone/.test(sql));
   t.ok(shapes.length >= 55, `${shapes.length} shapes`);
@@ -212,7 +259,7 @@ t.test('the same shapes on the embedded PGlite demo database leak nothing either
   for (const [sql, params] of shapes) {
     const o = await embedded.call('query_database', { sql, params: params ?? [] });
     t.notMatch(JSON.stringify({ result: o.result?.structured ?? null, denial: o.denial ?? null }), LEAK, `embedded: ${sql}`);
-    if (o.denial?.reasons.some((r) => r.startsWith('sql.masked_'))) refused++;
+    if (o.denial?.reasons.some((r) => r === 'sql.masked_column_use' || r === 'sql.column_in_predicate')) refused++;
   }
-  t.ok(refused >= 40, `${refused} refused by the redaction gate before reaching PGlite`);
+  t.ok(refused >= 50, `${refused} refused by the masks before reaching PGlite`);
 });

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import t, { type Test } from 'tap';
@@ -83,9 +84,22 @@ async function writeWitnessedLog(file: string, url: string, wkeyEncoded: string,
   await client.idle();
 }
 
-async function post(url: string, body: string): Promise<{ status: number; type: string; text: string }> {
-  const r = await fetch(`${url}/add-checkpoint`, { method: 'POST', body });
-  return { status: r.status, type: r.headers.get('content-type') ?? '', text: await r.text() };
+/**
+ * A fresh connection per request (agent: false): the CLI runs between posts block this process's
+ * event loop (spawnSync), so a pooled keep-alive socket the witness closed meanwhile would be reused
+ * before its close is seen ("other side closed").
+ */
+function post(url: string, body: string): Promise<{ status: number; type: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}/add-checkpoint`, { method: 'POST', agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 const readLines = (f: string): string[] => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);

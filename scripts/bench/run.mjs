@@ -17,6 +17,8 @@ import { benchAuthBurst } from './auth-burst.mjs';
 import { benchHttpLoad } from './http-load.mjs';
 import { benchEvidence } from './evidence.mjs';
 import { benchReplay } from './replay.mjs';
+import { benchProtocolEras } from './protocol-eras.mjs';
+import { benchSessionToken } from './session-token.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const out = {
@@ -48,4 +50,6 @@ out.auth_burst = await benchAuthBurst({ quick });
 out.http_load = await benchHttpLoad({ quick });
 out.evidence = await benchEvidence({ quick });
 out.replay = await benchReplay({ quick });
+out.protocol_eras = await benchProtocolEras({ quick });
+out.session_token = await benchSessionToken({ quick });
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -193,6 +193,73 @@ export async function benchCostGate({ quick = false } = {}) {
   return { budget_overhead_p50_ms: 1, within_budget: Object.values(out).every((x) => x.overhead_p50_ms <= 1), ...out };
 }
 
+/**
+ * Issue 13 items 1-2 on the simple query, interleaved in one run: "before" is the analysis as it was
+ * (uncached analyseSql plus the name-based column-use pass it always ran), "after" is the analysis
+ * now (uncached analyseSql, which no longer runs that pass, plus catalog-resolved lineage, the mask
+ * plan for the analyst's redact_columns, and the row-filter step, which for an unfiltered table
+ * probes and returns). Budget: after − before ≤ 150 µs p50. Also the first-sight lineage alone and
+ * the row-filter rewrite on a filtered table (deparse cached, re-analysed, lineage recomputed).
+ */
+export async function benchLineage(samples) {
+  const { lineageOf, staticCatalog } = await import(dist('src/analysis/sql-lineage.js'));
+  const { planMasks } = await import(dist('src/analysis/sql-masks.js'));
+  const { applyRowFilters, loadRowFilterDeparser, parseRowFilters } = await import(dist('src/analysis/sql-row-filter.js'));
+  await loadRowFilterDeparser();
+  const catalog = staticCatalog({
+    'public.users': ['id', 'name', 'nickname', 'email', 'deleted'],
+    'public.customers': ['id', 'name', 'region', 'email'],
+    'public.orders': ['id', 'customer_id', 'total', 'created_at', 'status'],
+  });
+  const filters = parseRowFilters([{ table: 'public.customers', column: 'id', op: '=', value: { principal: 'id' } }]);
+  const principal = { id: '7', roles: ['customer'], tier: 'local', auth: 'stdio' };
+  const rules = new Map();
+  const redact = ['email', 'phone', 'ssn'];
+  const before = [];
+  const after = [];
+  const lineageOnly = [];
+  const filtered = [];
+  const FILTERED = 'SELECT c.id, c.email, o.total FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.status = $1';
+  const runAfter = (sql, params) => {
+    const a = analyseSql(sql, { cache: false });
+    const lineage = lineageOf(a.stmt, catalog, 'public');
+    planMasks(lineage, rules, redact);
+    const r = applyRowFilters(sql, params, filters, principal, {});
+    if (r) lineageOf(r.analysis.stmt, catalog, 'public');
+  };
+  for (let i = 0; i < Math.max(50, samples / 5); i++) {
+    columnUsesOf(analyseSql(SIMPLE, { cache: false }).stmt);
+    runAfter(SIMPLE, [1]);
+    runAfter(FILTERED, ['paid']);
+  }
+  const stmt = analyseSql(SIMPLE).stmt;
+  for (let i = 0; i < samples; i++) {
+    let t0 = performance.now();
+    columnUsesOf(analyseSql(SIMPLE, { cache: false }).stmt);
+    before.push(performance.now() - t0);
+    t0 = performance.now();
+    runAfter(SIMPLE, [1]);
+    after.push(performance.now() - t0);
+    t0 = performance.now();
+    lineageOf(stmt, catalog, 'public');
+    lineageOnly.push(performance.now() - t0);
+    t0 = performance.now();
+    runAfter(FILTERED, ['paid']);
+    filtered.push(performance.now() - t0);
+  }
+  const b = summarise(before, 'us');
+  const a = summarise(after, 'us');
+  return {
+    budget_added_p50_us: 150,
+    simple_before_us: b,
+    simple_after_us: a,
+    added_p50_us: Math.round((a.p50 - b.p50) * 10) / 10,
+    within_budget: a.p50 - b.p50 <= 150,
+    simple_lineage_only_us: summarise(lineageOnly, 'us'),
+    filtered_join_with_rewrite_us: summarise(filtered, 'us'),
+  };
+}
+
 export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {}) {
   await initSqlAnalysis();
   const n = (full) => (quick ? Math.max(30, Math.floor(full / 20)) : full);
@@ -208,6 +275,7 @@ export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {})
     ten_kb: tenKb,
     worst_accepted_by_default_limits: worst,
     column_uses_us: { simple: measureColumnUses(SIMPLE, n(5000)), analytical_20_line: measureColumnUses(ANALYTICAL_20, n(1000)) },
+    lineage_masks_row_filters: await benchLineage(n(3000)),
     cost_gate: await benchCostGate({ quick }),
   };
 }

@@ -527,8 +527,10 @@ export interface SqlAnalysis {
   readonly relations: readonly NameRef[];
   /** Functions with their exact names. */
   readonly calls: readonly FunctionRef[];
-  /** How columns are used, by name (for the redaction gate). */
+  /** How columns are used, by name (the name-based first step; kept for callers without a catalog). */
   readonly columnUses: ColumnUses;
+  /** libpg-query's tree of the statement (shared with the cache: never modify it); lineage reads it. */
+  readonly stmt: unknown;
 }
 
 const DEFAULT_MAX_TREE_DEPTH = 200;
@@ -586,7 +588,9 @@ interface Parsed {
   readonly scan: SqlScan;
   readonly fingerprint: string;
   readonly limit: number | undefined;
-  readonly columnUses: ColumnUses;
+  /** The name-based column uses: computed on first need (lineage replaced them on the call path). */
+  columnUses?: ColumnUses;
+  readonly stmt: unknown;
   /** Computed on first need, then reused. */
   agreement?: { readonly kind: 'both' | 'lexical' } | { readonly kind: 'deny'; readonly message: string; readonly detail: Record<string, unknown> };
   /** The same, for the text as written by the deparser (SqlOptions.deparsed). */
@@ -664,7 +668,7 @@ function parseAndWalk(text: string, scan: SqlScan, maxTreeDepth: number, maxNode
   const stmt = tree.stmts[0]?.stmt;
   const walk = new SqlWalker({ maxTreeDepth, maxNodes }).walkStatement(stmt);
   const select = (stmt as { SelectStmt: Record<string, unknown> }).SelectStmt;
-  const parsed: Parsed = { walk, scan, fingerprint: fingerprintOf(tree.version, stmt), limit: constantLimit(select), columnUses: columnUsesOf(stmt) };
+  const parsed: Parsed = { walk, scan, fingerprint: fingerprintOf(tree.version, stmt), limit: constantLimit(select), stmt };
   if (timings) timings.walk = performance.now() - t;
   return parsed;
 }
@@ -857,7 +861,17 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
     agreement: agreement.kind,
   };
   if (timings) timings.total = performance.now() - t0;
-  return { facts, text, relations: walk.relations, calls: walk.functions, columnUses: parsed.columnUses };
+  const p = parsed;
+  return {
+    facts,
+    text,
+    relations: walk.relations,
+    calls: walk.functions,
+    get columnUses() {
+      return (p.columnUses ??= columnUsesOf(p.stmt));
+    },
+    stmt: p.stmt,
+  };
 }
 
 /** True when `err` is the analyser's refusal (as opposed to a bug). */

@@ -4,6 +4,7 @@
  * record-type.ts: the log itself seals any JSON object it is given.
  */
 import type { CheckpointOptions } from './checkpoint.js';
+import type { WitnessEndpoint } from './witness-cosignature.js';
 
 export type Durability = 'fsync' | 'batch' | 'async';
 
@@ -37,6 +38,11 @@ export interface AuditLogOptions {
    * it. Off unless asked for here; the config turns it on for every new log (audit.genesis, default on).
    */
   readonly genesis?: boolean | undefined;
+  /**
+   * PostgreSQL backend: the witnesses its writer sends each checkpoint it signs to (the file
+   * backend's client comes in through onCheckpoint); cosignatures go to bulwark_audit_cosignature.
+   */
+  readonly witnesses?: readonly WitnessEndpoint[] | undefined;
   /** Each signed checkpoint once it is written (the witness client submits it). */
   readonly onCheckpoint?: ((note: string, size: number) => Promise<void> | void) | undefined;
   /** The policy revision when the log is created, named in its genesis record. */

@@ -29,9 +29,9 @@ export function defaultOrigin(stream: string): string {
 export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWarning?: AuditLogOptions['onWarning']): AuditLogOptions {
   const cp = audit.checkpoint;
   const witnesses = audit.witnesses.map((w) => ({ name: w.name, url: w.url, key: witnessKey(w.key, baseDir) }));
-  if (witnesses.length && (!cp?.private_key || audit.backend !== 'file'))
-    throw new Error('audit.witnesses needs the file backend and audit.checkpoint.private_key (witnesses cosign signed checkpoints)');
-  const client = witnesses.length ? new WitnessClient(logPaths(audit.path), witnesses, onWarning) : undefined;
+  if (witnesses.length && !cp?.private_key) throw new Error('audit.witnesses needs audit.checkpoint.private_key (witnesses cosign signed checkpoints)');
+  // The file log's client stores beside the log; the PostgreSQL log builds its own on its connection.
+  const client = witnesses.length && audit.backend === 'file' ? new WitnessClient(logPaths(audit.path), witnesses, onWarning) : undefined;
   return {
     path: audit.path,
     durability: audit.durability,
@@ -55,6 +55,7 @@ export function auditOptionsFromConfig(audit: AuditConfig, baseDir: string, onWa
     // Every new log starts with a genesis record unless the config says otherwise (issue 12).
     genesis: audit.genesis ?? true,
     onCheckpoint: client ? (note, size) => client.submit(note, size) : undefined,
+    witnesses: witnesses.length && audit.backend === 'postgres' ? witnesses : undefined,
     policyInputs: audit.replay_inputs ? policyInputsPath(logPaths(audit.path)) : undefined,
     onWarning,
   };

@@ -20,7 +20,7 @@ import {
 } from './files.js';
 import { genesisFor } from './genesis.js';
 import { Frontier, leafHashLatin1 } from './merkle.js';
-import type { FileResumed, RecoveryFields, SetAsideBytes, TornTail } from './record-type.js';
+import type { FileResumed, RecoveryFields, Restarted, SetAsideBytes, TornTail } from './record-type.js';
 import { NO_REFUSED_APPENDS, RefusedAppends } from './refused-appends.js';
 import { policyInputOf, PolicyInputStore } from './policy-inputs.js';
 import { recordBody } from './seal-record.js';
@@ -298,6 +298,24 @@ export class FileAuditLog implements AuditLog {
         opts.onWarning?.('audit log: recovered a torn last record at start-up', { ...st.recovery });
         await log.append({ event: 'audit.recovery', recovery: st.recovery } satisfies RecoveryFields);
       }
+      // The writer before this one stopped (was killed) with records no checkpoint covers yet. Mark
+      // where this writer's life starts and sign at once: verify ends the dead writer's unsigned
+      // span at this record, so the time the log was down is not counted as an unsigned stretch.
+      if (opts.checkpoint && st.frontier && st.cpSize < st.start.seq && !genesis) {
+        const restarted: Restarted = {
+          action: 'restarted',
+          last_checkpoint_size: st.cpSize,
+          unsigned_from: st.cpSize + 1,
+          unsigned_to: st.start.seq,
+        };
+        opts.onWarning?.('audit log: the previous writer stopped before signing its last records; signing them now', { ...restarted });
+        try {
+          await log.append({ event: 'audit.recovery', recovery: restarted } satisfies RecoveryFields);
+          await log.checkpointNow();
+        } catch (err) {
+          if (!(err instanceof AuditUnavailableError)) throw err;
+        }
+      }
       return log;
     } catch (err) {
       release();
@@ -341,6 +359,17 @@ export class FileAuditLog implements AuditLog {
     this.kick();
     if (this.opts.durability !== 'async') await batch.done;
     return { seq, hash };
+  }
+
+  /** Make everything appended so far durable and sign a checkpoint over it now (after a restart). */
+  private async checkpointNow(): Promise<void> {
+    while (this.flushing || this.open || this.kicked) await new Promise((r) => setImmediate(r));
+    if (this.failure || this.closed) return;
+    await this.fh.datasync();
+    await this.inputs?.sync();
+    this.markDurable();
+    this.maybeCheckpoint(true);
+    await this.checkpointWrites;
   }
 
   /** Start a flush after the current turn, so every append made in it shares one write. */

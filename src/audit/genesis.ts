@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { AuditLogOptions } from './audit-log.js';
 import { GENESIS_PREV } from './chain.js';
 import type { LogPaths } from './files.js';
-import { Frontier } from './merkle.js';
+import { Frontier, verifyConsistency } from './merkle.js';
 import { parseAuditLine, type GenesisFields, type GenesisInfo } from './record-type.js';
 import { checkpointText, readCheckpointNote, signNote, trusted, type NoteSigner, type NoteVerifier, type SignedCheckpoint } from './note.js';
 
@@ -63,16 +63,87 @@ export function prunePath(p: LogPaths): string {
   return path.join(p.dir, `${p.stem}.prune.json`);
 }
 
+/**
+ * An earlier prune of the same log: its signed statement and the RFC 6962 consistency proof from its
+ * tree (at `size`) to the tree of the statement after it, built when the later prune was made (the
+ * records between were still there). A pruned log keeps the whole chain of its prunes.
+ */
+export interface PruneLink {
+  readonly note: string;
+  readonly size: number;
+  /** Base64 node hashes: PROOF(size, next size). */
+  readonly consistency: readonly string[];
+}
+
 export interface PruneFile {
   readonly v: 1;
   readonly note: string;
   readonly size: number;
   readonly frontier: readonly string[];
+  /** The prunes before this one, oldest first (absent for a log pruned once). */
+  readonly previous?: readonly PruneLink[] | undefined;
 }
 
-export function makePruneStatement(signer: NoteSigner, origin: string, size: number, chainHead: string, frontier: Frontier, now = new Date()): PruneFile {
+export function makePruneStatement(
+  signer: NoteSigner,
+  origin: string,
+  size: number,
+  chainHead: string,
+  frontier: Frontier,
+  now = new Date(),
+  previous: readonly PruneLink[] = [],
+): PruneFile {
   const body = checkpointText({ origin, size, root: frontier.root(), chainHead, time: now.toISOString() });
-  return { v: 1, note: signNote(`${body}${PRUNE_LINE}\n`, [signer]), size, frontier: frontier.snapshot().map((b) => b.toString('base64')) };
+  return {
+    v: 1,
+    note: signNote(`${body}${PRUNE_LINE}\n`, [signer]),
+    size,
+    frontier: frontier.snapshot().map((b) => b.toString('base64')),
+    ...(previous.length ? { previous: [...previous] } : {}),
+  };
+}
+
+/** A signed note with the prune line, by a trusted key, naming a chain head. */
+function checkedPruneNote(note: string, keys: readonly NoteVerifier[], what: string): SignedCheckpoint & { readonly chainHead: string } {
+  let cp: SignedCheckpoint;
+  try {
+    cp = readCheckpointNote(note, keys);
+  } catch (err) {
+    throw new AnchorError(`${what}: not a prune statement: ${(err as Error).message}`);
+  }
+  if (!note.split('\n\n')[0]?.split('\n').includes(PRUNE_LINE))
+    throw new AnchorError(`${what}: the note has no "prune" line (an ordinary checkpoint is not a prune statement)`);
+  if (!keys.length)
+    throw new AnchorError(
+      `${what}: a prune statement can only be trusted with a trusted public key (--public-key, audit.checkpoint.public_keys or --trust-genesis)`,
+    );
+  if (!trusted(cp)) throw new AnchorError(`${what}: the prune statement is not signed by a trusted key`);
+  const chainHead = cp.chainHead;
+  if (!chainHead) throw new AnchorError(`${what}: the prune statement names no chain head`);
+  return { ...cp, chainHead };
+}
+
+/**
+ * The earlier prunes a statement names: each signed by a trusted key, sizes growing, and each tree
+ * provably a prefix of the next (its consistency proof), up to the statement itself.
+ */
+function checkPruneChain(previous: readonly PruneLink[], last: SignedCheckpoint, keys: readonly NoteVerifier[], file: string): void {
+  const checked = previous.map((l, i) => {
+    if (!l || typeof l.note !== 'string' || !Array.isArray(l.consistency))
+      throw new AnchorError(`${path.basename(file)}: earlier prune ${i + 1} is not {note, size, consistency}`);
+    return { link: l, cp: checkedPruneNote(l.note, keys, `${path.basename(file)}: earlier prune ${i + 1}`) };
+  });
+  for (let i = 0; i < checked.length; i++) {
+    const { link, cp } = checked[i] as { link: PruneLink; cp: SignedCheckpoint };
+    const next = i + 1 < checked.length ? (checked[i + 1] as { cp: SignedCheckpoint }).cp : last;
+    if (!(cp.size < next.size))
+      throw new AnchorError(`${path.basename(file)}: earlier prune ${i + 1} (size ${cp.size}) does not come before the next (size ${next.size})`);
+    const proof = link.consistency.map((h) => Buffer.from(String(h), 'base64'));
+    if (!verifyConsistency(cp.size, next.size, proof, cp.root, next.root))
+      throw new AnchorError(
+        `${path.basename(file)}: the tree of earlier prune ${i + 1} (size ${cp.size}) is not a prefix of the tree at size ${next.size}: the prunes do not describe one log`,
+      );
+  }
 }
 
 export interface Anchor {
@@ -83,6 +154,8 @@ export interface Anchor {
   readonly source: string;
   /** The frontier at `size`, when known: the Merkle root can be carried on. */
   readonly frontier?: Frontier | undefined;
+  /** A prune statement: how many prunes it records (this one and those it names). */
+  readonly prunes?: number | undefined;
 }
 
 export class AnchorError extends Error {}
@@ -97,21 +170,16 @@ export function readPruneStatement(file: string, keys: readonly NoteVerifier[]):
     throw err;
   }
   let raw: PruneFile;
-  let cp: SignedCheckpoint;
   try {
     raw = JSON.parse(text) as PruneFile;
-    cp = readCheckpointNote(String(raw.note), keys);
   } catch (err) {
     throw new AnchorError(`${path.basename(file)}: not a prune statement: ${(err as Error).message}`);
   }
-  if (!raw.note.split('\n\n')[0]?.split('\n').includes(PRUNE_LINE))
-    throw new AnchorError(`${path.basename(file)}: the note has no "prune" line (an ordinary checkpoint is not a prune statement)`);
-  if (!keys.length)
-    throw new AnchorError(
-      `${path.basename(file)}: a prune statement can only be trusted with a trusted public key (--public-key, audit.checkpoint.public_keys or --trust-genesis)`,
-    );
-  if (!trusted(cp)) throw new AnchorError(`${path.basename(file)}: the prune statement is not signed by a trusted key`);
-  if (!cp.chainHead) throw new AnchorError(`${path.basename(file)}: the prune statement names no chain head`);
+  const cp = checkedPruneNote(String(raw.note), keys, path.basename(file));
+  if (raw.previous !== undefined) {
+    if (!Array.isArray(raw.previous)) throw new AnchorError(`${path.basename(file)}: "previous" is not a list of earlier prunes`);
+    checkPruneChain(raw.previous, cp, keys, file);
+  }
   let frontier: Frontier | undefined;
   try {
     const f = Frontier.fromState(
@@ -122,7 +190,7 @@ export function readPruneStatement(file: string, keys: readonly NoteVerifier[]):
   } catch {
     frontier = undefined;
   }
-  return { size: cp.size, chainHead: cp.chainHead, root: cp.root, source: file, frontier };
+  return { size: cp.size, chainHead: cp.chainHead, root: cp.root, source: file, frontier, prunes: (raw.previous?.length ?? 0) + 1 };
 }
 
 /** A checkpoint the auditor gives (`--from-checkpoint`): a note file or a checkpoints-file line, signed by a trusted key. */

@@ -90,26 +90,38 @@ export class PolicyInputStore {
   }
 }
 
+/** Copies are gathered into chunks of this size: one allocation per chunk, not one per copy. */
+const ARENA_CHUNK = 1 << 20;
+
 /**
- * The copies in a file, by hash, as UTF-8 bytes (each in its own ArrayBuffer: the policy engine
- * reads JSON bytes as they are): only those `wanted` (all when not given). A copy whose bytes do not
- * hash to its name is returned as `bad` (replay reports it), never as an input.
+ * The copies in a file, by hash, as UTF-8 bytes (views into a few shared chunks: the policy engine
+ * is handed a copy of its own, see audit-replay.ts): only those `wanted` (all when not given). A copy
+ * whose bytes do not hash to its name is returned as `bad` (replay reports it), never as an input.
  */
 export function readPolicyInputs(file: string, wanted?: ReadonlySet<string>): { inputs: Map<string, Uint8Array>; bad: Set<string> } {
   const inputs = new Map<string, Uint8Array>();
   const bad = new Set<string>();
   if (!fs.existsSync(file)) return { inputs, bad };
+  let chunk = Buffer.allocUnsafe(0);
+  let used = 0;
   scanLines(file, (buf, start, end) => {
     if (end - start < 66 || buf[start + 64] !== 0x20) return;
     const sha = buf.toString('latin1', start, start + 64);
     if (wanted && !wanted.has(sha)) return;
-    const bytes = new Uint8Array(buf.subarray(start + 65, end));
-    if (sha256Hex(bytes) === sha) {
-      inputs.set(sha, bytes);
-      bad.delete(sha);
-    } else if (!inputs.has(sha)) {
+    if (inputs.has(sha)) return;
+    const bytes = buf.subarray(start + 65, end);
+    if (sha256Hex(bytes) !== sha) {
       bad.add(sha);
+      return;
     }
+    if (used + bytes.length > chunk.length) {
+      chunk = Buffer.allocUnsafe(Math.max(ARENA_CHUNK, bytes.length));
+      used = 0;
+    }
+    bytes.copy(chunk, used);
+    inputs.set(sha, chunk.subarray(used, used + bytes.length));
+    used += bytes.length;
+    bad.delete(sha);
   });
   return { inputs, bad };
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { redactUrl } from '../config/redact-url.js';
 import { AuditUnavailableError, errorCode, type Appended, type AuditLog, type AuditLogOptions } from './audit-log.js';
 import { canonicalJson, MAX_LINE_BYTES } from './canonical-json.js';
-import { GENESIS_PREV } from './chain.js';
+import { GENESIS_PREV, sha256Hex } from './chain.js';
 import { genesisFor } from './genesis.js';
 import { makeCheckpointLine } from './checkpoint.js';
 import { Frontier, leafHash } from './merkle.js';
@@ -14,7 +14,9 @@ import { readCheckpointNote } from './note.js';
 import type { PostgresResumed, RecoveryFields, RefusedFields } from './record-type.js';
 import { NO_REFUSED_APPENDS, RefusedAppends } from './refused-appends.js';
 import { sealRecord } from './seal-record.js';
-import { policyInputOf, PolicyInputStore } from './policy-inputs.js';
+import { policyInputOf, type PolicyInputCopy } from './policy-inputs.js';
+import { WitnessClient } from './witness-client.js';
+import { PostgresWitnessSide, postgresCosignatureLines } from './postgres-witness.js';
 import { verifySegments, type Segment, type VerifyOptions, type VerifyReport } from './verify.js';
 
 /** sql/audit-postgres.sql in the package (dist/src/audit → three levels up). */
@@ -80,8 +82,13 @@ export class PostgresAuditLog implements AuditLog {
   private failure: Error | undefined;
   private failedAt: Date | undefined;
   private readonly refused = new RefusedAppends(REFUSED_IDS_KEPT);
-  /** Copies of the policy inputs the records hash, in a file on this host (policy-inputs.ts). */
-  private inputs: PolicyInputStore | undefined;
+  /**
+   * Keep the exact policy inputs the records hash (audit.replay_inputs): in
+   * bulwark_audit_policy_input, inserted in the transaction that inserts their records.
+   */
+  private keepInputs = false;
+  /** Sends each checkpoint this writer signs to the configured witnesses (postgres-witness.ts). */
+  private witness: WitnessClient | undefined;
   private recoverTimer: NodeJS.Timeout | undefined;
   private recoverDelayMs = RECOVER_FIRST_MS;
   private recovering = false;
@@ -122,7 +129,8 @@ export class PostgresAuditLog implements AuditLog {
         `audit PostgreSQL backend unavailable (apply sql/audit-postgres.sql and grant bulwark_audit_writer): ${(err as Error).message}`,
       );
     }
-    if (opts.policyInputs) log.inputs = PolicyInputStore.open(opts.policyInputs);
+    log.keepInputs = opts.policyInputs !== undefined;
+    if (opts.witnesses?.length && opts.checkpoint) log.witness = new WitnessClient(new PostgresWitnessSide(sql, stream), opts.witnesses, opts.onWarning);
     if (opts.checkpoint) {
       const every = Math.max(10, Math.min(opts.checkpoint.everyMs, 1000));
       log.tick = setInterval(() => log.maybeCheckpoint(false), every);
@@ -151,12 +159,6 @@ export class PostgresAuditLog implements AuditLog {
     // Refuse what cannot be hashed reproducibly now, before it joins a transaction with others
     // (seq, ts, prev and v add well under 300 bytes).
     canonicalJson(fields, this.maxLine - 400);
-    const input = policyInputOf(fields);
-    if (input && this.inputs) {
-      // Written (not synced) before the row is inserted; closing syncs the file.
-      this.inputs.put(input);
-      this.inputs.flush();
-    }
     const done = new Promise<Appended>((resolve, reject) => this.queue.push({ fields, resolve, reject }));
     void this.flush();
     return done;
@@ -198,6 +200,19 @@ export class PostgresAuditLog implements AuditLog {
       const genesis = head ? undefined : genesisFor(this.opts);
       const all = genesis ? [genesis, ...records] : records;
       if (!all.length) return [];
+      // The inputs before the records that name them, in the same transaction: a committed record
+      // never names an input that is not there (content-addressed: a repeated input is one row).
+      if (this.keepInputs) {
+        const copies = new Map<string, PolicyInputCopy>();
+        for (const f of records) {
+          const c = policyInputOf(f);
+          if (c) copies.set(c.sha256, c);
+        }
+        if (copies.size) {
+          const rows = [...copies.values()].map((c) => ({ stream: this.stream, sha256: c.sha256, input: c.text }));
+          await tx`INSERT INTO bulwark_audit_policy_input ${tx(rows, 'stream', 'sha256', 'input')} ON CONFLICT DO NOTHING`;
+        }
+      }
       const rows = all.map((fields) => {
         seq += 1;
         const { line, hash } = sealRecord(fields, seq, prev, this.maxLine);
@@ -322,6 +337,7 @@ export class PostgresAuditLog implements AuditLog {
   private async checkpoint(): Promise<void> {
     const cp = this.opts.checkpoint;
     if (!cp) return;
+    let signed: { note: string; size: number } | undefined;
     await this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${this.stream}))`;
       const [last] = await tx`SELECT size, note, frontier FROM bulwark_audit_checkpoint WHERE stream = ${this.stream} ORDER BY size DESC LIMIT 1`;
@@ -344,12 +360,19 @@ export class PostgresAuditLog implements AuditLog {
       });
       if (!head) return;
       const line = makeCheckpointLine(cp, { size: frontier.size, head, frontier: frontier.snapshotLatin1() });
-      await tx`INSERT INTO bulwark_audit_checkpoint (stream, size, note, frontier) VALUES (${this.stream}, ${line.size}, ${line.note}, ${tx.array([...line.frontier])}) ON CONFLICT DO NOTHING`;
+      const ins =
+        await tx`INSERT INTO bulwark_audit_checkpoint (stream, size, note, frontier) VALUES (${this.stream}, ${line.size}, ${line.note}, ${tx.array([...line.frontier])}) ON CONFLICT DO NOTHING RETURNING size`;
       if (cp.mirrorPath) {
         await fs.promises.mkdir(path.dirname(path.resolve(cp.mirrorPath)), { recursive: true, mode: 0o700 });
         await fs.promises.appendFile(cp.mirrorPath, `${JSON.stringify(line)}\n`, { mode: 0o600 });
       }
+      // Another replica signed this size first: its checkpoint is the stream's, and it submits it.
+      if (ins.length) signed = line;
     });
+    if (!signed) return;
+    // Witnesses get it once it is committed; their answers never hold up the log.
+    void this.witness?.submit(signed.note, signed.size);
+    void this.opts.onCheckpoint?.(signed.note, signed.size);
   }
 
   async close(): Promise<void> {
@@ -361,12 +384,10 @@ export class PostgresAuditLog implements AuditLog {
     if (this.tick) clearInterval(this.tick);
     if (!this.failure) this.maybeCheckpoint(true);
     await this.checkpointing;
+    // The last checkpoint's cosignatures are stored before the connection goes (each witness
+    // answers or times out within its timeout).
+    await this.witness?.idle();
     await this.sql.end({ timeout: 5 });
-    try {
-      this.inputs?.close();
-    } catch {
-      // Copies that could not be synced are missing at replay, which says so.
-    }
   }
 }
 
@@ -427,9 +448,13 @@ export async function verifyPostgres(url: string, stream: string, opts: VerifyOp
     const cpFile = path.join(dir, `${stream.replace(/[^A-Za-z0-9_-]/g, '_')}.checkpoints.jsonl`);
     fs.writeFileSync(cpFile, await postgresCheckpointLines(sql, stream), { mode: 0o600 });
     const sources = [{ file: cpFile, mirror: false }, ...(opts.mirrors ?? []).map((f) => ({ file: path.resolve(f), mirror: true }))];
-    const r = await verifySegments(`${redactUrl(url)}#${stream}`, [postgresSegment(sql, stream)], sources, opts);
-    // The temporary file is not where the checkpoints live: name the table instead.
-    const fix = (f: string) => (f === cpFile ? `postgres:bulwark_audit_checkpoint#${stream}` : f);
+    // The cosignatures as the file backend keeps them (read as checkpoints too).
+    const cosFile = path.join(dir, 'cosignatures.jsonl');
+    fs.writeFileSync(cosFile, await postgresCosignatureLines(sql, stream), { mode: 0o600 });
+    const r = await verifySegments(`${redactUrl(url)}#${stream}`, [postgresSegment(sql, stream)], sources, { cosignaturesFile: cosFile, ...opts });
+    // The temporary files are not where the checkpoints live: name the tables instead.
+    const fix = (f: string) =>
+      f === cpFile ? `postgres:bulwark_audit_checkpoint#${stream}` : f === cosFile ? `postgres:bulwark_audit_cosignature#${stream}` : f;
     return {
       ...r,
       checkpoints: { ...r.checkpoints, sources: r.checkpoints.sources.map(fix) },
@@ -437,7 +462,12 @@ export async function verifyPostgres(url: string, stream: string, opts: VerifyOp
         ? {
             problem: {
               ...r.problem,
-              segment: r.problem.segment === path.basename(cpFile) ? 'bulwark_audit_checkpoint' : r.problem.segment,
+              segment:
+                r.problem.segment === path.basename(cpFile)
+                  ? 'bulwark_audit_checkpoint'
+                  : r.problem.segment === path.basename(cosFile)
+                    ? 'bulwark_audit_cosignature'
+                    : r.problem.segment,
               ...(r.problem.checkpoint ? { checkpoint: { ...r.problem.checkpoint, file: fix(r.problem.checkpoint.file) } } : {}),
             },
           }
@@ -447,4 +477,34 @@ export async function verifyPostgres(url: string, stream: string, opts: VerifyOp
     await sql.end({ timeout: 5 });
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The policy input copies of a stream, by hash, as UTF-8 bytes: only those `wanted`. A row whose
+ * bytes do not hash to its name (the table's CHECK makes that need a dropped constraint) is `bad`.
+ */
+export async function postgresPolicyInputs(
+  url: string,
+  stream: string,
+  wanted: ReadonlySet<string>,
+): Promise<{ inputs: Map<string, Uint8Array>; bad: Set<string> }> {
+  const inputs = new Map<string, Uint8Array>();
+  const bad = new Set<string>();
+  if (!wanted.size) return { inputs, bad };
+  const sql = connect(url);
+  try {
+    const all = [...wanted];
+    for (let i = 0; i < all.length; i += 5000) {
+      const rows = await sql`SELECT sha256, input FROM bulwark_audit_policy_input WHERE stream = ${stream} AND sha256 IN ${sql(all.slice(i, i + 5000))}`;
+      for (const r of rows) {
+        const sha = String(r.sha256);
+        const bytes = new Uint8Array(Buffer.from(String(r.input), 'utf8'));
+        if (sha256Hex(bytes) === sha) inputs.set(sha, bytes);
+        else bad.add(sha);
+      }
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  return { inputs, bad };
 }

@@ -91,6 +91,8 @@ export type OutcomeFields = CallFields & {
   readonly policy_input_sha256?: string;
   /** What evaluated the policy (`@open-policy-agent/opa-wasm@VERSION`). */
   readonly policy_engine?: string;
+  /** Present when the policy obliged a human's approval, or a requestState carried one. */
+  readonly approval?: CallApproval;
 };
 
 /** Written, and durable, before a side-effecting tool runs; its outcome record names it. */
@@ -98,6 +100,43 @@ export type IntentFields = CallFields & {
   readonly event: 'intent';
   readonly principal: CallPrincipal;
   readonly decision: CallDecision & { readonly allow: true };
+};
+
+/**
+ * What became of a human approval the policy asked for (gate/approval.ts). `requested`: the client
+ * was asked (2026-07-28: the call ended input_required; 2025-11-25: the `approval` record written
+ * before the ask); `granted` / `declined`: the client's answer; `expired`: the window passed;
+ * `unsupported`: the client cannot be asked; `invalid`: a requestState that should carry the answer
+ * was refused; `failed`: the ask itself failed (the client erred or the call was cancelled).
+ */
+export type ApprovalStatus = 'requested' | 'granted' | 'declined' | 'expired' | 'unsupported' | 'invalid' | 'failed';
+
+export type CallApproval = {
+  readonly status: ApprovalStatus;
+  /** How the human was asked: form elicitation (2025-11-25), an input_required result (2026-07-28), or not at all. */
+  readonly via: 'elicitation' | 'input_required' | 'none';
+  /** The roles the policy named as approvers (shown to the human; Bulwark cannot verify who answered). */
+  readonly approvers: readonly string[];
+  readonly reason: string;
+  readonly ttl_ms: number;
+  /** The arguments hash the approval is bound to: this call's args_sha256. */
+  readonly args_sha256: string;
+  /** Who answered, as the client says (unverified, at most 200 characters). */
+  readonly by?: string;
+  /** The client's action: accept, decline or cancel. */
+  readonly action?: string;
+  /** The `approval` record written before the human was asked (2025-11-25). */
+  readonly request_seq?: number;
+  /** The request id of the call whose input_required result asked (2026-07-28). */
+  readonly requested_in?: string;
+};
+
+/** Written, and durable, before a 2025-11-25 client is asked to approve a call; the outcome record names it. */
+export type ApprovalRequestFields = CallFields & {
+  readonly event: 'approval';
+  readonly principal: CallPrincipal;
+  readonly decision: CallDecision & { readonly allow: true };
+  readonly approval: CallApproval;
 };
 
 /** The first record of a log (seq 1): what it is and which keys sign it. */
@@ -147,7 +186,19 @@ type Resumed = {
 export type FileResumed = Resumed & { readonly set_aside: SetAsideBytes | null; readonly torn: TornTail | null };
 export type PostgresResumed = Resumed & { readonly backend: 'postgres'; readonly stream: string };
 
-export type RecoveryFields = { readonly event: 'audit.recovery'; readonly recovery: TornTail | FileResumed | PostgresResumed };
+/**
+ * A file log's writer found records after its last checkpoint at start-up (the writer before it was
+ * killed): this record marks where the new writer's life starts, and a checkpoint follows at once.
+ */
+export type Restarted = {
+  readonly action: 'restarted';
+  readonly last_checkpoint_size: number;
+  /** The records the previous writer left unsigned. */
+  readonly unsigned_from: number;
+  readonly unsigned_to: number;
+};
+
+export type RecoveryFields = { readonly event: 'audit.recovery'; readonly recovery: TornTail | FileResumed | PostgresResumed | Restarted };
 
 /** PostgreSQL: appends refused while the recovery record was being written, right after it. */
 export type RefusedFields = {
@@ -156,7 +207,7 @@ export type RefusedFields = {
 };
 
 /** Every record Bulwark writes, before the log seals it. */
-export type AuditFields = OutcomeFields | IntentFields | GenesisFields | RecoveryFields | RefusedFields;
+export type AuditFields = OutcomeFields | IntentFields | ApprovalRequestFields | GenesisFields | RecoveryFields | RefusedFields;
 
 // ---------------------------------------------------------------- read back
 
@@ -208,10 +259,29 @@ export interface ReadOutcomeFields extends ReadCall {
   readonly intent_seq?: number;
   readonly policy_input_sha256?: string;
   readonly policy_engine?: string;
+  readonly approval?: ReadApproval;
 }
 
 export interface ReadIntentFields extends ReadCall {
   readonly event: 'intent';
+}
+
+export interface ReadApproval {
+  readonly status?: string;
+  readonly via?: string;
+  readonly approvers?: readonly string[];
+  readonly reason?: string;
+  readonly ttl_ms?: number;
+  readonly args_sha256?: string;
+  readonly by?: string;
+  readonly action?: string;
+  readonly request_seq?: number;
+  readonly requested_in?: string;
+}
+
+export interface ReadApprovalRequestFields extends ReadCall {
+  readonly event: 'approval';
+  readonly approval?: ReadApproval;
 }
 
 export interface ReadGenesis {
@@ -252,6 +322,9 @@ export interface ReadRecovery {
   readonly failed_at?: string | null;
   readonly resumed_at?: string;
   readonly refused_appends?: ReadRefusedAppends;
+  readonly last_checkpoint_size?: number;
+  readonly unsigned_from?: number;
+  readonly unsigned_to?: number;
 }
 
 export interface ReadRecoveryFields {
@@ -264,7 +337,7 @@ export interface ReadRefusedFields {
   readonly refused?: { readonly backend?: string; readonly stream?: string; readonly reason?: string; readonly refused_appends?: ReadRefusedAppends };
 }
 
-export type ReadAuditFields = ReadOutcomeFields | ReadIntentFields | ReadGenesisFields | ReadRecoveryFields | ReadRefusedFields;
+export type ReadAuditFields = ReadOutcomeFields | ReadIntentFields | ReadApprovalRequestFields | ReadGenesisFields | ReadRecoveryFields | ReadRefusedFields;
 
 /** A record read back from the log, checked. Narrow on `event` (absent: a call's outcome). */
 export type AuditRecord = Envelope & ReadAuditFields;
@@ -280,12 +353,15 @@ type Holds<T extends true> = T;
 export type WrittenRecordsReadBack = [
   Holds<Covers<OutcomeFields, ReadOutcomeFields>>,
   Holds<Covers<IntentFields, ReadIntentFields>>,
+  Holds<Covers<ApprovalRequestFields, ReadApprovalRequestFields>>,
+  Holds<Covers<CallApproval, ReadApproval>>,
   Holds<Covers<CallOutcome, ReadOutcome>>,
   Holds<Covers<GenesisFields, ReadGenesisFields>>,
   Holds<Covers<GenesisInfo, ReadGenesis>>,
   Holds<Covers<TornTail, ReadRecovery>>,
   Holds<Covers<FileResumed, ReadRecovery>>,
   Holds<Covers<PostgresResumed, ReadRecovery>>,
+  Holds<Covers<Restarted, ReadRecovery>>,
   Holds<Covers<RefusedFields, ReadRefusedFields>>,
 ];
 
@@ -350,6 +426,19 @@ const readPrincipal = (o: Obj, at: string): ReadPrincipal => ({
   id: opt(o, 'id', at, isStr, 'a string'),
   roles: opt(o, 'roles', at, isStrs, 'strings'),
   auth: opt(o, 'auth', at, isStr, 'a string'),
+});
+
+const readApproval = (o: Obj, at: string): ReadApproval => ({
+  status: opt(o, 'status', at, isStr, 'a string'),
+  via: opt(o, 'via', at, isStr, 'a string'),
+  approvers: opt(o, 'approvers', at, isStrs, 'strings'),
+  reason: opt(o, 'reason', at, isStr, 'a string'),
+  ttl_ms: opt(o, 'ttl_ms', at, isInt, 'an integer'),
+  args_sha256: opt(o, 'args_sha256', at, isHex64, '64 hex digits'),
+  by: opt(o, 'by', at, isStr, 'a string'),
+  action: opt(o, 'action', at, isStr, 'a string'),
+  request_seq: opt(o, 'request_seq', at, isInt, 'an integer'),
+  requested_in: opt(o, 'requested_in', at, isStr, 'a string'),
 });
 
 const readDecision = (o: Obj, at: string): ReadDecision => ({
@@ -427,6 +516,9 @@ function readRecovery(o: Obj, at: string): ReadRecovery {
     failed_at: opt(o, 'failed_at', at, isStrOrNull, 'a string or null'),
     resumed_at: opt(o, 'resumed_at', at, isStr, 'a string'),
     refused_appends: nested(o, 'refused_appends', at, readRefusedAppends),
+    last_checkpoint_size: opt(o, 'last_checkpoint_size', at, isInt, 'an integer'),
+    unsigned_from: opt(o, 'unsigned_from', at, isInt, 'an integer'),
+    unsigned_to: opt(o, 'unsigned_to', at, isInt, 'an integer'),
   };
 }
 
@@ -448,9 +540,12 @@ function readFields(o: Obj): ReadAuditFields | { readonly unknownEvent: string }
         intent_seq: opt(o, 'intent_seq', '', isInt, 'an integer'),
         policy_input_sha256: opt(o, 'policy_input_sha256', '', isHex64, '64 hex digits'),
         policy_engine: opt(o, 'policy_engine', '', isStr, 'a string'),
+        approval: nested(o, 'approval', '', readApproval),
       });
     case 'intent':
       return Object.assign(readCall(o), { event });
+    case 'approval':
+      return Object.assign(readCall(o), { event, approval: nested(o, 'approval', '', readApproval) });
     case 'audit.genesis':
       return { event, genesis: nested(o, 'genesis', '', readGenesis) };
     case 'audit.recovery':

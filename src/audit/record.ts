@@ -3,7 +3,7 @@ import { sha256Hex } from './chain.js';
 import type { Denial } from '../core/denial.js';
 import type { Decision } from '../core/decision.js';
 import type { Authorised, Facts, OutcomeStatus, Principal, ToolResult, CallContext } from '../core/call.js';
-import type { IntentFields, OutcomeFields } from './record-type.js';
+import type { ApprovalRequestFields, CallApproval, IntentFields, OutcomeFields } from './record-type.js';
 import { attachPolicyInput, policyInputCopy } from './policy-inputs.js';
 
 export interface RecordInput {
@@ -38,6 +38,8 @@ export interface RecordInput {
   readonly policyEngine?: string | undefined;
   /** What executing cost, and the caps it ran under (issue: caps are evidence too). */
   readonly execution?: { readonly metrics?: Readonly<Record<string, number>>; readonly caps?: Readonly<Record<string, unknown>> } | undefined;
+  /** The human approval the policy obliged, or a requestState carried, and what became of it. */
+  readonly approval?: CallApproval | undefined;
 }
 
 /**
@@ -171,6 +173,7 @@ export function auditFields(r: RecordInput): OutcomeFields {
       ...(r.execution?.caps ? { caps: r.execution.caps } : {}),
     },
     ...(r.intentSeq === undefined ? {} : { intent_seq: r.intentSeq }),
+    ...(r.approval ? { approval: r.approval } : {}),
   };
   // The copy goes with the fields to the log, which writes it beside the record.
   return input ? attachPolicyInput(fields, input) : fields;
@@ -208,8 +211,23 @@ export function intentFields(
   };
 }
 
+/**
+ * The record a 2025-11-25 call leaves before its client is asked to approve it: the intent's
+ * fields (who, what, the decision) with what the human is asked. The outcome record names it
+ * (`approval.request_seq`); a request with no outcome means the process stopped while asking.
+ */
+export function approvalRequestFields(
+  call: Authorised,
+  policyRevision: string,
+  auditArgs: Record<string, unknown> | undefined,
+  received: { readonly args: unknown } | undefined,
+  approval: CallApproval,
+): ApprovalRequestFields {
+  return { ...intentFields(call, policyRevision, auditArgs, received), event: 'approval', approval };
+}
+
 /** When validated arguments still cannot be hashed reproducibly (a lone surrogate, say), record without them. */
-export function withoutArgs<F extends OutcomeFields | IntentFields>(fields: F, reason: string): F {
+export function withoutArgs<F extends OutcomeFields | IntentFields | ApprovalRequestFields>(fields: F, reason: string): F {
   return { ...fields, args: null, masked: [...fields.masked, 'args'], args_unrepresentable: reason };
 }
 

@@ -41,6 +41,23 @@ export interface RecoveryRow {
   readonly detail: string;
 }
 
+/** A call whose policy obliged a human's approval (gate/approval.ts), from its outcome record. */
+export interface ApprovalRow {
+  readonly seq: number | null;
+  readonly ts: string;
+  readonly principal: string;
+  readonly tool: string;
+  /** requested, granted, declined, expired, unsupported, invalid, failed. */
+  readonly status: string;
+  /** Who answered, as the client said (unverified). */
+  readonly by: string;
+  readonly approvers: readonly string[];
+  readonly argsSha256: string;
+}
+
+/** Approval rows shown. */
+const MAX_APPROVALS = 5000;
+
 export interface ReportData {
   readonly path: string;
   readonly generatedAt: string;
@@ -63,6 +80,8 @@ export interface ReportData {
   /** Intent records (written before a side-effecting call ran); they are not counted as calls. */
   readonly intents: number;
   readonly recoveries: readonly RecoveryRow[];
+  /** Calls that needed a human's approval, and what became of it (absent in data built elsewhere). */
+  readonly approvals?: readonly ApprovalRow[];
 }
 
 export interface ReportOptions extends VerifyOptions {
@@ -110,6 +129,7 @@ export async function collectReport(label: string, segments: readonly Segment[],
   let denialsTotal = 0;
   let intents = 0;
   const recoveries: RecoveryRow[] = [];
+  const approvals: ApprovalRow[] = [];
   let records = 0;
   let unreadable = 0;
   let firstTs: string | undefined;
@@ -170,6 +190,19 @@ export async function collectReport(label: string, segments: readonly Segment[],
       const dKey = decision ? (decision.allow === true ? 'allow' : decision.allow === false ? 'deny' : 'unknown') : 'no decision (before policy)';
       bump(byDecision, dKey);
       const outcome = rec.outcome;
+      if (rec.approval && approvals.length < MAX_APPROVALS) {
+        const a = rec.approval;
+        approvals.push({
+          seq: rec.seq,
+          ts,
+          principal: pid,
+          tool,
+          status: a.status ?? '(none)',
+          by: a.by ?? '',
+          approvers: a.approvers ?? [],
+          argsSha256: a.args_sha256 ?? '',
+        });
+      }
       const status = outcome?.status ?? '(none)';
       const code = outcome?.code ?? '';
       bump(byOutcome, code ? `${status} / ${code}` : status);
@@ -211,6 +244,7 @@ export async function collectReport(label: string, segments: readonly Segment[],
     maxDenials,
     intents,
     recoveries,
+    approvals,
   };
 }
 
@@ -356,6 +390,10 @@ ${countTable('By outcome', 'status / code', d.byOutcome)}
 <p class="meta">${d.intents} intent record(s): each is written, and made durable, before a side-effecting call runs; its outcome record names it. An intent without an outcome means the process stopped mid-call: whether the side effect happened is unknown. This is not damage.</p>
 <table id="outcome-unknown"><thead><tr><th>seq</th><th>time</th><th>tool</th><th>request id</th></tr></thead>
 <tbody>${v.outcome_unknown.map((u) => `<tr><td class="n">${u.seq}</td><td class="mono">${escapeHtml(u.ts ?? '')}</td><td class="mono">${escapeHtml(u.tool ?? '')}</td><td class="mono">${escapeHtml(u.request_id ?? '')}</td></tr>`).join('') || '<tr><td colspan="4" class="note">None.</td></tr>'}</tbody></table>
+<h2>Approvals (${d.approvals?.length ?? 0})</h2>
+<p class="meta">Calls the policy let run only with a human's approval. "By" is what the client said; the approval is bound to the arguments hash shown.</p>
+<table id="approvals"><thead><tr><th>seq</th><th>time</th><th>principal</th><th>tool</th><th>approval</th><th>by</th><th>approvers</th><th>arguments sha256</th></tr></thead>
+<tbody>${(d.approvals ?? []).map((a) => `<tr><td class="n">${a.seq ?? ''}</td><td class="mono">${escapeHtml(a.ts)}</td><td class="mono">${escapeHtml(a.principal)}</td><td class="mono">${escapeHtml(a.tool)}</td><td class="mono">${escapeHtml(a.status)}</td><td class="mono">${escapeHtml(a.by)}</td><td class="mono">${escapeHtml(a.approvers.join(', '))}</td><td class="mono">${escapeHtml(a.argsSha256)}</td></tr>`).join('') || '<tr><td colspan="8" class="note">None.</td></tr>'}</tbody></table>
 <h2>Recoveries (${d.recoveries.length})</h2>
 <p class="meta">Where the log came back from a crash (a torn last record set aside at start-up) or from a write failure (resumed without a restart).</p>
 <table id="recoveries"><thead><tr><th>seq</th><th>time</th><th>action</th><th>detail</th></tr></thead>

@@ -362,6 +362,22 @@ export async function verifySegments(
     const s = segments[startIdx];
     if (anchor && (anchorFrontier !== undefined || anchorCheck || (s && s.first_seq - 1 === anchor.size))) {
       startKind = anchorKind ?? 'from_checkpoint';
+      const k = segments.findIndex((x, i) => i >= startIdx && x.exists);
+      if (s && !s.exists && k > startIdx) {
+        // The segments right after the anchor are gone too: cut beyond what the statement covers.
+        const n = (segments[k] as Segment).first_seq - 1;
+        setProblem({
+          kind: 'head_truncated',
+          segment: s.name,
+          line: 0,
+          seq: s.first_seq,
+          message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${segments
+            .slice(startIdx, k)
+            .map((x) => x.name)
+            .join(', ')} are gone, and the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} covers records up to ${anchor.size} only`,
+          range: { from: s.first_seq, to: n },
+        });
+      }
     } else if (s && !s.exists && segments.some((x) => x.exists)) {
       // The oldest segments are listed but gone: the head of the log was deleted.
       const k = segments.findIndex((x) => x.exists);
@@ -416,7 +432,8 @@ export async function verifySegments(
   let spanFrom = E;
   let spanFirstTs: string | undefined;
   let lastTs: string | undefined;
-  const spans: { from: number; to: number; firstTs: string; endTs: string }[] = [];
+  /** Unsigned spans; `restartAt`: the span ended because a restarted writer's record follows. */
+  const spans: { from: number; to: number; firstTs: string; endTs: string; restartAt?: number }[] = [];
   let cpIdx = 0;
   while (cpIdx < cps.length && (cps[cpIdx] as CheckpointRef).cp.size < E) cpIdx++;
   const scratch = Buffer.allocUnsafe(64 + maxLine + 1);
@@ -549,7 +566,20 @@ export async function verifySegments(
           const ti = buf.lastIndexOf(TS_KEY, end - HS);
           if (ti >= start) {
             const q = buf.indexOf(0x22, ti + 7);
-            lastTs = buf.toString('latin1', ti + 7, q);
+            const ts = buf.toString('latin1', ti + 7, q);
+            // A new writer's first record after its predecessor died unsigned: that writer's span
+            // ends with its own last record (the time the log was down is nobody's unsigned time).
+            if (
+              spanFirstTs !== undefined &&
+              lastTs !== undefined &&
+              buf.subarray(start, end).indexOf(RESTART_MARK) >= 0 &&
+              isRestart(buf.toString('utf8', start, end))
+            ) {
+              spans.push({ from: spanFrom, to: E - 1, firstTs: spanFirstTs, endTs: lastTs, restartAt: E });
+              spanFrom = E;
+              spanFirstTs = undefined;
+            }
+            lastTs = ts;
             spanFirstTs ??= lastTs;
           }
         }
@@ -672,7 +702,7 @@ export async function verifySegments(
       const claimed = genesis?.checkpoint?.every_ms;
       const interval = opts.checkpointIntervalMs ?? (claimed === undefined ? 1000 : matched > 0 ? claimed : Math.min(claimed, 1000));
       const bound = coverageBoundMs(interval);
-      for (const sp of spans) {
+      for (const sp of honourRestarts(spans, lastGood)) {
         const ms = Date.parse(sp.endTs) - Date.parse(sp.firstTs);
         if (!(ms <= bound)) {
           const pos = position(sp.from);
@@ -731,6 +761,37 @@ export async function verifySegments(
       ...(problem ? { problem } : {}),
     };
   }
+}
+
+/** A restart record holds this (its action); only lines holding it are parsed. */
+const RESTART_MARK = Buffer.from('"restarted"');
+
+function isRestart(line: string): boolean {
+  const parsed = parseAuditLine(line);
+  return parsed.ok && parsed.record.event === 'audit.recovery' && parsed.record.recovery?.action === 'restarted';
+}
+
+/**
+ * A restart ends an unsigned span only when a trusted checkpoint (matched, up to `signedUpTo`)
+ * covers the restart record: its writer signs at once, and whoever forges records after the last
+ * checkpoint cannot sign them, so a forged restart record never splits a span.
+ */
+function honourRestarts<S extends { from: number; to: number; firstTs: string; endTs: string; restartAt?: number }>(
+  spans: readonly S[],
+  signedUpTo: number,
+): { from: number; to: number; firstTs: string; endTs: string }[] {
+  const out: { from: number; to: number; firstTs: string; endTs: string }[] = [];
+  let carry: { from: number; firstTs: string } | undefined;
+  for (const sp of spans) {
+    const merged = { from: carry?.from ?? sp.from, to: sp.to, firstTs: carry?.firstTs ?? sp.firstTs, endTs: sp.endTs };
+    if (sp.restartAt !== undefined && sp.restartAt > signedUpTo) {
+      carry = { from: merged.from, firstTs: merged.firstTs };
+      continue;
+    }
+    carry = undefined;
+    out.push(merged);
+  }
+  return out;
 }
 
 function strictOk(line: string, seq: number, prev: string): boolean {

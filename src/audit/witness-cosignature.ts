@@ -159,3 +159,11 @@ export function checkCosignatures(checkpointText: string, lines: readonly string
   }
   return out;
 }
+
+/** A witness the log submits its checkpoints to (audit.witnesses[]; both backends). */
+export interface WitnessEndpoint {
+  readonly name: string;
+  /** The submission prefix: `<url>/add-checkpoint` is posted to. */
+  readonly url: string;
+  readonly key: WitnessVerifier;
+}

@@ -14,7 +14,17 @@ import { policyInputsPath } from '../audit/policy-inputs.js';
 import { openPolicyArchive, type PolicyArchive } from '../policy/archive.js';
 import { formatReplay, replayLog } from './audit-replay.js';
 import { loadWitnessVerifier, type WitnessVerifier } from '../audit/witness-cosignature.js';
-import { AnchorError, makePruneStatement, prunePath, readTrustedCheckpoint, type Anchor } from '../audit/genesis.js';
+import {
+  AnchorError,
+  makePruneStatement,
+  prunePath,
+  readPruneStatement,
+  readTrustedCheckpoint,
+  type Anchor,
+  type PruneFile,
+  type PruneLink,
+} from '../audit/genesis.js';
+import { proofFromFrontier } from '../audit/witness-client.js';
 import { acquireLock } from '../audit/files.js';
 import { Frontier, leafHashLatin1 } from '../audit/merkle.js';
 import type { NoteSigner } from '../audit/note.js';
@@ -60,9 +70,12 @@ export const AUDIT_HELP = `Usage:
         each that cannot be replayed (revision not archived or its entry forged, input copy
         missing or altered). Exit 0 when every decision in range replayed the same, 1 otherwise
   bulwark audit keygen --out DIR [--name NAME]            Ed25519 checkpoint key pair (NAME.key 0600, NAME.pub)
-  bulwark audit report [PATH] --html FILE [--public-key K]... [--mirror FILE]... [--witness-key W]...
+  bulwark audit report [PATH] --html FILE [--public-key K]... [--trust-genesis | --no-signatures]
+                       [--mirror FILE]... [--witness-key W]...
         self-contained HTML page: verification verdict, counts by principal, tool, decision and
-        outcome code, a timeline and every denial (first 5,000); exit 1 when the log is damaged
+        outcome code, a timeline and every denial (first 5,000); exit 1 when the log is damaged.
+        Keys as for verify: a signed log needs a trusted key (or --trust-genesis, or an explicit
+        --no-signatures), else the verdict is no_trusted_key and the exit 1
 PATH defaults to the configured audit log (--config FILE, or .bulwark/audit.jsonl); with
 audit.backend postgres, to the configured postgres_url and stream. K is a verifier key
 (NAME+KEYID+BASE64) or a file holding one; configured audit.checkpoint.public_keys are used too.
@@ -239,8 +252,8 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
           values.archive ??
           (fromConfig ? safe(() => policyArchiveDir(config().config.audit, config().baseDir), undefined) : undefined) ??
           path.join(path.dirname(t.kind === 'file' ? t.where : config().config.audit.path), 'policies');
-        const inputsFile =
-          values.inputs ?? policyInputsPath(logPaths(t.kind === 'file' ? t.where : safe(() => config().config.audit.path, '.bulwark/audit.jsonl')));
+        // A PostgreSQL stream keeps its input copies in bulwark_audit_policy_input (--inputs FILE reads a file instead).
+        const inputsFile = values.inputs ?? (t.kind === 'file' ? policyInputsPath(logPaths(t.where)) : `postgres:bulwark_audit_policy_input#${t.stream}`);
         return await replayCmd(
           t,
           openPolicyArchive(archiveDir),
@@ -252,9 +265,16 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
       }
       case 'keygen':
         return keygenCmd(values.out, values.name ?? 'bulwark-audit');
-      case 'report':
+      case 'report': {
+        // The same key rules as verify: a report's verdict is a verify.
+        if (values['no-signatures'] && (values['trust-genesis'] || values['public-key']?.length))
+          throw new UsageError('--no-signatures cannot be combined with --public-key or --trust-genesis');
+        const noSig = values['no-signatures'] ?? false;
+        if (noSig) process.stderr.write('warning: --no-signatures: checkpoint signatures are not checked; a rewrite of the whole log would pass\n');
         return await reportCmd(target(positionals[0]), values.html, {
-          publicKeys: keys(),
+          publicKeys: noSig ? [] : keys(),
+          signatures: noSig ? 'optional' : 'require',
+          trustGenesis: values['trust-genesis'] ?? false,
           witnessKeys: (values['witness-key'] ?? []).map((w) => loadWitnessVerifier(w)),
           witnessQuorum: positiveInt(values['witness-quorum'], '--witness-quorum'),
           mirrors: [
@@ -262,6 +282,7 @@ export async function runAuditCli(argv: string[], loadConfig: ConfigLoader): Pro
             ...(positionals[0] || values.mirror ? [] : safe(() => mirrorsFromConfig(config().config.audit, config().baseDir), [])),
           ],
         });
+      }
       default:
         process.stderr.write(`bulwark audit: unknown subcommand ${sub}\n${AUDIT_HELP}`);
         return EXIT.usage;
@@ -285,7 +306,10 @@ async function replayCmd(
 ): Promise<number> {
   const src = await segmentsOf(t);
   try {
-    const r = await replayLog({ segments: src.segments, archive, inputsFile, from, to });
+    const fromTable = t.kind === 'postgres' && inputsFile.startsWith('postgres:');
+    const { postgresPolicyInputs } = fromTable ? await import('../audit/postgres-log.js') : { postgresPolicyInputs: undefined };
+    const loadInputs = postgresPolicyInputs ? (wanted: ReadonlySet<string>) => postgresPolicyInputs(t.where, t.stream, wanted) : undefined;
+    const r = await replayLog({ segments: src.segments, archive, inputsFile, loadInputs, from, to });
     process.stdout.write(json ? `${JSON.stringify(r)}\n` : formatReplay(r));
     return r.differ.length || r.cannot.length ? EXIT.failed : EXIT.ok;
   } finally {
@@ -729,7 +753,14 @@ async function exportCmd(t: Target, since: string | undefined, until: string | u
 async function reportCmd(
   t: Target,
   html: string | undefined,
-  opts: { publicKeys: NoteVerifier[]; mirrors: string[]; witnessKeys: WitnessVerifier[]; witnessQuorum: number | undefined },
+  opts: {
+    publicKeys: NoteVerifier[];
+    signatures: 'require' | 'optional';
+    trustGenesis: boolean;
+    mirrors: string[];
+    witnessKeys: WitnessVerifier[];
+    witnessQuorum: number | undefined;
+  },
 ): Promise<number> {
   if (!html) throw new UsageError('--html FILE is required');
   const { collectReport, renderHtml, writeFileReport } = await import('../audit/report.js');
@@ -782,29 +813,57 @@ async function pruneCmd(active: string, before: number, signer: NoteSigner, orig
   try {
     const { segments, manifest } = fileSegments(active);
     if (!manifest) throw new UsageError(`${active} has no manifest: only rotated segments can be pruned`);
-    const sealed = segments.filter((s) => s.last_seq !== undefined && (s.last_seq as number) < before);
-    if (!sealed.length) throw new UsageError(`no rotated segment ends before seq ${before}`);
+    const file = prunePath(p);
+    // A log pruned before: the new statement carries the tree on from the last one's frontier (the
+    // records before it are gone) and names it, with a proof that its tree is a prefix of the new one.
+    let prior: { anchor: Anchor; raw: PruneFile } | undefined;
+    try {
+      const anchor = readPruneStatement(file, [signer]);
+      if (anchor) prior = { anchor, raw: JSON.parse(fs.readFileSync(file, 'utf8')) as PruneFile };
+    } catch (err) {
+      if (!(err instanceof AnchorError)) throw err;
+      process.stderr.write(`bulwark audit prune: the existing prune statement does not check: ${err.message}\n`);
+      return EXIT.failed;
+    }
+    const from = prior?.anchor.size ?? 0;
+    if (prior && !prior.anchor.frontier) throw new UsageError(`${file} carries no Merkle frontier to continue from`);
+    const sealed = segments.filter((s) => s.exists && s.first_seq > from && s.last_seq !== undefined && (s.last_seq as number) < before);
+    if (!sealed.length) throw new UsageError(`no rotated segment ${from ? `after the last prune (seq ${from}) ` : ''}ends before seq ${before}`);
     const cut = sealed[sealed.length - 1] as Segment;
     const size = cut.last_seq as number;
-    // A second prune would carry the tree on from the first statement's frontier: not done yet.
-    if (segments.some((s) => s.first_seq <= size && !s.exists)) throw new UsageError('the log was pruned before; pruning it again is not supported yet');
+    if (segments.some((s) => s.first_seq > from && s.first_seq <= size && !s.exists))
+      throw new UsageError(`a segment between seq ${from + 1} and ${size} is missing`);
+    if (segments.some((s) => s.first_seq <= from && s.exists) && prior)
+      throw new UsageError(`segments before the last prune (seq ${from}) are still there; remove them or restore the statement`);
+    // The records to prune must verify, from the genesis or from the last prune.
     const verdict = await verifyFile(active, { to: size, publicKeys: [signer] });
     if (!verdict.ok) {
       process.stderr.write(`bulwark audit prune: the records to prune do not verify: ${verdict.problem?.message}\n`);
       return EXIT.failed;
     }
-    const frontier = new Frontier();
-    let head = '';
+    const frontier = prior ? Frontier.fromState(from, prior.anchor.frontier?.snapshot() ?? []) : new Frontier();
+    let head = prior?.anchor.chainHead ?? '';
+    const leaves: Buffer[] = [];
     for (const s of segments) {
+      if (s.first_seq <= from) continue;
       if (s.first_seq > size) break;
       await s.scan((buf, start, end) => {
         frontier.appendLatin1(leafHashLatin1(buf.subarray(start, end)));
+        if (prior) leaves.push(Buffer.from(buf.subarray(start, end)));
         head = buf.toString('latin1', end - 66, end - 2);
       });
     }
     if (frontier.size !== size || head !== cut.last_hash) throw new Error(`the segments hold ${frontier.size} records up to the cut, expected ${size}`);
-    const stmt = makePruneStatement(signer, origin, size, head, frontier);
-    const file = prunePath(p);
+    let previous: PruneLink[] = [];
+    if (prior) {
+      const start = prior.anchor.frontier as Frontier;
+      const proof = await proofFromFrontier(start, prior.anchor.root, size, frontier.root(), (feed) => {
+        for (const l of leaves) if (!feed(l)) break;
+      });
+      if (!proof) throw new Error(`the records after seq ${from} do not extend the last prune's tree`);
+      previous = [...(prior.raw.previous ?? []), { note: prior.raw.note, size: from, consistency: proof }];
+    }
+    const stmt = makePruneStatement(signer, origin, size, head, frontier, new Date(), previous);
     const tmp = `${file}.tmp`;
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
@@ -821,7 +880,9 @@ async function pruneCmd(active: string, before: number, signer: NoteSigner, orig
       fs.closeSync(dfd);
     }
     for (const s of sealed) fs.rmSync(path.join(p.dir, s.name), { force: true });
-    process.stdout.write(`pruned records 1..${size} (${sealed.length} segment(s)); prune statement ${file}\n`);
+    process.stdout.write(
+      `pruned records ${from + 1}..${size} (${sealed.length} segment(s))${previous.length ? `, after ${previous.length} earlier prune(s)` : ''}; prune statement ${file}\n`,
+    );
     return EXIT.ok;
   } finally {
     release();

@@ -7,9 +7,7 @@
  * record that cannot be replayed (no archive entry, no input copy, a copy that does not match) is
  * reported as such, never skipped.
  */
-import { canonicalJson } from '../audit/canonical-json.js';
 import { readPolicyInputs } from '../audit/policy-inputs.js';
-import { parseAuditLine } from '../audit/record-type.js';
 import type { Segment } from '../audit/verify.js';
 import type { Decision } from '../core/decision.js';
 import { PolicyArchiveError, POLICY_ENGINE, type PolicyArchive } from '../policy/archive.js';
@@ -20,8 +18,10 @@ import { PolicyError } from '../policy/types.js';
 export interface ReplayOptions {
   readonly segments: readonly Segment[];
   readonly archive: PolicyArchive;
-  /** The input copies (`<stem>.inputs.jsonl`). */
+  /** The input copies (`<stem>.inputs.jsonl`); with `loadInputs`, only what messages name. */
   readonly inputsFile: string;
+  /** Where the copies come from when not from `inputsFile` (PostgreSQL: bulwark_audit_policy_input). */
+  readonly loadInputs?: ((wanted: ReadonlySet<string>) => Promise<{ inputs: Map<string, Uint8Array>; bad: Set<string> }>) | undefined;
   readonly from?: number | undefined;
   readonly to?: number | undefined;
 }
@@ -84,13 +84,37 @@ function compare(c: Candidate, replayed: Said): ReplayDifference[] {
   const out: ReplayDifference[] = [];
   if (then.allow !== now.allow) out.push({ field: 'allow', recorded: then.allow, replayed: now.allow });
   const reasons = [...now.reasons];
-  if (canonicalJson(then.reasons ?? []) !== canonicalJson(reasons)) out.push({ field: 'reasons', recorded: then.reasons ?? [], replayed: reasons });
+  if (!sameJson(then.reasons ?? [], reasons)) out.push({ field: 'reasons', recorded: then.reasons ?? [], replayed: reasons });
   // Records written before obligations were recorded have none to compare.
   if (then.obligations !== undefined) {
     const obligations = { ...now.obligations };
-    if (canonicalJson(then.obligations) !== canonicalJson(obligations)) out.push({ field: 'obligations', recorded: then.obligations, replayed: obligations });
+    if (!sameJson(then.obligations, obligations)) out.push({ field: 'obligations', recorded: then.obligations, replayed: obligations });
   }
   return out;
+}
+
+/**
+ * The same JSON value (what comparing the canonical JSON of both says, without writing it: replay
+ * compares every record's reasons and obligations). Key order does not matter; `undefined` members
+ * count as absent, as in JSON.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], bb[i])) return false;
+    return true;
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  if (ak.length !== bk.length) return false;
+  for (const k of ak) if (!Object.prototype.hasOwnProperty.call(bo, k) || !sameJson(ao[k], bo[k])) return false;
+  return true;
 }
 
 async function evaluatorFor(archive: PolicyArchive, revision: string): Promise<Evaluator> {
@@ -110,12 +134,21 @@ async function evaluatorFor(archive: PolicyArchive, revision: string): Promise<E
   } catch (err) {
     return { error: `archived revision ${revision} does not load: ${(err as Error).message}` };
   }
+  // The engine takes an ArrayBuffer holding exactly the input's bytes: one per length, reused
+  // (evaluate copies it into the wasm memory), rather than one per record.
+  const byLength = new Map<number, Uint8Array>();
   // The input was accepted under the cap of its day: replay evaluates it whatever its size.
   return {
     decide: (input) => {
+      let exact = byLength.get(input.length);
+      if (!exact) {
+        exact = new Uint8Array(input.length);
+        if (byLength.size < 4096) byLength.set(input.length, exact);
+      }
+      exact.set(input);
       let rs: unknown;
       try {
-        rs = policy.evaluate(input.buffer as ArrayBuffer, DECISION_ENTRYPOINT);
+        rs = policy.evaluate(exact.buffer as ArrayBuffer, DECISION_ENTRYPOINT);
       } catch (err) {
         throw new PolicyError('policy.evaluation_failed', `policy evaluation failed: ${String((err as Error)?.message ?? err)}`);
       }
@@ -124,46 +157,144 @@ async function evaluatorFor(archive: PolicyArchive, revision: string): Promise<E
   };
 }
 
+/** The top-level fields replay reads, by their key's bytes. */
+const FIELDS = ['event', 'seq', 'request_id', 'tool', 'policy_revision', 'policy_input_sha256', 'policy_engine', 'decision', 'outcome'] as const;
+type FieldName = (typeof FIELDS)[number];
+const FIELD_KEYS = FIELDS.map((f) => Buffer.from(f, 'latin1'));
+
+/** The end of the JSON string whose opening quote is at `i` (the index after its closing quote). */
+function skipString(buf: Buffer, i: number, end: number): number {
+  for (;;) {
+    // The next quote natively (memchr); it closes the string unless an odd run of backslashes escapes it.
+    const q = buf.indexOf(0x22, i + 1);
+    if (q < 0 || q >= end) return -1;
+    let b = q - 1;
+    while (buf[b] === 0x5c) b--;
+    if ((q - 1 - b) % 2 === 0) return q + 1;
+    i = q;
+  }
+}
+
+/** The end of the JSON value starting at `i`; -1 when it does not end within the line. */
+function skipValue(buf: Buffer, i: number, end: number): number {
+  const c = buf[i];
+  if (c === 0x22) return skipString(buf, i, end);
+  if (c === 0x7b || c === 0x5b) {
+    let depth = 0;
+    while (i < end) {
+      const d = buf[i] as number;
+      if (d === 0x22) {
+        i = skipString(buf, i, end);
+        if (i < 0) return -1;
+        continue;
+      }
+      if (d === 0x7b || d === 0x5b) depth++;
+      else if (d === 0x7d || d === 0x5d) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+      i++;
+    }
+    return -1;
+  }
+  while (i < end) {
+    const d = buf[i];
+    if (d === 0x2c || d === 0x7d || d === 0x5d) return i;
+    i++;
+  }
+  return i;
+}
+
+/**
+ * Where the top-level values replay reads sit in a sealed line (byte offsets, -1 when absent), found
+ * in one pass over its bytes: only those values are decoded, not the arguments and facts that make
+ * up most of a record. False when the line is not one JSON object of string keys.
+ */
+function topLevelFields(buf: Buffer, start: number, end: number, at: Int32Array): boolean {
+  at.fill(-1);
+  let i = start;
+  if (buf[i] !== 0x7b) return false;
+  i++;
+  while (i < end) {
+    if (buf[i] === 0x7d) return true;
+    if (buf[i] !== 0x22) return false;
+    const ks = i + 1;
+    const ke = skipString(buf, i, end);
+    if (ke < 0 || buf[ke] !== 0x3a) return false;
+    const vs = ke + 1;
+    const ve = skipValue(buf, vs, end);
+    if (ve < 0) return false;
+    const len = ke - 1 - ks;
+    for (let f = 0; f < FIELD_KEYS.length; f++) {
+      const k = FIELD_KEYS[f] as Buffer;
+      if (k.length === len && buf.compare(k, 0, len, ks, ke - 1) === 0) {
+        at[2 * f] = vs;
+        at[2 * f + 1] = ve;
+        break;
+      }
+    }
+    i = ve;
+    if (buf[i] === 0x2c) i++;
+  }
+  return false;
+}
+
 /**
  * The outcome record on a line, or undefined for another kind or a line that does not read. Replay
- * re-decides; it does not verify (`audit verify` does): the full record parser is skipped for speed
- * when the line holds no "event" key, and used otherwise.
+ * re-decides; it does not verify (`audit verify` does): it decodes only the fields it compares, and
+ * checks their types as the record parser does.
  */
-function readOutcome(line: string): Replayable | undefined {
-  let r: Record<string, unknown>;
-  if (line.includes('"event":')) {
-    const parsed = parseAuditLine(line);
-    if (!parsed.ok || parsed.record.event !== undefined) return undefined;
-    r = parsed.record as unknown as Record<string, unknown>;
-  } else {
+function readOutcome(buf: Buffer, start: number, end: number, at: Int32Array): Replayable | undefined {
+  if (!topLevelFields(buf, start, end, at)) return undefined;
+  const raw = (f: FieldName): string | undefined => {
+    const k = FIELDS.indexOf(f);
+    const vs = at[2 * k] as number;
+    return vs < 0 ? undefined : buf.toString('utf8', vs, at[2 * k + 1] as number);
+  };
+  if (at[0] !== -1) return undefined; // an event: not an outcome record
+  const value = (f: FieldName): unknown => {
+    const text = raw(f);
+    if (text === undefined) return undefined;
     try {
-      r = JSON.parse(line) as Record<string, unknown>;
+      return JSON.parse(text) as unknown;
     } catch {
       return undefined;
     }
-    if (r === null || typeof r !== 'object') return undefined;
-  }
-  if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq)) return undefined;
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-  const d = r.decision as Record<string, unknown> | null | undefined;
-  const outcome = r.outcome as Record<string, unknown> | null | undefined;
-  const input = r.policy_input_sha256;
+  };
+  const seq = value('seq');
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return undefined;
+  const str = (f: FieldName): string | undefined => {
+    const k = FIELDS.indexOf(f);
+    const vs = at[2 * k] as number;
+    const ve = at[2 * k + 1] as number;
+    // A plain string (no escapes) is its bytes between the quotes; anything else goes through JSON.parse.
+    if (vs >= 0 && buf[vs] === 0x22 && buf.subarray(vs, ve).indexOf(0x5c) < 0) return buf.toString('utf8', vs + 1, ve - 1);
+    const v = value(f);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const d = value('decision') as Record<string, unknown> | null | undefined;
+  // The outcome's code matters only for a record without a decision (a recorded policy_error).
+  const outcome = d === null || d === undefined ? (value('outcome') as Record<string, unknown> | null | undefined) : undefined;
+  const input = str('policy_input_sha256');
+  const code = outcome !== null && typeof outcome === 'object' ? outcome.code : undefined;
   return {
-    seq: r.seq,
-    request_id: str(r.request_id),
-    tool: str(r.tool),
-    policy_revision: str(r.policy_revision),
-    input: typeof input === 'string' && HEX64.test(input) ? input : undefined,
-    engine: str(r.policy_engine),
+    seq,
+    request_id: str('request_id'),
+    tool: str('tool'),
+    policy_revision: str('policy_revision'),
+    input: input !== undefined && HEX64.test(input) ? input : undefined,
+    engine: str('policy_engine'),
     decision:
       d !== null && typeof d === 'object' && typeof d.allow === 'boolean'
         ? {
             allow: d.allow,
             reasons: Array.isArray(d.reasons) ? (d.reasons as unknown[]).map(String) : [],
-            ...(d.obligations !== null && typeof d.obligations === 'object' ? { obligations: d.obligations as Record<string, unknown> } : {}),
+            ...(d.obligations !== null && typeof d.obligations === 'object' && !Array.isArray(d.obligations)
+              ? { obligations: d.obligations as Record<string, unknown> }
+              : {}),
           }
         : null,
-    code: outcome !== null && typeof outcome === 'object' ? str(outcome.code) : undefined,
+    code: typeof code === 'string' ? code : undefined,
   };
 }
 
@@ -172,10 +303,11 @@ export async function replayLog(opts: ReplayOptions): Promise<ReplayReport> {
   const cannot: (ReplayedRecord & { reason: string })[] = [];
   const warnings: string[] = [];
   let undecided = 0;
+  const at = new Int32Array(2 * FIELDS.length);
   for (const seg of opts.segments) {
     if (!seg.exists) continue;
     await seg.scan((buf, start, end) => {
-      const r = readOutcome(buf.toString('utf8', start, end));
+      const r = readOutcome(buf, start, end, at);
       if (!r) return true;
       if (opts.from !== undefined && r.seq < opts.from) return true;
       if (opts.to !== undefined && r.seq > opts.to) return false;
@@ -190,7 +322,8 @@ export async function replayLog(opts: ReplayOptions): Promise<ReplayReport> {
       return true;
     });
   }
-  const { inputs, bad } = readPolicyInputs(opts.inputsFile, new Set(candidates.map((c) => c.input)));
+  const wanted = new Set(candidates.map((c) => c.input));
+  const { inputs, bad } = opts.loadInputs ? await opts.loadInputs(wanted) : readPolicyInputs(opts.inputsFile, wanted);
   const evaluators = new Map<string, Evaluator>();
   const differ: (ReplayedRecord & { differences: ReplayDifference[] })[] = [];
   const engines = new Set<string>();

@@ -8,22 +8,33 @@ import { asStartupError, listenError, preflightAudit } from './startup-checks.js
 import { loadFromOptions } from './config-options.js';
 import { EXIT } from './exit-codes.js';
 import { printHelp } from './help.js';
+import { checkedProfile } from './profile.js';
 
-export const SERVE_HELP = `Usage: bulwark serve [--config FILE] [--root DIR]... [--http [HOST:]PORT]
+export const SERVE_HELP = `Usage: bulwark serve [--config FILE] [--root DIR]... [--http [HOST:]PORT] [--profile NAME]
 
   --config FILE   YAML configuration (default: embedded defaults)
   --root DIR      a filesystem root (repeatable; replaces filesystem.roots)
   --http [H:]P    serve Streamable HTTP on HOST:PORT (default host 127.0.0.1) instead of stdio
+  --profile NAME  default, or conformance: TEST-ONLY, adds the official MCP conformance suite's
+                  fixtures (gated and recorded); refused with --config, unless auth.http is
+                  loopback-only, and on a non-loopback address
 `;
 
 export async function runServe(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string' }, root: { type: 'string', multiple: true }, http: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      config: { type: 'string' },
+      root: { type: 'string', multiple: true },
+      http: { type: 'string' },
+      profile: { type: 'string' },
+      help: { type: 'boolean' },
+    },
     strict: true,
   });
   if (values.help) return printHelp(SERVE_HELP);
   const loaded = loadFromOptions(values);
+  const profile = checkedProfile(values.profile, loaded);
   preflightAudit(loaded.config);
   await preflightListen(loaded.config).catch((err: unknown) => {
     throw listenError(loaded.config, err) ?? err;
@@ -31,11 +42,12 @@ export async function runServe(argv: string[]): Promise<number> {
   const logger = createLogger(loaded.config.observability.log_level);
   let app: Awaited<ReturnType<typeof createApp>>;
   try {
-    app = await createApp(loaded, logger);
+    app = await createApp(loaded, logger, { profile });
   } catch (err) {
     throw asStartupError(err) ?? err;
   }
   logger.info('configuration loaded', { source: loaded.source, roots: loaded.config.filesystem.roots, audit: loaded.config.audit.path });
+  if (profile === 'conformance') logger.warn('serving the TEST-ONLY conformance profile: the MCP conformance fixtures are served (gated and recorded)');
   let httpHandle: HttpServerHandle | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {

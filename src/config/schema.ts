@@ -83,6 +83,15 @@ export const configSchema = z
               .max(65_536)
               .default(256)
               .describe('Open connections served at once; past it a request is answered 503 and its connection closed.'),
+            session_ttl_ms: z
+              .number()
+              .int()
+              .min(60_000)
+              .max(7 * 86_400_000)
+              .default(86_400_000)
+              .describe(
+                'How long a 2025-11-25 Mcp-Session-Id stays valid after initialize (issued only to clients that declare elicitation, sampling or roots, so their calls can ask them). Session ids are sealed with the protocol.request_state_key_file key under their own sub-key: replicas must share it, and route a session to one replica (sticky on Mcp-Session-Id) for its asks to be answered. Past it the id is answered 404 and the client initializes again.',
+              ),
           })
           .strict()
           .refine((h) => h.headers_timeout_ms <= h.request_timeout_ms, {
@@ -381,6 +390,15 @@ export const configSchema = z
           .describe('Longest SQL text accepted (bytes); longer is refused before parsing.'),
         statement_timeout_ms: z.number().int().min(10).max(600_000).default(5000).describe('PostgreSQL statement_timeout for each query.'),
         lock_timeout_ms: z.number().int().min(1).max(60_000).default(1000).describe('PostgreSQL lock_timeout for each query.'),
+        catalog_refresh_ms: z
+          .number()
+          .int()
+          .min(1000)
+          .max(86_400_000)
+          .default(60_000)
+          .describe(
+            'How old the cached column lists (pg_catalog) that column lineage resolves against may get before the next query reads them again; describe_table and an unknown relation refresh them too.',
+          ),
         default_schema: z
           .string()
           .regex(/^[a-z_][a-z0-9_]{0,62}$/)
@@ -527,6 +545,26 @@ export const configSchema = z
       .strict()
       .default({})
       .describe('The call deadline and the worker process pools.'),
+    protocol: z
+      .object({
+        request_state_key_file: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'A file (relative to the config file) holding at least 32 bytes of secret key material that seals 2026-07-28 requestState and 2025-11-25 session ids (AES-256-GCM, a sub-key per use); the environment variable BULWARK_REQUEST_STATE_KEY is used when this is unset. Neither: a random key per process, so replicas behind one balancer need a shared key (without one a retry that reaches another replica is refused, never trusted).',
+          ),
+        request_state_ttl_ms: z
+          .number()
+          .int()
+          .min(1000)
+          .max(86_400_000)
+          .default(600_000)
+          .describe("How long a tool's input_required requestState stays valid; an approval's requestState lives as long as the policy's approval ttl_ms."),
+      })
+      .strict()
+      .default({})
+      .describe('State the client carries between requests (2026-07-28 input_required results): its sealing key and lifetime.'),
     policy: z
       .object({
         wasm: z
@@ -668,7 +706,9 @@ export const configSchema = z
               .strict(),
           )
           .default([])
-          .describe('C2SP tlog-witnesses that cosign each checkpoint (file backend, with checkpoint signing).'),
+          .describe(
+            'C2SP tlog-witnesses that cosign each checkpoint (needs checkpoint signing). Cosignatures go to `<stem>.cosignatures.jsonl` beside a file log, to the bulwark_audit_cosignature table for PostgreSQL.',
+          ),
         witness_quorum: z
           .number()
           .int()
@@ -686,7 +726,7 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe(
-            'Keep a copy of each decision\'s exact policy input beside the log (`<stem>.inputs.jsonl`) so `audit replay` can re-evaluate it. The copy holds the arguments in full (as sensitive as they are); false keeps only its hash in the record, and replay reports "cannot replay".',
+            'Keep a copy of each decision\'s exact policy input beside the log (`<stem>.inputs.jsonl`; PostgreSQL: the bulwark_audit_policy_input table, in the record\'s transaction) so `audit replay` can re-evaluate it. The copy holds the arguments in full (as sensitive as they are); false keeps only its hash in the record, and replay reports "cannot replay".',
           ),
       })
       .strict()

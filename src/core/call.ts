@@ -100,6 +100,11 @@ export interface CallContext {
   readonly progress?: ((progress: number, total?: number, message?: string) => void) | undefined;
   /** How the call can ask its client for input (approval, elicitation, sampling); absent: it cannot. */
   readonly client?: ClientChannel | undefined;
+  /**
+   * A `notifications/message` to the call's client (2025-11-25 §utilities/logging), present where a
+   * notification can reach it. Only the conformance profile's fixtures log to the client.
+   */
+  readonly log?: ((level: 'debug' | 'info' | 'notice' | 'warning' | 'error', data: unknown) => void) | undefined;
 }
 
 /** What a transport hands the gate: nothing about it is trusted yet. */
@@ -163,6 +168,11 @@ export interface ToolResult {
    * ClientChannel): the gate seals `state` into `requestState` and answers `input_required`.
    */
   readonly needsInput?: { readonly inputRequests: Readonly<Record<string, ClientInputRequest>>; readonly state?: Readonly<Record<string, unknown>> };
+  /**
+   * MCP content blocks (image, audio, embedded resource) answered verbatim as the result's
+   * `content` instead of one text block: only the conformance profile's fixtures return them.
+   */
+  readonly content?: readonly Readonly<Record<string, unknown>>[];
 }
 
 export interface ExecutionMetrics {

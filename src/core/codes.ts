@@ -19,6 +19,11 @@ export const DENIAL_CODES = {
   audit_unavailable: 'The audit record could not be written, so the result is withheld.',
   cancelled: 'The client cancelled the call.',
   internal_error: 'A stage failed unexpectedly; the call was denied (fail closed).',
+  approval_required:
+    'The policy requires a human to approve this call and no approval was given: the client cannot be asked, or the approval window passed unanswered.',
+  approval_declined: 'The human asked to approve this call declined or cancelled it.',
+  request_state_invalid:
+    'The requestState sent back could not be trusted for this call (malformed, tampered, expired, already used, or bound to another principal, tool or arguments).',
 } as const;
 
 export type DenialCode = keyof typeof DENIAL_CODES;

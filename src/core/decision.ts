@@ -14,6 +14,24 @@ export interface Obligations {
    * refuses the call on anything it cannot apply, so a malformed filter never widens a query.
    */
   readonly row_filters?: readonly unknown[];
+  /**
+   * A human must approve this exact call (principal, tool, arguments hash) before it runs: the gate
+   * asks the client (gate/approval.ts) and denies `approval_required` when it cannot.
+   */
+  readonly approval?: ApprovalObligation;
+  /**
+   * Per protected base column ("schema.table.column"): {action: mask | allow | refuse, predicates}
+   * for query_database, applied over the query's lineage (src/analysis/sql-masks.ts validates it).
+   */
+  readonly column_rules?: Readonly<Record<string, unknown>>;
+}
+
+/** Who may approve (roles, shown to the human), why (shown to the human), and how long the approval window is. */
+export interface ApprovalObligation {
+  readonly approvers: readonly string[];
+  readonly reason: string;
+  /** Milliseconds the human has to answer (2025-11-25) or the client to retry (2026-07-28). */
+  readonly ttl_ms: number;
 }
 
 export interface Decision {

@@ -33,6 +33,21 @@ export interface SqlQueryFacts {
   readonly fingerprint: string;
   /** 'both': node-sql-parser agreed; 'lexical': it could not parse a lexically plain text. */
   readonly agreement: 'both' | 'lexical';
+  /**
+   * Column lineage resolved against the database's catalog (src/analysis/sql-lineage.ts): per
+   * output, the base columns ("schema.table.column") it derives from and whether it is a bare copy;
+   * and the base columns used in predicates, joins, grouping, ordering, windows and DISTINCT.
+   */
+  readonly lineage?: {
+    readonly outputs: readonly { readonly name: string; readonly columns: readonly string[]; readonly copy: boolean }[];
+    readonly used: readonly string[];
+  };
+  /**
+   * Why no lineage could be computed (an unknown relation, an ambiguous column). Not refused during
+   * analysis, so that a table the policy forbids is refused for that reason whether it exists or not
+   * (no existence oracle); the executor refuses it before running when masks or column rules apply.
+   */
+  readonly lineage_unresolved?: readonly string[];
 }
 
 /** One table named by describe_table. */
@@ -49,7 +64,8 @@ export interface SqlDescribeFacts {
  */
 export interface SqlExecutionFacts {
   plan?: unknown;
-  masks?: { readonly masked?: readonly string[]; readonly refused?: unknown };
+  /** Protected columns: masked in the result, refused (the query was), used in predicates as the policy allowed. */
+  masks?: { readonly masked?: readonly string[]; readonly refused?: unknown; readonly used?: readonly string[] };
   /**
    * The policy's row filters as applied (issue 13 item 3): the filtered tables the query read, the
    * references rewritten, and sha256 of the analysed text and of the text that ran instead.
@@ -72,6 +88,8 @@ export interface PolicyAnswerFacts {
   readonly reasons: readonly string[];
   /** Set when the policy could not answer (its failure reason): the answer is then a refusal. */
   readonly error?: string;
+  /** Set when the policy allows it only with a human's approval (an `approval` obligation): no hop is approved mid-call. */
+  readonly approval_required?: true;
 }
 
 /** One table as list_tables asked the policy about it (describe_table's question). */
@@ -129,7 +147,18 @@ export interface CodeFacts {
   readonly sha256: string;
 }
 
+/**
+ * A fixture of the conformance profile (`bulwark serve --profile conformance`, test-only): which
+ * fixture or MCP method the call is. The policy allows the family only while that profile serves.
+ */
+export interface ConformanceFacts {
+  readonly fixture: string;
+  /** The MCP method a gated pseudo-tool answers (resources/read, prompts/get, ...); absent for a tools/call fixture. */
+  readonly method?: string;
+}
+
 export interface Facts {
+  readonly conformance?: ConformanceFacts;
   readonly path?: PathFacts;
   readonly sql?: SqlFacts;
   readonly url?: UrlFacts;

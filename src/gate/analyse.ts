@@ -9,6 +9,7 @@ const FAMILY_REJECTION: Record<ToolFamily, DenialCode> = {
   database: 'sql_rejected',
   api: 'url_rejected',
   javascript: 'invalid_input',
+  conformance: 'invalid_input',
 };
 
 /**

@@ -28,9 +28,10 @@ export class GateDeadline implements CallDeadline {
   readonly signal: AbortSignal;
 
   private atMs: number;
+  private disposed = false;
 
   constructor(
-    private readonly enteredAt: number,
+    private enteredAt: number,
     private capMs: number,
     clientSignal: AbortSignal,
   ) {
@@ -89,6 +90,22 @@ export class GateDeadline implements CallDeadline {
     this.arm();
   }
 
+  /**
+   * Stop the clock while a human is asked to approve the call (gate/approval.ts): the wait does not
+   * eat the call's time, and the returned function starts the cap again in full from that moment.
+   * The client's cancel still aborts the signal meanwhile; the ask has its own time limit.
+   */
+  suspend(): () => void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    return () => {
+      if (this.expired || this.disposed) return;
+      this.enteredAt = performance.now();
+      this.atMs = this.enteredAt + this.capMs;
+      this.arm();
+    };
+  }
+
   /** Called once when the deadline passes (immediately if it already has). */
   onExpire(fn: () => void): void {
     if (this.expired) fn();
@@ -97,6 +114,7 @@ export class GateDeadline implements CallDeadline {
 
   /** Stop the timer: the call was answered. */
   dispose(): void {
+    this.disposed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.listeners.length = 0;

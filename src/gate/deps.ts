@@ -9,6 +9,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { GateMetrics } from '../observability/gate-metrics.js';
 import type { AuthRuntime } from '../auth/runtime.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { RequestStateCodec } from './request-state.js';
 
 /** Everything the gate needs, built once at boot. */
 export interface GateDeps {
@@ -30,6 +31,11 @@ export interface GateDeps {
    * when the policy can be reloaded (app.ts); absent or undefined: `toolEnv` with that policy's questions.
    */
   readonly toolEnvOf?: (policy: PolicyEvaluator) => ToolEnv | undefined;
+  /**
+   * Seals and opens 2026-07-28 requestState (gate/request-state.ts) with the configured key; absent:
+   * a random key for this process.
+   */
+  readonly requestState?: RequestStateCodec;
 }
 
 const questionsOf = new WeakMap<PolicyEvaluator, PolicyQuestions>();

@@ -48,7 +48,10 @@ export async function execute(call: Authorised, deps: GateDeps, hooks: ExecuteHo
     return fail(deny('tool_error', `${call.tool} failed${code ? ` (${code})` : ''}.`, ['tool.failed']));
   }
   // Tools honour caps themselves; this is the backstop that no result escapes them.
-  const size = Buffer.byteLength(JSON.stringify(result.structured)) + Buffer.byteLength(result.text);
+  const size =
+    Buffer.byteLength(JSON.stringify(result.structured)) +
+    Buffer.byteLength(result.text) +
+    (result.content ? Buffer.byteLength(JSON.stringify(result.content)) : 0);
   const limit = 2 * (call.caps.maxBytes * 2 + OUTPUT_FRAMING_SLACK);
   if (size > limit) return fail(deny('resource_exceeded', 'The result exceeded the output cap.', ['output.too_large']));
   return pass(result);

@@ -5,8 +5,8 @@
  */
 import { CanonicalJsonError } from '../audit/canonical-json.js';
 import type { Appended, AuditLog } from '../audit/audit-log.js';
-import { auditFields, intentFields, withoutArgs, type RecordInput } from '../audit/record.js';
-import type { IntentFields, OutcomeFields } from '../audit/record-type.js';
+import { approvalRequestFields, auditFields, intentFields, withoutArgs, type RecordInput } from '../audit/record.js';
+import type { ApprovalRequestFields, CallApproval, IntentFields, OutcomeFields } from '../audit/record-type.js';
 import type { Analysed, Authorised, CallContext } from '../core/call.js';
 import type { Decision } from '../core/decision.js';
 import { deny, type Denial } from '../core/denial.js';
@@ -23,7 +23,7 @@ export interface RecordDeps {
 export const AUTH_AUDIT_TOOL = 'http:authenticate';
 
 /** Append, and when the fields hold something that cannot be hashed reproducibly, append without it. */
-async function appendFields(fields: OutcomeFields | IntentFields, deps: RecordDeps): Promise<Appended> {
+async function appendFields(fields: OutcomeFields | IntentFields | ApprovalRequestFields, deps: RecordDeps): Promise<Appended> {
   try {
     return await deps.audit.append(fields);
   } catch (err) {
@@ -65,6 +65,16 @@ export function recordOutcome(input: RecordInput, deps: RecordDeps): Promise<App
 /** The intent record, durable before a side-effecting tool runs. */
 export function recordIntent(call: Authorised, auditArgs: Record<string, unknown> | undefined, deps: RecordDeps): Promise<Appended> {
   return appendFields(intentFields(call, deps.policy.revision, auditArgs, received.get(call.context)), deps);
+}
+
+/** The approval request, durable before a 2025-11-25 client is asked to approve the call. */
+export function recordApprovalRequest(
+  call: Authorised,
+  auditArgs: Record<string, unknown> | undefined,
+  approval: CallApproval,
+  deps: RecordDeps,
+): Promise<Appended> {
+  return appendFields(approvalRequestFields(call, deps.policy.revision, auditArgs, received.get(call.context), approval), deps);
 }
 
 /** One HTTP request refused by the authenticator (no tool was named, no principal is known). */

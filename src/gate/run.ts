@@ -1,9 +1,10 @@
-import { deny, messageOf, type Denial, type Verdict } from '../core/denial.js';
+import { deny, fail, messageOf, pass, type Denial, type Verdict } from '../core/denial.js';
 import type { DenialCode } from '../core/codes.js';
-import type { RecordInput } from '../audit/record.js';
+import { argsDigest, type RecordInput } from '../audit/record.js';
+import type { CallApproval } from '../audit/record-type.js';
 import { noteReceivedArgs, recordOutcome, replayInput } from './record.js';
 import { STAGES, type StageName } from '../core/stages.js';
-import type { Decision } from '../core/decision.js';
+import type { ApprovalObligation, Decision } from '../core/decision.js';
 import { pinPolicy, type GateDeps } from './deps.js';
 import type { ToolDefinition } from '../tools/types.js';
 import type {
@@ -13,6 +14,7 @@ import type {
   CallContext,
   Facts,
   GateOutcome,
+  InputRequired,
   OutcomeStatus,
   Principal,
   RawCall,
@@ -27,6 +29,8 @@ import { decide } from './decide.js';
 import { execute } from './execute.js';
 import { EXECUTOR_GRACE_MS, GateDeadline, RECORD_BOUND_MS } from './deadline.js';
 import { reportIfSlow } from '../observability/slow-calls.js';
+import { seekApproval } from './approval.js';
+import { defaultRequestStateCodec, resumeCall, toolInputRequired, type AskedApproval, type RequestStatePayload } from './request-state.js';
 
 /** Codes that mean "the tool ran and failed", as opposed to "the gate refused". */
 const ERROR_CODES: ReadonlySet<DenialCode> = new Set(['timeout', 'resource_exceeded', 'tool_error', 'unavailable', 'internal_error']);
@@ -50,6 +54,14 @@ interface CallState {
   denial?: Denial;
   /** Sequence number of the intent record written before a side-effecting tool ran. */
   intentSeq?: number;
+  /** The requestState this call brought back, opened and checked against it (request-state.ts). */
+  resumed?: RequestStatePayload;
+  /** The human approval the policy obliged (or a requestState carried), and what became of it. */
+  approval?: CallApproval;
+  /** The call ends `input_required` (2026-07-28): what the client must answer before its retry. */
+  inputRequired?: InputRequired;
+  /** Milliseconds spent getting the approval (a human's answer on 2025-11-25): not the gate's slowness. */
+  approvalMs?: number;
   /** Set when the answer is fixed (the deadline passed): late stage results are ignored. */
   frozen: boolean;
   readonly stageMs: Partial<Record<StageName, number>>;
@@ -97,6 +109,8 @@ export async function runGate(raw: RawCall, liveDeps: GateDeps): Promise<GateOut
 
   const durationMs = performance.now() - started;
   const { tool, validated, analysed, authorised, decision, result } = s;
+  // Input the client must give ends the call without a denial; any denial (the record's too) wins.
+  const statusFor = (d: Denial | undefined): OutcomeStatus => (!d && s.inputRequired ? 'input_required' : statusOf(d));
   const record: RecordInput = {
     context: raw.context,
     tool: raw.tool,
@@ -110,11 +124,12 @@ export async function runGate(raw: RawCall, liveDeps: GateDeps): Promise<GateOut
     decision,
     ...replayInput(analysed, decision, s.denial),
     policyRevision: deps.policy.revision,
-    status: statusOf(s.denial),
+    status: statusFor(s.denial),
     denial: s.denial,
     result,
     durationMs,
     ...(s.intentSeq === undefined ? {} : { intentSeq: s.intentSeq }),
+    ...(s.approval ? { approval: s.approval } : {}),
     execution: authorised
       ? {
           ...(result?.metrics ? { metrics: { ...result.metrics } } : {}),
@@ -152,9 +167,10 @@ export async function runGate(raw: RawCall, liveDeps: GateDeps): Promise<GateOut
       tool: raw.tool,
       toolKnown: tool !== undefined,
       principal: s.principalCall?.principal.id,
-      status: statusOf(denial),
+      status: statusFor(denial),
       code: denial?.code,
-      durationMs: totalMs,
+      // A human deciding is not a slow call: the approval's wait is left out of the threshold.
+      durationMs: totalMs - (s.approvalMs ?? 0),
       stageMs: s.stageMs,
       facts: analysed?.facts,
     },
@@ -163,9 +179,10 @@ export async function runGate(raw: RawCall, liveDeps: GateDeps): Promise<GateOut
   return {
     requestId: raw.context.requestId,
     tool: raw.tool,
-    status: statusOf(denial),
+    status: statusFor(denial),
     ...(answer ? { result: answer } : {}),
     ...(denial ? { denial } : {}),
+    ...(!denial && s.inputRequired ? { inputRequired: s.inputRequired } : {}),
     ...(decision ? { decision, obligations: decision.obligations } : {}),
     durationMs: totalMs,
     stageMs: s.stageMs,
@@ -268,15 +285,50 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
   // A dry run asks; it does not spend the caller's tokens.
   const known = s.tool !== undefined;
   const limited = s.principalCall && (plan.dry ? s.principalCall : await guard('rate_limit', () => rateLimit(s.principalCall as Authenticated, known, deps)));
-  const validated = limited && (await guard('validate', () => validate(limited, s.tool, deps)));
+  // SHA-256 of the arguments as received, computed once and only when a requestState or an approval needs it.
+  let argsSha256: string | undefined;
+  const argsSha = (): string => (argsSha256 ??= argsDigest(raw.args).sha256);
+  const validated =
+    limited &&
+    (await guard('validate', () => {
+      const v = validate(limited, s.tool, deps);
+      // A requestState sent back is opened against this very call (principal, tool, arguments) before anything trusts it.
+      if (!v.ok || plan.dry || limited.context.client?.requestState === undefined) return v;
+      const r = resumeCall(v.value.call, argsSha(), deps.requestState ?? defaultRequestStateCodec());
+      if (!r.verdict.ok) {
+        if (r.payload?.approval && !s.frozen) s.approval = refusedApproval(r.payload, r.payload.approval, r.verdict.denial, argsSha());
+        return r.verdict;
+      }
+      if (!s.frozen) s.resumed = r.verdict.value.payload;
+      // The intent record hashes the arguments as received, found by the call's context.
+      if (r.verdict.value.call.context !== v.value.call.context) noteReceivedArgs(r.verdict.value.call.context, raw.args);
+      return pass({ ...v.value, call: r.verdict.value.call });
+    }));
   if (validated && !s.frozen) s.validated = validated.call;
   const analysed = validated && (await guard('analyse', () => analyse(validated.call, validated.tool, deps)));
   if (analysed && !s.frozen) s.analysed = analysed;
+  // After the decision and before any record of intent or the tool: the approval the policy may oblige.
+  const approve = async (call: Authorised, obligation: ApprovalObligation): Promise<Verdict<Authorised | undefined>> => {
+    const t0 = performance.now();
+    const step = await seekApproval(call, { obligation, argsSha256: argsSha(), resumed: s.resumed, deadline }, deps);
+    s.approvalMs = performance.now() - t0;
+    if (s.frozen) return pass(undefined);
+    s.approval = step.approval;
+    if (step.kind === 'deny') return fail(step.denial);
+    if (step.kind === 'input') {
+      s.inputRequired = step.inputRequired;
+      return pass(undefined);
+    }
+    return pass(call);
+  };
   const authorised: Authorised | undefined = analysed
-    ? await guard('decide', () => {
+    ? await guard<Authorised | undefined>('decide', () => {
         const out = decide(analysed, validated.tool, deps, deadline);
         if (!s.frozen) s.decision = out.decision;
-        return out.verdict;
+        const obligation = out.verdict.ok ? out.decision?.obligations.approval : undefined;
+        // A dry run (tools/list, policy eval) reports the obligation; it never asks anyone.
+        if (!out.verdict.ok || !obligation || plan.dry) return out.verdict;
+        return approve(out.verdict.value, obligation);
       })
     : undefined;
   if (authorised && !s.frozen) s.authorised = authorised;
@@ -287,8 +339,41 @@ async function runStages(raw: RawCall, context: CallContext, deadline: GateDeadl
     // The executor saw the deadline's abort as a cancellation: it was the deadline.
     s.denial = deadline.denial;
   }
+  if (!s.denial && authorised && result?.needsInput) {
+    // The tool needs the client's answers: its state goes to the client sealed, and nothing of its result.
+    try {
+      const granted =
+        s.approval?.status === 'granted' ? { by: s.approval.by ?? null, request_id: s.approval.requested_in ?? raw.context.requestId } : undefined;
+      const v = toolInputRequired(authorised, result.needsInput, {
+        argsSha256: argsSha(),
+        ttlMs: deps.config.protocol.request_state_ttl_ms,
+        approved: granted,
+        codec: deps.requestState ?? defaultRequestStateCodec(),
+      });
+      if (v.ok) s.inputRequired = v.value;
+      else s.denial = v.denial;
+    } catch (err) {
+      deps.logger.error('sealing a tool state failed', { request_id: raw.context.requestId, tool: raw.tool, error: messageOf(err) });
+      s.denial = deny('internal_error', 'An internal error stopped the call; it was denied.', ['gate.request_state_failed']);
+    }
+    s.frozen = true;
+    return;
+  }
   s.result = s.denial ? undefined : result;
   s.frozen = true;
+}
+
+/** The record's note for a refused requestState that carried an approval: expired, or not to be trusted. */
+function refusedApproval(p: RequestStatePayload, asked: AskedApproval, denial: Denial, argsSha256: string): CallApproval {
+  return {
+    status: denial.reasons.includes('request_state.expired') ? 'expired' : 'invalid',
+    via: 'input_required',
+    approvers: [...asked.approvers],
+    reason: asked.reason,
+    ttl_ms: asked.ttl_ms,
+    args_sha256: argsSha256,
+    requested_in: p.request_id,
+  };
 }
 
 class RecordTimeout extends Error {}

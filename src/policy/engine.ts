@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { PolicyError } from './types.js';
-import type { Decision, Obligations } from '../core/decision.js';
+import type { ApprovalObligation, Decision, Obligations } from '../core/decision.js';
 
 export const DECISION_ENTRYPOINT = 'bulwark/authz/decision';
 export const VISIBLE_TOOLS_ENTRYPOINT = 'bulwark/authz/visible_tools';
@@ -47,7 +47,30 @@ function parseObligations(value: unknown): Obligations {
     if (!Array.isArray(v.row_filters)) throw new PolicyError('policy.malformed_decision', 'obligation row_filters is not a list');
     out.row_filters = Object.freeze(structuredClone(v.row_filters) as unknown[]);
   }
+  if (v.approval !== undefined) out.approval = parseApproval(v.approval);
+  // Passed through; the SQL gate (src/analysis/sql-masks.ts) validates each rule and fails closed.
+  if (v.column_rules !== undefined) {
+    if (v.column_rules === null || typeof v.column_rules !== 'object' || Array.isArray(v.column_rules))
+      throw new PolicyError('policy.malformed_decision', 'obligation column_rules is not an object');
+    out.column_rules = Object.freeze(structuredClone(v.column_rules) as Record<string, unknown>);
+  }
   return Object.freeze(out) as Obligations;
+}
+
+/** The approval window the policy may ask for: long enough for a human, short enough that an approval does not linger. */
+export const APPROVAL_TTL_MS = { min: 1000, max: 86_400_000 } as const;
+
+/** An approval obligation the gate can act on exactly, or a PolicyError (the call is denied, never run unapproved). */
+function parseApproval(value: unknown): ApprovalObligation {
+  const bad = (what: string): PolicyError => new PolicyError('policy.malformed_decision', `obligation approval: ${what}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('is not an object');
+  const a = value as Record<string, unknown>;
+  if (!Array.isArray(a.approvers) || !a.approvers.every((r) => typeof r === 'string' && r.length > 0 && r.length <= 64) || a.approvers.length > 32)
+    throw bad('approvers is not a list of up to 32 role names');
+  if (typeof a.reason !== 'string' || a.reason.length === 0 || a.reason.length > 1000) throw bad('reason is not a string of 1 to 1000 characters');
+  if (typeof a.ttl_ms !== 'number' || !Number.isInteger(a.ttl_ms) || a.ttl_ms < APPROVAL_TTL_MS.min || a.ttl_ms > APPROVAL_TTL_MS.max)
+    throw bad(`ttl_ms is not an integer from ${APPROVAL_TTL_MS.min} to ${APPROVAL_TTL_MS.max}`);
+  return Object.freeze({ approvers: Object.freeze([...(a.approvers as string[])]), reason: a.reason, ttl_ms: a.ttl_ms });
 }
 
 /** Shape-check what the wasm returned: anything but a well-formed decision is an error, never an allow. */

@@ -24,7 +24,11 @@ export function policyQuestions(policy: PolicyEvaluator): PolicyQuestions {
   const ask = (question: Analysed): PolicyAnswer => {
     try {
       const decision = policy.decide(policyInput(question));
-      return { allow: decision.allow, reasons: decision.reasons };
+      return {
+        allow: decision.allow,
+        reasons: decision.reasons,
+        ...(decision.allow && decision.obligations.approval ? { approval_required: true as const } : {}),
+      };
     } catch (err) {
       return { allow: false, reasons: [], error: err instanceof PolicyError ? err.reason : 'policy.evaluation_failed' };
     }

@@ -7,12 +7,15 @@ import { ListToolsRequestSchema, type CallToolResult, type ServerNotification, t
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import { PACKAGE_VERSION } from '../config/package-paths.js';
 import type { GateDeps } from '../gate/deps.js';
-import type { CallContext, Principal, TransportKind } from '../core/call.js';
+import type { CallContext, ClientChannel, Principal, TransportKind } from '../core/call.js';
 import { dryRun, runGate } from '../gate/run.js';
 import { visibleToolsInput } from '../policy/input.js';
+import { channelOf, declaredCapabilities, serverAsk } from './client-channel.js';
+import type { ExtraMethods, MethodContext } from './extra-methods.js';
 import { collapseTypeUnions } from './input-schema.js';
 import { withDenialBranch } from './output-schema.js';
 import { throttledProgress, type ProgressChannel } from './progress.js';
+import { clientLog } from './client-log.js';
 import { denialToJsonRpcError, JsonRpcError, outcomeToResult } from './surface.js';
 
 export const SERVER_NAME = 'bulwark';
@@ -26,6 +29,12 @@ export interface ConnectionInfo {
    * message can set or change it.
    */
   readonly principal?: Principal | undefined;
+  /**
+   * How the calls this server answers can reach their client, when the transport knows (HTTP: the
+   * session's declared capabilities and the call's event stream). Absent over stdio, the Server's
+   * own connection carries the asks; absent elsewhere, calls cannot ask.
+   */
+  readonly client?: ClientChannel | undefined;
 }
 
 /**
@@ -51,39 +60,72 @@ export function buildToolCatalogue(deps: GateDeps): Tool[] {
  * The low-level SDK Server with our own handlers: the high-level McpServer would validate input
  * before authentication and rate limiting, and would turn every thrown error into a tool result.
  */
-export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue: readonly Tool[]): Server {
+export function createMcpServer(deps: GateDeps, conn: ConnectionInfo, catalogue: readonly Tool[], extraMethods?: ExtraMethods): Server {
   const server = new Server(
     { name: SERVER_NAME, version: PACKAGE_VERSION },
     {
-      capabilities: { tools: { listChanged: false } },
+      capabilities: { ...extraMethods?.capabilities, tools: { listChanged: false } },
       instructions: 'Bulwark gates every tool call: denials come back as tool results with isError and structuredContent.error.code.',
       jsonSchemaValidator,
     },
   );
   const names = catalogue.map((t) => t.name);
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => {
-    const ctx = contextFor(conn, new AbortController().signal);
-    const who = await dryRun({ tool: '', args: {}, context: ctx }, deps, { until: 'authenticate' });
-    if (!who.principal) return { tools: [] };
-    try {
-      const visible = new Set(deps.policy.visibleTools(visibleToolsInput(who.principal, names)));
-      return { tools: catalogue.filter((t) => visible.has(t.name)) };
-    } catch (err) {
-      // Listing fails closed too: show nothing rather than everything.
-      deps.logger.error('visible_tools evaluation failed', { error: (err as Error).message });
-      return { tools: [] };
-    }
-  });
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await visibleTools(deps, conn, catalogue, names) }));
 
   // Registered on Protocol, past Server's own tools/call wrapper: that wrapper rejects malformed
   // params before our code runs, so the call would leave no audit record. Here every tools/call
   // reaches the gate, whose validate stage refuses it with a typed denial and records it.
+  // stdio: one client per process, so the Server's connection is the client's and can carry asks;
+  // what it may be asked is what it declared in initialize (read per call: initialize comes first).
+  const callConn = (): ConnectionInfo => (conn.client || conn.transport !== 'stdio' ? conn : { ...conn, client: stdioChannel(server) });
   Protocol.prototype.setRequestHandler.call(server, LenientCallToolRequest, async (request: z.infer<typeof LenientCallToolRequest>, extra: RequestExtra) =>
-    callTool(deps, conn, request.params, extra.signal, extra.sendNotification),
+    callTool(deps, callConn(), request.params, extra.signal, extra.sendNotification),
   );
 
+  for (const [method, handler] of extraMethods?.handlers ?? []) {
+    // Past Server's own schema checks, as tools/call: the handler takes the request through the gate.
+    const schema = z.object({ method: z.literal(method), params: z.unknown() }).passthrough();
+    Protocol.prototype.setRequestHandler.call(server, schema, async (request: z.infer<typeof schema>, extra: RequestExtra) => {
+      const c = callConn();
+      const ctx: MethodContext = {
+        era: '2025-11-25',
+        transport: c.transport,
+        clientIp: c.clientIp,
+        principal: c.principal,
+        signal: extra.signal,
+        client: c.client,
+        // Over HTTP this Server answers with JSON, where notifications have no stream to travel on.
+        sendNotification: c.transport === 'stdio' ? extra.sendNotification : undefined,
+      };
+      const params = request.params !== null && typeof request.params === 'object' && !Array.isArray(request.params) ? request.params : {};
+      return handler(params as Record<string, unknown>, ctx);
+    });
+  }
+
   return server;
+}
+
+function stdioChannel(server: Server): ClientChannel {
+  const caps = declaredCapabilities(server.getClientCapabilities());
+  return channelOf(caps, serverAsk(server, caps));
+}
+
+/**
+ * The tools this connection's principal may see (the policy's visible_tools), in both eras.
+ * Listing fails closed too: an unauthenticated caller or a failing policy sees nothing.
+ */
+export async function visibleTools(deps: GateDeps, conn: ConnectionInfo, catalogue: readonly Tool[], names = catalogue.map((t) => t.name)): Promise<Tool[]> {
+  const ctx = contextFor(conn, new AbortController().signal);
+  const who = await dryRun({ tool: '', args: {}, context: ctx }, deps, { until: 'authenticate' });
+  if (!who.principal) return [];
+  try {
+    const visible = new Set(deps.policy.visibleTools(visibleToolsInput(who.principal, names)));
+    return catalogue.filter((t) => visible.has(t.name));
+  } catch (err) {
+    deps.logger.error('visible_tools evaluation failed', { error: (err as Error).message });
+    return [];
+  }
 }
 
 /**
@@ -102,7 +144,7 @@ export async function callTool(
   const params = (rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? rawParams : {}) as Record<string, unknown>;
   const token = progressTokenOf(params);
   const progress = token === undefined || !sendNotification ? undefined : progressChannel(sendNotification, token);
-  const ctx = contextFor(conn, signal, progress?.report);
+  const ctx = { ...contextFor(conn, signal, progress?.report), log: sendNotification && clientLog(sendNotification) };
   const name = typeof params.name === 'string' ? params.name : JSON.stringify(params.name ?? null);
   let outcome: Awaited<ReturnType<typeof runGate>>;
   let flushed: boolean;
@@ -139,6 +181,7 @@ function contextFor(conn: ConnectionInfo, signal: AbortSignal, progress?: CallCo
     signal,
     progress,
     verifiedPrincipal: conn.principal,
+    client: conn.client,
   };
 }
 

@@ -12,7 +12,9 @@ import { UNKNOWN_TOOL_REASON } from '../gate/validate.js';
 export function outcomeToResult(outcome: GateOutcome): CallToolResult {
   if (outcome.result && !outcome.denial) {
     return {
-      content: [{ type: 'text', text: outcome.result.text }],
+      content: outcome.result.content
+        ? (outcome.result.content.map((c) => ({ ...c })) as CallToolResult['content'])
+        : [{ type: 'text', text: outcome.result.text }],
       structuredContent: { ...outcome.result.structured },
       _meta: { 'bulwark/request_id': outcome.requestId, ...(outcome.result.metrics ? { 'bulwark/metrics': { ...outcome.result.metrics } } : {}) },
     };

@@ -7,7 +7,7 @@ import type { ApiRuntime } from './api/runtime.js';
 import type { DatabaseExecutor } from './database/pg-executor.js';
 import type { PolicyQuestions } from '../policy/questions.js';
 
-export type ToolFamily = 'filesystem' | 'database' | 'api' | 'javascript';
+export type ToolFamily = 'filesystem' | 'database' | 'api' | 'javascript' | 'conformance';
 
 export interface ToolAnnotations {
   readonly title: string;

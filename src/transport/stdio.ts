@@ -3,6 +3,7 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import type { ServedApp } from './served-app.js';
 import { StdioGuard } from './stdio-guard.js';
 import { createMcpServer } from '../server/mcp-server.js';
+import { stdioEras } from './era/stdio-modern.js';
 
 /** After a cancellation the gate stops the call promptly; this long is left for it to be recorded. */
 const CANCELLED_GRACE_MS = 1000;
@@ -88,9 +89,9 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
 }
 
 /** stdio: what Claude Desktop launches. stdout carries only protocol frames; logs go to stderr. */
-export async function serveStdio(app: Pick<ServedApp, 'deps' | 'catalogue'>): Promise<{ closed: Promise<void> }> {
+export async function serveStdio(app: Pick<ServedApp, 'deps' | 'catalogue' | 'extraMethods'>): Promise<{ closed: Promise<void> }> {
   const { config, logger } = app.deps;
-  const server = createMcpServer(app.deps, { transport: 'stdio' }, app.catalogue);
+  const server = createMcpServer(app.deps, { transport: 'stdio' }, app.catalogue, app.extraMethods);
   const guard = new StdioGuard(process.stdout, config.server.http.max_body_bytes, (reason) => logger.warn('rejected a malformed stdio message', { reason }));
   process.stdin.pipe(guard);
   const transport = new StdioServerTransport(guard, process.stdout);
@@ -112,6 +113,7 @@ export async function serveStdio(app: Pick<ServedApp, 'deps' | 'catalogue'>): Pr
   server.onerror = (err) => logger.warn('stdio transport error', { error: err.message });
   await server.connect(transport);
   // Watch the transport from outside the SDK: requests in, responses out.
+  const eras = stdioEras(app, (m) => transport.send(m));
   const deliver = transport.onmessage;
   transport.onmessage = (message: JSONRPCMessage) => {
     if (isRequest(message)) unanswered.received(message.id);
@@ -119,6 +121,8 @@ export async function serveStdio(app: Pick<ServedApp, 'deps' | 'catalogue'>): Pr
       const id = (message.params as { requestId?: unknown } | undefined)?.requestId;
       if (typeof id === 'string' || typeof id === 'number') unanswered.cancel(id);
     }
+    // Per message: a 2026-07-28 request (no initialize needed) is served beside the Server.
+    if (eras.intercept(message)) return;
     deliver?.(message);
   };
   const send = transport.send.bind(transport);

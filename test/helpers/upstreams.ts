@@ -170,6 +170,9 @@ export function writePolicyData(
   const data = JSON.parse(fs.readFileSync(path.join(ROOT, 'policies', 'data.json'), 'utf8')) as { bulwark: { api: Record<string, unknown> } };
   data.bulwark.api.upstreams = { ...(data.bulwark.api.upstreams as object), developer: upstreams };
   data.bulwark.api.methods = { ...(data.bulwark.api.methods as object), developer: methods };
+  // These worlds test the gateway's mechanics with no human at the client: the shipped approval
+  // rule (developer POST/PATCH) is off unless a test passes `approval` in `extra`.
+  delete data.bulwark.api.approval;
   Object.assign(data.bulwark.api, extra);
   const file = path.join(dir, 'policy-data.json');
   fs.writeFileSync(file, JSON.stringify(data));

@@ -370,6 +370,12 @@ function authoriseHop(rt: ApiRuntime, call: ApiCall, policy: PolicyQuestions | u
     refuse('policy_error', 'The policy could not be evaluated for the redirect target, so it is not followed.', ['url.redirect_rejected']);
   }
   if (!answer.allow) refuse('policy_denied', `The policy denied the redirect target ${hop.path}.`, ['url.redirect_rejected', ...answer.reasons]);
+  // The human approved the first request's exact arguments; a hop that needs approval was never approved.
+  if (answer.approval_required)
+    refuse('approval_required', `The redirect to ${hop.path} would need its own human approval, so it is not followed.`, [
+      'url.redirect_rejected',
+      'approval.redirect',
+    ]);
 }
 
 interface HopRequest {

@@ -1,18 +1,27 @@
 import { z } from 'zod';
-import { analyseSql, DEFAULT_SQL_FUNCTIONS, type ColumnUses, type SqlOptions } from '../../analysis/sql.js';
+import { analyseSql, DEFAULT_SQL_FUNCTIONS, type SqlAnalysis, type SqlOptions } from '../../analysis/sql.js';
+import { lineageOf, type Lineage, type SqlCatalog } from '../../analysis/sql-lineage.js';
+import { checkMaskPlacement, parseColumnRules, planMasks, type MaskPlan } from '../../analysis/sql-masks.js';
+import { catalogFor } from './catalog.js';
 import { applyRowFilters, loadRowFilterDeparser, parseRowFilters, ROW_FILTER_ALIAS } from '../../analysis/sql-row-filter.js';
 import { refuse } from '../../core/denial.js';
 import type { Authorised } from '../../core/call.js';
 import type { ToolDefinition, ToolEnv } from '../types.js';
-import { DenialError } from '../../core/denial.js';
+import { DenialError, type Denial } from '../../core/denial.js';
 import type { SqlExecutionFacts, SqlFacts, SqlListFacts, TableAnswerFacts } from '../../core/facts.js';
 import type { PolicyAnswer } from '../../policy/questions.js';
 import type { DatabaseExecutor, PlanLimits, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
 
 /** What the database family's analysis produces for the policy and the record. */
 type SqlFamily = { readonly sql: SqlFacts };
-/** query_database: the exact text the analyser parsed, and how it uses columns (the redaction gate). */
-type QueryPinned = { readonly text: string; readonly uses: ColumnUses };
+/** query_database: the exact text the analyser parsed, and its column lineage (the masks' input). */
+type QueryPinned = {
+  readonly text: string;
+  readonly lineage: Lineage | undefined;
+  readonly catalog: SqlCatalog | undefined;
+  /** Why lineage could not be resolved: enforced after the decision, where masks need it. */
+  readonly lineageRefusal?: Denial | undefined;
+};
 type QueryCall = Authorised<z.output<typeof queryInput>, SqlFamily, QueryPinned>;
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
@@ -29,7 +38,10 @@ function sqlOptionsFor(env: ToolEnv): SqlOptions {
  * the text and parameters to run instead, or the analysed ones when the query reads no filtered
  * table. Fails closed: an obligation it cannot apply refuses the call.
  */
-async function rowFiltered(call: QueryCall, env: ToolEnv): Promise<{ text: string; params: readonly (string | number | boolean | null)[]; filtered: boolean }> {
+async function rowFiltered(
+  call: QueryCall,
+  env: ToolEnv,
+): Promise<{ text: string; params: readonly (string | number | boolean | null)[]; filtered: boolean; analysis?: SqlAnalysis }> {
   const { text } = call.pinned;
   const filters = parseRowFilters(call.decision.obligations.row_filters);
   if (filters.length === 0) return { text, params: call.args.params, filtered: false };
@@ -46,7 +58,7 @@ async function rowFiltered(call: QueryCall, env: ToolEnv): Promise<{ text: strin
     refuse('sql_rejected', 'The query cannot be filtered as the policy requires: the rewrite changed the relations read.', ['sql.row_filter_unsupported']);
   }
   recordFact(call, 'row_filters', { tables: r.tables, references: r.references, text_sha256: r.text_sha256, executed_sha256: r.executed_sha256 });
-  return { text: r.text, params: r.params, filtered: true };
+  return { text: r.text, params: r.params, filtered: true, analysis: r.analysis };
 }
 
 /** 42703 naming the filter subquery's alias: the policy's filter column does not exist. */
@@ -102,51 +114,67 @@ function recordFact<K extends keyof SqlExecutionFacts>(call: QueryCall, key: K, 
   sql[key] = value;
 }
 
+/** Lineage of one analysed statement per catalog version, reused for the same cached parse. */
+const lineages = new WeakMap<object, { version: number; lineage: Lineage }>();
+
+function lineageCached(a: SqlAnalysis, catalog: SqlCatalog, defaultSchema: string): Lineage {
+  const key = a.stmt as object;
+  const hit = lineages.get(key);
+  if (hit && hit.version === catalog.version) return hit.lineage;
+  const lineage = lineageOf(a.stmt, catalog, defaultSchema);
+  lineages.set(key, { version: catalog.version, lineage });
+  return lineage;
+}
+
 /**
- * The redaction gate (fail closed, by column name): a redacted column may only be copied bare to an
- * output of its own name, where redact() masks it. Any other use — renamed (`email AS contact`),
- * derived (`lower(email)`, `email::int`, whose error text would quote the value), in a predicate,
- * ORDER BY, GROUP BY, a subquery, CTE or set operation — and any whole-row reference, nested star,
- * star over renamed columns, DISTINCT or positional ORDER/GROUP BY over a masked output is refused
- * before the query runs: none of them can be masked. Returns the masked columns the query touches.
+ * The query's column lineage against the database's catalog (the policy reads it, the masks apply
+ * over it). A relation the catalog does not know triggers one (rate-limited) refresh and a retry.
+ * Without a database nothing can run; execute refuses (db.not_configured), so none is computed.
  */
-function checkMasks(uses: ColumnUses | undefined, redacted: readonly string[]): string[] {
-  if (redacted.length === 0) return [];
-  const set = new Set(redacted.map((c) => c.toLowerCase()));
-  // Analyses pinned before this gate existed carry no uses: nothing is known, so refuse.
-  if (uses === undefined)
-    refuse('sql_rejected', 'The query cannot be checked against the masked columns.', ['sql.masked_column_use'], { masked: [...set].sort() });
-  const used = uses.other.filter((c) => set.has(c));
-  if (used.length > 0) {
-    refuse(
-      'sql_rejected',
-      `The masked column(s) ${used.join(', ')} may only be selected as they are (not renamed, computed on, filtered, sorted or grouped by).`,
-      ['sql.masked_column_use'],
-      { columns: used },
-    );
+async function lineageFor(
+  a: SqlAnalysis,
+  call: { context: { signal?: AbortSignal | undefined } },
+  env: ToolEnv,
+): Promise<{ lineage?: Lineage; catalog?: SqlCatalog }> {
+  if (!env.database) return {};
+  const db = env.config.database;
+  const catalogs = catalogFor(env.database, db.catalog_refresh_ms, db.allow_catalogs);
+  const run: QueryRun = { signal: call.context.signal };
+  const catalog = await catalogs.get(run);
+  try {
+    return { lineage: lineageCached(a, catalog, db.default_schema), catalog };
+  } catch (err) {
+    if (!(err instanceof DenialError) || !err.denial.reasons.includes('sql.catalog_unknown_table')) throw err;
+    const fresh = await catalogs.refreshAfterMiss(run);
+    if (fresh === undefined) throw err;
+    return { lineage: lineageCached(a, fresh, db.default_schema), catalog: fresh };
   }
-  if (uses.wholeRow.length > 0) {
-    refuse(
-      'sql_rejected',
-      `The whole-row reference(s) ${uses.wholeRow.join(', ')} would carry masked columns; select the columns instead.`,
-      ['sql.masked_whole_row'],
-      { references: uses.wholeRow },
-    );
+}
+
+/**
+ * The masks (issue 13 item 2): the policy's column_rules and redact_columns over the pinned
+ * lineage, before anything runs. Refusals name the columns and join the record.
+ */
+function maskPlan(call: QueryCall): MaskPlan {
+  const { lineage } = call.pinned;
+  const redact = call.caps.redactColumns;
+  const rulesValue = call.decision.obligations.column_rules;
+  try {
+    const rules = parseColumnRules(rulesValue);
+    if (lineage === undefined) {
+      if (rules.size > 0 || redact.length > 0) {
+        if (call.pinned.lineageRefusal) throw new DenialError(call.pinned.lineageRefusal);
+        refuse('sql_rejected', 'The query cannot be checked against the masked columns.', ['sql.masked_column_use']);
+      }
+      return { outputs: [], masked: [], used: [], touched: [] };
+    }
+    const plan = planMasks(lineage, rules, redact);
+    if (plan.masked.length > 0 || plan.used.length > 0) recordFact(call, 'masks', { masked: plan.masked, used: plan.used });
+    return plan;
+  } catch (err) {
+    if (err instanceof DenialError) recordFact(call, 'masks', { refused: err.denial.detail?.columns ?? [] });
+    throw err;
   }
-  if (uses.natural)
-    refuse('sql_rejected', 'A NATURAL JOIN compares every same-named column, masked ones included; join with ON instead.', ['sql.masked_column_use']);
-  if (uses.nestedStar || (uses.topStar && uses.renames)) {
-    refuse('sql_rejected', 'A * inside an expression, subquery or CTE, or over renamed columns, would carry masked columns; select the columns instead.', [
-      'sql.masked_whole_row',
-    ]);
-  }
-  const touched = uses.bare.filter((c) => set.has(c));
-  if ((uses.distinct || uses.ordinal) && (touched.length > 0 || uses.topStar || uses.innerStar)) {
-    refuse('sql_rejected', 'DISTINCT, or ORDER BY / GROUP BY by position, over a masked column would reveal its values.', ['sql.masked_column_use'], {
-      columns: touched,
-    });
-  }
-  return uses.topStar ? [...set].sort() : touched;
 }
 
 /** The policy's `redact_columns` obligation, applied to every row before it leaves the server. */
@@ -216,19 +244,38 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
     if (a.facts.params !== call.args.params.length) {
       refuse('invalid_input', `The query uses ${a.facts.params} parameter(s) but ${call.args.params.length} were given.`, ['sql.param_count']);
     }
-    return { facts: { sql: { ...a.facts } }, pinned: { text: a.text, uses: a.columnUses } };
+    let resolved: { lineage?: Lineage; catalog?: SqlCatalog };
+    let lineageRefusal: Denial | undefined;
+    try {
+      resolved = await lineageFor(a, call, env);
+    } catch (err) {
+      // A name the catalog cannot resolve is decided after the policy: a forbidden table is refused
+      // as forbidden whether it exists or not, so the answer is no oracle for the catalog.
+      if (!(err instanceof DenialError) || err.denial.code !== 'sql_rejected') throw err;
+      resolved = {};
+      lineageRefusal = err.denial;
+    }
+    const { lineage, catalog } = resolved;
+    return {
+      facts: { sql: { ...a.facts, ...(lineage ? { lineage } : {}), ...(lineageRefusal ? { lineage_unresolved: lineageRefusal.reasons } : {}) } },
+      pinned: { text: a.text, lineage, catalog, lineageRefusal },
+    };
   },
   async execute(call, env) {
-    let masked: string[];
-    try {
-      masked = checkMasks(call.pinned.uses, call.caps.redactColumns);
-    } catch (err) {
-      // The record names the masked columns the refused query used (the reason says how).
-      if (err instanceof DenialError) recordFact(call, 'masks', { refused: err.denial.detail?.columns ?? err.denial.detail?.references ?? [] });
-      throw err;
+    executor(env);
+    const masks = maskPlan(call);
+    const { text, params, filtered, analysis } = await rowFiltered(call, env);
+    // Lineage on the tree that will run: the rewrite wraps each filtered table in a subquery with
+    // the same columns under the same alias, so every output must derive exactly as analysed.
+    if (analysis && call.pinned.lineage && call.pinned.catalog) {
+      const executed = lineageCached(analysis, call.pinned.catalog, env.config.database.default_schema);
+      if (JSON.stringify(executed.outputs) !== JSON.stringify(call.pinned.lineage.outputs)) {
+        refuse('sql_rejected', 'The query cannot be filtered as the policy requires: the rewrite changed what the outputs derive from.', [
+          'sql.row_filter_unsupported',
+        ]);
+      }
     }
-    if (masked.length > 0) recordFact(call, 'masks', { masked });
-    const { text, params, filtered } = await rowFiltered(call, env);
+    const masked = masks.touched;
     const plan = planLimits(call);
     let r: QueryResult;
     try {
@@ -257,7 +304,14 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
         ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }),
         ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }),
       });
-    const { result, redacted } = redact(r, call.caps.redactColumns);
+    // No rows, nothing to mask (and an empty cursor reports no columns).
+    if (r.rows.length > 0)
+      checkMaskPlacement(
+        masks,
+        call.pinned.lineage?.outputs.length ?? 0,
+        r.columns.map((c) => c.name),
+      );
+    const { result, redacted } = redact(r, [...call.caps.redactColumns, ...masks.outputs.map((o) => o.name)]);
     const fingerprint = call.facts.sql.kind === 'select' ? call.facts.sql.fingerprint : undefined;
     return {
       text: table(text, result),
@@ -377,6 +431,8 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>, S
       { ...queryCapsFor(call, env), maxRows: 2000 },
       runOf(call),
     );
+    // describe_table looks at the live table: the column lists lineage resolves against are read afresh.
+    catalogFor(executor(env), env.config.database.catalog_refresh_ms, env.config.database.allow_catalogs).invalidate();
     if (!r.rows.length) refuse('tool_error', `No table ${schema}.${name}.`, ['db.no_such_table']);
     const columns = r.rows.map(({ row_estimate: _r, ...c }) => c);
     const rowEstimate = Number(r.rows[0]?.row_estimate ?? 0);

@@ -1,12 +1,16 @@
 import type http from 'node:http';
-import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Principal } from '../../core/call.js';
 import { callTool, createMcpServer, progressTokenOf, type ConnectionInfo, type SendNotification } from '../../server/mcp-server.js';
 import type { ServedApp } from '../served-app.js';
 import { parseJsonBody, readBody } from './body.js';
+import { clientAsksFor, type HttpClientAsks } from './client-asks.js';
+import { classify } from '../era/modern-ladder.js';
 import { JsonExchangeTransport } from './json-exchange-transport.js';
 import { isRequest, jsonRpcMessages, loneToolCall } from './json-rpc-messages.js';
+import { answerLadderRefusal, answerModern, standardHeadersOf } from './modern-exchange.js';
 import { sendJson, sendJsonRpcError } from './respond.js';
+import type { HttpSession } from './session-token.js';
 import { SseAnswer } from './sse-answer.js';
 
 export interface ExchangeRequest {
@@ -23,7 +27,7 @@ export interface ExchangeRequest {
  * straight to `callTool`; anything else to a Server and transport built for this request alone.
  */
 export async function serveExchange(
-  app: Pick<ServedApp, 'deps' | 'catalogue'>,
+  app: Pick<ServedApp, 'deps' | 'catalogue' | 'extraMethods'>,
   maxBodyBytes: number,
   { req, res, peer, authenticate }: ExchangeRequest,
 ): Promise<void> {
@@ -32,11 +36,7 @@ export async function serveExchange(
     sendJsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; POST JSON-RPC messages.', { allow: 'POST' });
     return;
   }
-  const version = req.headers['mcp-protocol-version'];
-  if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-    sendJsonRpcError(res, 400, -32600, `Unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`);
-    return;
-  }
+  const startedAt = performance.now();
   let principal: Principal | undefined;
   if (authenticate) {
     // Before the body is read: an unauthenticated client costs no parsing.
@@ -46,6 +46,16 @@ export async function serveExchange(
       return;
     }
   }
+  // 2025-11-25 sessions (client-asks.ts): an id this server did not issue to this principal, or
+  // that expired, is an unknown session, answered 404 so the client initializes again.
+  const asks = clientAsksFor(app.deps);
+  const presented = asks.presented(req, principal);
+  if (presented.kind === 'unknown') {
+    req.resume();
+    sendJsonRpcError(res, 404, -32001, 'Session not found');
+    return;
+  }
+  const session = presented.kind === 'session' ? presented.session : undefined;
   const ctype = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (ctype !== 'application/json') {
     sendJsonRpcError(res, 415, -32600, 'Content-Type must be application/json.');
@@ -74,11 +84,33 @@ export async function serveExchange(
     sendJsonRpcError(res, messages.status, messages.code, messages.message);
     return;
   }
+  // The era and the 2026-07-28 ladder (era/modern-ladder.ts, which also refuses a 2025-11-25 request
+  // naming an unknown version): after admission and the bearer, before anything routes on these
+  // headers. A refused request is refused, never served under the other revision.
+  const headers = standardHeadersOf(req);
+  const era = classify(messages, Array.isArray(parsed.value), headers);
+  if (era.kind !== 'legacy') {
+    const modernConn: ConnectionInfo = { transport: 'http', clientIp: peer, principal };
+    if (era.kind === 'reject') await answerLadderRefusal(app, res, messages, headers, era, modernConn, startedAt);
+    else await answerModern(app, res, messages[0] as JSONRPCMessage, modernConn, true);
+    return;
+  }
+  // A session's responses to asks its calls sent (only ever to its own asks).
+  const routed = session && asks.route(messages, session);
+  if (routed === 'accepted') {
+    res.writeHead(202);
+    res.end();
+    return;
+  }
+  if (routed === 'unknown') {
+    sendJsonRpcError(res, 400, -32600, 'No request of this session is waiting for that response id.');
+    return;
+  }
   // This request's connection info: the principal verified above goes to the calls it makes.
   const conn: ConnectionInfo = { transport: 'http', clientIp: peer, principal };
   const direct = loneToolCall(messages);
-  if (direct) await answerToolCall(app, res, direct, conn, accept.includes('text/event-stream'));
-  else await exchangeWithServer(app, res, messages, conn);
+  if (direct) await answerToolCall(app, res, direct, conn, accept.includes('text/event-stream'), session && { asks, session });
+  else await exchangeWithServer(app, res, messages, session ? { ...conn, client: asks.channel(session, undefined) } : conn, asks);
 }
 
 /**
@@ -93,13 +125,16 @@ async function answerToolCall(
   call: JSONRPCRequest,
   conn: ConnectionInfo,
   acceptsEventStream: boolean,
+  /** A 2025-11-25 session's call: answered as an event stream, which can carry its asks. */
+  asking?: { readonly asks: HttpClientAsks; readonly session: HttpSession },
 ): Promise<void> {
   // A client that goes away cancels its call (the gate stops the worker), as closing a Server does.
   const cancel = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) cancel.abort();
   });
-  const stream = acceptsEventStream && progressTokenOf(call.params) !== undefined ? new SseAnswer(res) : undefined;
+  const stream = acceptsEventStream && (progressTokenOf(call.params) !== undefined || asking) ? new SseAnswer(res) : undefined;
+  const callConn = asking ? { ...conn, client: asking.asks.channel(asking.session, stream, cancel.signal) } : conn;
   const notify: SendNotification | undefined =
     stream &&
     (async (n) => {
@@ -107,7 +142,7 @@ async function answerToolCall(
     });
   let answer: JSONRPCMessage;
   try {
-    answer = { result: await callTool(app.deps, conn, call.params, cancel.signal, notify), jsonrpc: '2.0', id: call.id };
+    answer = { result: await callTool(app.deps, callConn, call.params, cancel.signal, notify), jsonrpc: '2.0', id: call.id };
   } catch (err) {
     const e = err as { code?: unknown; message?: unknown; data?: unknown };
     const code = typeof e.code === 'number' && Number.isSafeInteger(e.code) ? e.code : ErrorCode.InternalError;
@@ -125,12 +160,13 @@ async function answerToolCall(
 
 /** Everything but a lone tools/call: a Server and a transport for this request alone. */
 async function exchangeWithServer(
-  app: Pick<ServedApp, 'deps' | 'catalogue'>,
+  app: Pick<ServedApp, 'deps' | 'catalogue' | 'extraMethods'>,
   res: http.ServerResponse,
   messages: JSONRPCMessage[],
   conn: ConnectionInfo,
+  asks: HttpClientAsks,
 ): Promise<void> {
-  const server = createMcpServer(app.deps, conn, app.catalogue);
+  const server = createMcpServer(app.deps, conn, app.catalogue, app.extraMethods);
   const transport = new JsonExchangeTransport();
   // A client that goes away cancels its calls: closing aborts the handlers' signals. (After a
   // complete answer nothing is left to abort, and the Server is simply dropped.)
@@ -147,5 +183,5 @@ async function exchangeWithServer(
   }
   const answers = await transport.exchange(messages);
   if (!answers) return;
-  sendJson(res, 200, answers.length === 1 ? answers[0] : answers);
+  sendJson(res, 200, answers.length === 1 ? answers[0] : answers, asks.sessionHeaders(messages, answers, conn.principal));
 }

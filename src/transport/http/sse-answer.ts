@@ -4,8 +4,8 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 /**
  * The answer to one POST as a Server-Sent Events stream (Streamable HTTP, 2025-11-25
  * §transports: "the server MUST either return Content-Type: text/event-stream … or
- * application/json"): the request's notifications as they happen, then its response, then the
- * end of the stream. The stream opens with the first message, so an answer that turns out to
+ * application/json"): the request's notifications and its requests to the client (a call that
+ * asks, client-asks.ts) as they happen, then its response, then the end of the stream. The stream opens with the first message, so an answer that turns out to
  * have nothing to say before its response can still go out as plain JSON.
  */
 export class SseAnswer {
