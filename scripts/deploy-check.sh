@@ -105,6 +105,7 @@ BULWARK_OPERATOR_PASSWORD=check
 BULWARK_READER_PASSWORD=check
 REDIS_PASSWORD=check
 GRAFANA_ADMIN_PASSWORD=check
+BULWARK_REQUEST_STATE_KEY=check-check-check-check-check-check
 EOF
 if docker compose version >/dev/null 2>&1; then
   step "docker compose config -q"

@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=.bulwark/compose.env
+umask 077
+rand() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 if [ -e "$out" ]; then
+  # Files written before the shared sealing key existed get one; nothing else changes.
+  if ! grep -q '^BULWARK_REQUEST_STATE_KEY=' "$out"; then
+    echo "BULWARK_REQUEST_STATE_KEY=$(rand)$(rand)" >>"$out"
+    echo "added BULWARK_REQUEST_STATE_KEY to $out" >&2
+  fi
   echo "$out exists; keeping it" >&2
   exit 0
 fi
 mkdir -p .bulwark
-umask 077
-rand() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 {
   echo "POSTGRES_PASSWORD=$(rand)"
   echo "BULWARK_APP_PASSWORD=$(rand)"
@@ -18,5 +23,6 @@ rand() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
   echo "BULWARK_READER_PASSWORD=$(rand)"
   echo "REDIS_PASSWORD=$(rand)"
   echo "GRAFANA_ADMIN_PASSWORD=$(rand)"
+  echo "BULWARK_REQUEST_STATE_KEY=$(rand)$(rand)"
 } >"$out"
 echo "wrote $out (mode 0600)"

@@ -70,6 +70,9 @@ export function haproxyConfig(o: HaproxyOptions): string {
     '',
     'backend replicas',
     '  balance roundrobin',
+    // 2025-11-25 asks: a session's response POST reaches the replica whose call asked.
+    '  stick-table type string len 512 size 100k expire 24h',
+    '  stick on req.hdr(mcp-session-id)',
     '  option httpchk',
     `  http-check send meth GET uri /ready ver HTTP/1.1 hdr Host ${o.checkHost}`,
     '  http-check expect status 200',
