@@ -11,7 +11,7 @@ import { genesisFor } from './genesis.js';
 import { makeCheckpointLine } from './checkpoint.js';
 import { Frontier, leafHash } from './merkle.js';
 import { readCheckpointNote } from './note.js';
-import type { PostgresResumed, RecoveryFields, RefusedFields } from './record-type.js';
+import type { PostgresResumed, RecoveryFields, RefusedFields, Restarted } from './record-type.js';
 import { NO_REFUSED_APPENDS, RefusedAppends } from './refused-appends.js';
 import { sealRecord } from './seal-record.js';
 import { policyInputOf, type PolicyInputCopy } from './policy-inputs.js';
@@ -114,9 +114,11 @@ export class PostgresAuditLog implements AuditLog {
     const sql = connect(opts.postgresUrl);
     const stream = opts.stream ?? 'default';
     const log = new PostgresAuditLog(sql, opts, stream);
+    let newStream: boolean;
     try {
       const [head] = await sql`SELECT seq FROM bulwark_audit WHERE stream = ${stream} ORDER BY seq DESC LIMIT 1`;
       log.seq = head ? Number(head.seq) : 0;
+      newStream = !head;
       if (!head && opts.genesis) {
         // Nothing appended yet: the genesis record alone (unless another replica was first).
         await log.insert([]);
@@ -135,8 +137,38 @@ export class PostgresAuditLog implements AuditLog {
       const every = Math.max(10, Math.min(opts.checkpoint.everyMs, 1000));
       log.tick = setInterval(() => log.maybeCheckpoint(false), every);
       log.tick.unref();
+      // A stream this writer just began holds only its genesis record: nothing was left unsigned.
+      if (!newStream) await log.signLeftovers();
     }
     return log;
+  }
+
+  /**
+   * As the file backend does: when the stream's last records are past its last checkpoint (every
+   * writer stopped, was killed, before signing them), mark where this writer starts and sign at
+   * once, so verify ends that unsigned span here instead of counting the downtime as unsigned.
+   * Another writer of the stream that is merely between checkpoints gets an early checkpoint.
+   */
+  private async signLeftovers(): Promise<void> {
+    if (this.seq === 0) return;
+    let cpSize: number;
+    try {
+      const [last] = await this.sql`SELECT max(size) AS size FROM bulwark_audit_checkpoint WHERE stream = ${this.stream}`;
+      cpSize = last?.size === null || last?.size === undefined ? 0 : Number(last.size);
+    } catch (err) {
+      this.opts.onWarning?.('audit log: could not read the last checkpoint at start-up', { stream: this.stream, error: (err as Error).message });
+      return;
+    }
+    if (cpSize >= this.seq) return;
+    const restarted: Restarted = { action: 'restarted', last_checkpoint_size: cpSize, unsigned_from: cpSize + 1, unsigned_to: this.seq };
+    this.opts.onWarning?.('audit log: records past the last checkpoint at start-up; signing them now', { stream: this.stream, ...restarted });
+    try {
+      await this.append({ event: 'audit.recovery', recovery: restarted } satisfies RecoveryFields);
+      this.maybeCheckpoint(true);
+      await this.checkpointing;
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) throw err;
+    }
   }
 
   get writable(): boolean {
