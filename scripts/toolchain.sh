@@ -127,6 +127,15 @@ have_chromium || packages+=(chromium)
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
 have_haproxy || packages+=(haproxy)
 # END haproxy
+# The MCP Python SDK's venv (scripts/python-sdk.sh) needs CPython >= 3.10 with venv and ensurepip.
+have_python_venv() {
+  local c
+  for c in python3 python3.13 python3.12 python3.11 python3.10; do
+    command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null && return 0
+  done
+  return 1
+}
+have_python_venv || packages+=(python3 python3-venv)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 ||

@@ -56,6 +56,10 @@ export const THREATS: readonly ThreatCoverage[] = [
         'a database error on a query that reads masked columns withholds the server text',
         'the same shapes on the embedded PGlite demo database leak nothing either',
       ],
+      'sql-lineage.test.ts': [
+        'the policy decides per column (column_rules in the data) over the lineage',
+        'row filters and masks together: lineage on the executed tree',
+      ],
       'auth-roles-http.test.ts': [
         'SQL tables differ by role: allow-lists, the deny list; an allowed query may still fail on I/O',
         'redacted columns and row caps differ by role',
@@ -202,6 +206,10 @@ export const THREATS: readonly ThreatCoverage[] = [
         'consistency proofs verify between every pair of sizes up to 33, and fail when tampered',
       ],
       'witness.test.ts': ['attack: the log host AND the signing key rewrite history; the witness key rejects it, the witness refuses the fork'],
+      'witness-postgres.test.ts': [
+        'PostgreSQL writer: checkpoints cosigned by a real witness, stored in the table, verify --witness-key; a re-signed rewrite fails',
+        'the cosignature table is append-only',
+      ],
     },
   },
   {
@@ -214,6 +222,10 @@ export const THREATS: readonly ThreatCoverage[] = [
       ],
       'witness.test.ts': ['k of n: a quorum of witness keys'],
       'audit-log.test.ts': ['checkpoints signed by a retired key still verify when its public key stays listed'],
+      'audit-restart.test.ts': [
+        'a forged restart record (no key to sign after it) does not end the unsigned span',
+        'after a restart, a long unsigned stretch in the new writer’s life still fails',
+      ],
     },
   },
   {
@@ -330,6 +342,7 @@ export const THREATS: readonly ThreatCoverage[] = [
         'the HTML report: verdict, counts, timeline, denials; every value escaped, no scripts or external resources',
         'headless Chromium renders the report: verdict and denial reason in the DOM, the injected script stays text',
       ],
+      'approval.test.ts': ['the record: typed when read back, and shown in the HTML report'],
     },
     gaps: ['no test exports a record whose cells look like spreadsheet formulas and checks the CSV prefixes them (src/cli/audit-commands.ts)'],
   },
@@ -349,6 +362,14 @@ export const THREATS: readonly ThreatCoverage[] = [
       'http-transport.test.ts': ['malformed JSON-RPC and protocol errors'],
       'fault-stdio.test.ts': ['a line that is not UTF-8 is a parse error; the server keeps serving'],
       'bad-input-deep.test.ts': ['over stdio: deep and lone-surrogate arguments are answered invalid_input and the server keeps serving'],
+      'protocol-2026.test.ts': [
+        'ladder: Mcp-Method and Mcp-Name must be present and agree with the body (400, -32020)',
+        'ladder: MCP-Protocol-Version must be present and equal the envelope; never a downgrade',
+        'ladder: a modern header without the envelope, or a broken envelope, is 400, -32602',
+        'ladder: unknown and removed methods are 404, -32601; batches cannot carry 2026 requests',
+        'api keys: the bearer is checked before the ladder, its principal goes with every 2026 call and refusal',
+      ],
+      'protocol-2026-stdio.test.ts': ['raw stdio: per-message era, the ladder without headers, protocol-only stdout'],
     },
   },
   {
@@ -361,6 +382,74 @@ export const THREATS: readonly ThreatCoverage[] = [
         'refused: not a bundle, too large',
       ],
       'policy-reload.test.ts': ['SIGHUP reloads a running server; bad bundles are refused with one log line and a metric, the old policy stays'],
+    },
+  },
+  {
+    id: 'T25',
+    threat: 'approval bypass',
+    tests: {
+      'approval.test.ts': [
+        '2026-07-28: input_required with a sealed state, then the approved retry runs once',
+        '2026-07-28: declined, cancelled, not approved, or no answer',
+        '2026-07-28: tampered state, changed arguments, another principal, another tool',
+        '2026-07-28: an expired approval is refused and recorded expired; a replica without the key refuses',
+        '2026-07-28 without elicitation, or no channel at all: approval_required, never a silent run',
+        '2025-11-25: the approval record is durable before the human is asked; approve runs, decline does not',
+        'an approved POST that the upstream redirects (307) is not carried to a target nobody approved',
+      ],
+      'request-state.test.ts': [
+        'tampering with any part of the token is refused, and never throws',
+        'another key, another purpose, or a payload of another shape never opens',
+        'bound to the principal (id and how it authenticated) and the tool',
+        'expiry, and single use',
+        'the single-use memory is bounded: expired nonces are swept, unexpired ones are never forgotten',
+      ],
+      'approval-e2e.test.ts': [
+        '2026-07-28: a retry with a tampered state or changed arguments is refused and audited',
+        '2026-07-28: an approval that arrives after its window is refused as expired',
+        '2025-11-25: the SDK v1 client is asked inline; approve runs, decline does not, no capability is refused',
+      ],
+    },
+    gaps: ['the replay of a requestState at another replica sharing the key is not defended (the single-use memory is per process); no test, by design'],
+  },
+  {
+    id: 'T26',
+    threat: 'approval wait abuse',
+    tests: {
+      'approval.test.ts': ["2025-11-25: the human's wait does not eat the call's deadline; an unanswered ask expires"],
+    },
+  },
+  {
+    id: 'T27',
+    threat: '2025-11-25 session and ask hijack over HTTP',
+    tests: {
+      'elicitation-http.test.ts': [
+        'a tampered, foreign or garbage session id is an unknown session (404)',
+        "another principal's response POST cannot resolve someone else's ask",
+        'an ask the client does not answer times out; its late answer is refused',
+        'a client that goes away while asked: the ask is aborted and forgotten',
+        'a client that declared nothing stays stateless: no session id, no asks',
+      ],
+      'elicitation-units.test.ts': [
+        'session tokens: bound to the principal, expire, open only under their purpose and key',
+        'pending asks: only the owner answers; bounds; timeouts; aborts; answers that do not fit',
+      ],
+      'elicitation-stdio.test.ts': [
+        'a client that declared nothing cannot be asked',
+        'sampling and roots reach a client that declared them; undeclared ones are refused before sending',
+      ],
+    },
+    gaps: ['no test runs an ask through a balancer (HAProxy sticky on Mcp-Session-Id): test/replicas.test.ts does not'],
+  },
+  {
+    id: 'T28',
+    threat: 'test-only conformance fixtures reachable in production',
+    tests: {
+      'conformance.test.ts': [
+        '--profile conformance is refused wherever a deployment could be',
+        'the compiled policy allows the family only under the profile, whatever a data file says',
+        'the default profile: every scenario that applies to its tools passes, and no fixture is served',
+      ],
     },
   },
 ];
