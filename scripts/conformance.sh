@@ -30,16 +30,9 @@ die() {
   exit 1
 }
 
-cache="${BULWARK_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulwark-toolchain}"
+# shellcheck source=scripts/toolchain-lib.sh
+. "$(dirname "$0")/toolchain-lib.sh"
 cache_name="conformance-$CONFORMANCE_VERSION-node-$NODE22_VERSION"
-from_cache() { # from_cache NAME DEST
-  [ -d "$cache/$1" ] || return 1
-  rm -rf "$2" && mkdir -p "$(dirname "$2")" && cp -a "$cache/$1" "$2"
-}
-to_cache() { # to_cache SRC NAME: best effort, never fails the install
-  [ -d "$cache/$2" ] && return 0
-  { mkdir -p "$cache" && cp -a "$1" "$cache/.$2.tmp.$$" && mv "$cache/.$2.tmp.$$" "$cache/$2"; } 2>/dev/null || rm -rf "$cache/.$2.tmp.$$"
-}
 
 # The pinned node runs and the pinned suite loads under it (the whole suite is one bundle: --version loads it).
 suite_ok() {

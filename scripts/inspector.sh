@@ -30,16 +30,8 @@ die() {
   exit 1
 }
 
-run_logged() {
-  local log
-  log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/toolchain-lib.sh
+. "$(dirname "$0")/toolchain-lib.sh"
 
 [ -x "$node24" ] || die "Node 24 is missing at $node24: run scripts/node24.sh first (the Inspector needs Node >= 22.19)"
 
@@ -49,11 +41,7 @@ inspector_ok() {
     "$node24" "$launcher" --cli --version 2>/dev/null | grep -q "$INSPECTOR_VERSION"
 }
 
-cache="${BULWARK_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulwark-toolchain}"
-cached="$cache/inspector-$INSPECTOR_VERSION"
-
-if ! inspector_ok && [ -d "$cached" ]; then
-  rm -rf "$dir" && mkdir -p "$(dirname "$dir")" && cp -a "$cached" "$dir"
+if ! inspector_ok && from_cache "inspector-$INSPECTOR_VERSION" "$dir"; then
   inspector_ok || rm -rf "$dir"
 fi
 if ! inspector_ok; then
@@ -69,10 +57,6 @@ if ! inspector_ok; then
   mv "$stage" "$dir"
   inspector_ok || die "@modelcontextprotocol/inspector@$INSPECTOR_VERSION was installed but its CLI does not start on $node24"
 fi
-# Best effort: a cache that cannot be written never fails the install.
-if [ ! -d "$cached" ]; then
-  { mkdir -p "$cache" && cp -a "$dir" "$cache/.inspector.tmp.$$" && mv "$cache/.inspector.tmp.$$" "$cached"; } 2>/dev/null ||
-    rm -rf "$cache/.inspector.tmp.$$"
-fi
+to_cache "$dir" "inspector-$INSPECTOR_VERSION"
 
 if [ "${1:-}" = "--print" ]; then echo "$launcher"; fi

@@ -33,29 +33,9 @@ die() {
   exit 1
 }
 
-# A machine-wide copy of what this script built, keyed by version, so a fresh clone on the same
-# machine (CI's) copies it instead of downloading Node and compiling isolated-vm again. Every copy
-# taken from it is checked exactly as a fresh build is (node_ok, ivm_ok).
-cache="${BULWARK_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulwark-toolchain}"
-from_cache() { # from_cache NAME DEST
-  [ -d "$cache/$1" ] || return 1
-  rm -rf "$2" && mkdir -p "$(dirname "$2")" && cp -a "$cache/$1" "$2"
-}
-to_cache() { # to_cache SRC NAME: best effort, never fails the install
-  [ -d "$cache/$2" ] && return 0
-  { mkdir -p "$cache" && cp -a "$1" "$cache/.$2.tmp.$$" && mv "$cache/.$2.tmp.$$" "$cache/$2"; } 2>/dev/null || rm -rf "$cache/.$2.tmp.$$"
-}
-
-run_logged() {
-  local log
-  log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
-  rm -f "$log"
-}
+# The machine-wide cache (from_cache, to_cache) and run_logged; copies are checked by node_ok, ivm_ok.
+# shellcheck source=scripts/toolchain-lib.sh
+. "$(dirname "$0")/toolchain-lib.sh"
 
 # --- node@24 -----------------------------------------------------------------------------
 node_ok() { [ -x "$node_bin" ] && [ "$("$node_bin" --version 2>/dev/null)" = "v$NODE24_VERSION" ] && [ -f "$node_dir/include/node/node.h" ]; }

@@ -29,16 +29,8 @@ die() {
   exit 1
 }
 
-run_logged() {
-  local log
-  log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/toolchain-lib.sh
+. "$(dirname "$0")/toolchain-lib.sh"
 
 # Imports the client the test uses, at the pinned version.
 venv_ok() {
@@ -59,7 +51,6 @@ if ! venv_ok; then
   done
   [ -n "$base" ] || die "CPython >= 3.10 with the venv module is needed for the MCP Python SDK (apt: python3 python3-venv)"
   tag=$("$base" -c 'import sys, sysconfig; print(f"cp{sys.version_info[0]}{sys.version_info[1]}-{sysconfig.get_platform()}")')
-  cache="${BULWARK_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulwark-toolchain}"
   wheels="$cache/python-mcp-$MCP_VERSION-$tag"
 
   rm -rf "$venv"
@@ -74,11 +65,7 @@ if ! venv_ok; then
       { rm -rf "$stage" "$venv"; die "pip download mcp==$MCP_VERSION failed (output above)"; }
     run_logged "$py" -m pip install --no-index --find-links "$stage" -c "$constraints" "mcp==$MCP_VERSION" ||
       { rm -rf "$stage" "$venv"; die "pip install mcp==$MCP_VERSION failed (output above)"; }
-    # Best effort: a cache that cannot be written never fails the install.
-    if [ ! -d "$wheels" ]; then
-      { mkdir -p "$cache" && cp -a "$stage" "$cache/.python-mcp.tmp.$$" && mv "$cache/.python-mcp.tmp.$$" "$wheels"; } 2>/dev/null ||
-        rm -rf "$cache/.python-mcp.tmp.$$"
-    fi
+    to_cache "$stage" "python-mcp-$MCP_VERSION-$tag"
     rm -rf "$stage"
   fi
   venv_ok || { rm -rf "$venv"; die "the venv was built but does not import mcp $MCP_VERSION's client"; }
