@@ -572,7 +572,8 @@ export async function verifySegments(
             if (
               spanFirstTs !== undefined &&
               lastTs !== undefined &&
-              buf.subarray(start, end).indexOf(RESTART_MARK) >= 0 &&
+              end - start > RECOVERY_PREFIX.length &&
+              buf.compare(RECOVERY_PREFIX, 0, RECOVERY_PREFIX.length, start, start + RECOVERY_PREFIX.length) === 0 &&
               isRestart(buf.toString('utf8', start, end))
             ) {
               spans.push({ from: spanFrom, to: E - 1, firstTs: spanFirstTs, endTs: lastTs, restartAt: E });
@@ -763,8 +764,12 @@ export async function verifySegments(
   }
 }
 
-/** A restart record holds this (its action); only lines holding it are parsed. */
-const RESTART_MARK = Buffer.from('"restarted"');
+/**
+ * How every recovery record's line starts (canonical JSON sorts the keys, and a recovery record has
+ * none before "event"): only lines that start so are parsed for a restart, which keeps the check off
+ * the per-record hot path. A line that hides a restart behind other keys is not honoured: stricter.
+ */
+const RECOVERY_PREFIX = Buffer.from('{"event":"audit.recovery"');
 
 function isRestart(line: string): boolean {
   const parsed = parseAuditLine(line);
