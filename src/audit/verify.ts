@@ -355,6 +355,18 @@ export async function verifySegments(
   if (merkle && !partial && !useMerkle)
     warnings.push('the log starts after a prune statement or trusted checkpoint without a Merkle frontier; only chain heads are compared');
 
+  /** Listed segments before `first` are gone: records from `s` up to `first` are missing. */
+  const headGone = (s: Segment, gone: readonly Segment[], first: Segment, why: string): void => {
+    const n = first.first_seq - 1;
+    setProblem({
+      kind: 'head_truncated',
+      segment: s.name,
+      line: 0,
+      seq: s.first_seq,
+      message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${gone.map((x) => x.name).join(', ')} are gone${why}`,
+      range: { from: s.first_seq, to: n },
+    });
+  };
   let P = segments[startIdx]?.prev ?? GENESIS_PREV;
   let E = segments[startIdx]?.first_seq ?? 1;
   let startKind: VerifyReport['start']['kind'] = partial && rangeStart ? 'partial' : genesis ? 'genesis' : 'no_genesis';
@@ -363,36 +375,19 @@ export async function verifySegments(
     if (anchor && (anchorFrontier !== undefined || anchorCheck || (s && s.first_seq - 1 === anchor.size))) {
       startKind = anchorKind ?? 'from_checkpoint';
       const k = segments.findIndex((x, i) => i >= startIdx && x.exists);
+      // The segments right after the anchor are gone too: cut beyond what the statement covers.
       if (s && !s.exists && k > startIdx) {
-        // The segments right after the anchor are gone too: cut beyond what the statement covers.
-        const n = (segments[k] as Segment).first_seq - 1;
-        setProblem({
-          kind: 'head_truncated',
-          segment: s.name,
-          line: 0,
-          seq: s.first_seq,
-          message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${segments
-            .slice(startIdx, k)
-            .map((x) => x.name)
-            .join(', ')} are gone, and the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} covers records up to ${anchor.size} only`,
-          range: { from: s.first_seq, to: n },
-        });
+        headGone(
+          s,
+          segments.slice(startIdx, k),
+          segments[k] as Segment,
+          `, and the ${anchorKind === 'pruned' ? 'prune statement' : 'trusted checkpoint'} covers records up to ${anchor.size} only`,
+        );
       }
     } else if (s && !s.exists && segments.some((x) => x.exists)) {
       // The oldest segments are listed but gone: the head of the log was deleted.
       const k = segments.findIndex((x) => x.exists);
-      const n = (segments[k] as Segment).first_seq - 1;
-      setProblem({
-        kind: 'head_truncated',
-        segment: s.name,
-        line: 0,
-        seq: s.first_seq,
-        message: `head truncated: records ${s.first_seq}..${n} missing (${n - s.first_seq + 1} record(s)): segment(s) ${segments
-          .slice(0, k)
-          .map((x) => x.name)
-          .join(', ')} are gone and no signed prune statement or trusted checkpoint (--from-checkpoint) covers them`,
-        range: { from: s.first_seq, to: n },
-      });
+      headGone(s, segments.slice(0, k), segments[k] as Segment, ' and no signed prune statement or trusted checkpoint (--from-checkpoint) covers them');
     } else if (s && s.first_seq > 1) {
       setProblem({
         kind: 'head_truncated',
