@@ -1,4 +1,5 @@
-import NodeSqlParser from 'node-sql-parser';
+import { createRequire } from 'node:module';
+import type NodeSqlParser from 'node-sql-parser';
 import type { WalkResult } from './sql-walk.js';
 
 /**
@@ -18,7 +19,6 @@ import type { WalkResult } from './sql-walk.js';
  */
 
 const OPTIONS = { database: 'postgresql' } as const;
-const parser = new NodeSqlParser.Parser();
 
 /** Names left out of the function comparison on both sides (see above). */
 export const SYNTAX_FUNCTION_NAMES: ReadonlySet<string> = new Set([
@@ -133,38 +133,83 @@ export function neutraliseStringBackslashes(text: string, offsets: readonly numb
   return out + text.slice(from);
 }
 
-export function secondOpinion(text: string, walk: WalkResult): SecondOpinion {
+/**
+ * What node-sql-parser made of a text, reduced to what the comparison needs. Plain data, so that it
+ * can be computed on the second-opinion thread (sql-agree-thread.ts) and read back as JSON.
+ */
+export type NspReading =
+  | { readonly parsed: false; readonly detail: string; readonly ms: number }
+  | {
+      readonly parsed: true;
+      readonly ms: number;
+      readonly statements: number;
+      /** The one statement's type (when there is exactly one). */
+      readonly type: string;
+      readonly into: boolean;
+      /** node-sql-parser's tableList entries, as it writes them (`verb::schema::table`). */
+      readonly tableList: readonly string[];
+      /** Lower-case function names (syntax names removed), or why they could not be read. */
+      readonly functions: readonly string[] | string;
+    };
+
+// Loaded on first use (the PostgreSQL-only build: 20 ms to load instead of 90 for every dialect):
+// when the second-opinion thread answers, this thread never needs it.
+const requireCjs = createRequire(import.meta.url);
+let parser: InstanceType<typeof NodeSqlParser.Parser> | undefined;
+
+/** node-sql-parser's reading of `text` (the parse is most of the second opinion's cost). */
+export function readWithNodeSqlParser(text: string): NspReading {
+  parser ??= new (requireCjs('node-sql-parser/build/postgresql') as { Parser: typeof NodeSqlParser.Parser }).Parser();
   const t0 = performance.now();
   let result: { tableList: string[]; ast: unknown };
   try {
     result = parser.parse(text, OPTIONS) as unknown as { tableList: string[]; ast: unknown };
   } catch (err) {
     const detail = err instanceof Error ? err.message.slice(0, 200) : String(err).slice(0, 200);
-    return { status: 'unparsed', detail, ms: performance.now() - t0 };
+    return { parsed: false, detail, ms: performance.now() - t0 };
   }
   const ms = performance.now() - t0;
+  const asts = (Array.isArray(result.ast) ? result.ast : [result.ast]).filter((a) => a !== null && a !== undefined);
+  const ast = asts.length === 1 ? (asts[0] as Obj) : undefined;
+  const into = ast?.into as Obj | null | undefined;
+  const fns = ast === undefined ? [] : nspFunctions(ast);
+  return {
+    parsed: true,
+    ms,
+    statements: asts.length,
+    type: ast === undefined ? '' : String(ast.type),
+    into: into !== null && into !== undefined && Object.values(into).some((v) => v !== null && v !== undefined),
+    tableList: Array.isArray(result.tableList) ? result.tableList.map(String) : [],
+    functions: typeof fns === 'string' ? fns : [...fns],
+  };
+}
+
+/** The second opinion on `text` against libpg-query's walk, read on this thread. */
+export function secondOpinion(text: string, walk: WalkResult): SecondOpinion {
+  return compareReading(readWithNodeSqlParser(text), walk);
+}
+
+/** Compare node-sql-parser's reading with libpg-query's walk of the same text. */
+export function compareReading(reading: NspReading, walk: WalkResult): SecondOpinion {
+  const { ms } = reading;
+  if (!reading.parsed) return { status: 'unparsed', detail: reading.detail, ms };
   const disagree = (detail: string): SecondOpinion => ({ status: 'disagree', detail, ms });
 
-  const asts = (Array.isArray(result.ast) ? result.ast : [result.ast]).filter((a) => a !== null && a !== undefined);
-  if (asts.length !== 1) return disagree(`node-sql-parser sees ${asts.length} statements`);
-  const ast = asts[0] as Obj;
-  if (ast.type !== 'select') return disagree(`node-sql-parser sees a ${String(ast.type)} statement`);
-  const into = ast.into as Obj | null | undefined;
-  if (into !== null && into !== undefined && Object.values(into).some((v) => v !== null && v !== undefined)) {
-    return disagree('node-sql-parser sees SELECT INTO');
-  }
+  if (reading.statements !== 1) return disagree(`node-sql-parser sees ${reading.statements} statements`);
+  if (reading.type !== 'select') return disagree(`node-sql-parser sees a ${reading.type} statement`);
+  if (reading.into) return disagree('node-sql-parser sees SELECT INTO');
 
   const nspTables = new Set<string>();
-  for (const entry of Array.isArray(result.tableList) ? result.tableList : []) {
-    const [verb, schema, table] = String(entry).split('::');
+  for (const entry of reading.tableList) {
+    const [verb, schema, table] = entry.split('::');
     if (verb !== 'select') return disagree(`node-sql-parser sees a ${String(verb)} of ${String(table)}`);
     nspTables.add(`${String(schema).toLowerCase()}::${String(table).toLowerCase()}`);
   }
   const pgTables = new Set(walk.rangeVars.map((r) => `${(r.schema ?? 'null').toLowerCase()}::${r.name.toLowerCase()}`));
   if (!sameSet(pgTables, nspTables)) return disagree(`relations differ: ${describe(pgTables, nspTables)}`);
 
-  const nspFns = nspFunctions(ast);
-  if (typeof nspFns === 'string') return disagree(nspFns);
+  if (typeof reading.functions === 'string') return disagree(reading.functions);
+  const nspFns = new Set(reading.functions);
   const pgFns = new Set<string>();
   for (const f of walk.functions) {
     // Attribute notation is a column or field reference to node-sql-parser; compared as calls only.
