@@ -82,6 +82,8 @@ interface Worker {
   /** Set when we killed it on purpose, so the exit handler knows the reason. */
   killedFor?: 'timeout' | 'cancelled' | 'close';
   gone: boolean;
+  /** performance.now() at spawn: the exit event says how long it lived (a start's cost shows there). */
+  readonly spawnedAt: number;
 }
 
 /** Why a worker was replaced (the label of mcp_pool_worker_restarts_total). */
@@ -215,7 +217,7 @@ export class ProcessPool extends EventEmitter {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.spawned++;
-    const w: Worker = { child, ready: false, proven: false, stderrTail: '', gone: false };
+    const w: Worker = { child, ready: false, proven: false, stderrTail: '', gone: false, spawnedAt: performance.now() };
     this.workers.add(w);
     let partial = '';
     child.stderr?.on('data', (c: Buffer) => {
@@ -347,7 +349,13 @@ export class ProcessPool extends EventEmitter {
           );
       }
     }
-    this.emit('exit', { pid: w.child.pid, code, signal, reason: w.killedFor === 'close' ? 'close' : reason });
+    this.emit('exit', {
+      pid: w.child.pid,
+      code,
+      signal,
+      reason: w.killedFor === 'close' ? 'close' : reason,
+      lived_ms: Math.round(performance.now() - w.spawnedAt),
+    });
     if (this.closed) return;
     this.restarts[reason]++;
     this.refuseQueueIfStuck();
