@@ -533,10 +533,11 @@ redact_obligation(roles) := {"redact_columns": cols} if {
 
 # The cost gate (query_database only): the executor EXPLAINs the query and refuses
 # a plan whose estimated total cost or rows exceed these (sql.cost_exceeded).
-# From database.plan_limits[role]; as for the numeric limits, a key is emitted
-# only when every granting role sets it, with the largest value. A query whose
-# fingerprint is listed in database.cheap_queries skips the gate (no
-# obligation, no EXPLAIN).
+# From database.plan_limits[role], or plan_limits["*"] for a role without an
+# entry of its own (so a role an operator adds is gated too; an entry {} makes a
+# role unlimited); as for the numeric limits, a key is emitted only when every
+# granting role sets it, with the largest value. A query whose fingerprint is
+# listed in database.cheap_queries skips the gate (no obligation, no EXPLAIN).
 plan_obligation(roles) := {} if {
 	input.tool != "query_database"
 } else := {} if {
@@ -545,16 +546,19 @@ plan_obligation(roles) := {} if {
 
 plan_limits(roles, by_role) := {k: v |
 	some k in ["max_plan_cost", "max_plan_rows"]
+	fallback := object.get(by_role, "*", {})
 	every r in roles {
-		is_number(object.get(object.get(by_role, r, {}), k, null))
+		is_number(object.get(object.get(by_role, r, fallback), k, null))
 	}
-	v := max({n | some r in roles; n := by_role[r][k]})
+	v := max({n | some r in roles; n := object.get(by_role, r, fallback)[k]})
 }
 
 # Row filters (query_database only): database.row_filters[role] lists predicates
 # as data, never SQL text: {"table": "schema.table", "column": "name", "op": "=" |
 # "<>" | "in" | "is_null" | "is_not_null", "value": {"const": v} | {"principal":
-# "id" | "tier" | "auth" | "roles"}} (no value for the is_* ops). The gate
+# "id" | "tier" | "auth" | "roles" | "attributes.<name>"}} (no value for the is_*
+# ops; "attributes.region" reads input.principal.attributes.region, verified from
+# the credential, and a principal without it is refused by the gate). The gate
 # rewrites every reference to the table into a filtered subquery (src/analysis/
 # sql-row-filter.ts) and refuses a filter it cannot apply (policy_error).
 # A table the query reads is filtered only when every granting role filters it
@@ -589,10 +593,33 @@ row_filter_table_ok(f) if {
 
 row_filter_applies(f, _, _) if not row_filter_table_ok(f)
 
+# The tables a query reads: named in its text, or reached through a view it names
+# (facts.sql.views[].tables, src/analysis/sql-lineage.ts). A filter on a table
+# behind a view is emitted too, so the gate refuses the query (sql.row_filter_view):
+# a view's definition is not rewritten, so the filter could not hold there.
+row_filter_tables contains t if some t in sf.tables
+
+row_filter_tables contains t if {
+	some v in object.get(sf, "views", [])
+	some t in v.tables
+}
+
+# A relation the catalog does not know yet (facts.sql.tables_unknown) may be a
+# view over a filtered table: every filtered table counts as read, and the gate
+# refuses the query while any filter applies (sql.catalog_unknown_table).
+row_filter_tables contains t if {
+	count(object.get(sf, "tables_unknown", [])) > 0
+	some fs in object.get(db, "row_filters", {})
+	is_array(fs)
+	some f in fs
+	row_filter_table_ok(f)
+	t := lower(f.table)
+}
+
 row_filter_applies(f, roles, by_role) if {
 	row_filter_table_ok(f)
 	t := lower(f.table)
-	t in sf.tables
+	t in row_filter_tables
 	every r in roles {
 		role_filters_table(by_role, r, t)
 	}

@@ -387,68 +387,144 @@ test_obligations_per_role if {
 	d1 := authz.decision with input as read(["reader"], "/srv/data/a")
 	d1.obligations == {"max_bytes": 1048576, "timeout_ms": 5000}
 	d2 := authz.decision with input as select(["analyst"], [], [])
-	d2.obligations == {"max_bytes": 4194304, "timeout_ms": 10000, "max_rows": 1000, "redact_columns": ["email", "phone", "ssn"]}
+	d2.obligations == {"max_bytes": 4194304, "timeout_ms": 10000, "max_rows": 1000, "redact_columns": ["email", "phone", "ssn"], "max_plan_cost": 100000000, "max_plan_rows": 1000000000}
 	d3 := authz.decision with input as js(["developer"], 1)
 	d3.obligations == {"max_bytes": 8388608, "timeout_ms": 15000, "max_rows": 5000, "memory_mb": 64}
 	d4 := authz.decision with input as select(["admin"], [], [])
-	d4.obligations == {"max_bytes": 16777216, "timeout_ms": 30000, "max_rows": 10000, "memory_mb": 128}
+	d4.obligations == {"max_bytes": 16777216, "timeout_ms": 30000, "max_rows": 10000, "memory_mb": 128, "max_plan_cost": 300000000, "max_plan_rows": 10000000000}
 }
 
 # ---------------------------------------------------------------- cost gate
-# (the default data sets no plan_limits: these tests give their own)
 
-plan_data := {"analyst": {"max_plan_cost": 10000000, "max_plan_rows": 100000000}, "admin": {"max_plan_cost": 1000000000, "max_plan_rows": 10000000000}, "developer": {"max_plan_cost": 10000000}}
+# The shipped limits (policies/data.json, database.plan_limits; README "Database"
+# gives the reasoning): cost 10,000 per ms of the role's timeout_ms, rows
+# 1,000,000 per row of its max_rows; "*" for a role without an entry.
+default_plans := {
+	"analyst": {"max_plan_cost": 100000000, "max_plan_rows": 1000000000},
+	"developer": {"max_plan_cost": 150000000, "max_plan_rows": 5000000000},
+	"admin": {"max_plan_cost": 300000000, "max_plan_rows": 10000000000},
+	"*": {"max_plan_cost": 100000000, "max_plan_rows": 1000000000},
+}
 
-test_plan_limits_none_by_default if {
-	d := authz.decision with input as select(["analyst"], ["public.users"], [])
+test_plan_limits_shipped_data if {
+	data.bulwark.database.plan_limits == default_plans
+}
+
+test_plan_limits_by_default if {
+	a := authz.decision with input as select(["analyst"], ["public.users"], [])
+	a.allow
+	a.obligations.max_plan_cost == 100000000
+	a.obligations.max_plan_rows == 1000000000
+	d := authz.decision with input as select(["developer"], ["public.users"], [])
+	d.obligations.max_plan_cost == 150000000
+	d.obligations.max_plan_rows == 5000000000
+	ad := authz.decision with input as select(["admin"], ["public.users"], [])
+	ad.obligations.max_plan_cost == 300000000
+	ad.obligations.max_plan_rows == 10000000000
+
+	# several granting roles: the most generous
+	both := authz.decision with input as select(["analyst", "developer"], ["public.users"], [])
+	both.obligations.max_plan_cost == 150000000
+	both.obligations.max_plan_rows == 5000000000
+}
+
+test_plan_limits_default_entry_for_a_role_without_its_own if {
+	i := call(["customer"], "query_database", {"sql": {"statements": 1, "kind": "select", "tables": ["public.customers"], "functions": []}})
+	d := authz.decision with input as i
+		with data.bulwark.roles.customer as {"tools": ["query_database"]}
+		with data.bulwark.database.tables.customer as ["public.customers"]
+	d.allow
+	d.obligations.max_plan_cost == 100000000
+	d.obligations.max_plan_rows == 1000000000
+}
+
+admin_unlimited := object.union(object.remove(default_plans, {"admin"}), {"admin": {}})
+
+test_plan_limits_empty_entry_is_unlimited if {
+	d := authz.decision with input as select(["admin"], ["public.users"], []) with data.bulwark.database as with_plans(admin_unlimited)
+	d.allow
+	not "max_plan_cost" in object.keys(d.obligations)
+	not "max_plan_rows" in object.keys(d.obligations)
+
+	# and, being the most generous, it lifts the gate for a principal that holds it with another role
+	both := authz.decision with input as select(["analyst", "admin"], ["public.users"], []) with data.bulwark.database as with_plans(admin_unlimited)
+	not "max_plan_cost" in object.keys(both.obligations)
+}
+
+test_plan_limits_none_without_plan_limits_data if {
+	d := authz.decision with input as select(["analyst"], ["public.users"], []) with data.bulwark.database as object.remove(data.bulwark.database, {"plan_limits"})
 	d.allow
 	not "max_plan_cost" in object.keys(d.obligations)
 	not "max_plan_rows" in object.keys(d.obligations)
 }
 
+test_default_plan_limits_skipped_for_a_query_marked_cheap if {
+	i := call(["analyst"], "query_database", {"sql": {"statements": 1, "kind": "select", "tables": ["public.users"], "functions": [], "fingerprint": "sqlt1:abc"}})
+	d := authz.decision with input as i with data.bulwark.database.cheap_queries as ["sqlt1:abc"]
+	d.allow
+	not "max_plan_cost" in object.keys(d.obligations)
+	not "max_plan_rows" in object.keys(d.obligations)
+	shipped := authz.decision with input as i
+	shipped.obligations.max_plan_cost == 100000000
+}
+
+# The tests below give their own limits. `with data.bulwark.database.plan_limits
+# as x` would be merged into the shipped entries (the policy reads the parent
+# document, and OPA merges a replaced child into it), so they replace the whole
+# database document.
+with_plans(p) := object.union(object.remove(data.bulwark.database, {"plan_limits"}), {"plan_limits": p})
+
+plan_data := {"analyst": {"max_plan_cost": 10000000, "max_plan_rows": 100000000}, "admin": {"max_plan_cost": 1000000000, "max_plan_rows": 10000000000}, "developer": {"max_plan_cost": 10000000}}
+
 test_plan_limits_per_role if {
-	d := authz.decision with input as select(["analyst"], ["public.users"], []) with data.bulwark.database.plan_limits as plan_data
+	d := authz.decision with input as select(["analyst"], ["public.users"], []) with data.bulwark.database as with_plans(plan_data)
 	d.obligations == {"max_bytes": 4194304, "timeout_ms": 10000, "max_rows": 1000, "redact_columns": ["email", "phone", "ssn"], "max_plan_cost": 10000000, "max_plan_rows": 100000000}
 }
 
 test_plan_limits_only_for_query_database if {
 	i := call(["developer"], "describe_table", {"sql": {"statements": 1, "kind": "describe", "tables": ["public.users"], "functions": []}})
-	d := authz.decision with input as i with data.bulwark.database.plan_limits as plan_data
+	d := authz.decision with input as i
 	d.allow
 	not "max_plan_cost" in object.keys(d.obligations)
-	j := authz.decision with input as js(["developer"], 1) with data.bulwark.database.plan_limits as plan_data
+	j := authz.decision with input as js(["developer"], 1)
 	not "max_plan_cost" in object.keys(j.obligations)
+	l := authz.decision with input as call(["analyst"], "list_tables", {"sql": {"statements": 1, "kind": "list", "tables": [], "functions": []}})
+	not "max_plan_rows" in object.keys(l.obligations)
 }
 
 test_plan_limits_most_generous_granting_role if {
-	d := authz.decision with input as select(["analyst", "admin"], ["public.users"], []) with data.bulwark.database.plan_limits as plan_data
+	d := authz.decision with input as select(["analyst", "admin"], ["public.users"], []) with data.bulwark.database as with_plans(plan_data)
 	d.obligations.max_plan_cost == 1000000000
 	d.obligations.max_plan_rows == 10000000000
 }
 
 test_plan_limit_omitted_when_a_granting_role_is_unlimited if {
 	# developer sets no max_plan_rows: with it among the granting roles, that key is omitted
-	d := authz.decision with input as select(["analyst", "developer"], ["public.users"], []) with data.bulwark.database.plan_limits as plan_data
+	d := authz.decision with input as select(["analyst", "developer"], ["public.users"], []) with data.bulwark.database as with_plans(plan_data)
 	d.obligations.max_plan_cost == 10000000
 	not "max_plan_rows" in object.keys(d.obligations)
 }
 
 test_plan_limits_skipped_for_a_query_marked_cheap if {
 	i := call(["analyst"], "query_database", {"sql": {"statements": 1, "kind": "select", "tables": ["public.users"], "functions": [], "fingerprint": "sqlt1:abc"}})
-	d := authz.decision with input as i with data.bulwark.database.plan_limits as plan_data with data.bulwark.database.cheap_queries as ["sqlt1:abc"]
+	d := authz.decision with input as i with data.bulwark.database as with_plans(plan_data) with data.bulwark.database.cheap_queries as ["sqlt1:abc"]
 	d.allow
 	not "max_plan_cost" in object.keys(d.obligations)
 	not "max_plan_rows" in object.keys(d.obligations)
-	other := authz.decision with input as i with data.bulwark.database.plan_limits as plan_data with data.bulwark.database.cheap_queries as ["sqlt1:def"]
+	other := authz.decision with input as i with data.bulwark.database as with_plans(plan_data) with data.bulwark.database.cheap_queries as ["sqlt1:def"]
 	other.obligations.max_plan_cost == 10000000
 }
 
 test_plan_limits_need_numbers if {
 	i := select(["analyst"], ["public.users"], [])
-	d := authz.decision with input as i with data.bulwark.database.plan_limits as {"analyst": {"max_plan_cost": null, "max_plan_rows": "10"}}
+	d := authz.decision with input as i with data.bulwark.database as with_plans({"analyst": {"max_plan_cost": null, "max_plan_rows": "10"}})
 	d.allow
 	not "max_plan_cost" in object.keys(d.obligations)
 	not "max_plan_rows" in object.keys(d.obligations)
+
+	# a malformed entry does not fall back to "*": the role has an entry, and it sets no number
+	f := authz.decision with input as i with data.bulwark.database as with_plans({"analyst": {"max_plan_cost": "1"}, "*": {"max_plan_cost": 5}})
+	not "max_plan_cost" in object.keys(f.obligations)
 }
 
 test_obligations_most_generous_granting_role if {

@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS bulwark_api_key (
 );
 CREATE INDEX IF NOT EXISTS bulwark_api_key_rev_idx ON bulwark_api_key (rev);
 
+-- Verified principal attributes (`bulwark keys create --attr region=eu`): a JSON object of name →
+-- string or list of strings, checked again by the server (src/core/principal-attributes.ts). Added
+-- with IF NOT EXISTS so a table from an earlier release is upgraded in place; its keys get {}.
+ALTER TABLE bulwark_api_key ADD COLUMN IF NOT EXISTS attributes jsonb NOT NULL DEFAULT '{}'::jsonb
+  CONSTRAINT bulwark_api_key_attributes_object CHECK (jsonb_typeof(attributes) = 'object' AND length(attributes::text) <= 8192);
+
 CREATE TABLE IF NOT EXISTS bulwark_api_key_usage (
   id        char(16)    PRIMARY KEY REFERENCES bulwark_api_key (id),
   last_used timestamptz NOT NULL
@@ -39,6 +45,7 @@ BEGIN
   IF TG_OP = 'UPDATE' THEN
     IF NEW.id <> OLD.id OR NEW.principal <> OLD.principal OR NEW.roles <> OLD.roles OR NEW.tier <> OLD.tier
        OR NEW.created <> OLD.created OR NEW.expires IS DISTINCT FROM OLD.expires OR NEW.hash <> OLD.hash
+       OR NEW.attributes IS DISTINCT FROM OLD.attributes
        OR (OLD.revoked IS NOT NULL AND NEW.revoked IS DISTINCT FROM OLD.revoked) THEN
       RAISE EXCEPTION 'bulwark API key %: only revocation may change a key', OLD.id USING ERRCODE = 'insufficient_privilege';
     END IF;

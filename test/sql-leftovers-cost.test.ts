@@ -4,10 +4,9 @@
  * runs; a plan over the limits is refused with `sql.cost_exceeded` and the estimate.
  *
  * The executor is driven directly (PgExecutor with plan caps) and through query_database's own
- * execute(), with the policy's obligations given in the call: src/policy/engine.ts does not yet
- * pass max_plan_cost / max_plan_rows through from the policy (reported), so the gate cannot be
- * reached end to end from the policy today. Nothing here is a stub: the planner, the transaction
- * and the refusals are PostgreSQL's.
+ * execute(), with the policy's obligations given in the call, so each limit can be set exactly;
+ * test/plan-limits-default.test.ts drives the gate end to end with the shipped policy's limits.
+ * Nothing here is a stub: the planner, the transaction and the refusals are PostgreSQL's.
  */
 import t from 'tap';
 import postgres from 'postgres';
@@ -65,7 +64,10 @@ t.test('a four-way cross join of large tables is refused before it runs', async 
   t.equal(rows.denial.code, 'sql_rejected');
   t.same(rows.denial.reasons, ['sql.cost_exceeded']);
   const d = detail(rows);
-  t.ok(d.plan_rows > 1e18, `estimated rows in the detail (${d.plan_rows})`);
+  // 50,000^4 rows: beyond 2^53, so the detail (which the audit record keeps, in canonical JSON)
+  // gives 2^53 − 1, "at least this much"; the message keeps the planner's own figure.
+  t.equal(d.plan_rows, Number.MAX_SAFE_INTEGER, `estimated rows in the detail (${d.plan_rows})`);
+  t.match(rows.denial.message, /estimated rows 6250000000000000000 > 100000000/);
   t.ok(d.plan_cost > LIMITS.maxCost, `estimated cost in the detail (${d.plan_cost})`);
   t.equal(d.max_plan_cost, LIMITS.maxCost);
   t.equal(d.max_plan_rows, LIMITS.maxRows);
@@ -157,7 +159,7 @@ t.test("query_database applies the policy's plan obligations and records the est
   t.ok(e instanceof DenialError && e.denial.reasons.includes('sql.cost_exceeded'), 'refused');
   const plan = (big.facts as { sql: { plan?: Record<string, unknown> } }).sql.plan;
   t.ok(
-    plan && (plan.plan_rows as number) > 1e18 && plan.refused === true && plan.max_plan_rows === 1e8,
+    plan && plan.plan_rows === Number.MAX_SAFE_INTEGER && plan.refused === true && plan.max_plan_rows === 1e8,
     `the estimate is in the recorded facts: ${JSON.stringify(plan)}`,
   );
   const small = call('SELECT id FROM big_a WHERE id = 7', { max_plan_rows: 10 });

@@ -66,6 +66,12 @@ export const THREATS: readonly ThreatCoverage[] = [
       ],
       'sql-analysis.test.ts': ['catalogs: refused by default, collected with allowCatalogs'],
       'database.test.ts': ['list_tables and describe_table show only what the principal may read', 'caps: rows, and the policy: tables and redaction'],
+      'sql-views-lineage.test.ts': [
+        'masks over lineage through views',
+        'views that cannot be followed are refused',
+        'rowFilteredViews: a filtered table behind a view',
+      ],
+      'sql-views-postgres.test.ts': ['the real embedded worker: its catalog with view definitions loads on PGlite and masks hold'],
     },
   },
   {
@@ -162,6 +168,10 @@ export const THREATS: readonly ThreatCoverage[] = [
       'database.test.ts': ['CPU bombs are stopped by the statement timeout; the server keeps serving', 'parser DoS inputs are refused fast'],
       'sql-analysis.test.ts': ['parser DoS: huge and deep inputs are refused fast, and the parser keeps working'],
       'sql-leftovers-cost.test.ts': ['a four-way cross join of large tables is refused before it runs'],
+      'plan-limits-default.test.ts': [
+        'PostgreSQL: a four-way cross join of 100k-row tables is refused with the estimate, in the answer and the record',
+        'embedded PGlite: the same refusals, the same facts, the same exact answers',
+      ],
       'path-attacks.test.ts': [
         'a 64 MiB file is refused under the default cap, quickly',
         'a file that grows past the cap after the check is refused while it is read',
@@ -258,6 +268,7 @@ export const THREATS: readonly ThreatCoverage[] = [
       'auth-keys.test.ts': ['verify, proof cache, wrong / truncated / other-key secrets, expiry'],
       'auth-http.test.ts': ['keys revoke against the running server: refused within reload_check_ms (1 s) although its proof was cached'],
       'gate-stage-failures.test.ts': ['authenticate: a config whose principals cannot be read is internal_error gate.authenticate_failed'],
+      'principal-attributes.test.ts': ['the filter is applied to the principal of the credential, whatever the request carries'],
     },
   },
   {

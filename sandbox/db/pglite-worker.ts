@@ -9,6 +9,7 @@ import { serveTasks } from '../pool/child-runtime.js';
 import { DEMO_SEED_SQL } from './demo-seed.js';
 import { mapDatabaseError } from './errors.js';
 import { jsonSafe } from './json-safe.js';
+import { explainText, judgePlan, type PlanEstimate, type PlanLimits } from './plan-gate.js';
 
 interface QueryPayload {
   readonly text: string;
@@ -16,6 +17,18 @@ interface QueryPayload {
   readonly maxRows: number;
   readonly maxBytes: number;
   readonly searchPath: string;
+  /** The cost gate's limits (the policy's obligations); absent for a query the policy marks cheap. */
+  readonly plan?: PlanLimits | undefined;
+}
+
+/** A database error as the real server's executor maps it (sandbox/db/errors.ts); anything else as it is. */
+async function mapped<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    mapDatabaseError(err, 0);
+    throw err;
+  }
 }
 
 const pg = await PGlite.create();
@@ -28,13 +41,15 @@ serveTasks({
     // query(), the extended protocol, which refuses a second statement.
     await pg.exec(`BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = ${p.searchPath}`);
     try {
-      let r: Awaited<ReturnType<typeof pg.query<Record<string, unknown>>>>;
-      try {
-        r = await pg.query<Record<string, unknown>>(p.text, [...p.params], { rowMode: 'object' });
-      } catch (err) {
-        mapDatabaseError(err, 0);
-        throw err;
+      // The cost gate, as on the real server: EXPLAIN of the same text and parameters in this
+      // same read-only transaction, judged by the same code (sandbox/db/plan-gate.ts).
+      let plan: PlanEstimate | undefined;
+      if (p.plan) {
+        const t0 = performance.now();
+        const explained = await mapped(() => pg.query<Record<string, unknown>>(explainText(p.text), [...p.params], { rowMode: 'object' }));
+        plan = judgePlan(explained.rows, p.plan, t0);
       }
+      const r = await mapped(() => pg.query<Record<string, unknown>>(p.text, [...p.params], { rowMode: 'object' }));
       const rows: Record<string, unknown>[] = [];
       let bytes = 0;
       let truncated: 'max_rows' | 'max_bytes' | undefined;
@@ -57,6 +72,7 @@ serveTasks({
         rows,
         row_count: rows.length,
         duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+        ...(plan ? { plan } : {}),
       };
       return truncated ? { ...base, truncated: true, truncated_reason: truncated } : { ...base, truncated: false };
     } finally {

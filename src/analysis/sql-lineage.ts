@@ -1,4 +1,5 @@
-import { refuse } from '../core/denial.js';
+import { parseSync } from 'libpg-query';
+import { DenialError, refuse } from '../core/denial.js';
 
 /**
  * Column lineage over libpg-query's tree of an accepted SELECT (issue 13 item 1): for every output
@@ -24,6 +25,19 @@ import { refuse } from '../core/denial.js';
  *   `sql.column_ambiguous`); a relation the catalog does not know refuses (`sql.catalog_unknown_table`).
  * - A function in FROM is opaque: its columns derive from all its arguments, and a name not found
  *   in a known relation at that level resolves to it.
+ * - A view or materialized view is expanded (issue 13, views): its definition, as the catalog read
+ *   it with `pg_get_viewdef` under the search_path the analyser assumes (so a name printed bare
+ *   resolves as this module resolves a bare name), is parsed with libpg-query and its outputs'
+ *   lineage computed with these same rules, recursively through views of views; each view column
+ *   then carries its base columns and copy/derived flag, and every column the definition uses in a
+ *   predicate counts as used by the query that reads the view (a view filtering on a masked column
+ *   answers questions about it). A definition that cannot be read, parsed or followed, a cycle, or
+ *   nesting deeper than MAX_VIEW_DEPTH refuses (`sql.view_unsupported`). Views in pg_catalog and
+ *   information_schema are not expanded (the catalog offers no definition for them): they are read
+ *   as relations, as before; in a user view over system catalogs, their columns derive from no
+ *   base column unless database.allow_catalogs loads them (no column rule can name one otherwise). `security_barrier`, `security_invoker` and `WITH CHECK OPTION` change
+ *   how the server plans or writes through a view, not which base columns a read derives from, so
+ *   they make no difference here.
  */
 
 export const LINEAGE_REASON_CODES = {
@@ -33,7 +47,14 @@ export const LINEAGE_REASON_CODES = {
   'sql.catalog_unavailable': "The database's catalog could not be read, so columns cannot be resolved (denial code `unavailable`).",
   'sql.lineage_unsupported':
     'A construct the lineage analysis cannot follow (a forward or mutual reference between recursive CTEs, a recursion that does not settle).',
+  'sql.view_unsupported':
+    "A view or materialized view the query reads cannot be followed to its base columns (its definition is unavailable, does not parse as one SELECT, has a column count other than the view's, reads itself through other views, is nested too deep, or its own lineage is refused); refused whether or not masks apply.",
+  'sql.row_filter_view':
+    'The query reads, through a view or materialized view, a table the policy filters by rows for this principal; the filter cannot be applied inside the view, so the query is refused.',
 } as const;
+
+/** Views of views are followed this deep (a view reading only base tables has depth 1). */
+export const MAX_VIEW_DEPTH = 16;
 
 /** The database's column lists: ordered column names of "schema.table" (lower-case keys as PostgreSQL folds them). */
 export interface SqlCatalog {
@@ -42,6 +63,22 @@ export interface SqlCatalog {
   columns(schema: string, table: string): readonly string[] | undefined;
   /** True when `schema.table` exists (unqualified names resolve through pg_catalog first). */
   has(schema: string, table: string): boolean;
+  /**
+   * For a view or materialized view: its definition (one SELECT, names qualified where they are not
+   * visible on the analyser's search_path, as `pg_get_viewdef` prints them), or null when it is a
+   * view whose definition could not be read reliably (refused). Undefined for any other relation.
+   */
+  viewDefinition?(schema: string, table: string): string | null | undefined;
+}
+
+/** A view the query reads (directly or inside another view) and what it reaches. */
+export interface LineageView {
+  /** "schema.view", lower-case. */
+  readonly view: string;
+  /** Relations its definition reads, transitively (base tables and the views between), sorted. */
+  readonly tables: readonly string[];
+  /** Base columns the query reached through it (its outputs' and predicates' sources the query's lineage carries), sorted. */
+  readonly columns: readonly string[];
 }
 
 export interface LineageOutput {
@@ -231,12 +268,27 @@ function renamed(cols: readonly Col[], alias: Node | undefined): Col[] {
   return cols.map((c, i) => (names[i] === undefined ? c : { ...c, name: names[i] as string }));
 }
 
+/** A view's lineage: its columns (named as the catalog names them), the definition's uses and reads. */
+interface ViewLineage {
+  readonly cols: readonly Col[];
+  readonly used: Sources;
+  /** Relations the definition reads, transitively ("schema.table", lower-case). */
+  readonly tables: Sources;
+  /** 1 + the depth of the deepest view it reads. */
+  readonly depth: number;
+}
+
 class LineageWalk {
   readonly used = new Set<string>();
+  /** Relations read (catalog relations, not CTEs), through views too: "schema.table", lower-case. */
+  readonly tables = new Set<string>();
+  viewDepth = 0;
 
   constructor(
     private readonly catalog: SqlCatalog,
     private readonly defaultSchema: string,
+    /** The views being expanded around this walk ("schema\0name"), outermost first: a cycle check. */
+    private readonly expanding: readonly string[] = [],
   ) {}
 
   /** The output columns of one SELECT (plain, set operation or VALUES), recording its uses. */
@@ -428,10 +480,19 @@ class LineageWalk {
       });
     }
     const base = `${schema}.${relname}`.toLowerCase();
-    const cols = renamed(
-      names.map((c) => ({ name: c, sources: new Set([`${base}.${c.toLowerCase()}`]), copy: true })),
-      alias,
-    );
+    this.tables.add(base);
+    const definition = this.catalog.viewDefinition?.(schema, relname);
+    let own: readonly Col[];
+    if (definition === undefined) {
+      own = names.map((c) => ({ name: c, sources: new Set([`${base}.${c.toLowerCase()}`]), copy: true }));
+    } else {
+      const v = viewLineage(this.catalog, this.defaultSchema, schema, relname, names, definition, this.expanding);
+      for (const t of v.tables) this.tables.add(t);
+      this.use(v.used);
+      this.viewDepth = Math.max(this.viewDepth, v.depth);
+      own = v.cols;
+    }
+    const cols = renamed(own, alias);
     const item: Item = typeof alias?.aliasname === 'string' ? { name: alias.aliasname, cols } : { name: relname, schema, cols };
     return { items: [item], cols };
   }
@@ -622,6 +683,146 @@ class LineageWalk {
   }
 }
 
+/**
+ * Each view's lineage, per catalog (a snapshot: its version and the default schema are checked).
+ * A view's lineage does not depend on the query that reads it (a definition is self-contained and
+ * its names resolve on a fixed search_path), so it is computed once per catalog version. Refusals
+ * are not cached: they are rare and a refused query costs its parse again.
+ */
+const viewCache = new WeakMap<SqlCatalog, { version: number; defaultSchema: string; views: Map<string, ViewLineage> }>();
+
+function viewRefused(view: string, why: string, detail: Record<string, unknown> = {}): never {
+  return refuse('sql_rejected', `The view ${view} cannot be followed to its base columns: ${why}.`, ['sql.view_unsupported'], { view, ...detail });
+}
+
+/** The one SELECT of a view's definition (pg_get_viewdef text, with its trailing semicolon). */
+function parseDefinition(view: string, definition: string): Node {
+  let tree: { stmts?: { stmt?: Node }[] };
+  try {
+    tree = parseSync(definition) as { stmts?: { stmt?: Node }[] };
+  } catch (err) {
+    return viewRefused(view, `its definition does not parse (${String((err as Error).message).slice(0, 120)})`);
+  }
+  const stmts = tree.stmts ?? [];
+  const sel = stmts.length === 1 ? (stmts[0]?.stmt?.SelectStmt as Node | undefined) : undefined;
+  if (sel === undefined) return viewRefused(view, 'its definition is not one SELECT');
+  return sel;
+}
+
+function viewLineage(
+  catalog: SqlCatalog,
+  defaultSchema: string,
+  schema: string,
+  name: string,
+  names: readonly string[],
+  definition: string | null,
+  expanding: readonly string[],
+): ViewLineage {
+  const key = `${schema}\u0000${name}`;
+  let cache = viewCache.get(catalog);
+  if (cache === undefined || cache.version !== catalog.version || cache.defaultSchema !== defaultSchema) {
+    cache = { version: catalog.version, defaultSchema, views: new Map() };
+    viewCache.set(catalog, cache);
+  }
+  const hit = cache.views.get(key);
+  if (hit) return hit;
+  const view = `${schema}.${name}`.toLowerCase();
+  if (expanding.includes(key)) viewRefused(view, 'it reads itself through the views it reads');
+  if (expanding.length >= MAX_VIEW_DEPTH) viewRefused(view, `views are nested more than ${MAX_VIEW_DEPTH} deep`);
+  if (definition === null) viewRefused(view, 'its definition could not be read on the search_path the analyser assumes');
+  const sel = parseDefinition(view, definition);
+  const walk = new LineageWalk(catalog, defaultSchema, [...expanding, key]);
+  let out: Col[];
+  try {
+    out = walk.select(sel, null, null);
+  } catch (err) {
+    if (!(err instanceof DenialError) || err.denial.reasons.includes('sql.view_unsupported')) throw err;
+    return viewRefused(view, err.denial.message, { reasons: err.denial.reasons });
+  }
+  if (out.length !== names.length) viewRefused(view, `its definition has ${out.length} columns, the view ${names.length}`);
+  const depth = walk.viewDepth + 1;
+  if (depth > MAX_VIEW_DEPTH) viewRefused(view, `views are nested more than ${MAX_VIEW_DEPTH} deep`);
+  // The catalog's names are the view's columns (CREATE VIEW v(a, b) renames; pg_get_viewdef prints them as aliases anyway).
+  const cols = out.map((c, i) => ({ name: names[i] as string, sources: c.sources, copy: c.copy && c.sources.size > 0 }));
+  const v: ViewLineage = { cols, used: walk.used, tables: walk.tables, depth };
+  cache.views.set(key, v);
+  return v;
+}
+
+/** Every RangeVar in a tree (any depth): the relations a statement names, CTE names included. */
+function rangeVars(node: unknown, out: Node[]): Node[] {
+  if (Array.isArray(node)) for (const x of node) rangeVars(x, out);
+  else if (typeof node === 'object' && node !== null) {
+    const n = node as Node;
+    if (typeof n.RangeVar === 'object' && n.RangeVar !== null) out.push(n.RangeVar as Node);
+    for (const k in n) rangeVars(n[k], out);
+  }
+  return out;
+}
+
+/**
+ * The views and materialized views a statement names, each with the relations its definition reads
+ * (transitively) and the base columns the query reached through it (`lineage`'s columns among the
+ * view's; all of the view's when no lineage is known). Independent of the statement's own lineage,
+ * so a query whose columns cannot be resolved still shows which tables it reaches through views
+ * (row filters need that). A name a CTE shadows is counted as the view too (more, never less).
+ * Refuses (`sql.view_unsupported`) a view it cannot follow.
+ */
+export function viewsRead(stmt: unknown, catalog: SqlCatalog, defaultSchema: string, lineage?: Lineage): LineageView[] {
+  if (catalog.viewDefinition === undefined) return [];
+  const reached = lineage ? new Set([...lineage.outputs.flatMap((o) => o.columns), ...lineage.used]) : undefined;
+  const out = new Map<string, LineageView>();
+  for (const rv of rangeVars(stmt, [])) {
+    const relname = String(rv.relname);
+    const schema = typeof rv.schemaname === 'string' ? rv.schemaname : catalog.has('pg_catalog', relname) ? 'pg_catalog' : defaultSchema;
+    const definition = catalog.viewDefinition(schema, relname);
+    const names = catalog.columns(schema, relname);
+    if (definition === undefined || names === undefined) continue;
+    const view = `${schema}.${relname}`.toLowerCase();
+    if (out.has(view)) continue;
+    const v = viewLineage(catalog, defaultSchema, schema, relname, names, definition, []);
+    const columns = [...union(allSources(v.cols), v.used)].filter((c) => reached === undefined || reached.has(c));
+    out.set(view, { view, tables: [...v.tables].sort(), columns: columns.sort() });
+  }
+  return [...out.values()].sort((a, b) => (a.view < b.view ? -1 : a.view > b.view ? 1 : 0));
+}
+
+/**
+ * The relations in `tables` (the analyser's facts: every relation the statement reads, CTE names
+ * excluded, lower-case) that the catalog does not know: created after it was read, or absent.
+ * Such a relation may be a view over a row-filtered table, which viewsRead cannot see into.
+ */
+export function relationsUnknown(stmt: unknown, catalog: SqlCatalog, defaultSchema: string, tables: readonly string[]): string[] {
+  const known = new Set<string>();
+  for (const rv of rangeVars(stmt, [])) {
+    const relname = String(rv.relname);
+    if (typeof rv.schemaname === 'string') {
+      if (catalog.columns(rv.schemaname, relname) !== undefined) known.add(`${rv.schemaname}.${relname}`.toLowerCase());
+      continue;
+    }
+    const schema = catalog.has('pg_catalog', relname) ? 'pg_catalog' : defaultSchema;
+    // The analyser reports an unqualified pg_* name under both schemas it could resolve to.
+    if (catalog.columns(schema, relname) !== undefined) for (const s of ['pg_catalog', defaultSchema]) known.add(`${s}.${relname}`.toLowerCase());
+  }
+  return tables.filter((t) => !known.has(t));
+}
+
+/**
+ * The row filters' tables the query reaches through the views it names (`views`), where the
+ * rewrite cannot apply them: the query must be refused. A view the policy filters in its own right
+ * is exempt: the rewrite wraps the query's references to it, and the policy chose that filter for
+ * the view's rows (a view inside it is not exempt: its references are in no text the gate rewrites).
+ */
+export function rowFilteredViews(filteredTables: readonly string[], views: readonly LineageView[]): { view: string; table: string }[] {
+  const filtered = new Set(filteredTables.map((t) => t.toLowerCase()));
+  const hits: { view: string; table: string }[] = [];
+  for (const v of views) {
+    if (filtered.has(v.view)) continue;
+    for (const t of v.tables) if (filtered.has(t)) hits.push({ view: v.view, table: t });
+  }
+  return hits;
+}
+
 /** Lineage of an accepted SELECT's tree (libpg-query's `stmt`), resolved against `catalog`. */
 export function lineageOf(stmt: unknown, catalog: SqlCatalog, defaultSchema: string): Lineage {
   const sel = (stmt as Node | undefined)?.SelectStmt as Node | undefined;
@@ -634,12 +835,21 @@ export function lineageOf(stmt: unknown, catalog: SqlCatalog, defaultSchema: str
   };
 }
 
-/** A catalog built from `{"schema.table": [columns...]}` (tests, the embedded database, benchmarks). */
-export function staticCatalog(tables: Readonly<Record<string, readonly string[]>>, version = 1): SqlCatalog {
+/**
+ * A catalog built from `{"schema.table": [columns...]}` (tests, the embedded database, benchmarks),
+ * with `views` giving the definitions of those that are views (`null`: a view whose definition is unavailable).
+ */
+export function staticCatalog(
+  tables: Readonly<Record<string, readonly string[]>>,
+  version = 1,
+  views: Readonly<Record<string, string | null>> = {},
+): SqlCatalog {
   const map = new Map(Object.entries(tables));
+  const defs = new Map(Object.entries(views));
   return {
     version,
     columns: (schema, table) => map.get(`${schema}.${table}`),
     has: (schema, table) => map.has(`${schema}.${table}`),
+    viewDefinition: (schema, table) => defs.get(`${schema}.${table}`),
   };
 }

@@ -2,6 +2,7 @@ import * as nodeCrypto from 'node:crypto';
 import { deparseSync, loadModule as loadDeparserModule } from '@libpg-query/parser';
 import { parseSync } from 'libpg-query';
 import { refuse } from '../core/denial.js';
+import { ATTRIBUTE_NAME, type PrincipalAttributes } from '../core/principal-attributes.js';
 import { analyseSql, type SqlAnalysis, type SqlOptions } from './sql.js';
 
 /**
@@ -10,7 +11,11 @@ import { analyseSql, type SqlAnalysis, type SqlOptions } from './sql.js';
  * The policy returns predicates as data, never SQL text: `{table, column, op, value}` with `op` one
  * of `=`, `<>`, `in`, `is_null`, `is_not_null` and `value` either `{"const": v}` (a string, a
  * finite number, a boolean; a non-empty list of them for `in`) or `{"principal": attr}` (an
- * attribute of the verified principal: `id`, `tier`, `auth`; `roles`, a list, for `in`).
+ * attribute of the verified principal: `id`, `tier`, `auth`; `roles`, a list, for `in`; or
+ * `attributes.<name>`, one of the principal's verified attributes (src/core/principal-attributes.ts:
+ * from its API key, its access token's mapped claims or the configured local principal). A string
+ * attribute goes with `=`, `<>` or `in`, a list attribute with `in` only; a principal without the
+ * attribute is refused, never served unfiltered).
  *
  * Every reference to a filtered table in the accepted SELECT — FROM, JOIN, a subquery in FROM,
  * WHERE or the select list, a CTE body, either arm of a set operation, LATERAL, EXISTS / IN
@@ -72,6 +77,8 @@ export interface RowFilterPrincipal {
   readonly roles: readonly string[];
   readonly auth: string;
   readonly tier: string;
+  /** Read by `{"principal": "attributes.<name>"}`. */
+  readonly attributes?: PrincipalAttributes | undefined;
 }
 
 export interface RowFilterResult {
@@ -101,6 +108,14 @@ const MAX_IN_VALUES = 1000;
 const MAX_STRING = 4096;
 /** Principal attributes by name; `roles` is a list (only for `in`). */
 const PRINCIPAL_ATTRIBUTES: ReadonlySet<string> = new Set(['id', 'tier', 'auth', 'roles']);
+/** `attributes.<name>`: one of the principal's verified attributes. */
+const ATTRIBUTES_PREFIX = 'attributes.';
+
+function knownAttribute(name: unknown): name is string {
+  if (typeof name !== 'string') return false;
+  if (PRINCIPAL_ATTRIBUTES.has(name)) return true;
+  return name.startsWith(ATTRIBUTES_PREFIX) && ATTRIBUTE_NAME.test(name.slice(ATTRIBUTES_PREFIX.length));
+}
 const STRIP_KEYS = new Set(['location', 'stmt_location', 'stmt_len']);
 /** libpg-query's JSON wraps a node as `{Kind: {...}}`; node kinds are PascalCase, fields are not. */
 const NODE_KIND = /^[A-Z]/;
@@ -152,16 +167,20 @@ export function parseRowFilters(value: unknown): RowFilter[] {
     const v = f.value;
     if (!isObj(v) || Object.keys(v).length !== 1) return invalid(`entry ${i} needs a value {"const": ...} or {"principal": ...}`, { entry: i, table });
     if ('principal' in v) {
-      if (typeof v.principal !== 'string' || !PRINCIPAL_ATTRIBUTES.has(v.principal)) {
+      if (!knownAttribute(v.principal)) {
         // An attribute name the gate does not know: the principal cannot carry it.
         return refuse(
           'policy_error',
-          `The policy's row filter takes a value from the principal attribute ${JSON.stringify(v.principal)}, which principals do not carry.`,
+          `The policy's row filter takes a value from the principal attribute ${JSON.stringify(v.principal)}, which principals do not carry${
+            typeof v.principal === 'string' && ATTRIBUTE_NAME.test(v.principal) ? ` (a verified attribute is named "attributes.${v.principal}")` : ''
+          }.`,
           ['sql.row_filter_attribute'],
           { entry: i, table, attribute: typeof v.principal === 'string' ? v.principal.slice(0, 64) : null },
         );
       }
-      if ((v.principal === 'roles') !== (filterOp === 'in'))
+      // roles is a list and goes with in only; id, tier and auth are one value each. An attribute's
+      // shape is the principal's, so it is checked when the filter is applied.
+      if (!v.principal.startsWith(ATTRIBUTES_PREFIX) && (v.principal === 'roles') !== (filterOp === 'in'))
         invalid(`entry ${i}: the principal's roles (a list) go with in, and only they`, { entry: i, table });
       out.push({ table, column, op: filterOp, value: { principal: v.principal } });
       continue;
@@ -182,7 +201,18 @@ export function parseRowFilters(value: unknown): RowFilter[] {
 }
 
 function principalValue(p: RowFilterPrincipal, attribute: string, table: string): Scalar | readonly Scalar[] {
-  const v = attribute === 'id' ? p.id : attribute === 'tier' ? p.tier : attribute === 'auth' ? p.auth : attribute === 'roles' ? p.roles : undefined;
+  const own = (name: string): unknown => (p.attributes !== undefined && Object.hasOwn(p.attributes, name) ? p.attributes[name] : undefined);
+  const v: unknown = attribute.startsWith(ATTRIBUTES_PREFIX)
+    ? own(attribute.slice(ATTRIBUTES_PREFIX.length))
+    : attribute === 'id'
+      ? p.id
+      : attribute === 'tier'
+        ? p.tier
+        : attribute === 'auth'
+          ? p.auth
+          : attribute === 'roles'
+            ? p.roles
+            : undefined;
   const present = Array.isArray(v) ? v.length > 0 && v.every((x) => typeof x === 'string' && scalarOk(x)) : typeof v === 'string' && v !== '' && scalarOk(v);
   if (!present) {
     refuse(
@@ -232,7 +262,17 @@ function predicateOf(filters: readonly RowFilter[], principal: RowFilterPrincipa
       const list = Array.isArray(v) ? (v as readonly Scalar[]) : [v as Scalar];
       terms.push({ A_Expr: { kind: 'AEXPR_IN', name: [str('=')], lexpr: col, rexpr: { List: { items: list.map(bind) } } } });
     } else {
-      if (Array.isArray(v)) return invalid(`${f.op} on ${f.table} needs one value`);
+      if (Array.isArray(v)) {
+        if ('principal' in value) {
+          refuse(
+            'policy_error',
+            `The policy's row filter on ${f.table} compares with ${f.op} to the principal's ${value.principal}, which is a list for this principal (a list goes with in).`,
+            ['sql.row_filter_attribute'],
+            { table: f.table, attribute: value.principal },
+          );
+        }
+        return invalid(`${f.op} on ${f.table} needs one value`);
+      }
       terms.push({ A_Expr: { kind: 'AEXPR_OP', name: [str(f.op)], lexpr: col, rexpr: bind(v as Scalar) } });
     }
   }

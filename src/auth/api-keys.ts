@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import argon2 from 'argon2';
 import { syncDir } from '../audit/files.js';
+import { frozenAttributes, type PrincipalAttributes } from '../core/principal-attributes.js';
 
 /**
  * API keys: `bwk_<key-id>_<secret>`. The id is 16 hex digits (public: it names the key in logs,
@@ -26,6 +27,11 @@ export interface KeyRecord {
   readonly revoked: string | null;
   /** argon2id PHC string of the secret. */
   readonly hash: string;
+  /**
+   * Verified attributes of the key's principal (`keys create --attr name=value`), carried into the
+   * principal on authentication. Absent on keys created without any (and on older stores).
+   */
+  readonly attributes?: PrincipalAttributes | undefined;
 }
 
 export interface KeyFile {
@@ -99,10 +105,13 @@ export interface CreateKeyOptions {
   readonly tier: string;
   readonly expiresInMs?: number | undefined;
   readonly now?: Date;
+  /** Stored only when there is at least one; not well-formed ones throw (attributesProblems says why). */
+  readonly attributes?: PrincipalAttributes | undefined;
 }
 
 /** A new key: the token (shown once) and the record to store (argon2id hash only). */
 export async function mintKey(opts: CreateKeyOptions): Promise<{ token: string; record: KeyRecord }> {
+  const attributes = frozenAttributes(opts.attributes);
   const id = crypto.randomBytes(8).toString('hex');
   const secret = crypto.randomBytes(32).toString('base64url');
   const now = opts.now ?? new Date();
@@ -115,6 +124,7 @@ export async function mintKey(opts: CreateKeyOptions): Promise<{ token: string; 
     expires: opts.expiresInMs === undefined ? null : new Date(now.getTime() + opts.expiresInMs).toISOString(),
     revoked: null,
     hash: await argon2.hash(secret, { type: argon2.argon2id }),
+    ...(attributes ? { attributes } : {}),
   };
   return { token: `${KEY_PREFIX}${id}_${secret}`, record };
 }

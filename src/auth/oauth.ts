@@ -4,6 +4,7 @@ import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerif
 import { ConfigError } from '../config/loader.js';
 import type { Config } from '../config/schema.js';
 import type { Principal } from '../core/call.js';
+import { attributeValueProblem, MAX_ATTRIBUTES_BYTES, type AttributeValue, type PrincipalAttributes } from '../core/principal-attributes.js';
 
 type OAuthConfig = NonNullable<Config['auth']['oauth']>;
 
@@ -110,8 +111,36 @@ export class JwtVerifier {
       typeof raw === 'string' ? raw.split(' ').filter((r) => r.length > 0) : Array.isArray(raw) ? raw : raw === undefined || raw === null ? [] : undefined;
     if (roles === undefined || roles.length > MAX_ROLES || !roles.every((r): r is string => typeof r === 'string' && wellFormedRole(r)))
       return { ok: false, reason: 'auth.jwt_bad_principal' };
-    return { ok: true, principal: { id, roles, auth: 'oauth', tier: this.cfg.tier } };
+    const attributes = claimAttributes(payload, this.cfg.attributes);
+    return { ok: true, principal: { id, roles, auth: 'oauth', tier: this.cfg.tier, ...(attributes ? { attributes } : {}) } };
   }
+}
+
+/**
+ * `auth.oauth.attributes` (attribute → top-level claim) read from a verified token's claims. A
+ * missing claim, or one that is not a string, a safe integer or a list of strings within the
+ * attribute bounds, leaves that attribute absent rather than refusing the token: a row filter that
+ * needs it refuses the call (sql.row_filter_attribute), and nothing else depends on it.
+ */
+export function claimAttributes(
+  payload: Readonly<Record<string, unknown>>,
+  mapping: Readonly<Record<string, string>> | undefined,
+): PrincipalAttributes | undefined {
+  if (mapping === undefined) return undefined;
+  const out: Record<string, AttributeValue> = {};
+  let bytes = 2;
+  for (const name of Object.keys(mapping).sort()) {
+    const claim = mapping[name] as string;
+    const raw = Object.hasOwn(payload, claim) ? payload[claim] : undefined;
+    const value = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : raw;
+    if (value === undefined || attributeValueProblem(value) !== undefined) continue;
+    const v: AttributeValue = typeof value === 'string' ? value : Object.freeze([...(value as readonly string[])]);
+    bytes += Buffer.byteLength(JSON.stringify(name)) + Buffer.byteLength(JSON.stringify(v)) + 2;
+    // Past the size bound the remaining attributes are left absent, in name order (deterministic).
+    if (bytes > MAX_ATTRIBUTES_BYTES) break;
+    out[name] = v;
+  }
+  return Object.keys(out).length > 0 ? Object.freeze(out) : undefined;
 }
 
 /** At most this many keys are tried for a token without `kid` (a key set is small; this bounds the cost). */

@@ -22,6 +22,8 @@ interface Row {
   expires: Date | null;
   revoked: Date | null;
   hash: string;
+  /** null on a table created before attributes existed (see poll). */
+  attributes: Record<string, string | string[]> | null;
 }
 
 /** Apply sql/api-keys-postgres.sql (as an administrator, once; idempotent). */
@@ -55,11 +57,27 @@ export class PostgresKeyStore implements KeyStore {
     const [head] = await this.sql`SELECT coalesce(max(rev), 0)::text AS rev, count(*)::text AS n FROM bulwark_api_key`;
     const now = `${head?.rev}:${head?.n}`;
     if (now === stamp) return null;
-    const rows = (await this.sql`SELECT id, principal, roles, tier, created, expires, revoked, hash FROM bulwark_api_key`) as unknown as Row[];
+    // to_jsonb(k)->'attributes' reads the column where it exists and null on a table from before it
+    // (install-schema adds it): servers upgraded before the schema keep accepting keys.
+    const rows = (await this.sql`
+      SELECT id, principal, roles, tier, created, expires, revoked, hash, to_jsonb(k) -> 'attributes' AS attributes FROM bulwark_api_key k`) as unknown as Row[];
     return { stamp: now, keys: rows.map(toRecord) };
   }
 
   async add(r: KeyRecord): Promise<void> {
+    if (r.attributes !== undefined && Object.keys(r.attributes).length > 0) {
+      try {
+        await this.sql`
+          INSERT INTO bulwark_api_key (id, principal, roles, tier, created, expires, revoked, hash, attributes)
+          VALUES (${r.id}, ${r.principal}, ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(r.roles)}::text::jsonb)), ${r.tier}, ${r.created}, ${r.expires}, ${r.revoked}, ${r.hash}, ${JSON.stringify(r.attributes)}::text::jsonb)`;
+      } catch (err) {
+        if ((err as { code?: string }).code === '42703') {
+          throw new Error('the bulwark_api_key table has no attributes column yet: run `bulwark keys install-schema ADMIN_URL` once to add it', { cause: err });
+        }
+        throw err;
+      }
+      return;
+    }
     await this.sql`
       INSERT INTO bulwark_api_key (id, principal, roles, tier, created, expires, revoked, hash)
       VALUES (${r.id}, ${r.principal}, ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(r.roles)}::text::jsonb)), ${r.tier}, ${r.created}, ${r.expires}, ${r.revoked}, ${r.hash})`;
@@ -129,5 +147,6 @@ function toRecord(r: Row): KeyRecord {
     expires: r.expires ? r.expires.toISOString() : null,
     revoked: r.revoked ? r.revoked.toISOString() : null,
     hash: r.hash,
+    ...(r.attributes !== null && Object.keys(r.attributes).length > 0 ? { attributes: r.attributes } : {}),
   };
 }

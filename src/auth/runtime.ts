@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Principal } from '../core/call.js';
+import { attributesProblems, frozenAttributes, type PrincipalAttributes } from '../core/principal-attributes.js';
 import { keyState, parseApiKey, type KeyRecord } from './api-keys.js';
 import type { KeyStore } from './key-store.js';
 import { keysFileOf, openKeyStore } from './key-store-open.js';
@@ -285,8 +286,9 @@ export class AuthRuntime {
   private succeeded(rec: KeyRecord, t: number): AuthResult {
     // A store written by hand or by another tool may hold an identity the audit log cannot record
     // or the policy would misread: refuse it like a JWT's (issue 17), never pass it on.
-    if (!wellFormedId(rec.principal) || rec.roles.length > 32 || !rec.roles.every(wellFormedRole)) {
-      this.logger.error('an API key names a principal or role that is not well-formed; it is refused', { key_id: rec.id });
+    const attributes = attributesOf(rec);
+    if (!wellFormedId(rec.principal) || rec.roles.length > 32 || !rec.roles.every(wellFormedRole) || attributes === 'bad') {
+      this.logger.error('an API key names a principal, role or attribute that is not well-formed; it is refused', { key_id: rec.id });
       return { ok: false, status: 401, reason: 'auth.key_bad_principal', keyId: rec.id };
     }
     // The address's failures are never reset by a success: a client holding one valid key must
@@ -297,7 +299,11 @@ export class AuthRuntime {
       this.usageDirty = true;
       void this.flushUsage(false);
     }
-    return { ok: true, keyId: rec.id, principal: { id: rec.principal, roles: [...rec.roles], auth: 'api_key', tier: rec.tier } };
+    return {
+      ok: true,
+      keyId: rec.id,
+      principal: { id: rec.principal, roles: [...rec.roles], auth: 'api_key', tier: rec.tier, ...(attributes ? { attributes } : {}) },
+    };
   }
 
   /** last_used goes to the store (a sidecar file, or a table), at most once a minute (or at close). */
@@ -334,4 +340,13 @@ export class AuthRuntime {
     await this.flushUsage(true);
     await this.store.close().catch(() => undefined);
   }
+}
+
+/** A key record's attributes, checked and frozen once per record (records are replaced on reload). */
+const checkedAttributes = new WeakMap<KeyRecord, PrincipalAttributes | undefined | 'bad'>();
+function attributesOf(rec: KeyRecord): PrincipalAttributes | undefined | 'bad' {
+  if (checkedAttributes.has(rec)) return checkedAttributes.get(rec);
+  const v = attributesProblems(rec.attributes).length > 0 ? 'bad' : frozenAttributes(rec.attributes);
+  checkedAttributes.set(rec, v);
+  return v;
 }

@@ -4,12 +4,19 @@ import { keyState, mintKey, parseDuration } from '../auth/api-keys.js';
 import type { KeyStore } from '../auth/key-store.js';
 import { openKeyStore } from '../auth/key-store-open.js';
 import { installKeysSchema } from '../auth/postgres-key-store.js';
+import { attributesProblems, type AttributeValue, type PrincipalAttributes } from '../core/principal-attributes.js';
 
 export const KEYS_HELP = `Usage:
-  bulwark keys create --principal ID --roles a,b [--tier NAME] [--expires 90d] [--store FILE|URL] [--config FILE] [--json]
-                      print a new API key once (bwk_<id>_<secret>); only an argon2id hash is stored
+  bulwark keys create --principal ID --roles a,b [--tier NAME] [--expires 90d] [--attr NAME=VALUE ...]
+                      [--store FILE|URL] [--config FILE] [--json]
+                      print a new API key once (bwk_<id>_<secret>); only an argon2id hash is stored.
+                      --attr sets a verified principal attribute (repeatable; the same NAME again
+                      makes a list): the policy reads input.principal.attributes.NAME and row
+                      filters take {"principal": "attributes.NAME"}. NAME is lower-case
+                      [a-z][a-z0-9_]*, a VALUE at most 256 characters; fixed for the key's life
   bulwark keys list   [--store FILE|URL] [--config FILE] [--json]
-                      id, principal, roles, tier, created, expires, revoked, last_used (never secrets)
+                      id, principal, roles, tier, attributes, created, expires, revoked, last_used
+                      (never secrets)
   bulwark keys revoke KEY_ID [--store FILE|URL] [--config FILE] [--json]
                       a running server stops accepting the key within auth.reload_check_ms (default 1 s)
   bulwark keys install-schema ADMIN_URL
@@ -39,6 +46,7 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
       roles: { type: 'string' },
       tier: { type: 'string' },
       expires: { type: 'string' },
+      attr: { type: 'string', multiple: true },
       store: { type: 'string' },
       config: { type: 'string' },
       json: { type: 'boolean' },
@@ -101,12 +109,14 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
         } catch (err) {
           return usage(`--expires: ${(err as Error).message}`);
         }
-        const { token, record } = await mintKey({ principal: values.principal, roles, tier, expiresInMs });
+        const attributes = attributesOf(values.attr ?? []);
+        if (typeof attributes === 'string') return usage(`--attr: ${attributes}`);
+        const { token, record } = await mintKey({ principal: values.principal, roles, tier, expiresInMs, attributes });
         await keyStore.add(record);
         const { hash: _hash, ...shown } = record;
         out(
           { key: token, ...shown, store },
-          `${token}\n\nKey ${record.id} for ${record.principal} (roles ${roles.join(',')}, tier ${tier}${record.expires ? `, expires ${record.expires}` : ''}).\nThis is the only time the key is shown; store it now. Store: ${store}\n`,
+          `${token}\n\nKey ${record.id} for ${record.principal} (roles ${roles.join(',')}, tier ${tier}${record.attributes ? `, attributes ${showAttributes(record.attributes)}` : ''}${record.expires ? `, expires ${record.expires}` : ''}).\nThis is the only time the key is shown; store it now. Store: ${store}\n`,
         );
         return 0;
       }
@@ -118,6 +128,7 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
           principal: k.principal,
           roles: [...k.roles],
           tier: k.tier,
+          attributes: { ...(k.attributes ?? {}) },
           created: k.created,
           expires: k.expires,
           revoked: k.revoked,
@@ -126,7 +137,7 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
         }));
         const lines = rows.map(
           (r) =>
-            `${r.id}  ${r.state.padEnd(7)}  ${r.principal}  roles=${r.roles.join(',')}  tier=${r.tier}  created=${r.created}  expires=${r.expires ?? '-'}  revoked=${r.revoked ?? '-'}  last_used=${r.last_used ?? '-'}\n`,
+            `${r.id}  ${r.state.padEnd(7)}  ${r.principal}  roles=${r.roles.join(',')}  tier=${r.tier}  attributes=${showAttributes(r.attributes)}  created=${r.created}  expires=${r.expires ?? '-'}  revoked=${r.revoked ?? '-'}  last_used=${r.last_used ?? '-'}\n`,
         );
         out({ store, keys: rows }, rows.length ? lines.join('') : `no keys in ${store}\n`);
         return 0;
@@ -146,4 +157,29 @@ export async function runKeysCli(argv: string[], loadConfig: (file: string | und
         return usage(`unknown verb ${JSON.stringify(sub)}\n${KEYS_HELP}`);
     }
   }
+}
+
+/**
+ * `--attr NAME=VALUE`, repeatable; the same NAME again makes a list. Returns the attributes, or
+ * what is wrong with them (checked with the same rules the server applies when it reads the key).
+ */
+export function attributesOf(flags: readonly string[]): PrincipalAttributes | string {
+  const out = new Map<string, string[]>();
+  for (const flag of flags) {
+    const i = flag.indexOf('=');
+    if (i <= 0) return `expected NAME=VALUE, got ${JSON.stringify(flag.slice(0, 80))}`;
+    const name = flag.slice(0, i);
+    out.set(name, [...(out.get(name) ?? []), flag.slice(i + 1)]);
+  }
+  const attributes: Record<string, AttributeValue> = {};
+  for (const [name, values] of out) attributes[name] = values.length === 1 ? (values[0] as string) : values;
+  const problems = attributesProblems(attributes);
+  return problems.length > 0 ? problems.join('; ') : attributes;
+}
+
+/** `region="eu",teams=["a","b"]` (JSON values) for one line of `keys list`; `-` when there are none. */
+function showAttributes(a: PrincipalAttributes): string {
+  const entries = Object.entries(a);
+  if (entries.length === 0) return '-';
+  return entries.map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify([...v])}`).join(',');
 }

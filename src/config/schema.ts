@@ -1,10 +1,23 @@
 import { z } from 'zod';
+import { ATTRIBUTE_NAME, attributesProblems, MAX_ATTRIBUTE_LIST, MAX_ATTRIBUTE_VALUE, MAX_ATTRIBUTES } from '../core/principal-attributes.js';
 
 const principal = z
   .object({
     id: z.string().min(1).max(128).describe("The principal's identifier, as the policy sees it (input.principal.id) and the audit log records it."),
     roles: z.array(z.string().min(1).max(64)).max(32).describe("Roles granted to the principal; the policy's grants are per role."),
     tier: z.string().min(1).max(64).default('standard').describe('Rate-limit tier (a key of limits.tiers).'),
+    attributes: z
+      .record(
+        z.string().regex(ATTRIBUTE_NAME, 'an attribute name is lower-case [a-z][a-z0-9_]{0,62}'),
+        z.union([z.string().min(1).max(MAX_ATTRIBUTE_VALUE), z.array(z.string().min(1).max(MAX_ATTRIBUTE_VALUE)).min(1).max(MAX_ATTRIBUTE_LIST)]),
+      )
+      .superRefine((a, ctx) => {
+        for (const message of attributesProblems(a)) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+      })
+      .optional()
+      .describe(
+        `Verified attributes of this principal (e.g. {region: eu, tenant_id: "42"}): the policy reads input.principal.attributes, row filters take values from {"principal": "attributes.<name>"}. A value is a string or a list of strings; at most ${MAX_ATTRIBUTES} attributes.`,
+      ),
   })
   .strict();
 
@@ -197,6 +210,13 @@ export const configSchema = z
             jwks_url: z.string().url().optional().describe("The issuer's public keys (JWKS) fetched from this URL."),
             roles_claim: z.string().min(1).default('roles').describe('Claim holding roles: an array of strings, or a space-separated string (scope).'),
             principal_claim: z.string().min(1).default('sub').describe('Claim naming the principal.'),
+            attributes: z
+              .record(z.string().regex(ATTRIBUTE_NAME, 'an attribute name is lower-case [a-z][a-z0-9_]{0,62}'), z.string().min(1).max(256))
+              .refine((m) => Object.keys(m).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`)
+              .optional()
+              .describe(
+                'Principal attributes from verified token claims: attribute name → top-level claim name (e.g. {region: region, tenant_id: "https://example.com/tenant"}). A claim holding a string, a safe integer (written in decimal) or a list of strings sets the attribute; a missing claim, or one of another type or out of bounds, leaves it absent (a row filter that needs it then refuses the call).',
+              ),
             tier: z.string().min(1).max(64).default('standard').describe('Rate-limit tier of token holders.'),
             clock_skew_s: z.number().int().min(0).max(300).default(30).describe('Leeway for exp and nbf.'),
             // Asymmetric only: `none` needs no key at all, and HS* would make the issuer's public key set a

@@ -1,6 +1,7 @@
 import type { Denial } from './denial.js';
 import type { Decision, Obligations } from './decision.js';
 import type { Facts } from './facts.js';
+import type { PrincipalAttributes } from './principal-attributes.js';
 
 export type { Facts };
 
@@ -61,6 +62,11 @@ export interface Principal {
   readonly roles: readonly string[];
   readonly auth: 'stdio' | 'loopback' | 'api_key' | 'oauth';
   readonly tier: string;
+  /**
+   * Verified attributes (region, tenant, ...) from the credential or the configured local principal,
+   * never from the request (principal-attributes.ts). Absent when there are none.
+   */
+  readonly attributes?: PrincipalAttributes | undefined;
 }
 
 /**

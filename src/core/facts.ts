@@ -48,6 +48,19 @@ export interface SqlQueryFacts {
    * (no existence oracle); the executor refuses it before running when masks or column rules apply.
    */
   readonly lineage_unresolved?: readonly string[];
+  /**
+   * The views and materialized views the query names (src/analysis/sql-lineage.ts viewsRead): each
+   * with the relations its definition reads, transitively, and the base columns the query reached
+   * through it. The policy applies a table's row filters when the query reaches it through a view
+   * too, and the gate then refuses (`sql.row_filter_view`); the record shows what each view exposed.
+   */
+  readonly views?: readonly { readonly view: string; readonly tables: readonly string[]; readonly columns: readonly string[] }[];
+  /**
+   * Relations the query reads that the catalog does not know (yet): one could be a view over a
+   * row-filtered table, so the policy then emits every filter that applies to the principal and the
+   * gate refuses (`sql.catalog_unknown_table`) rather than run the query unfiltered.
+   */
+  readonly tables_unknown?: readonly string[];
 }
 
 /** One table named by describe_table. */

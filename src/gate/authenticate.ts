@@ -14,7 +14,7 @@ export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticat
   const { principals } = deps.config;
   if (call.context.transport === 'stdio') {
     const p = principals.stdio;
-    return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'stdio', tier: p.tier } });
+    return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'stdio', tier: p.tier, ...(p.attributes ? { attributes: p.attributes } : {}) } });
   }
   if (deps.config.auth.http === 'api_key') {
     const principal = call.context.verifiedPrincipal;
@@ -23,7 +23,7 @@ export function authenticate(call: RawCall, deps: GateDeps): Verdict<Authenticat
   }
   if (call.context.clientIp && isLoopback(call.context.clientIp)) {
     const p = principals.loopback;
-    return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'loopback', tier: p.tier } });
+    return pass({ ...call, principal: { id: p.id, roles: p.roles, auth: 'loopback', tier: p.tier, ...(p.attributes ? { attributes: p.attributes } : {}) } });
   }
   return fail(deny('unauthenticated', 'HTTP accepts only loopback clients unless auth.http is api_key.', ['auth.not_loopback']));
 }

@@ -9,20 +9,36 @@ import type { DatabaseExecutor, QueryRun } from './pg-executor.js';
  * older than `refreshMs` (on the next use), on describe_table, and once when a query names a
  * relation it does not know (at most every MISS_REFRESH_MS, so unknown names cannot drive a
  * catalog read per call). A catalog that cannot be read fails closed (`unavailable`).
+ * It also holds the definitions of views and materialized views, which lineage expands so that
+ * column rules and row filters follow a view to its base tables (see CATALOG_SQL).
  */
 
 /**
- * Every relation the role can name, with its columns; the system schemas' columns only when
- * queries may read them ($1 = database.allow_catalogs: otherwise the analyser refuses those
- * relations first, and their names alone decide how an unqualified name resolves).
+ * One round trip, three kinds of rows (k):
+ * - 'c': every relation the role can name, with its columns; the system schemas' columns only when
+ *   queries may read them ($1 = database.allow_catalogs: otherwise the analyser refuses those
+ *   relations first, and their names alone decide how an unqualified name resolves);
+ * - 'v': the definition of every view and materialized view outside the system schemas, as
+ *   `pg_get_viewdef` prints it: it qualifies a name only where it is not visible on the session's
+ *   search_path, which the executor sets to the analyser's (pg_catalog, <default_schema>, pg_temp)
+ *   for this query as for every other, so a bare name in it resolves as lineage resolves one;
+ * - 'p': the schemas that search_path made effective (`current_schemas(true)`), so a definition is
+ *   trusted only when it was printed under the search_path lineage assumes (checked in load()).
  */
-const CATALOG_SQL = `select n.nspname as s, c.relname as t, a.attname as c
+const CATALOG_SQL = `select 'c' as k, n.nspname as s, c.relname as t, a.attname as c, a.attnum as i, null::text as d
    from pg_catalog.pg_class c
    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
    left join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
         and ($1::boolean or n.nspname not in ('pg_catalog', 'information_schema'))
   where c.relkind in ('r','v','m','p','f') and n.nspname <> 'pg_toast' and n.nspname !~ '^pg_(toast_)?temp'
-  order by n.nspname, c.relname, a.attnum`;
+ union all
+ select 'v', n.nspname, c.relname, null, null, pg_catalog.pg_get_viewdef(c.oid)
+   from pg_catalog.pg_class c
+   join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where c.relkind in ('v','m') and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname !~ '^pg_(toast_)?temp'
+ union all
+ select 'p', null, null, null, null, pg_catalog.array_to_string(pg_catalog.current_schemas(true), ' ')
+  order by 1, 2, 3, 5`;
 
 const MAX_CATALOG_COLUMNS = 200_000;
 const MISS_REFRESH_MS = 5_000;
@@ -33,6 +49,8 @@ class Snapshot implements SqlCatalog {
   constructor(
     readonly version: number,
     private readonly tables: ReadonlyMap<string, readonly string[]>,
+    /** View definitions; null for every view when they were printed under another search_path. */
+    private readonly views: ReadonlyMap<string, string | null>,
     readonly loadedAt: number,
   ) {}
 
@@ -43,6 +61,19 @@ class Snapshot implements SqlCatalog {
   has(schema: string, table: string): boolean {
     return this.tables.has(`${schema}\u0000${table}`);
   }
+
+  viewDefinition(schema: string, table: string): string | null | undefined {
+    return this.views.get(`${schema}\u0000${table}`);
+  }
+}
+
+/**
+ * Whether the schemas effective when the definitions were printed are the ones lineage assumes
+ * (pg_catalog, then the default schema when it exists; the session's own temporary schema aside).
+ */
+export function searchPathAsAssumed(effective: string, defaultSchema: string): boolean {
+  const schemas = effective.split(' ').filter((x) => x !== '' && !/^pg_temp_\d+$/.test(x));
+  return schemas[0] === 'pg_catalog' && (schemas.length === 1 || (schemas.length === 2 && schemas[1] === defaultSchema));
 }
 
 let versions = 0;
@@ -56,6 +87,7 @@ export class DatabaseCatalog {
     private readonly executor: DatabaseExecutor,
     private readonly refreshMs: number,
     private readonly withSystemColumns: boolean,
+    private readonly defaultSchema: string,
   ) {}
 
   /** The catalog, loading or refreshing it first when it is missing or older than refreshMs. */
@@ -102,13 +134,26 @@ export class DatabaseCatalog {
       return refuse('unavailable', "The database's catalog could not be read, so column references cannot be resolved.", ['sql.catalog_unavailable']);
     }
     const tables = new Map<string, string[]>();
+    const definitions = new Map<string, string | null>();
+    let effective: string | undefined;
     for (const row of rows) {
       const key = `${String(row.s)}\u0000${String(row.t)}`;
+      if (row.k === 'p') {
+        effective = String(row.d);
+        continue;
+      }
+      // A view whose definition came back NULL (dropped while being read) is a view all the same.
+      if (row.k === 'v') {
+        definitions.set(key, typeof row.d === 'string' ? row.d : null);
+        continue;
+      }
       let cols = tables.get(key);
       if (cols === undefined) tables.set(key, (cols = []));
       if (row.c !== null && row.c !== undefined) cols.push(String(row.c));
     }
-    this.current = new Snapshot(++versions, tables, performance.now());
+    // Printed under another search_path, a bare name in a definition may mean another relation: every view is then refused.
+    if (effective === undefined || !searchPathAsAssumed(effective, this.defaultSchema)) for (const k of definitions.keys()) definitions.set(k, null);
+    this.current = new Snapshot(++versions, tables, definitions, performance.now());
     return this.current;
   }
 }
@@ -116,10 +161,10 @@ export class DatabaseCatalog {
 const catalogs = new WeakMap<DatabaseExecutor, DatabaseCatalog>();
 
 /** The one catalog of an executor (the tools share it: describe_table's refresh helps query_database). */
-export function catalogFor(executor: DatabaseExecutor, refreshMs: number, withSystemColumns: boolean): DatabaseCatalog {
+export function catalogFor(executor: DatabaseExecutor, refreshMs: number, withSystemColumns: boolean, defaultSchema: string): DatabaseCatalog {
   let c = catalogs.get(executor);
   if (c === undefined) {
-    c = new DatabaseCatalog(executor, refreshMs, withSystemColumns);
+    c = new DatabaseCatalog(executor, refreshMs, withSystemColumns, defaultSchema);
     catalogs.set(executor, c);
   }
   return c;

@@ -3,6 +3,7 @@ import { DenialError, refuse, type Denial } from '../../core/denial.js';
 import type { CallDeadline } from '../../core/call.js';
 import { isConnectionError, mapDatabaseError, unavailableReason } from '../../../sandbox/db/errors.js';
 import { jsonSafe } from '../../../sandbox/db/json-safe.js';
+import { explainText, judgePlan, type PlanEstimate, type PlanLimits } from '../../../sandbox/db/plan-gate.js';
 
 export interface PgExecutorOptions {
   readonly url: string;
@@ -25,18 +26,8 @@ export interface QueryCaps {
   readonly plan?: PlanLimits | undefined;
 }
 
-/** Limits on the planner's estimate for the top plan node (the policy's max_plan_cost / max_plan_rows). */
-export interface PlanLimits {
-  readonly maxCost?: number | undefined;
-  readonly maxRows?: number | undefined;
-}
-
-/** The planner's estimate, as EXPLAIN (FORMAT JSON) gave it, and what asking cost. */
-export interface PlanEstimate {
-  readonly total_cost: number;
-  readonly rows: number;
-  readonly ms: number;
-}
+// The cost gate's vocabulary lives beside its logic, shared with the embedded executor.
+export type { PlanEstimate, PlanLimits };
 
 /** The call a query runs for: its cancellation and the gate's deadline. */
 export interface QueryRun {
@@ -89,19 +80,6 @@ const OVERRUN_MS = 200;
 const CLEANUP_MS = 2000;
 
 const ACQUIRE_TIMEOUT = Symbol('acquire timeout');
-
-/** The top plan node's estimate from EXPLAIN (FORMAT JSON); anything unreadable fails closed. */
-function planOf(rows: readonly Record<string, unknown>[]): { cost: number; rows: number } {
-  let doc = rows[0]?.['QUERY PLAN'];
-  if (typeof doc === 'string') doc = JSON.parse(doc) as unknown;
-  const plan = Array.isArray(doc) ? (doc[0] as { Plan?: Record<string, unknown> } | undefined)?.Plan : undefined;
-  const cost = plan?.['Total Cost'];
-  const n = plan?.['Plan Rows'];
-  if (typeof cost !== 'number' || typeof n !== 'number' || !Number.isFinite(cost) || !Number.isFinite(n)) {
-    refuse('sql_rejected', 'The query plan could not be read, so the cost gate refuses the query.', ['sql.plan_unreadable']);
-  }
-  return { cost, rows: n };
-}
 
 /**
  * Runs analysed SELECTs on PostgreSQL and nothing else. Extended protocol only for text from the
@@ -318,7 +296,8 @@ export class PgExecutor implements DatabaseExecutor {
    * EXPLAIN without ANALYZE plans and does not execute. The text goes through the extended protocol
    * like the query itself; the prefix is ours and constant, and the analyser accepted exactly one
    * SELECT (VALUES and TABLE included), which is what EXPLAIN accepts. A plan whose estimated total
-   * cost or rows exceed the limits is refused (`sql_rejected`, `sql.cost_exceeded`) with the estimate.
+   * cost or rows exceed the limits is refused (`sql_rejected`, `sql.cost_exceeded`) with the estimate;
+   * sandbox/db/plan-gate.ts reads and judges the plan for the embedded PGlite too.
    */
   private async checkPlan(
     conn: Reserved,
@@ -329,24 +308,11 @@ export class PgExecutor implements DatabaseExecutor {
     halted: () => unknown,
   ): Promise<PlanEstimate> {
     const t0 = performance.now();
-    const q = conn.unsafe(`explain (format json)\n${text}`, params as Param[], { prepare: false });
+    const q = conn.unsafe(explainText(text), params as Param[], { prepare: false });
     setRunning(q as unknown as { cancel: () => unknown });
     const rows = (await q) as unknown as Record<string, unknown>[];
     if (halted()) throw new Error('halted during the plan check');
-    const top = planOf(rows);
-    const estimate: PlanEstimate = { total_cost: top.cost, rows: top.rows, ms: Math.round((performance.now() - t0) * 1000) / 1000 };
-    const over: string[] = [];
-    if (limits.maxCost !== undefined && top.cost > limits.maxCost) over.push(`estimated cost ${top.cost} > ${limits.maxCost}`);
-    if (limits.maxRows !== undefined && top.rows > limits.maxRows) over.push(`estimated rows ${top.rows} > ${limits.maxRows}`);
-    if (over.length > 0) {
-      refuse('sql_rejected', `The query's plan is too expensive to run (${over.join(', ')}); narrow it (filters, LIMIT, fewer joins).`, ['sql.cost_exceeded'], {
-        plan_cost: top.cost,
-        plan_rows: top.rows,
-        ...(limits.maxCost === undefined ? {} : { max_plan_cost: limits.maxCost }),
-        ...(limits.maxRows === undefined ? {} : { max_plan_rows: limits.maxRows }),
-      });
-    }
-    return estimate;
+    return judgePlan(rows, limits, t0);
   }
 
   /** A connection from the pool, waiting no longer than the budget allows. */

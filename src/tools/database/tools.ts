@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { analyseSql, DEFAULT_SQL_FUNCTIONS, type SqlAnalysis, type SqlOptions } from '../../analysis/sql.js';
-import { lineageOf, type Lineage, type SqlCatalog } from '../../analysis/sql-lineage.js';
+import { lineageOf, relationsUnknown, rowFilteredViews, viewsRead, type Lineage, type LineageView, type SqlCatalog } from '../../analysis/sql-lineage.js';
 import { checkMaskPlacement, parseColumnRules, planMasks, type MaskPlan } from '../../analysis/sql-masks.js';
 import { catalogFor } from './catalog.js';
 import { applyRowFilters, loadRowFilterDeparser, parseRowFilters, ROW_FILTER_ALIAS } from '../../analysis/sql-row-filter.js';
@@ -11,6 +11,7 @@ import { DenialError, type Denial } from '../../core/denial.js';
 import type { SqlExecutionFacts, SqlFacts, SqlListFacts, TableAnswerFacts } from '../../core/facts.js';
 import type { PolicyAnswer } from '../../policy/questions.js';
 import type { DatabaseExecutor, PlanLimits, QueryCaps, QueryResult, QueryRun } from './pg-executor.js';
+import { recordable } from '../../../sandbox/db/plan-gate.js';
 
 /** What the database family's analysis produces for the policy and the record. */
 type SqlFamily = { readonly sql: SqlFacts };
@@ -21,6 +22,8 @@ type QueryPinned = {
   readonly catalog: SqlCatalog | undefined;
   /** Why lineage could not be resolved: enforced after the decision, where masks need it. */
   readonly lineageRefusal?: Denial | undefined;
+  /** Why a view the query reads cannot be followed: enforced after the decision, always. */
+  readonly viewRefusal?: Denial | undefined;
 };
 type QueryCall = Authorised<z.output<typeof queryInput>, SqlFamily, QueryPinned>;
 
@@ -45,6 +48,34 @@ async function rowFiltered(
   const { text } = call.pinned;
   const filters = parseRowFilters(call.decision.obligations.row_filters);
   if (filters.length === 0) return { text, params: call.args.params, filtered: false };
+  // The rewrite filters references to a table in the query's own text; a view's definition is not
+  // rewritten, so a filtered table reached through a view would be read whole (the policy emits a
+  // table's filters when the query reaches it through a view too: facts.sql.views).
+  const sql = call.facts.sql.kind === 'select' ? call.facts.sql : undefined;
+  // A relation the catalog does not know yet may be a view over a filtered table (the policy then
+  // emits every filter of the principal's roles): refused until the catalog knows what it reads.
+  if (sql?.tables_unknown && sql.tables_unknown.length > 0) {
+    refuse(
+      'sql_rejected',
+      `The query reads ${sql.tables_unknown.join(', ')}, which the catalog does not know (yet); with row filters in force it cannot be checked.`,
+      ['sql.catalog_unknown_table'],
+      { tables: sql.tables_unknown },
+    );
+  }
+  const views = sql?.views ?? [];
+  const through = rowFilteredViews(
+    filters.map((f) => f.table),
+    views,
+  );
+  if (through.length > 0) {
+    const names = [...new Set(through.map((x) => `${x.table} (through ${x.view})`))].sort();
+    refuse(
+      'sql_rejected',
+      `The query reads row-filtered data through a view, where the filter cannot be applied: ${names.join(', ')}.`,
+      ['sql.row_filter_view'],
+      { views: through },
+    );
+  }
   try {
     await loadRowFilterDeparser();
   } catch {
@@ -126,29 +157,76 @@ function lineageCached(a: SqlAnalysis, catalog: SqlCatalog, defaultSchema: strin
   return lineage;
 }
 
+/** The views one analysed statement reads, per catalog version (viewsRead scans the whole tree). */
+const viewReads = new WeakMap<object, { version: number; lineage: Lineage | undefined; views: LineageView[] }>();
+
+function viewsCached(a: SqlAnalysis, catalog: SqlCatalog, defaultSchema: string, lineage: Lineage | undefined): LineageView[] {
+  const key = a.stmt as object;
+  const hit = viewReads.get(key);
+  if (hit && hit.version === catalog.version && hit.lineage === lineage) return hit.views;
+  const views = viewsRead(a.stmt, catalog, defaultSchema, lineage);
+  viewReads.set(key, { version: catalog.version, lineage, views });
+  return views;
+}
+
+/** A refusal of the query's text (sql_rejected) is kept for after the decision; anything else fails the call now. */
+function deferred(err: unknown): Denial {
+  if (err instanceof DenialError && err.denial.code === 'sql_rejected') return err.denial;
+  throw err;
+}
+
+interface Resolved {
+  readonly lineage?: Lineage | undefined;
+  readonly catalog?: SqlCatalog;
+  readonly lineageRefusal?: Denial | undefined;
+  /** The views the query reads (those it names), with the tables they reach. */
+  readonly views?: LineageView[] | undefined;
+  readonly viewRefusal?: Denial | undefined;
+  /** Relations the query reads that the catalog does not know. */
+  readonly unknown?: string[] | undefined;
+}
+
 /**
  * The query's column lineage against the database's catalog (the policy reads it, the masks apply
- * over it). A relation the catalog does not know triggers one (rate-limited) refresh and a retry.
+ * over it), and the views it reads (row filters need them, even when lineage fails). A relation
+ * the catalog does not know triggers one (rate-limited) refresh and a retry. Refusals of the text
+ * are returned, not thrown: a name the catalog cannot resolve is decided after the policy, so a
+ * forbidden table is refused as forbidden whether it exists or not (no oracle for the catalog).
  * Without a database nothing can run; execute refuses (db.not_configured), so none is computed.
  */
-async function lineageFor(
-  a: SqlAnalysis,
-  call: { context: { signal?: AbortSignal | undefined } },
-  env: ToolEnv,
-): Promise<{ lineage?: Lineage; catalog?: SqlCatalog }> {
+async function lineageFor(a: SqlAnalysis, call: { context: { signal?: AbortSignal | undefined } }, env: ToolEnv): Promise<Resolved> {
   if (!env.database) return {};
   const db = env.config.database;
-  const catalogs = catalogFor(env.database, db.catalog_refresh_ms, db.allow_catalogs);
+  const catalogs = catalogFor(env.database, db.catalog_refresh_ms, db.allow_catalogs, db.default_schema);
   const run: QueryRun = { signal: call.context.signal };
-  const catalog = await catalogs.get(run);
+  let catalog = await catalogs.get(run);
+  let lineage: Lineage | undefined;
+  let lineageRefusal: Denial | undefined;
   try {
-    return { lineage: lineageCached(a, catalog, db.default_schema), catalog };
+    lineage = lineageCached(a, catalog, db.default_schema);
   } catch (err) {
-    if (!(err instanceof DenialError) || !err.denial.reasons.includes('sql.catalog_unknown_table')) throw err;
-    const fresh = await catalogs.refreshAfterMiss(run);
-    if (fresh === undefined) throw err;
-    return { lineage: lineageCached(a, fresh, db.default_schema), catalog: fresh };
+    lineageRefusal = deferred(err);
+    const fresh = lineageRefusal.reasons.includes('sql.catalog_unknown_table') ? await catalogs.refreshAfterMiss(run) : undefined;
+    if (fresh !== undefined) {
+      catalog = fresh;
+      try {
+        lineage = lineageCached(a, fresh, db.default_schema);
+        lineageRefusal = undefined;
+      } catch (again) {
+        lineageRefusal = deferred(again);
+      }
+    }
   }
+  let views: LineageView[] | undefined;
+  let viewRefusal: Denial | undefined;
+  try {
+    views = viewsCached(a, catalog, db.default_schema, lineage);
+  } catch (err) {
+    viewRefusal = deferred(err);
+  }
+  // Only when lineage failed can a relation be unknown (lineage refuses an unknown name).
+  const unknown = lineageRefusal ? relationsUnknown(a.stmt, catalog, db.default_schema, a.facts.tables) : [];
+  return { lineage, catalog, lineageRefusal, views, viewRefusal, unknown };
 }
 
 /**
@@ -244,25 +322,25 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
     if (a.facts.params !== call.args.params.length) {
       refuse('invalid_input', `The query uses ${a.facts.params} parameter(s) but ${call.args.params.length} were given.`, ['sql.param_count']);
     }
-    let resolved: { lineage?: Lineage; catalog?: SqlCatalog };
-    let lineageRefusal: Denial | undefined;
-    try {
-      resolved = await lineageFor(a, call, env);
-    } catch (err) {
-      // A name the catalog cannot resolve is decided after the policy: a forbidden table is refused
-      // as forbidden whether it exists or not, so the answer is no oracle for the catalog.
-      if (!(err instanceof DenialError) || err.denial.code !== 'sql_rejected') throw err;
-      resolved = {};
-      lineageRefusal = err.denial;
-    }
-    const { lineage, catalog } = resolved;
+    const { lineage, catalog, lineageRefusal, views, viewRefusal, unknown } = await lineageFor(a, call, env);
     return {
-      facts: { sql: { ...a.facts, ...(lineage ? { lineage } : {}), ...(lineageRefusal ? { lineage_unresolved: lineageRefusal.reasons } : {}) } },
-      pinned: { text: a.text, lineage, catalog, lineageRefusal },
+      facts: {
+        sql: {
+          ...a.facts,
+          ...(lineage ? { lineage } : {}),
+          ...(lineageRefusal ? { lineage_unresolved: lineageRefusal.reasons } : {}),
+          ...(views && views.length > 0 ? { views } : {}),
+          ...(unknown && unknown.length > 0 ? { tables_unknown: unknown } : {}),
+        },
+      },
+      pinned: { text: a.text, lineage, catalog, lineageRefusal, viewRefusal },
     };
   },
   async execute(call, env) {
     executor(env);
+    // A view that cannot be followed hides which base columns and tables the query reaches: refused
+    // whether or not masks or row filters apply (they may apply to what is behind it).
+    if (call.pinned.viewRefusal) throw new DenialError(call.pinned.viewRefusal);
     const masks = maskPlan(call);
     const { text, params, filtered, analysis } = await rowFiltered(call, env);
     // Lineage on the tree that will run: the rewrite wraps each filtered table in a subquery with
@@ -297,12 +375,14 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
       throw err;
     }
     if (r.plan)
+      // A policy may set limits beyond 2^53 ("unlimited"), and a plan under them may be as large:
+      // recorded as plan-gate.ts records a refused one, or the record would lose all its facts.
       recordPlan(call, {
-        plan_cost: r.plan.total_cost,
-        plan_rows: r.plan.rows,
+        plan_cost: recordable(r.plan.total_cost),
+        plan_rows: recordable(r.plan.rows),
         ms: r.plan.ms,
-        ...(plan?.maxCost === undefined ? {} : { max_plan_cost: plan.maxCost }),
-        ...(plan?.maxRows === undefined ? {} : { max_plan_rows: plan.maxRows }),
+        ...(plan?.maxCost === undefined ? {} : { max_plan_cost: recordable(plan.maxCost) }),
+        ...(plan?.maxRows === undefined ? {} : { max_plan_rows: recordable(plan.maxRows) }),
       });
     // No rows, nothing to mask (and an empty cursor reports no columns).
     if (r.rows.length > 0)
@@ -432,7 +512,8 @@ export const describeTableTool: ToolDefinition<z.output<typeof describeInput>, S
       runOf(call),
     );
     // describe_table looks at the live table: the column lists lineage resolves against are read afresh.
-    catalogFor(executor(env), env.config.database.catalog_refresh_ms, env.config.database.allow_catalogs).invalidate();
+    const db = env.config.database;
+    catalogFor(executor(env), db.catalog_refresh_ms, db.allow_catalogs, db.default_schema).invalidate();
     if (!r.rows.length) refuse('tool_error', `No table ${schema}.${name}.`, ['db.no_such_table']);
     const columns = r.rows.map(({ row_estimate: _r, ...c }) => c);
     const rowEstimate = Number(r.rows[0]?.row_estimate ?? 0);
