@@ -12,7 +12,6 @@ import { pathToFileURL } from 'node:url';
 import { ROOT, dist, summarise } from './lib.mjs';
 
 const { analyseSql, initSqlAnalysis, columnUsesOf } = await import(dist('src/analysis/sql.js'));
-const { setSecondOpinionMode } = await import(dist('src/analysis/sql-agree-thread.js'));
 const { parseSync } = await import('libpg-query');
 
 /** The redaction gate's column-use pass alone (it runs inside every uncached analysis). */
@@ -93,7 +92,6 @@ function measure(sql, samples, opts) {
   const libpg = [];
   const walk = [];
   const nsp = [];
-  const nspWait = [];
   const hygiene = [];
   let facts;
   for (let i = 0; i < samples; i++) {
@@ -104,7 +102,6 @@ function measure(sql, samples, opts) {
     libpg.push(timings.libpgQuery);
     walk.push(timings.walk);
     nsp.push(timings.nodeSqlParser);
-    nspWait.push(timings.nodeSqlParserWait);
     hygiene.push(timings.hygiene);
   }
   // The cached path: the same text again (parse, walk and agreement reused; options re-checked).
@@ -123,14 +120,7 @@ function measure(sql, samples, opts) {
     lines: sql.split('\n').length,
     agreement: facts.agreement,
     uncached_us: summarise(total, 'us'),
-    stages_p50_us: {
-      hygiene: p50(hygiene),
-      libpg_query: p50(libpg),
-      walk_and_fingerprint: p50(walk),
-      node_sql_parser: p50(nsp),
-      // With the thread, only the part of node-sql-parser's parse not hidden behind libpg-query and the walk.
-      node_sql_parser_wait: p50(nspWait),
-    },
+    stages_p50_us: { hygiene: p50(hygiene), libpg_query: p50(libpg), walk_and_fingerprint: p50(walk), node_sql_parser: p50(nsp) },
     share_of_p50_pct: { libpg_query: share(libpg), node_sql_parser: share(nsp), hygiene_and_walk: share([...hygiene.map((h, i) => h + walk[i])]) },
     cached_us: summarise(cached, 'us'),
   };
@@ -273,11 +263,6 @@ export async function benchLineage(samples) {
 export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {}) {
   await initSqlAnalysis();
   const n = (full) => (quick ? Math.max(30, Math.floor(full / 20)) : full);
-  // node-sql-parser on its own thread (the default) and on this thread, side by side: short texts
-  // (≤ 64 tokens) are read there while libpg-query parses and walks here.
-  setSecondOpinionMode('inline');
-  const simpleInline = measure(SIMPLE, n(5000), {});
-  setSecondOpinionMode('thread');
   const simple = measure(SIMPLE, n(5000), {});
   const analytical = measure(ANALYTICAL_20, n(1000), {});
   const tenKb = measure(TEN_KB, n(150), {});
@@ -286,7 +271,6 @@ export async function benchSql({ quick = process.env.BENCH_QUICK === '1' } = {})
     budgets: { simple_p50_us: 250, analytical_20_line_p50_us: 4000 },
     within_budget: { simple: simple.uncached_us.p50 <= 250, analytical_20_line: analytical.uncached_us.p50 <= 4000 },
     simple,
-    simple_second_opinion_inline: simpleInline,
     analytical_20_line: analytical,
     ten_kb: tenKb,
     worst_accepted_by_default_limits: worst,

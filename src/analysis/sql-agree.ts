@@ -133,10 +133,7 @@ export function neutraliseStringBackslashes(text: string, offsets: readonly numb
   return out + text.slice(from);
 }
 
-/**
- * What node-sql-parser made of a text, reduced to what the comparison needs. Plain data, so that it
- * can be computed on the second-opinion thread (sql-agree-thread.ts) and read back as JSON.
- */
+/** What node-sql-parser made of a text, reduced to what the comparison with libpg-query needs. */
 export type NspReading =
   | { readonly parsed: false; readonly detail: string; readonly ms: number }
   | {
@@ -152,8 +149,8 @@ export type NspReading =
       readonly functions: readonly string[] | string;
     };
 
-// Loaded on first use (the PostgreSQL-only build: 20 ms to load instead of 90 for every dialect):
-// when the second-opinion thread answers, this thread never needs it.
+// The PostgreSQL-only build, loaded on first use: 20 ms instead of 90 for every dialect, and a
+// process that never analyses SQL (stdio without database tools, the CLI) never loads it.
 const requireCjs = createRequire(import.meta.url);
 let parser: InstanceType<typeof NodeSqlParser.Parser> | undefined;
 
@@ -184,7 +181,7 @@ export function readWithNodeSqlParser(text: string): NspReading {
   };
 }
 
-/** The second opinion on `text` against libpg-query's walk, read on this thread. */
+/** The second opinion on `text` against libpg-query's walk. */
 export function secondOpinion(text: string, walk: WalkResult): SecondOpinion {
   return compareReading(readWithNodeSqlParser(text), walk);
 }

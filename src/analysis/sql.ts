@@ -2,8 +2,7 @@ import type { SqlQueryFacts } from '../core/facts.js';
 import * as nodeCrypto from 'node:crypto';
 import { loadModule, parseSync } from 'libpg-query';
 import { DenialError, refuse } from '../core/denial.js';
-import { compareReading, neutraliseStringBackslashes } from './sql-agree.js';
-import { startSecondOpinionThread, submitSecondOpinion, takeSecondOpinion, type SecondOpinionTicket } from './sql-agree-thread.js';
+import { neutraliseStringBackslashes, secondOpinion } from './sql-agree.js';
 import { checkSqlHygiene, DEFAULT_MAX_SQL_BYTES, DEFAULT_MAX_SQL_DEPTH, DEFAULT_MAX_SQL_TOKENS, type LexicalHazard, type SqlScan } from './sql-hygiene.js';
 import { SqlWalker, type FunctionRef, type NameRef, type WalkResult } from './sql-walk.js';
 
@@ -348,10 +347,7 @@ export interface SqlTimings {
   hygiene: number;
   libpgQuery: number;
   walk: number;
-  /** node-sql-parser's parse (on its own thread when that thread answers). */
   nodeSqlParser: number;
-  /** What this thread spent waiting for (or making) node-sql-parser's reading. */
-  nodeSqlParserWait?: number;
   total: number;
   cached: boolean;
 }
@@ -550,7 +546,7 @@ let broken = false;
 
 /** Load libpg-query's WebAssembly module; call once at start-up, before analyseSql. */
 export async function initSqlAnalysis(): Promise<void> {
-  await Promise.all([loadModule(), startSecondOpinionThread()]);
+  await loadModule();
   loaded = true;
   if (!canaryOk()) {
     broken = true;
@@ -599,8 +595,6 @@ interface Parsed {
   agreement?: { readonly kind: 'both' | 'lexical' } | { readonly kind: 'deny'; readonly message: string; readonly detail: Record<string, unknown> };
   /** The same, for the text as written by the deparser (SqlOptions.deparsed). */
   deparsedAgreement?: Parsed['agreement'];
-  /** node-sql-parser's reading, in progress on its thread (taken by the first agreement decision). */
-  ticket?: SecondOpinionTicket | undefined;
 }
 
 /** A small LRU of successful parses, keyed by the exact text (analysis is a pure function of it). */
@@ -714,14 +708,6 @@ function identifierWritten(name: string, identifiers: ReadonlySet<string>): bool
   return false;
 }
 
-/** Texts up to this many tokens are handed to the second-opinion thread before the walk. */
-const SECOND_OPINION_THREAD_MAX_TOKENS = 64;
-
-/** The text node-sql-parser is asked about (see neutraliseStringBackslashes). */
-function secondOpinionText(text: string, scan: SqlScan): string {
-  return scan.stringBackslashes.length > 0 ? neutraliseStringBackslashes(text, scan.stringBackslashes) : text;
-}
-
 function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | undefined, deparsed = false): NonNullable<Parsed['agreement']> {
   const { walk, scan } = parsed;
   // The scanner's independent reading: one statement, and every name libpg-query found written as
@@ -752,14 +738,8 @@ function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | und
   // standard_conforming_strings on) as a character. It is asked about the text with those
   // backslashes neutralised, so that it reads what PostgreSQL reads, and its check stays sound.
   const neutralised = scan.stringBackslashes.length > 0;
-  const ticket = parsed.ticket ?? { seq: 0, text: secondOpinionText(text, scan) };
-  parsed.ticket = undefined;
-  const t0 = timings ? performance.now() : 0;
-  const opinion = compareReading(takeSecondOpinion(ticket), walk);
-  if (timings) {
-    timings.nodeSqlParser = opinion.ms;
-    timings.nodeSqlParserWait = performance.now() - t0;
-  }
+  const opinion = secondOpinion(neutralised ? neutraliseStringBackslashes(text, scan.stringBackslashes) : text, walk);
+  if (timings) timings.nodeSqlParser = opinion.ms;
   if (opinion.status === 'agree') return { kind: 'both' };
   if (opinion.status === 'disagree') {
     return { kind: 'deny', message: `The two SQL parsers read the query differently (${opinion.detail}).`, detail: { second_opinion: 'disagree' } };
@@ -786,7 +766,7 @@ function decideAgreement(text: string, parsed: Parsed, timings: SqlTimings | und
 export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
   const timings = opts.timings;
   const t0 = timings ? performance.now() : 0;
-  if (timings) Object.assign(timings, { hygiene: 0, libpgQuery: 0, walk: 0, nodeSqlParser: 0, nodeSqlParserWait: 0, total: 0, cached: false });
+  if (timings) Object.assign(timings, { hygiene: 0, libpgQuery: 0, walk: 0, nodeSqlParser: 0, total: 0, cached: false });
   if (!loaded) unavailable('The SQL parser is not loaded (call initSqlAnalysis at start-up).');
   if (broken) unavailable('The SQL parser failed earlier and is no longer usable.');
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_SQL_BYTES;
@@ -814,15 +794,8 @@ export function analyseSql(text: string, opts: SqlOptions = {}): SqlAnalysis {
     if (timings) timings.cached = true;
   } else {
     const scan = checkSqlHygiene(text, { maxBytes, maxDepth, maxTokens });
-    // A short text goes to node-sql-parser on its own thread now, to be read while libpg-query
-    // parses and walks it here. Only a short one: a text the walk refuses (a deep NOT or cast
-    // chain) must not cost a node-sql-parser parse it never needed, and up to this many tokens its
-    // parse costs what an accepted text of that size costs anyway. Longer texts are read after
-    // the walk, as before.
-    const ticket = scan.tokens <= SECOND_OPINION_THREAD_MAX_TOKENS ? submitSecondOpinion(secondOpinionText(text, scan)) : undefined;
     if (timings) timings.hygiene = performance.now() - t0;
     parsed = parseAndWalk(text, scan, maxTreeDepth, maxNodes, timings);
-    parsed.ticket = ticket;
     if (useCache) {
       cache.set(text, parsed);
       if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
