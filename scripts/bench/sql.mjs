@@ -224,7 +224,7 @@ export async function benchLineage(samples) {
     const a = analyseSql(sql, { cache: false });
     const lineage = lineageOf(a.stmt, catalog, 'public');
     planMasks(lineage, rules, redact);
-    const r = applyRowFilters(sql, params, filters, principal, {});
+    const r = applyRowFilters(sql, params, filters, principal, {}, a.facts.tables);
     if (r) lineageOf(r.analysis.stmt, catalog, 'public');
   };
   for (let i = 0; i < Math.max(50, samples / 5); i++) {

@@ -480,11 +480,20 @@ function treeOf(text: string): { version: number; stmt: Obj } {
   return { version: Number(tree.version), stmt };
 }
 
+/** The last dotted part of a "schema.table" name (over-approximate for names with dots in them). */
+function tablePart(qualified: string): string {
+  return qualified.slice(qualified.lastIndexOf('.') + 1);
+}
+
 /**
  * Apply the policy's row filters to an analysed query. Returns null when the query reads no
  * filtered table (it runs as analysed); otherwise the rewritten, deparsed and re-analysed text
  * with its parameters. Throws DenialError for anything it cannot apply (see the module comment).
  * `text` must be the text analyseSql accepted under `opts`; call loadRowFilterDeparser() first.
+ * `tablesRead`, the analysis's `facts.tables`, lets a query that names no filtered table skip the
+ * re-parse and the probe: every reference the probe could find is a relation the analysis lists
+ * (the table allow-list rests on that), and only the table part of the names is compared, so a
+ * doubt (another schema, a quoted name) still goes through the probe.
  */
 export function applyRowFilters(
   text: string,
@@ -492,8 +501,13 @@ export function applyRowFilters(
   filters: readonly RowFilter[],
   principal: RowFilterPrincipal,
   opts: SqlOptions = {},
+  tablesRead?: readonly string[],
 ): RowFilterResult | null {
   if (filters.length === 0) return null;
+  if (tablesRead !== undefined) {
+    const read = new Set(tablesRead.map(tablePart));
+    if (!filters.some((f) => read.has(tablePart(f.table)))) return null;
+  }
   const defaultSchema = opts.defaultSchema ?? 'public';
   const byTable = new Map<string, RowFilter[]>();
   for (const f of filters) byTable.set(f.table, [...(byTable.get(f.table) ?? []), f]);

@@ -81,7 +81,7 @@ async function rowFiltered(
   } catch {
     refuse('unavailable', 'The SQL deparser the row filters need could not be loaded.', ['sql.row_filter_unavailable']);
   }
-  const r = applyRowFilters(text, call.args.params, filters, call.principal, sqlOptionsFor(env));
+  const r = applyRowFilters(text, call.args.params, filters, call.principal, sqlOptionsFor(env), sql?.tables);
   if (r === null) return { text, params: call.args.params, filtered: false };
   // The rewrite wraps references; it must not change which relations are read.
   const before = call.facts.sql.kind === 'select' ? call.facts.sql.tables : [];
