@@ -123,3 +123,29 @@ export async function startBulwark({ root = ROOT, config, label, execArgv = [], 
       }),
   };
 }
+
+/**
+ * The cost gate's overhead on one query: `ex.query` without and with plan limits, interleaved (so
+ * drift hits both alike), after a warm-up. `plan.ms` of the gated runs is what the EXPLAIN took.
+ */
+export async function gateOverhead(ex, text, params, caps, planCaps, n) {
+  for (let i = 0; i < 100; i++) {
+    await ex.query(text, params(i), caps);
+    await ex.query(text, params(i), planCaps);
+  }
+  const plain = [];
+  const gated = [];
+  const explain = [];
+  for (let i = 0; i < n; i++) {
+    let t0 = performance.now();
+    await ex.query(text, params(i), caps);
+    plain.push(performance.now() - t0);
+    t0 = performance.now();
+    const r = await ex.query(text, params(i), planCaps);
+    gated.push(performance.now() - t0);
+    explain.push(r.plan.ms);
+  }
+  const a = summarise(plain);
+  const b = summarise(gated);
+  return { without_gate_ms: a, with_gate_ms: b, explain_ms: summarise(explain), overhead_p50_ms: Math.round((b.p50 - a.p50) * 1000) / 1000 };
+}

@@ -2,7 +2,7 @@
 // limits and with them (EXPLAIN (FORMAT JSON) in the worker first, sandbox/db/plan-gate.ts),
 // interleaved in one run on one worker. The real server's figures are `sql.cost_gate`.
 import { pathToFileURL } from 'node:url';
-import { dist, summarise } from './lib.mjs';
+import { dist, gateOverhead } from './lib.mjs';
 
 const { EmbeddedDatabasePool } = await import(dist('src/execution/embedded-database-pool.js'));
 const { EmbeddedExecutor } = await import(dist('src/tools/database/embedded-executor.js'));
@@ -29,31 +29,8 @@ export async function benchPlanGateEmbedded({ quick = false } = {}) {
     await ex.query('SELECT 1', [], caps);
     out.first_start_ms = Math.round(performance.now() - t0);
     for (const [name, text, params] of QUERIES) {
-      const n = quick ? 200 : 2000;
-      for (let i = 0; i < 100; i++) {
-        await ex.query(text, params(i), caps);
-        await ex.query(text, params(i), planCaps);
-      }
-      const plain = [];
-      const gated = [];
-      const explain = [];
-      for (let i = 0; i < n; i++) {
-        let t1 = performance.now();
-        await ex.query(text, params(i), caps);
-        plain.push(performance.now() - t1);
-        t1 = performance.now();
-        const r = await ex.query(text, params(i), planCaps);
-        gated.push(performance.now() - t1);
-        explain.push(r.plan.ms);
-      }
-      const a = summarise(plain);
-      const b = summarise(gated);
-      out[name] = {
-        without_gate_ms: a,
-        with_gate_ms: b,
-        explain_in_worker_ms: summarise(explain),
-        overhead_p50_ms: Math.round((b.p50 - a.p50) * 1000) / 1000,
-      };
+      const { explain_ms, ...rest } = await gateOverhead(ex, text, params, caps, planCaps, quick ? 200 : 2000);
+      out[name] = { ...rest, explain_in_worker_ms: explain_ms };
     }
   } finally {
     await ex.close();

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT, dist, summarise } from './lib.mjs';
+import { ROOT, dist, gateOverhead, summarise } from './lib.mjs';
 
 const { analyseSql, initSqlAnalysis, columnUsesOf } = await import(dist('src/analysis/sql.js'));
 const { parseSync } = await import('libpg-query');
@@ -159,31 +159,8 @@ export async function benchCostGate({ quick = false } = {}) {
         () => ['paid'],
       ],
     ]) {
-      const n = quick ? 200 : 2000;
-      for (let i = 0; i < 100; i++) {
-        await ex.query(text, params(i), caps);
-        await ex.query(text, params(i), planCaps);
-      }
-      const plain = [];
-      const gated = [];
-      const explain = [];
-      for (let i = 0; i < n; i++) {
-        let t0 = performance.now();
-        await ex.query(text, params(i), caps);
-        plain.push(performance.now() - t0);
-        t0 = performance.now();
-        const r = await ex.query(text, params(i), planCaps);
-        gated.push(performance.now() - t0);
-        explain.push(r.plan.ms);
-      }
-      const a = summarise(plain);
-      const b = summarise(gated);
-      out[name] = {
-        without_gate_ms: a,
-        with_gate_ms: b,
-        explain_round_trip_ms: summarise(explain),
-        overhead_p50_ms: Math.round((b.p50 - a.p50) * 1000) / 1000,
-      };
+      const { explain_ms, ...rest } = await gateOverhead(ex, text, params, caps, planCaps, quick ? 200 : 2000);
+      out[name] = { ...rest, explain_round_trip_ms: explain_ms };
     }
   } finally {
     await ex.close();
