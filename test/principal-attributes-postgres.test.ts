@@ -129,8 +129,19 @@ if (!PGURL) {
     t.match(refused.stderr, /install-schema/, 'the message says what to run');
     t.equal((await admin`SELECT count(*)::int AS n FROM bulwark_api_key`)[0]?.n, 1, 'nothing was stored');
 
+    const doctor = () => {
+      const r = spawnSync(process.execPath, [BIN, 'doctor', '--config', sb.configPath, '--json'], { encoding: 'utf8', env: cleanChildEnv() });
+      const out = JSON.parse(r.stdout) as { checks: { check: string; ok: boolean; detail: string }[] };
+      return out.checks.find((c) => c.check === 'keys');
+    };
+    const stale = doctor();
+    t.equal(stale?.ok, false, 'doctor flags the old key table');
+    t.match(stale?.detail, /predates key attributes.*install-schema/, String(stale?.detail));
+
     const install = cli('install-schema', adminUrl);
     t.equal(install.status, 0, install.stderr);
+    const fresh = doctor();
+    t.equal(fresh?.ok, true, `doctor is content after the upgrade: ${fresh?.detail}`);
     t.ok((await cols()).includes('attributes'), 'the column was added');
     t.same((await admin`SELECT attributes FROM bulwark_api_key WHERE id = ${old.id}`)[0]?.attributes, {}, 'the old key gets no attributes');
     t.equal(cli('install-schema', adminUrl).status, 0, 'and again: idempotent');

@@ -113,11 +113,15 @@ export class PostgresKeyStore implements KeyStore {
       SELECT has_table_privilege('bulwark_api_key', 'INSERT') AS ins,
              has_table_privilege('bulwark_api_key', 'UPDATE') AS upd,
              has_table_privilege('bulwark_api_key', 'DELETE') AS del,
-             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super`;
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,
+             EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                      WHERE attrelid = to_regclass('bulwark_api_key') AND attname = 'attributes' AND NOT attisdropped) AS attrs`;
     const out: string[] = [];
     if (p?.super) out.push('the login is a superuser: use one granted bulwark_keys_reader only');
     else if (p?.ins || p?.upd || p?.del)
       out.push('the login can create or change keys: servers need bulwark_keys_reader only (bulwark_keys_admin is for operators)');
+    // Servers read such a table (keys without attributes), but no key with attributes can be made.
+    if (p && !p.attrs) out.push('the key table predates key attributes: run `bulwark keys install-schema ADMIN_URL` once to add the column');
     return out;
   }
 
