@@ -16,7 +16,7 @@ import { BIN, makeSandbox } from './helpers/fixtures.js';
 
 interface EvalAnswer {
   allow: boolean;
-  principal?: { id: string; roles: string[]; tier: string };
+  principal?: { id: string; roles: string[]; tier: string; attributes?: Record<string, string | string[]> };
   facts?: { path?: PathFacts; sql?: SqlFacts; url?: UrlFacts; code?: CodeFacts };
   decision?: Decision;
   denial?: Denial;
@@ -134,6 +134,18 @@ t.test('database: SQL is parsed and decided, as in a server', async (t) => {
     principal: { id: 'rita', roles: ['reader'] },
     denial: { code: 'policy_denied', reasons: ['policy.no_role_grants_tool'] },
   });
+
+  // Principal attributes, as a key made with --attr would carry them; malformed ones are a usage error.
+  const regional = policyEval('query_database', { sql: 'SELECT 1' }, '--roles', 'analyst', '--attr', 'region=north', '--attr', 'teams=a', '--attr', 'teams=b');
+  t.equal(regional.status, 0, regional.stdout);
+  t.same(regional.answer.principal?.attributes, { region: 'north', teams: ['a', 'b'] });
+  const badAttr = spawnSync(
+    process.execPath,
+    [BIN, 'policy', 'eval', '--tool', 'query_database', '--args', '{"sql":"SELECT 1"}', '--config', sb.configPath, '--attr', 'Region=north', '--json'],
+    { encoding: 'utf8', env: cleanChildEnv() },
+  );
+  t.equal(badAttr.status, 2, 'an attribute name must be lower-case');
+  t.match(badAttr.stderr, /--attr/);
 
   const describe = policyEval('describe_table', { table: 'customers' }, '--roles', 'analyst');
   t.equal(describe.answer.allow, true);

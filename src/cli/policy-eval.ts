@@ -15,6 +15,7 @@ import { loadFromOptions } from './config-options.js';
 import { EXIT } from './exit-codes.js';
 import { printHelp } from './help.js';
 import { POLICY_HELP } from './policy-help.js';
+import { attributesOf } from './keys-commands.js';
 
 /**
  * `bulwark policy eval`: what the gate would decide for one call, by the gate's own stages up to
@@ -30,6 +31,7 @@ export async function runPolicyEval(argv: string[]): Promise<number> {
       root: { type: 'string', multiple: true },
       roles: { type: 'string' },
       principal: { type: 'string' },
+      attr: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -41,6 +43,12 @@ export async function runPolicyEval(argv: string[]): Promise<number> {
     args = values.args ? JSON.parse(values.args) : {};
   } catch {
     process.stderr.write('bulwark policy eval: --args is not valid JSON\n');
+    return EXIT.usage;
+  }
+  // As `keys create --attr` would store them: the same rules, so a dry run sees what a key could carry.
+  const attributes = values.attr ? attributesOf(values.attr) : undefined;
+  if (typeof attributes === 'string') {
+    process.stderr.write(`bulwark policy eval: --attr: ${attributes}\n`);
     return EXIT.usage;
   }
   const loaded = loadFromOptions(values);
@@ -62,6 +70,7 @@ export async function runPolicyEval(argv: string[]): Promise<number> {
     ...p,
     ...(values.principal ? { id: values.principal } : {}),
     ...(values.roles ? { roles: values.roles.split(',').filter(Boolean) } : {}),
+    ...(attributes ? { attributes } : {}),
   });
   // The same stages a call passes, up to the decision: SQL needs its parser like a server does.
   await initSqlAnalysis();
