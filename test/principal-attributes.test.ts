@@ -383,7 +383,8 @@ if (!PGURL) {
     const rec = readAudit(sb.auditPath).find((r) => r.request_id === requestId);
     t.match(rec?.facts?.sql?.row_filters, { tables: ['public.customers'], references: 1 }, 'the record names the filter applied');
     t.match(rec?.decision?.obligations?.row_filters, [BY_REGION], 'and the obligation as the policy gave it');
-    t.notMatch(JSON.stringify(rec), /"north"/, 'the attribute value is bound, not recorded as SQL text');
+    t.same(rec?.principal?.attributes, { region: 'north', tenant_id: '42' }, 'the record keeps the verified attributes');
+    t.notMatch(JSON.stringify({ ...rec, principal: null }), /"north"/, 'nowhere else: the value is bound, not recorded as SQL text');
   });
 
   t.test('the filter is applied to the principal of the credential, whatever the request carries', async (t) => {
@@ -405,6 +406,7 @@ if (!PGURL) {
     const recs = readAudit(sb.auditPath).filter((r) => r.request_id === requestId);
     t.equal(recs.length, 1, 'exactly one record');
     t.match(recs[0], { principal: { id: 'nobody', auth: 'api_key' }, tool: 'query_database', outcome: { status: 'denied', code: 'policy_error' } });
+    t.notOk(recs[0] && 'attributes' in recs[0].principal, 'a principal without attributes is recorded without them');
     // A query that reads no filtered table needs no attribute.
     const orders = await none.callTool({ name: 'query_database', arguments: { sql: 'SELECT count(*)::int AS n FROM orders', params: [] } });
     t.same((orders.structuredContent as { rows: unknown[] }).rows, [{ n: 200 }], 'orders are not filtered for this role');

@@ -34,7 +34,13 @@ export interface Envelope {
 
 // ---------------------------------------------------------------- written
 
-export type CallPrincipal = { readonly id: string; readonly roles: readonly string[]; readonly auth: Principal['auth'] };
+export type CallPrincipal = {
+  readonly id: string;
+  readonly roles: readonly string[];
+  readonly auth: Principal['auth'];
+  /** The verified attributes (from the key, token or config), when it has any: row filters read them. */
+  readonly attributes?: Principal['attributes'];
+};
 export type CallDecision = {
   readonly allow: boolean;
   readonly reasons: readonly string[];

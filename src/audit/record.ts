@@ -3,7 +3,7 @@ import { sha256Hex } from './chain.js';
 import type { Denial } from '../core/denial.js';
 import type { Decision } from '../core/decision.js';
 import type { Authorised, Facts, OutcomeStatus, Principal, ToolResult, CallContext } from '../core/call.js';
-import type { ApprovalRequestFields, CallApproval, IntentFields, OutcomeFields } from './record-type.js';
+import type { ApprovalRequestFields, CallApproval, CallPrincipal, IntentFields, OutcomeFields } from './record-type.js';
 import { attachPolicyInput, policyInputCopy } from './policy-inputs.js';
 
 export interface RecordInput {
@@ -40,6 +40,12 @@ export interface RecordInput {
   readonly execution?: { readonly metrics?: Readonly<Record<string, number>>; readonly caps?: Readonly<Record<string, unknown>> } | undefined;
   /** The human approval the policy obliged, or a requestState carried, and what became of it. */
   readonly approval?: CallApproval | undefined;
+}
+
+/** The principal as the record keeps it: who, with which roles, how verified, and its attributes if any. */
+function recordedPrincipal(p: Principal): CallPrincipal {
+  const attributes = p.attributes && Object.keys(p.attributes).length > 0 ? p.attributes : undefined;
+  return { id: p.id, roles: [...p.roles], auth: p.auth, ...(attributes ? { attributes } : {}) };
 }
 
 /**
@@ -148,7 +154,7 @@ export function auditFields(r: RecordInput): OutcomeFields {
     request_id: r.context.requestId,
     transport: r.context.transport,
     client_ip: r.context.clientIp ?? null,
-    principal: r.principal ? { id: r.principal.id, roles: [...r.principal.roles], auth: r.principal.auth } : null,
+    principal: r.principal ? recordedPrincipal(r.principal) : null,
     tool: r.toolKnown ? r.tool : recordedToolName(r.tool),
     args,
     args_sha256: digest.sha256,
@@ -198,7 +204,7 @@ export function intentFields(
     request_id: call.context.requestId,
     transport: call.context.transport,
     client_ip: call.context.clientIp ?? null,
-    principal: { id: call.principal.id, roles: [...call.principal.roles], auth: call.principal.auth },
+    principal: recordedPrincipal(call.principal),
     tool: call.tool,
     args: auditArgs ?? call.args,
     args_sha256: digest.sha256,
