@@ -375,11 +375,11 @@ export const queryDatabaseTool: ToolDefinition<z.output<typeof queryInput>, SqlF
       throw err;
     }
     if (r.plan)
-      // A policy may set limits beyond 2^53 ("unlimited"), and a plan under them may be as large:
-      // recorded as plan-gate.ts records a refused one, or the record would lose all its facts.
+      // The estimate is already recordable (judgePlan); a policy's limits beyond 2^53 ("unlimited")
+      // are made so here, as plan-gate.ts does for a refused plan, or the record would lose its facts.
       recordPlan(call, {
-        plan_cost: recordable(r.plan.total_cost),
-        plan_rows: recordable(r.plan.rows),
+        plan_cost: r.plan.total_cost,
+        plan_rows: r.plan.rows,
         ms: r.plan.ms,
         ...(plan?.maxCost === undefined ? {} : { max_plan_cost: recordable(plan.maxCost) }),
         ...(plan?.maxRows === undefined ? {} : { max_plan_rows: recordable(plan.maxRows) }),
