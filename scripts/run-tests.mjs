@@ -27,6 +27,42 @@ const LINTED = ['src/**/*.ts', 'sandbox/**/*.ts', 'test/**/*.ts', 'scripts/**/*.
 
 let passed = 0;
 let failed = 0;
+/** Every failed assertion with where it sits, printed again just above the closing line: CI
+ * keeps only the tail of a run, and a red run must say what failed there. */
+const failures = [];
+
+/** Collects each `not ok` of a TAP stream with its enclosing subtests and a few lines of its
+ * diagnostics (tap nests subtests by four-space indent; `# Subtest: NAME` opens one). */
+function collectFailures(out, label) {
+  const lines = out.split('\n');
+  const stack = [];
+  for (let i = 0; i < lines.length; i++) {
+    const sub = /^(\s*)# Subtest: (.*)$/.exec(lines[i]);
+    if (sub) {
+      const depth = sub[1].length / 4;
+      stack.length = depth;
+      stack[depth] = sub[2];
+      continue;
+    }
+    const bad = /^(\s*)not ok \d+ - (.*?)(?: # time=.*)?$/.exec(lines[i]);
+    if (!bad) continue;
+    const depth = bad[1].length / 4;
+    // The diagnostics minus where-in-the-source (`at`, `stack`, `source`): the file and test
+    // name already say where; what was found, wanted, or how a child died is what helps.
+    const diag = [];
+    const open = /^(\s*)---\s*$/.exec(lines[i + 1] ?? '');
+    if (open) {
+      const keyIndent = open[1].length;
+      let skipping = false;
+      for (let j = i + 2; j < lines.length && !/^\s*\.\.\.\s*$/.test(lines[j]) && diag.length < 14; j++) {
+        const indent = /^\s*/.exec(lines[j])[0].length;
+        if (indent <= keyIndent) skipping = /^\s*(at|stack|source):/.test(lines[j]);
+        if (!skipping) diag.push(lines[j].slice(keyIndent));
+      }
+    }
+    failures.push({ label, where: [...stack.slice(0, depth), bad[2]].filter(Boolean).join(' > '), diag });
+  }
+}
 
 // Real services for the tests that claim to test them: a throwaway PostgreSQL and Redis on
 // loopback, started here and stopped at the end (only what we started).
@@ -55,6 +91,15 @@ if (!args.length || args.includes('--policy')) {
     passed += Number(m[1]);
     failed += Number(m[2]);
   }
+  if (r.code !== 0)
+    failures.push({
+      label: 'policy',
+      where: 'scripts/test-policy.sh',
+      diag: r.out
+        .split('\n')
+        .filter((l) => /FAIL|fail/.test(l))
+        .slice(0, 12),
+    });
   if (r.code !== 0 && (!m || Number(m[2]) === 0)) failed += 1;
 }
 
@@ -70,6 +115,7 @@ if (!args.length || args.includes('--lint')) {
     if (r.code === 0) passed += 1;
     else {
       failed += 1;
+      failures.push({ label: 'lint', where: name, diag: [] });
       console.error(`lint: ${name} failed (run \`npm run lint\`)`);
     }
   }
@@ -90,7 +136,7 @@ const files = explicit.length
       .sort();
 
 /** Runs tap over `files` on the Node binary `node` and counts its results. */
-async function tapRun(files, node, extraEnv = {}) {
+async function tapRun(files, node, label, extraEnv = {}) {
   // Coverage is off on purpose: tap's TS coverage needs its loader; we test the emitted JS.
   // tap starts each test file with its own runtime (process.execPath), so starting it with `node`
   // runs the files there; PATH leads to the same binary for anything that asks for plain `node`.
@@ -98,6 +144,7 @@ async function tapRun(files, node, extraEnv = {}) {
   const r = await run(node, [tap, '--disable-coverage', '--timeout=300', '--reporter=tap', ...files], {
     env: { ...process.env, ...serviceEnv, ...extraEnv, BULWARK_TEST_SERVICES: started.code === 0 ? '1' : '0' },
   });
+  collectFailures(r.out, label);
   const summary = [...r.out.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].pop();
   if (summary) {
     const total = Number(summary[1]);
@@ -116,7 +163,7 @@ if ((!args.includes('--policy') && !args.includes('--lint') && !node24Only) || (
     console.error('no compiled tests under dist/test: run `npm run build` first');
     failed += 1;
   } else {
-    await tapRun(files, process.execPath);
+    await tapRun(files, process.execPath, `node ${process.versions.node}`);
   }
 }
 
@@ -163,10 +210,20 @@ if (!args.length || node24Only) {
     failed += 1;
   } else {
     console.log(`# node24: ${list.length} files on ${node24}`);
-    await tapRun(list, node24, { PATH: `${path.dirname(node24)}${path.delimiter}${process.env.PATH ?? ''}` });
+    await tapRun(list, node24, 'node24', { PATH: `${path.dirname(node24)}${path.delimiter}${process.env.PATH ?? ''}` });
   }
 }
 // END node24
 
+// A subtest's `not ok` repeats its children's; keep the leaves.
+const leaves = failures.filter((f) => !failures.some((g) => g !== f && g.label === f.label && g.where.startsWith(`${f.where} > `)));
+if (leaves.length) {
+  console.log(`\n# what failed (${leaves.length}):`);
+  for (const f of leaves.slice(0, 40)) {
+    console.log(`# [${f.label}] ${f.where}`);
+    for (const d of f.diag) console.log(`#     ${d}`);
+  }
+  if (leaves.length > 40) console.log(`# … and ${leaves.length - 40} more (search the log for "not ok")`);
+}
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
