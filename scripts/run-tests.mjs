@@ -55,6 +55,7 @@ function collectFailures(out, label) {
       const keyIndent = open[1].length;
       let skipping = false;
       for (let j = i + 2; j < lines.length && !/^\s*\.\.\.\s*$/.test(lines[j]) && diag.length < 14; j++) {
+        if (lines[j].trim() === '') continue;
         const indent = /^\s*/.exec(lines[j])[0].length;
         if (indent <= keyIndent) skipping = /^\s*(at|stack|source):/.test(lines[j]);
         if (!skipping) diag.push(lines[j].slice(keyIndent));

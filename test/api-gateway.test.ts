@@ -204,7 +204,8 @@ t.test('retries: idempotent methods only, with backoff; never POST', async (t) =
 });
 
 t.test('circuit breaker: opens after N failed calls, half-open probe after the cool-down, recovers', async (t) => {
-  const w = await world(t, (up) => ({ fragile: base(up, { breaker: { failures: 3, cooldown_ms: 300 } }) }));
+  // A cool-down long enough that a loaded machine still reads `open` before it ends.
+  const w = await world(t, (up) => ({ fragile: base(up, { breaker: { failures: 3, cooldown_ms: 1500 } }) }));
   for (let i = 0; i < 3; i++) {
     const o = await w.call({ api: 'fragile', path: '/status', query: { code: 500 } });
     t.equal(o.result?.structured.status, 500, `failure ${i + 1} is answered`);
@@ -217,14 +218,14 @@ t.test('circuit breaker: opens after N failed calls, half-open probe after the c
   t.equal(w.up.count('/v1/json'), 0, 'an open breaker sends nothing');
   t.match((await w.stats('fragile')).upstreams.fragile.breaker, { state: 'open', consecutive_failures: 3, opened: 1 });
 
-  await new Promise((r) => setTimeout(r, 350));
+  await new Promise((r) => setTimeout(r, 1600));
   t.match((await w.stats('fragile')).upstreams.fragile.breaker, { state: 'half_open' });
   const failedProbe = await w.call({ api: 'fragile', path: '/status', query: { code: 503 } });
   t.equal(failedProbe.result?.structured.status, 503, 'the half-open probe went through');
   t.equal((await w.call({ api: 'fragile', path: '/json' })).denial?.code, 'unavailable', 'a failed probe opens the breaker again');
   t.match((await w.stats('fragile')).upstreams.fragile.breaker, { state: 'open', opened: 2 });
 
-  await new Promise((r) => setTimeout(r, 350));
+  await new Promise((r) => setTimeout(r, 1600));
   const probe = await w.call({ api: 'fragile', path: '/json' });
   t.equal(probe.result?.structured.status, 200, 'a successful probe');
   t.match((await w.stats('fragile')).upstreams.fragile.breaker, { state: 'closed', consecutive_failures: 0 });
@@ -246,12 +247,18 @@ t.test('rate limits: exact counts per principal per upstream, shared quota, seed
       },
     },
   );
+  // Buckets refill continuously from their first take, so a retry_after_s is the full interval
+  // less the whole seconds since then: measured here, not assumed to be zero.
+  const since = (t0: number): number => (performance.now() - t0) / 1000;
+  const limitedFrom = performance.now();
   for (let i = 1; i <= 3; i++) t.equal((await w.call({ api: 'limited', path: '/json' })).status, 'ok', `alice call ${i} allowed`);
   const limited = await w.call({ api: 'limited', path: '/json' });
+  const limitedAfter = since(limitedFrom);
   t.equal(limited.status, 'denied');
   t.equal(limited.denial?.code, 'rate_limited');
   t.same(limited.denial?.reasons, ['rate.upstream_principal']);
-  t.equal(limited.denial?.detail?.retry_after_s, 100, 'retry_after_s: one token at 0.01/s');
+  const wait = limited.denial?.detail?.retry_after_s as number;
+  t.ok(wait <= 100 && wait >= Math.ceil(100 - limitedAfter), `retry_after_s: one token at 0.01/s (${wait} s, ${limitedAfter.toFixed(2)} s in)`);
   t.equal((await w.callAsBob({ api: 'limited', path: '/json' })).status, 'ok', 'bob has his own bucket');
   t.equal(w.up.count('/v1/json'), 4, 'the refused call never reached the upstream');
 
@@ -263,13 +270,19 @@ t.test('rate limits: exact counts per principal per upstream, shared quota, seed
 
   let allowed = 0;
   let first: GateOutcome | undefined;
+  let firstAfter = 0;
+  const burstFrom = performance.now();
   for (let i = 0; i < 12; i++) {
     const o = await w.call({ api: 'burst', path: '/json' });
     if (o.status === 'ok') allowed += 1;
-    else first ??= o;
+    else if (first === undefined) {
+      first = o;
+      firstAfter = since(burstFrom);
+    }
   }
   t.equal(allowed, 10, 'the burst tier allows exactly 10');
-  t.equal(first?.denial?.detail?.retry_after_s, 6, 'then one token every 6 s');
+  const next = first?.denial?.detail?.retry_after_s as number;
+  t.ok(next <= 6 && next >= Math.ceil(6 - firstAfter), `then one token every 6 s (${next} s, ${firstAfter.toFixed(2)} s in)`);
   t.match((await w.stats()).upstreams, { limited: { rate_limited: 1 }, quota: { rate_limited: 1 }, burst: { rate_limited: 2 } });
 });
 

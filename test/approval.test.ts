@@ -365,21 +365,23 @@ t.test('2025-11-25: the approval record is durable before the human is asked; ap
 });
 
 t.test("2025-11-25: the human's wait does not eat the call's deadline; an unanswered ask expires", async (t) => {
-  const w = await world(t, { ttlMs: 1000, timeoutMs: 600, slowCallMs: 500 });
+  // Scaled so that the call's own work (two fsynced records and an upstream round trip) fits its
+  // cap with room on a loaded machine, while the human's wait alone is longer than the cap.
+  const w = await world(t, { ttlMs: 3000, timeoutMs: 2000, slowCallMs: 1800 });
   const slowYes: ClientChannel = {
     era: '2025-11-25',
     capabilities: { elicitation: { form: true } },
     ask: async () => {
-      // Longer than the whole 600 ms deadline: the deadline's clock is stopped meanwhile.
-      await new Promise((r) => setTimeout(r, 900));
+      // Longer than the whole 2000 ms deadline: the deadline's clock is stopped meanwhile.
+      await new Promise((r) => setTimeout(r, 2400));
       return { action: 'accept', content: { approve: true } };
     },
   };
   const ok = await w.call('call_api', POST, slowYes);
-  t.equal(ok.status, 'ok', `approved after 900 ms, then ran within its 600 ms cap (${JSON.stringify(ok.denial)})`);
-  t.equal(outcomeOf(w, ok).outcome.caps.timeout_ms, 600);
+  t.equal(ok.status, 'ok', `approved after 2400 ms, then ran within its 2000 ms cap (${JSON.stringify(ok.denial)})`);
+  t.equal(outcomeOf(w, ok).outcome.caps.timeout_ms, 2000);
   const slow = (await w.deps.prom?.slowCalls.get())?.values.reduce((n, v) => n + v.value, 0);
-  t.equal(slow, 0, 'nor does it make the call a slow one (slow_call_ms 500)');
+  t.equal(slow, 0, 'nor does it make the call a slow one (slow_call_ms 1800)');
   t.equal(w.up.count(), 1);
 
   const never: ClientChannel = {
@@ -391,16 +393,24 @@ t.test("2025-11-25: the human's wait does not eat the call's deadline; an unansw
   };
   const late = await w.call('call_api', POST, never);
   t.match(late.denial, { code: 'approval_required', reasons: ['approval.timeout'] });
-  t.match(outcomeOf(w, late).approval, { status: 'expired', ttl_ms: 1000 });
+  t.match(outcomeOf(w, late).approval, { status: 'expired', ttl_ms: 3000 });
 
   const ac = new AbortController();
   const cancelled = w.call(
     'call_api',
     POST,
-    { ...never, ask: (_r, { signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))) },
+    {
+      ...never,
+      // The client cancels while the human is being asked (not before the ask, which a loaded
+      // machine could reach later than a fixed delay).
+      ask: (_r, { signal }) =>
+        new Promise((_, reject) => {
+          signal.addEventListener('abort', () => reject(new Error('aborted')));
+          setTimeout(() => ac.abort(), 20);
+        }),
+    },
     { signal: ac.signal },
   );
-  setTimeout(() => ac.abort(), 100);
   const c = await cancelled;
   t.match(c.denial, { code: 'cancelled', reasons: ['approval.cancelled_call'] }, "the client's cancel ends the wait");
   t.equal(w.up.count(), 1, 'neither reached the upstream');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import http from 'node:http';
 import t from 'tap';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { INIT, JSON_HEADERS, request } from './helpers/http.js';
+import { INIT, JSON_HEADERS, request, simultaneous } from './helpers/http.js';
 import { makeSandbox, readAudit } from './helpers/fixtures.js';
 import { startHttpServer, type HttpServerProcess } from './helpers/clients.js';
 import { createKey, parseApiKey } from '../src/auth/api-keys.js';
@@ -95,14 +95,13 @@ t.teardown(async () => {
 
 t.test('a burst of 48 wrong secrets for one key id counts from the start: at most threshold argon2 runs, the rest 429/503 at once', async (t) => {
   const id = parseApiKey(tokens.alice!)!.id;
-  const burst = await Promise.all(
-    Array.from({ length: 48 }, (_, i) =>
-      request(server.url, {
-        headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${String(i).padStart(2, '0')}${'W'.repeat(41)}` },
-        body: INIT,
-        from: '127.0.1.1',
-      }),
-    ),
+  const burst = await simultaneous(
+    server.url,
+    Array.from({ length: 48 }, (_, i) => ({
+      headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${String(i).padStart(2, '0')}${'W'.repeat(41)}` },
+      body: INIT,
+      from: '127.0.1.1',
+    })),
   );
   const by = (s: number): number => burst.filter((r) => r.status === s).length;
   // Before: 48 × 401 (the lockout was read before argon2 and counted after it).
@@ -113,10 +112,13 @@ t.test('a burst of 48 wrong secrets for one key id counts from the start: at mos
 
 t.test('48 wrong secrets from 48 addresses: argon2 runs one at a time, the excess is refused 503 auth.busy at once', async (t) => {
   const id = parseApiKey(tokens.alice!)!.id;
-  const burst = await Promise.all(
-    Array.from({ length: 48 }, (_, i) =>
-      request(server.url, { headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Z'.repeat(43)}${i}` }, body: INIT, from: `127.0.2.${i + 1}` }),
-    ),
+  const burst = await simultaneous(
+    server.url,
+    Array.from({ length: 48 }, (_, i) => ({
+      headers: { ...JSON_HEADERS, authorization: `Bearer bwk_${id}_${'Z'.repeat(43)}${i}` },
+      body: INIT,
+      from: `127.0.2.${i + 1}`,
+    })),
   );
   const busy = burst.filter((r) => r.status === 503);
   // Before: 48 concurrent argon2 runs on the libuv pool (48 × 401).
@@ -189,11 +191,15 @@ t.test('10,000 credential-less requests from one address add a handful of record
       req.on('error', reject);
       req.end(INIT);
     });
+  const t0 = performance.now();
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       while (next++ < 10_000) await one();
     }),
   );
+  // Each 2 s interval of the address records its first 20 refusals one by one, then counts the
+  // rest: a slow machine that needs more than one interval for the 10,000 gets 20 more per interval.
+  const intervals = Math.floor((performance.now() - t0) / 2000) + 1;
   t.same([...statuses], [[401, 10_000]], 'every one a 401');
   t.match(challenge, /^Bearer resource_metadata="/);
   const mine = (): Record<string, any>[] =>
@@ -202,13 +208,13 @@ t.test('10,000 credential-less requests from one address add a handful of record
       .filter((r) => r.client_ip === '127.0.5.1');
   const added = mine();
   // Before: 10,000 records (one fsynced record each).
-  t.ok(added.length <= 20 + 5, `${added.length} records`);
+  t.ok(added.length <= 20 * intervals + 5, `${added.length} records (${intervals} interval(s))`);
   // The aggregate is written when the address's interval (2 s) ends.
   await new Promise((r) => setTimeout(r, 2600));
   const aggs = mine().filter((r) => r.args?.aggregated);
   const counted = aggs.reduce((n, r) => n + r.args.aggregated.count, 0);
   const single = mine().filter((r) => !r.args?.aggregated).length;
-  t.ok(aggs.length >= 1 && aggs.length <= 5, `${aggs.length} aggregate records`);
+  t.ok(aggs.length >= 1 && aggs.length <= intervals + 4, `${aggs.length} aggregate records`);
   t.equal(single + counted, 10_000, 'every refusal is in a record or a count');
   t.match(aggs[0], { principal: null, outcome: { status: 'denied', code: 'unauthenticated', reasons: ['auth.refusals_aggregated', 'auth.missing'] } });
   t.ok(Date.parse(aggs[0]!.args.aggregated.last) >= Date.parse(aggs[0]!.args.aggregated.first));

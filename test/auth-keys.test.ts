@@ -13,7 +13,7 @@ import { PostgresKeyStore } from '../src/auth/postgres-key-store.js';
 import { redactUrl } from '../src/config/redact-url.js';
 import { generateKeyPair, SignJWT } from 'jose';
 
-t.setTimeout(180_000);
+t.setTimeout(600_000);
 const logger = createLogger('error');
 
 function runtime(configPath: string, hooks: ConstructorParameters<typeof AuthRuntime>[3] = {}): AuthRuntime {

@@ -276,7 +276,7 @@ t.test('executor: a query whose backend is terminated answers unavailable at onc
   const d = await inflight;
   t.equal(d.code, 'unavailable', JSON.stringify(d));
   t.ok(d.reasons.includes('db.unreachable'), String(d.reasons));
-  t.ok(d.ms < 1500, `answered ${Math.round(d.ms)} ms after it started (terminated at 300 ms)`);
+  t.ok(d.ms < 3000, `answered ${Math.round(d.ms)} ms after it started (terminated at 300 ms, deadline 9000)`);
   t.same((await ex.query('select 2 as two', [], CAPS)).rows, [{ two: 2 }], 'the next query runs on a fresh connection');
 
   const ac = new AbortController();
@@ -287,7 +287,7 @@ t.test('executor: a query whose backend is terminated answers unavailable at onc
   const c = await cancelled;
   const afterAbort = performance.now() - abortAt;
   t.equal(c.code, 'cancelled');
-  t.ok(afterAbort < 500, `settled ${Math.round(afterAbort)} ms after the abort`);
+  t.ok(afterAbort < 1500, `settled ${Math.round(afterAbort)} ms after the abort (the query alone runs for minutes)`);
   let active = -1;
   for (let i = 0; i < 20 && active !== 0; i++) {
     await sleep(100);

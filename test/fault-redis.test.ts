@@ -245,11 +245,11 @@ if (!BIN) {
     const frozenMiss = await timed(rt.cache.get(`${key}-frozen`));
     redis.signal('SIGCONT');
     t.ok(frozen.error instanceof RateStoreUnavailable, 'a take on a frozen Redis is refused');
-    t.ok(frozen.ms >= 900 && frozen.ms < 1600, `after the command timeout (${Math.round(frozen.ms)} ms)`);
+    t.ok(frozen.ms >= 900 && frozen.ms < 2500, `after the command timeout of 1 s (${Math.round(frozen.ms)} ms)`);
     t.equal(frozenHealth.value, false);
-    t.ok(frozenHealth.ms < 1600);
+    t.ok(frozenHealth.ms < 2500, `health check answered in ${Math.round(frozenHealth.ms)} ms`);
     t.equal(frozenMiss.value, undefined);
-    t.ok(frozenMiss.ms < 1600);
+    t.ok(frozenMiss.ms < 2500, `cache miss answered in ${Math.round(frozenMiss.ms)} ms`);
     const thawed = await within(
       5000,
       async () =>

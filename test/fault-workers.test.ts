@@ -61,14 +61,15 @@ function harness(t: Test, opts: Partial<ConstructorParameters<typeof ProcessPool
   return { pool, dir, events, setMode: (m) => fs.writeFileSync(control, m) };
 }
 
-async function denialOf(p: Promise<unknown>): Promise<{ code: string; reasons: string[]; ms: number }> {
+async function denialOf(p: Promise<unknown>): Promise<{ code: string; reasons: string[]; ms: number; at: number }> {
   const t0 = performance.now();
   const e = await p.then(
     () => undefined,
     (err: unknown) => err,
   );
   if (!(e instanceof DenialError)) throw new Error(`expected a denial, got ${e === undefined ? 'a result' : String(e)}`);
-  return { code: e.denial.code, reasons: [...e.denial.reasons], ms: performance.now() - t0 };
+  const at = performance.now();
+  return { code: e.denial.code, reasons: [...e.denial.reasons], ms: at - t0, at };
 }
 
 async function until(cond: () => boolean, ms: number, step = 20): Promise<boolean> {
@@ -118,7 +119,11 @@ t.test('a pool whose workers die at start enters a crash loop, refuses calls at 
   const q = await queued;
   t.equal(q.code, 'unavailable');
   t.same(q.reasons, ['pool.crash_loop']);
-  t.ok(q.ms < 2000, `queued call answered after ${Math.round(q.ms)} ms, not at its 30 s cap`);
+  // Answered when the loop is declared (measured against the pool's own event, since the time to
+  // declare it is three child start-ups, which a loaded machine stretches), far from its cap.
+  const declared = h.events.find((e) => e.kind === 'crash_loop')?.at ?? Number.NaN;
+  t.ok(q.at - declared < 500, `queued call answered ${Math.round(q.at - declared)} ms after the crash loop was declared`);
+  t.ok(q.ms < 10_000, `and ${Math.round(q.ms)} ms after it was queued, not at its 30 s cap`);
   t.equal(h.events.filter((e) => e.kind === 'crash_loop').length, 1, 'one crash_loop event');
   const health: PoolHealth = h.pool.health();
   t.equal(health.state, 'crash_loop');
@@ -128,7 +133,7 @@ t.test('a pool whose workers die at start enters a crash loop, refuses calls at 
   const refused = await denialOf(h.pool.run('echo', 1, { timeoutMs: 30_000 }));
   t.equal(refused.code, 'unavailable');
   t.same(refused.reasons, ['pool.crash_loop']);
-  t.ok(refused.ms < 50, `refused in ${refused.ms.toFixed(1)} ms`);
+  t.ok(refused.ms < 250, `refused in ${refused.ms.toFixed(1)} ms, without waiting for a worker`);
 
   // Let it fail a few more times: the gaps between failed starts grow and stop at the cap.
   await until(() => h.pool.stats().restarts.start_failed >= 7, 8000);
@@ -140,14 +145,14 @@ t.test('a pool whose workers die at start enters a crash loop, refuses calls at 
   const waits = fails.slice(1).map((f, i) => f.at - (fails[i] as { at: number }).at - f.lived);
   t.comment(`back-off between failed starts (ms): ${waits.map((g) => Math.round(g)).join(', ')}`);
   t.ok(waits.length >= 5, `${waits.length} gaps`);
-  t.ok((waits[0] as number) < 250, 'first retry is quick');
+  t.ok((waits[0] as number) < 400, 'first retry is quick');
   t.ok(
     waits.slice(3).every((g) => g >= 380),
     'later retries wait at least half the cap',
   );
   t.ok(
-    // (timers fire late on a loaded machine: some slack)
-    waits.every((g) => g < 800 + 500),
+    // (timers fire late and children are slow to spawn on a loaded machine: some slack)
+    waits.every((g) => g < 800 + 1000),
     'and never much more than the cap',
   );
   t.equal(h.pool.stats().healthy, false);
@@ -155,10 +160,10 @@ t.test('a pool whose workers die at start enters a crash loop, refuses calls at 
   // Workers can start again: the pool recovers on its own at the next attempt.
   h.setMode('ok');
   const t0 = performance.now();
-  t.ok(await until(() => h.pool.healthy, 5000), 'healthy again');
+  t.ok(await until(() => h.pool.healthy, 15_000), 'healthy again');
   const healedMs = performance.now() - t0;
-  t.comment(`healed ${Math.round(healedMs)} ms after workers could start (cap 800 ms + stable 300 ms)`);
-  t.ok(healedMs < 3000);
+  t.comment(`healed ${Math.round(healedMs)} ms after workers could start (cap 800 ms + a start-up + stable 300 ms)`);
+  t.ok(healedMs < 10_000, 'by itself, at the next attempt');
   t.equal(h.events.filter((e) => e.kind === 'recovered').length, 1, 'one recovered event');
   t.equal((await h.pool.run<number>('echo', 9, { timeoutMs: 2000 })).value, 9);
   t.equal(h.pool.health().failures, 0);
@@ -191,19 +196,21 @@ t.test('the time cap counts from run(): a call still queued at its cap is answer
   const waited = performance.now() - t0;
   t.equal(queued.code, 'timeout');
   t.same(queued.reasons, ['exec.queue_wait']);
-  t.ok(waited >= 290 && waited < 600, `answered after ${Math.round(waited)} ms (cap 300)`);
+  t.ok(waited >= 290 && waited < 1300, `answered after ${Math.round(waited)} ms (cap 300, the blocker 1200)`);
   await first;
   await sleep(100);
   t.notOk(fs.existsSync(mark), 'the timed-out call never ran');
 
   // A call that waits part of its cap in the queue gets only the rest of it on the worker.
-  const blocker = h.pool.run('sleep', { ms: 400 }, { timeoutMs: 5000 });
+  // (the blocker ends well inside the cap, so a late reply from it still lets the queued call reach
+  // a worker; counted from run() the call stops at 3000 ms, counted from the worker at ~4000)
+  const blocker = h.pool.run('sleep', { ms: 1000 }, { timeoutMs: 5000 });
   const t1 = performance.now();
-  const late = await denialOf(h.pool.run('sleep', { ms: 5000 }, { timeoutMs: 700 }));
+  const late = await denialOf(h.pool.run('sleep', { ms: 10_000 }, { timeoutMs: 3000 }));
   const total = performance.now() - t1;
   t.equal(late.code, 'timeout');
   t.same(late.reasons, ['exec.wall_time'], 'it reached a worker and was stopped there');
-  t.ok(total >= 690 && total < 1000, `stopped ${Math.round(total)} ms after run() (cap 700, ~400 of it queued)`);
+  t.ok(total >= 2990 && total < 3700, `stopped ${Math.round(total)} ms after run() (cap 3000, ~1000 of it queued)`);
   await blocker;
 });
 

@@ -260,8 +260,9 @@ t.test('stdio: a burst’s last update is written before the result, every time'
 });
 
 t.test('the throttle: the first update at once, the last one held and sent, nothing after finish', async (t) => {
+  // A 1 s interval: the checks below must land inside one interval even when this process stalls.
   const sent: ProgressParams[] = [];
-  const ch = throttledProgress((p) => sent.push(p), 'tok', 200);
+  const ch = throttledProgress((p) => sent.push(p), 'tok', 1000);
   ch.report(1, 10);
   for (let i = 2; i <= 5; i++) ch.report(i, 10, `step ${i}`);
   t.same(
@@ -269,7 +270,7 @@ t.test('the throttle: the first update at once, the last one held and sent, noth
     [1],
     'inside the interval the rest are held',
   );
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1100));
   t.same(sent.at(-1), { progressToken: 'tok', progress: 5, total: 10, message: 'step 5' }, 'the newest held update went out at the interval’s end');
   ch.report(5, 10);
   ch.report(4, 10);
@@ -289,14 +290,14 @@ t.test('the throttle: the first update at once, the last one held and sent, noth
   );
   t.equal(sent.filter((p) => p.progress === 5).length, 1, 'a repeated value is not sent twice');
   ch.report(8);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1100));
   t.equal(sent.at(-1)?.progress, 7, 'nothing after finish');
   const cancelled: ProgressParams[] = [];
-  const c2 = throttledProgress((p) => cancelled.push(p), 1, 200);
+  const c2 = throttledProgress((p) => cancelled.push(p), 1, 1000);
   c2.report(1);
   c2.report(2);
   c2.finish(false);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1100));
   t.same(
     cancelled.map((p) => p.progress),
     [1],

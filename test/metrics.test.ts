@@ -55,8 +55,16 @@ t.test('SIGTERM: the in-flight call finishes and is recorded, the process exits 
   const client = await httpClient(server.url);
   const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
   const started = Date.now();
-  const call = client.callTool({ name: 'run_javascript', arguments: { code: 'const end = Date.now() + 1500; while (Date.now() < end) {} return 42;' } });
-  await new Promise((r) => setTimeout(r, 400));
+  // SIGTERM once the script reports that it runs (a fixed delay may pass before a loaded
+  // machine has even received the call, and a call that arrives after SIGTERM is refused).
+  let running!: () => void;
+  const inFlight = new Promise<void>((r) => (running = r));
+  const call = client.callTool(
+    { name: 'run_javascript', arguments: { code: 'progress(1, 2); const end = Date.now() + 1500; while (Date.now() < end) {} return 42;' } },
+    undefined,
+    { onprogress: () => running(), timeout: 60_000 },
+  );
+  await inFlight;
   server.child.kill('SIGTERM');
   const r = await call;
   t.notOk(r.isError, JSON.stringify(r.content));

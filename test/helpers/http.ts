@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 
 export interface Reply {
   readonly status: number;
@@ -26,6 +27,48 @@ export function request(url: string, opts: RequestOptions = {}): Promise<Reply> 
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
+}
+
+/**
+ * Many requests that reach the server together: every connection is opened first, then every
+ * request is written in one turn. A burst sent with plain `request` trickles in as connections
+ * are made, and on a loaded machine the server may finish work for the first ones before the
+ * last ones arrive, which is not the burst a test of admission limits means to send.
+ */
+export async function simultaneous(url: string, list: readonly RequestOptions[]): Promise<Reply[]> {
+  const u = new URL(url);
+  const sockets = await Promise.all(
+    list.map(
+      (opts) =>
+        new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect({ host: u.hostname, port: Number(u.port), ...(opts.from ? { localAddress: opts.from } : {}) });
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        }),
+    ),
+  );
+  const replies = list.map(
+    (opts, i) =>
+      new Promise<Reply>((resolve, reject) => {
+        const req = http.request(
+          url,
+          { method: opts.method ?? 'POST', headers: opts.headers ?? {}, createConnection: () => sockets[i] as net.Socket },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          },
+        );
+        req.on('error', reject);
+        if (opts.body !== undefined) req.write(opts.body);
+        req.end();
+      }),
+  );
+  try {
+    return await Promise.all(replies);
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
 }
 
 export const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
