@@ -17,8 +17,12 @@ export interface RequestOptions {
 
 /** A raw HTTP request: the tests that check what the transport answers to malformed traffic. */
 export function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
+  return send(url, opts, opts.from ? { localAddress: opts.from } : {});
+}
+
+function send(url: string, opts: RequestOptions, connection: http.RequestOptions): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'POST', headers: opts.headers ?? {}, ...(opts.from ? { localAddress: opts.from } : {}) }, (res) => {
+    const req = http.request(url, { method: opts.method ?? 'POST', headers: opts.headers ?? {}, ...connection }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
@@ -47,23 +51,7 @@ export async function simultaneous(url: string, list: readonly RequestOptions[])
         }),
     ),
   );
-  const replies = list.map(
-    (opts, i) =>
-      new Promise<Reply>((resolve, reject) => {
-        const req = http.request(
-          url,
-          { method: opts.method ?? 'POST', headers: opts.headers ?? {}, createConnection: () => sockets[i] as net.Socket },
-          (res) => {
-            let body = '';
-            res.on('data', (c: Buffer) => (body += c.toString()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-          },
-        );
-        req.on('error', reject);
-        if (opts.body !== undefined) req.write(opts.body);
-        req.end();
-      }),
-  );
+  const replies = list.map((opts, i) => send(url, opts, { createConnection: () => sockets[i] as net.Socket }));
   try {
     return await Promise.all(replies);
   } finally {
