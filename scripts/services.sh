@@ -56,13 +56,30 @@ as_pg() {
   fi
 }
 
+# A free port below the kernel's ephemeral range (20000-32767; the range starts at 32768 here and
+# on Debian's default): the fault tests stop and restart these servers on the same port, and a port
+# from the ephemeral range can meanwhile become the source port of some outgoing connection.
 free_port() {
   local p
   if command -v node >/dev/null 2>&1; then
-    p=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})') && { echo "$p"; return 0; }
+    p=$(node -e '
+      const net = require("net");
+      const at = (n) => { const port = 20000 + Math.floor(Math.random() * 12768); const s = net.createServer();
+        s.once("error", () => (n > 0 ? at(n - 1) : process.exit(1)));
+        s.listen(port, "127.0.0.1", () => { console.log(port); s.close(); }); };
+      at(50);') && { echo "$p"; return 0; }
   fi
   if command -v python3 >/dev/null 2>&1; then
-    p=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()') && { echo "$p"; return 0; }
+    p=$(python3 -c '
+import random, socket
+for _ in range(50):
+    s = socket.socket(); port = random.randint(20000, 32767)
+    try:
+        s.bind(("127.0.0.1", port)); print(port); s.close(); break
+    except OSError:
+        s.close()
+else:
+    raise SystemExit(1)') && { echo "$p"; return 0; }
   fi
   die "cannot find a free port (needs node or python3)"
 }

@@ -14,15 +14,22 @@ import { request } from './http.js';
 import { errorOf, requestIdOf } from './bearer.js';
 
 /** A port free on 127.0.0.1 now (the kernel's pick, released at once). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+/**
+ * A free loopback port below the kernel's ephemeral range (20000-32767): servers on it are stopped
+ * and restarted on the same port, and a port from the ephemeral range can meanwhile become the
+ * source port of an outgoing connection, so the restart would find it taken.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-32767 after 50 tries');
 }
 
 export interface Exit {
