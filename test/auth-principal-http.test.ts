@@ -132,6 +132,43 @@ t.test('a batch (through the request’s SDK Server): the same principal, and to
   t.notOk(names.includes('run_javascript'), 'bob’s list, not the forged admin’s');
 });
 
+t.test('a lone tools/list (answered without a Server) is the list the Server gives, per principal', async (t) => {
+  for (const [token, who] of [
+    [bob, 'bob'],
+    [alice, 'alice'],
+  ] as const) {
+    const lone = await request(server.url, {
+      headers: headers(token),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list', params: { _meta: { principal: FORGED } } }),
+    });
+    const batch = await request(server.url, {
+      headers: headers(token),
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 8, method: 'tools/list' },
+        { jsonrpc: '2.0', id: 9, method: 'ping' },
+      ]),
+    });
+    t.equal(lone.status, 200);
+    const viaServer = (json(batch) as any[]).find((a) => a.id === 8);
+    t.same(json(lone), { jsonrpc: '2.0', id: 7, result: viaServer.result }, `${who}: the same tools, schemas and annotations`);
+    t.ok(viaServer.result.tools.length > 0);
+  }
+  const bobNames = (
+    (json(await request(server.url, { headers: headers(bob), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) })) as any).result.tools as {
+      name: string;
+    }[]
+  ).map((x) => x.name);
+  t.notOk(bobNames.includes('run_javascript'), 'the policy still filters it');
+  const malformed = await request(server.url, {
+    headers: headers(bob),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: { cursor: 5 } }),
+  });
+  // (The SDK's Server answers -32603 there, its schema check throwing inside the handler lookup.)
+  t.match(json(malformed), { id: 2, error: { code: -32603 } }, 'malformed params still go to the Server and get its answer');
+  const anonymous = await request(server.url, { headers: headers(), body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }) });
+  t.equal(anonymous.status, 401, 'and no bearer, no list');
+});
+
 t.test('concurrent requests of two principals never see each other’s principal', async (t) => {
   const fileInfo = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'file_info', arguments: { path: 'hello.txt' } } });
   // 54 calls: within what the filesystem pool queues (2 workers, 64 waiting), so none is refused

@@ -1,13 +1,13 @@
 import type http from 'node:http';
 import { ErrorCode, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Principal } from '../../core/call.js';
-import { callTool, createMcpServer, progressTokenOf, type ConnectionInfo, type SendNotification } from '../../server/mcp-server.js';
+import { callTool, createMcpServer, progressTokenOf, visibleTools, type ConnectionInfo, type SendNotification } from '../../server/mcp-server.js';
 import type { ServedApp } from '../served-app.js';
 import { parseJsonBody, readBody } from './body.js';
 import { clientAsksFor, type HttpClientAsks } from './client-asks.js';
 import { classify } from '../era/modern-ladder.js';
 import { JsonExchangeTransport } from './json-exchange-transport.js';
-import { isRequest, jsonRpcMessages, loneToolCall } from './json-rpc-messages.js';
+import { isRequest, jsonRpcMessages, loneToolCall, loneToolsList } from './json-rpc-messages.js';
 import { answerLadderRefusal, answerModern, standardHeadersOf } from './modern-exchange.js';
 import { sendJson, sendJsonRpcError } from './respond.js';
 import type { HttpSession } from './session-token.js';
@@ -24,7 +24,8 @@ export interface ExchangeRequest {
 /**
  * One POST to the MCP path: the protocol checks, the bearer (before the body is read), the body
  * under its cap, then the JSON-RPC messages to the gate. Stateless: a lone tools/call goes
- * straight to `callTool`; anything else to a Server and transport built for this request alone.
+ * straight to `callTool`, a lone tools/list to `visibleTools` (what the Server's handler calls);
+ * anything else to a Server and transport built for this request alone.
  */
 export async function serveExchange(
   app: Pick<ServedApp, 'deps' | 'catalogue' | 'extraMethods'>,
@@ -109,7 +110,9 @@ export async function serveExchange(
   // This request's connection info: the principal verified above goes to the calls it makes.
   const conn: ConnectionInfo = { transport: 'http', clientIp: peer, principal };
   const direct = loneToolCall(messages);
+  const listing = direct ? undefined : loneToolsList(messages);
   if (direct) await answerToolCall(app, res, direct, conn, accept.includes('text/event-stream'), session && { asks, session });
+  else if (listing) sendJson(res, 200, { jsonrpc: '2.0', id: listing.id, result: { tools: await visibleTools(app.deps, conn, app.catalogue) } });
   else await exchangeWithServer(app, res, messages, session ? { ...conn, client: asks.channel(session, undefined) } : conn, asks);
 }
 

@@ -1,4 +1,10 @@
-import { isInitializeRequest, JSONRPCMessageSchema, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import {
+  isInitializeRequest,
+  JSONRPCMessageSchema,
+  ListToolsRequestSchema,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+} from '@modelcontextprotocol/sdk/types.js';
 
 /** The SDK's cap on a JSON-RPC batch (`MAX_BATCH_SIZE` in its Streamable HTTP transport). */
 const MAX_BATCH = 100;
@@ -36,4 +42,15 @@ export function loneToolCall(messages: readonly JSONRPCMessage[]): JSONRPCReques
   if (!m || !isRequest(m) || m.method !== 'tools/call') return undefined;
   if (m.params && 'task' in m.params) return undefined;
   return m;
+}
+
+/**
+ * A body that is one well-formed tools/list: its answer is the catalogue filtered by the policy for
+ * the principal, which needs no Server (building one costs ~4 ms here, the listing 0.1). A
+ * malformed one goes through the Server, which answers the SDK's error for it.
+ */
+export function loneToolsList(messages: readonly JSONRPCMessage[]): JSONRPCRequest | undefined {
+  const m = messages.length === 1 ? messages[0] : undefined;
+  if (!m || !isRequest(m) || m.method !== 'tools/list') return undefined;
+  return ListToolsRequestSchema.safeParse({ method: m.method, ...(m.params === undefined ? {} : { params: m.params }) }).success ? m : undefined;
 }
