@@ -56,26 +56,34 @@ as_pg() {
   fi
 }
 
-# A free port below the kernel's ephemeral range (20000-32767; the range starts at 32768 here and
-# on Debian's default): the fault tests stop and restart these servers on the same port, and a port
-# from the ephemeral range can meanwhile become the source port of some outgoing connection.
+# A free port below the kernel's ephemeral range (the 12,768 ports under its start, read from /proc;
+# 20000-32767 with Linux's default range): the fault tests stop and restart these servers on the
+# same port, and a port from the ephemeral range can meanwhile become the source port of some
+# outgoing connection. Where the range starts too low to leave room, the kernel's pick.
 free_port() {
-  local p
+  local p low=32768
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+    read -r low _ < /proc/sys/net/ipv4/ip_local_port_range
+  fi
   if command -v node >/dev/null 2>&1; then
-    p=$(node -e '
+    p=$(LOW="$low" node -e '
       const net = require("net");
-      const at = (n) => { const port = 20000 + Math.floor(Math.random() * 12768); const s = net.createServer();
+      const low = Number(process.env.LOW);
+      const pick = () => (low >= 12768 + 1024 ? low - 12768 + Math.floor(Math.random() * 12768) : 0);
+      const at = (n) => { const s = net.createServer();
         s.once("error", () => (n > 0 ? at(n - 1) : process.exit(1)));
-        s.listen(port, "127.0.0.1", () => { console.log(port); s.close(); }); };
+        s.listen(pick(), "127.0.0.1", () => { console.log(s.address().port); s.close(); }); };
       at(50);') && { echo "$p"; return 0; }
   fi
   if command -v python3 >/dev/null 2>&1; then
-    p=$(python3 -c '
-import random, socket
+    p=$(LOW="$low" python3 -c '
+import os, random, socket
+low = int(os.environ["LOW"])
 for _ in range(50):
-    s = socket.socket(); port = random.randint(20000, 32767)
+    s = socket.socket()
     try:
-        s.bind(("127.0.0.1", port)); print(port); s.close(); break
+        s.bind(("127.0.0.1", low - 12768 + random.randrange(12768) if low >= 12768 + 1024 else 0))
+        print(s.getsockname()[1]); s.close(); break
     except OSError:
         s.close()
 else:

@@ -165,6 +165,11 @@ t.test('a lone tools/list (answered without a Server) is the list the Server giv
   });
   // (The SDK's Server answers -32603 there, its schema check throwing inside the handler lookup.)
   t.match(json(malformed), { id: 2, error: { code: -32603 } }, 'malformed params still go to the Server and get its answer');
+  const task = await request(server.url, {
+    headers: headers(bob),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list', params: { task: {} } }),
+  });
+  t.match(json(task), { id: 4, error: { code: Number } }, 'a task request goes to the Server, which refuses it (no tasks capability)');
   const anonymous = await request(server.url, { headers: headers(), body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }) });
   t.equal(anonymous.status, 401, 'and no bearer, no list');
 });

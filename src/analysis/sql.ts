@@ -638,7 +638,7 @@ const STRIP_KEYS = new Set(['location', 'stmt_location', 'stmt_len', 'name_locat
  * The tree is libpg-query's JSON.parse output, so it holds only plain JSON values.
  */
 export function fingerprintText(version: number, stmt: unknown): string {
-  return `{"v":${JSON.stringify(version)},"stmt":${stmt === undefined ? 'null' : fingerprintJson(stmt)}}`;
+  return stmt === undefined ? `{"v":${JSON.stringify(version)}}` : `{"v":${JSON.stringify(version)},"stmt":${fingerprintJson(stmt)}}`;
 }
 
 const quotedKeys = new Map<string, string>();

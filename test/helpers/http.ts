@@ -41,16 +41,24 @@ function send(url: string, opts: RequestOptions, connection: http.RequestOptions
  */
 export async function simultaneous(url: string, list: readonly RequestOptions[]): Promise<Reply[]> {
   const u = new URL(url);
-  const sockets = await Promise.all(
+  const opened: net.Socket[] = [];
+  const connected = await Promise.allSettled(
     list.map(
       (opts) =>
         new Promise<net.Socket>((resolve, reject) => {
           const s = net.connect({ host: u.hostname, port: Number(u.port), ...(opts.from ? { localAddress: opts.from } : {}) });
+          opened.push(s);
           s.once('connect', () => resolve(s));
           s.once('error', reject);
         }),
     ),
   );
+  const failed = connected.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+  if (failed) {
+    for (const s of opened) s.destroy();
+    throw failed.reason;
+  }
+  const sockets = connected.map((c) => (c as PromiseFulfilledResult<net.Socket>).value);
   const replies = list.map((opts, i) => send(url, opts, { createConnection: () => sockets[i] as net.Socket }));
   try {
     return await Promise.all(replies);

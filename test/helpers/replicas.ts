@@ -13,15 +13,22 @@ import { cleanChildEnv } from './child-env.js';
 import { request } from './http.js';
 import { errorOf, requestIdOf } from './bearer.js';
 
-/** A port free on 127.0.0.1 now (the kernel's pick, released at once). */
 /**
- * A free loopback port below the kernel's ephemeral range (20000-32767): servers on it are stopped
- * and restarted on the same port, and a port from the ephemeral range can meanwhile become the
- * source port of an outgoing connection, so the restart would find it taken.
+ * A free loopback port below the kernel's ephemeral range (the 12,768 ports under its start, read
+ * from /proc): servers on it are stopped and restarted on the same port, and a port from the
+ * ephemeral range can meanwhile become the source port of an outgoing connection, so the restart
+ * would find it taken. Where the range starts too low to leave room, the kernel's pick.
  */
 export async function freePort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    /* not Linux: assume the usual range */
+  }
+  if (!(low >= 12768 + 1024)) return kernelPort();
   for (let tries = 0; tries < 50; tries++) {
-    const port = 20000 + Math.floor(Math.random() * 12768);
+    const port = low - 12768 + Math.floor(Math.random() * 12768);
     const free = await new Promise<boolean>((resolve) => {
       const s = net.createServer();
       s.once('error', () => resolve(false));
@@ -29,7 +36,18 @@ export async function freePort(): Promise<number> {
     });
     if (free) return port;
   }
-  throw new Error('no free port in 20000-32767 after 50 tries');
+  throw new Error(`no free port below ${low} after 50 tries`);
+}
+
+function kernelPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 export interface Exit {

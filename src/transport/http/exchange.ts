@@ -112,7 +112,7 @@ export async function serveExchange(
   const direct = loneToolCall(messages);
   const listing = direct ? undefined : loneToolsList(messages);
   if (direct) await answerToolCall(app, res, direct, conn, accept.includes('text/event-stream'), session && { asks, session });
-  else if (listing) sendJson(res, 200, { jsonrpc: '2.0', id: listing.id, result: { tools: await visibleTools(app.deps, conn, app.catalogue) } });
+  else if (listing) await answerToolsList(app, res, listing, conn);
   else await exchangeWithServer(app, res, messages, session ? { ...conn, client: asks.channel(session, undefined) } : conn, asks);
 }
 
@@ -161,7 +161,23 @@ async function answerToolCall(
   else sendJson(res, 200, answer);
 }
 
-/** Everything but a lone tools/call: a Server and a transport for this request alone. */
+/** A lone tools/list, answered as the Server's handler would (visibleTools) and its Protocol (an error keeps the id). */
+async function answerToolsList(
+  app: Pick<ServedApp, 'deps' | 'catalogue'>,
+  res: http.ServerResponse,
+  list: JSONRPCRequest,
+  conn: ConnectionInfo,
+): Promise<void> {
+  let answer: JSONRPCMessage;
+  try {
+    answer = { jsonrpc: '2.0', id: list.id, result: { tools: await visibleTools(app.deps, conn, app.catalogue) } };
+  } catch (err) {
+    answer = { jsonrpc: '2.0', id: list.id, error: { code: ErrorCode.InternalError, message: err instanceof Error ? err.message : 'Internal error' } };
+  }
+  sendJson(res, 200, answer);
+}
+
+/** Everything but a lone tools/call or tools/list: a Server and a transport for this request alone. */
 async function exchangeWithServer(
   app: Pick<ServedApp, 'deps' | 'catalogue' | 'extraMethods'>,
   res: http.ServerResponse,

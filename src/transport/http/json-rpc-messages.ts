@@ -52,5 +52,7 @@ export function loneToolCall(messages: readonly JSONRPCMessage[]): JSONRPCReques
 export function loneToolsList(messages: readonly JSONRPCMessage[]): JSONRPCRequest | undefined {
   const m = messages.length === 1 ? messages[0] : undefined;
   if (!m || !isRequest(m) || m.method !== 'tools/list') return undefined;
+  // Task creation is the Protocol's to refuse (this server declares no tasks capability).
+  if (m.params && 'task' in m.params) return undefined;
   return ListToolsRequestSchema.safeParse({ method: m.method, ...(m.params === undefined ? {} : { params: m.params }) }).success ? m : undefined;
 }
