@@ -147,13 +147,7 @@ async function answerToolCall(
   try {
     answer = { result: await callTool(app.deps, callConn, call.params, cancel.signal, notify), jsonrpc: '2.0', id: call.id };
   } catch (err) {
-    const e = err as { code?: unknown; message?: unknown; data?: unknown };
-    const code = typeof e.code === 'number' && Number.isSafeInteger(e.code) ? e.code : ErrorCode.InternalError;
-    answer = {
-      jsonrpc: '2.0',
-      id: call.id,
-      error: { code, message: typeof e.message === 'string' ? e.message : 'Internal error', ...(e.data !== undefined ? { data: e.data } : {}) },
-    };
+    answer = errorAnswer(call.id, err);
   }
   // Nobody is left to answer (the Protocol, too, drops the response of a cancelled request).
   if (cancel.signal.aborted) return;
@@ -172,9 +166,20 @@ async function answerToolsList(
   try {
     answer = { jsonrpc: '2.0', id: list.id, result: { tools: await visibleTools(app.deps, conn, app.catalogue) } };
   } catch (err) {
-    answer = { jsonrpc: '2.0', id: list.id, error: { code: ErrorCode.InternalError, message: err instanceof Error ? err.message : 'Internal error' } };
+    answer = errorAnswer(list.id, err);
   }
   sendJson(res, 200, answer);
+}
+
+/** A handler's error as the SDK's Protocol answers it: its JSON-RPC code if it has one, else an internal error. */
+function errorAnswer(id: JSONRPCRequest['id'], err: unknown): JSONRPCMessage {
+  const e = err as { code?: unknown; message?: unknown; data?: unknown };
+  const code = typeof e.code === 'number' && Number.isSafeInteger(e.code) ? e.code : ErrorCode.InternalError;
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: { code, message: typeof e.message === 'string' ? e.message : 'Internal error', ...(e.data !== undefined ? { data: e.data } : {}) },
+  };
 }
 
 /** Everything but a lone tools/call or tools/list: a Server and a transport for this request alone. */

@@ -38,10 +38,7 @@ export function jsonRpcMessages(parsed: unknown): JSONRPCMessage[] | { status: 4
  * failing schema probe costs about 0.1 ms here). Anything else goes through a per-request Server.
  */
 export function loneToolCall(messages: readonly JSONRPCMessage[]): JSONRPCRequest | undefined {
-  const m = messages.length === 1 ? messages[0] : undefined;
-  if (!m || !isRequest(m) || m.method !== 'tools/call') return undefined;
-  if (m.params && 'task' in m.params) return undefined;
-  return m;
+  return loneRequest(messages, 'tools/call');
 }
 
 /**
@@ -50,9 +47,14 @@ export function loneToolCall(messages: readonly JSONRPCMessage[]): JSONRPCReques
  * malformed one goes through the Server, which answers the SDK's error for it.
  */
 export function loneToolsList(messages: readonly JSONRPCMessage[]): JSONRPCRequest | undefined {
+  const m = loneRequest(messages, 'tools/list');
+  return m && ListToolsRequestSchema.safeParse({ method: m.method, ...(m.params === undefined ? {} : { params: m.params }) }).success ? m : undefined;
+}
+
+/** The body's one request when it has this method and asks for no task (task creation is the Protocol's to refuse). */
+function loneRequest(messages: readonly JSONRPCMessage[], method: string): JSONRPCRequest | undefined {
   const m = messages.length === 1 ? messages[0] : undefined;
-  if (!m || !isRequest(m) || m.method !== 'tools/list') return undefined;
-  // Task creation is the Protocol's to refuse (this server declares no tasks capability).
+  if (!m || !isRequest(m) || m.method !== method) return undefined;
   if (m.params && 'task' in m.params) return undefined;
-  return ListToolsRequestSchema.safeParse({ method: m.method, ...(m.params === undefined ? {} : { params: m.params }) }).success ? m : undefined;
+  return m;
 }
